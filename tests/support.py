@@ -1,0 +1,133 @@
+"""Test support shared by every test package: per-run names, a busybox rootfs made from
+Debian's busybox-static, and a host inspector to check nothing was left behind."""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import os
+import secrets
+import shutil
+import subprocess
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = REPO / ".venv" / "bin"
+BUSYBOX = "/bin/busybox"
+
+
+def venv_exe(name: str) -> str:
+    p = VENV_BIN / name
+    return str(p) if p.exists() else (shutil.which(name) or name)
+
+
+@dataclass(frozen=True)
+class RunNames:
+    """Names unique to one pytest run so concurrent runs never collide."""
+
+    run_id: str
+    root: Path           # everything on disk goes under here
+    bridge: str          # default bridge device name (<= 15 chars)
+    subnet: str          # default bridge subnet
+    firewall_prefix: str
+    cgroup_parent: str
+
+    @property
+    def data_root(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def exec_root(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def socket(self) -> str:
+        return str(self.exec_root / "berth.sock")
+
+
+def _used_networks() -> list[ipaddress.IPv4Network]:
+    out = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True).stdout
+    nets = []
+    for line in out.splitlines():
+        word = line.split()[0] if line.split() else ""
+        if word in ("default", "broadcast", "local", "unreachable"):
+            word = line.split()[1] if len(line.split()) > 1 else ""
+        try:
+            nets.append(ipaddress.ip_network(word, strict=False))
+        except ValueError:
+            pass
+    return nets
+
+
+def free_subnet(prefix: int = 24) -> str:
+    used = _used_networks()
+    for _ in range(1000):
+        cand = ipaddress.ip_network(f"10.{secrets.randbelow(200) + 50}.{secrets.randbelow(256)}.0/{prefix}")
+        if not any(cand.overlaps(u) for u in used if u.prefixlen > 0):
+            return str(cand)
+    raise RuntimeError("no free subnet")
+
+
+def new_run_names() -> RunNames:
+    rid = secrets.token_hex(3)
+    root = Path(os.environ.get("BERTH_TEST_ROOT", "/var/tmp")) / f"berth-test-{rid}"
+    return RunNames(run_id=rid, root=root, bridge=f"bt{rid}", subnet=free_subnet(),
+                    firewall_prefix=f"bt{rid}", cgroup_parent=f"berth-test-{rid}")
+
+
+def busybox_rootfs_tar(dest: Path) -> Path:
+    """A minimal busybox image rootfs as a tar: /bin/busybox plus its applet links."""
+    applets = subprocess.run([BUSYBOX, "--list-full"], capture_output=True, text=True,
+                             check=True).stdout.split()
+    with tarfile.open(dest, "w") as tar:
+        def add_dir(name: str, mode: int = 0o755) -> None:
+            ti = tarfile.TarInfo(name)
+            ti.type = tarfile.DIRTYPE
+            ti.mode = mode
+            tar.addfile(ti)
+
+        for d in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "tmp", "root", "proc",
+                  "sys", "dev", "var", "home", "var/www"):
+            add_dir(d, 0o1777 if d == "tmp" else 0o755)
+        tar.add(BUSYBOX, arcname="bin/busybox")
+        for a in applets:
+            a = a.lstrip("/")
+            if a == "bin/busybox":
+                continue
+            ti = tarfile.TarInfo(a)
+            ti.type = tarfile.SYMTYPE
+            ti.linkname = "/bin/busybox"
+            tar.addfile(ti)
+        for name, text in (("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n"),
+                           ("etc/group", "root:x:0:\nnogroup:x:65534:\n")):
+            data = text.encode()
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            ti.mode = 0o644
+            tar.addfile(ti, io.BytesIO(data))
+    return dest
+
+
+@dataclass
+class HostState:
+    mounts: list[str]
+    links: list[str]
+    cgroups: list[str]
+    firewall: list[str]
+    processes: list[str]
+
+
+def host_state(token: str) -> HostState:
+    """What exists on the host whose name carries `token` (a run id or container id)."""
+    mounts = [ln for ln in Path("/proc/mounts").read_text().splitlines() if token in ln]
+    links = [ln for ln in subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.splitlines()
+             if token in ln]
+    cgroups = [str(p) for p in Path("/sys/fs/cgroup").glob("*/**/") if token in p.name][:50] \
+        if len(token) >= 6 else []
+    fw = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout.splitlines()
+    fw = [ln for ln in fw if token.lower() in ln.lower()]
+    procs = subprocess.run(["pgrep", "-af", token], capture_output=True, text=True).stdout.splitlines()
+    procs = [p for p in procs if "pytest" not in p and "pgrep" not in p]
+    return HostState(mounts, links, cgroups, fw, procs)
