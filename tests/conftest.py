@@ -12,7 +12,7 @@ import pytest
 
 from support import RunNames, busybox_rootfs_tar, new_run_names
 
-pytest_plugins = ["fixtures.daemon"]
+pytest_plugins = ["fixtures.daemon", "fixtures.dockerd", "fixtures.registry"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,0 +1,3 @@
+"""Engine service: builds."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Engine service: containers."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Engine service: daemon."""
+
+from __future__ import annotations

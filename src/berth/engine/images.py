@@ -1,0 +1,3 @@
+"""Engine service: images."""
+
+from __future__ import annotations

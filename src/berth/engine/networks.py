@@ -1,0 +1,3 @@
+"""Engine service: networks."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Engine service: registry."""
+
+from __future__ import annotations

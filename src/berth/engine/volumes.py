@@ -1,0 +1,3 @@
+"""Engine service: volumes."""
+
+from __future__ import annotations
