@@ -28,6 +28,9 @@ class DaemonConfig:
     # Parent cgroup under every controller: containers live at /<cgroup_parent>/<id>.
     cgroup_parent: str = "berth"
     registry_mirrors: list[str] = field(default_factory=list)
+    # Where requests for docker.io go (pull, push, search, login). Empty: Docker Hub itself.
+    # The journeys' local set-up points it at a berth-registry on loopback.
+    hub_endpoint: str = ""
     insecure_registries: list[str] = field(default_factory=lambda: ["127.0.0.0/8"])
     debug: bool = False
 

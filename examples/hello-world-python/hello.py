@@ -1,0 +1,1 @@
+print("Hello, World! This greeting comes from a Python container built and run by berth.")
