@@ -63,9 +63,58 @@ async def error_middleware(request: web.Request, handler):  # type: ignore[no-un
     return resp
 
 
+def parse_filters(request: web.Request) -> dict[str, list[str]]:
+    """Docker's `filters` query parameter: {"k":["v"]} or the legacy {"k":{"v":true}}."""
+    import json
+
+    from berth.errors import InvalidParameter
+
+    raw = request.query.get("filters")
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidParameter(f"invalid filter: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidParameter("invalid filter: expected a JSON object")
+    out: dict[str, list[str]] = {}
+    for k, v in data.items():
+        if isinstance(v, dict):
+            out[k] = [x for x, on in v.items() if on]
+        elif isinstance(v, list):
+            out[k] = [str(x) for x in v]
+        else:
+            out[k] = [str(v)]
+    return out
+
+
+def qbool(request: web.Request, name: str, default: bool = False) -> bool:
+    """Docker's boolean query values: 1/true/True (anything else but 0/false/empty is true)."""
+    v = request.query.get(name)
+    if v is None:
+        return default
+    return v.strip().lower() not in ("", "0", "false", "no")
+
+
+def qint(request: web.Request, name: str, default: int | None = None) -> int | None:
+    from berth.errors import InvalidParameter
+
+    v = request.query.get(name)
+    if v is None or v == "":
+        return default
+    try:
+        return int(v)
+    except ValueError as exc:
+        raise InvalidParameter(f"invalid value for {name}: {v!r}") from exc
+
+
 def _headers() -> dict[str, str]:
-    return {"Api-Version": API_VERSION, "Server": "berth", "Docker-Experimental": "false",
-            "Ostype": "linux"}
+    return HEADERS
+
+
+HEADERS = {"Api-Version": API_VERSION, "Server": "berth", "Docker-Experimental": "false",
+           "Ostype": "linux"}
 
 
 def build_app(daemon: object) -> web.Application:
