@@ -1,0 +1,1 @@
+"""berth-registry: an OCI distribution registry (Docker Registry HTTP API v2) with search and auth."""
