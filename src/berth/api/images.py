@@ -1,7 +1,382 @@
-"""Engine API routes: images."""
+"""Engine API routes: images (list, inspect, history, tag, remove, import, load, save,
+prune, commit). Pull (`POST /images/create?fromImage=`) is served here too and handed to
+the registry service; push/search/auth live in api/registry.py."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from aiohttp import web
 
+from berth.errors import BerthError, InvalidParameter, NotFound
+from berth.image import reference
+
 routes = web.RouteTableDef()
+
+CHUNK = 1 << 20
+
+
+def _svc(request: web.Request) -> Any:
+    svc = request.app["daemon"].images
+    if svc is None:
+        raise web.HTTPServiceUnavailable(text="image service unavailable")
+    return svc
+
+
+def _bool(request: web.Request, name: str, default: bool = False) -> bool:
+    v = request.query.get(name)
+    if v is None or v == "":
+        return default
+    return v.lower() not in ("0", "false", "no")
+
+
+def _filters(request: web.Request) -> dict[str, list[str]]:
+    raw = request.query.get("filters")
+    if not raw:
+        return {}
+    try:
+        f = json.loads(raw)
+    except ValueError:
+        raise InvalidParameter(f"invalid filter: {raw!r} is not JSON") from None
+    if not isinstance(f, dict):
+        raise InvalidParameter("invalid filter: must be a JSON object")
+    out: dict[str, list[str]] = {}
+    for k, v in f.items():
+        if isinstance(v, dict):  # {"label": {"a=b": true}}
+            out[k] = [x for x, on in v.items() if on]
+        elif isinstance(v, list):
+            out[k] = [str(x) for x in v]
+        else:
+            out[k] = [str(v)]
+    allowed = {"dangling", "label", "label!", "before", "since", "reference", "until"}
+    for k in out:
+        if k not in allowed:
+            raise InvalidParameter(f"invalid filter '{k}'")
+    return out
+
+
+async def _spool(request: web.Request, tmp_dir: str, prefix: str) -> str:
+    """Write the request body to a temp file (same filesystem as the stores)."""
+    fd, path = tempfile.mkstemp(prefix=prefix, dir=tmp_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            while True:
+                chunk = await request.content.read(CHUNK)
+                if not chunk:
+                    break
+                await asyncio.to_thread(f.write, chunk) if len(chunk) >= CHUNK else f.write(chunk)
+        return path
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise
+
+
+def _line(obj: Any) -> bytes:
+    return json.dumps(obj).encode() + b"\r\n"
+
+
+@routes.get("/images/json")
+async def list_images(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    filters = _filters(request)
+    if "filter" in request.query:  # legacy ?filter=name
+        filters.setdefault("reference", []).append(request.query["filter"])
+    out = await asyncio.to_thread(svc.filter_list, _bool(request, "all"), filters)
+    if not _bool(request, "digests", True):
+        for x in out:
+            x["RepoDigests"] = x.get("RepoDigests") or []
+    return web.json_response(out)
+
+
+@routes.get("/images/get")
+async def save_many(request: web.Request) -> web.StreamResponse:
+    names = request.query.getall("names", [])
+    if not names:
+        raise InvalidParameter("no image names given (names=...)")
+    return await _save(request, names)
+
+
+@routes.post("/images/load")
+async def load(request: web.Request) -> web.StreamResponse:
+    svc = _svc(request)
+    quiet = _bool(request, "quiet")
+    path = await _spool(request, str(svc.config.tmp_dir), "load-")
+    try:
+        def run() -> list[str]:
+            with open(path, "rb") as f:
+                return svc.load(f)
+        try:
+            loaded = await asyncio.to_thread(run)
+        except BerthError as exc:
+            raise InvalidParameter(str(exc)) if exc.status >= 500 else exc from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    await resp.prepare(request)
+    for name in loaded:
+        msg = f"Loaded image ID: {name}\n" if name.startswith("sha256:") else f"Loaded image: {name}\n"
+        await resp.write(_line({"stream": msg}))
+    del quiet
+    await resp.write_eof()
+    return resp
+
+
+@routes.post("/images/prune")
+async def prune(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    filters = _filters(request)
+    dangling = True
+    if "dangling" in filters:
+        dangling = filters.pop("dangling")[-1].lower() in ("true", "1")
+    res = await asyncio.to_thread(svc.prune, dangling, filters)
+    return web.json_response(res)
+
+
+@routes.post("/images/create")
+async def create(request: web.Request) -> web.StreamResponse:
+    src = request.query.get("fromSrc")
+    image = request.query.get("fromImage")
+    if src is not None:
+        return await _import(request, src)
+    if image:
+        return await _pull(request, image)
+    raise InvalidParameter("either fromSrc or fromImage must be given")
+
+
+async def _import(request: web.Request, src: str) -> web.StreamResponse:
+    svc = _svc(request)
+    repo = request.query.get("repo", "")
+    tag = request.query.get("tag", "")
+    changes = request.query.getall("changes", [])
+    message = request.query.get("message", "")
+    platform = request.query.get("platform", "")
+    if repo:
+        svc._tag_ref(repo, tag)  # validate before reading the body
+    if src == "-":
+        path = await _spool(request, str(svc.config.tmp_dir), "load-")
+    else:
+        path = await _download(src, str(svc.config.tmp_dir))
+    try:
+        def run() -> Any:
+            with open(path, "rb") as f:
+                return svc.import_tar(f, repo=repo, tag=tag, changes=changes, message=message,
+                                      source=src, platform=platform)
+        img = await asyncio.to_thread(run)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    await resp.prepare(request)
+    await resp.write(_line({"status": img.id}))
+    await resp.write_eof()
+    return resp
+
+
+async def _download(url: str, tmp_dir: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise InvalidParameter(f"fromSrc must be '-' or an http(s) URL, not {url!r}")
+    import aiohttp
+    fd, path = tempfile.mkstemp(prefix="load-", dir=tmp_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            async with aiohttp.ClientSession() as s, s.get(url) as r:
+                if r.status != 200:
+                    raise InvalidParameter(f"fetching {url}: HTTP {r.status}")
+                async for chunk in r.content.iter_chunked(CHUNK):
+                    f.write(chunk)
+        return path
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise
+
+
+def _auth(request: web.Request) -> dict[str, Any] | None:
+    raw = request.headers.get("X-Registry-Auth")
+    if not raw:
+        return None
+    try:
+        pad = "=" * (-len(raw) % 4)
+        data = json.loads(base64.urlsafe_b64decode(raw + pad))
+    except (ValueError, binascii.Error):
+        return None
+    return data if isinstance(data, dict) and data else None
+
+
+async def _pull(request: web.Request, image: str) -> web.StreamResponse:
+    d = request.app["daemon"]
+    if getattr(d, "registry", None) is None:
+        raise web.HTTPServiceUnavailable(text="registry service unavailable")
+    tag = request.query.get("tag", "")
+    ref = image
+    if tag:
+        ref = f"{image}@{tag}" if ":" in tag and tag.startswith("sha256") else f"{image}:{tag}"
+    reference.parse(ref)  # refuse invalid names with a 400 before streaming
+    platform = request.query.get("platform") or None
+    auth = _auth(request)
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    def progress(msg: dict[str, Any]) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            queue.put_nowait(msg)
+        else:
+            loop.call_soon_threadsafe(queue.put_nowait, msg)
+
+    pull: Callable[..., Awaitable[Any]] = d.registry.pull
+    task = asyncio.ensure_future(pull(ref, auth, progress, platform=platform) if platform
+                                 else pull(ref, auth, progress))
+    task.add_done_callback(lambda _t: queue.put_nowait(None))
+    first = await queue.get()
+    if first is None:
+        task.result()  # raises the error with its status before anything was sent
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    await resp.prepare(request)
+    msg = first
+    while msg is not None:
+        await resp.write(_line(msg))
+        msg = await queue.get()
+    try:
+        task.result()
+    except Exception as exc:  # noqa: BLE001 - reported in the stream, as docker does
+        await resp.write(_line({"errorDetail": {"message": str(exc)}, "error": str(exc)}))
+    await resp.write_eof()
+    return resp
+
+
+@routes.get(r"/images/{name:.+}/json")
+async def inspect(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    return web.json_response(await asyncio.to_thread(svc.inspect, request.match_info["name"]))
+
+
+@routes.get(r"/images/{name:.+}/history")
+async def history(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    return web.json_response(await asyncio.to_thread(svc.history, request.match_info["name"]))
+
+
+@routes.post(r"/images/{name:.+}/tag")
+async def tag(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    repo = request.query.get("repo", "")
+    if not repo:
+        raise InvalidParameter("repository name must have at least one component")
+    await asyncio.to_thread(svc.tag, request.match_info["name"], repo, request.query.get("tag", ""))
+    return web.Response(status=201)
+
+
+@routes.get(r"/images/{name:.+}/get")
+async def save_one(request: web.Request) -> web.StreamResponse:
+    return await _save(request, [request.match_info["name"]])
+
+
+async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
+    svc = _svc(request)
+    fmt = "oci" if request.query.get("format") == "oci" else "docker"
+    for n in names:
+        await asyncio.to_thread(svc.resolve, n)  # 404 before streaming
+    fd, path = tempfile.mkstemp(prefix="save-", dir=str(svc.config.tmp_dir))
+    try:
+        def run() -> None:
+            with os.fdopen(fd, "wb") as f:
+                svc.save(names, f, fmt)
+        await asyncio.to_thread(run)
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/x-tar"})
+        await resp.prepare(request)
+        with open(path, "rb") as f:
+            while True:
+                chunk = await asyncio.to_thread(f.read, CHUNK)
+                if not chunk:
+                    break
+                await resp.write(chunk)
+        await resp.write_eof()
+        return resp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+@routes.delete(r"/images/{name:.+}")
+async def remove(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    records = await asyncio.to_thread(svc.delete, request.match_info["name"],
+                                      _bool(request, "force"), not _bool(request, "noprune"))
+    return web.json_response(records)
+
+
+@routes.post("/commit")
+async def commit(request: web.Request) -> web.Response:
+    d = request.app["daemon"]
+    svc = _svc(request)
+    cid = request.query.get("container", "")
+    if not cid:
+        raise InvalidParameter("container is required (container=...)")
+    repo = request.query.get("repo", "")
+    tags = [svc._tag_ref(repo, request.query.get("tag", ""))] if repo else []
+    body: dict[str, Any] = {}
+    raw = await request.read()
+    if raw.strip():
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise InvalidParameter("commit body is not JSON") from None
+        if body is not None and not isinstance(body, dict):
+            raise InvalidParameter("commit body must be a JSON object")
+    info = await asyncio.to_thread(d.containers.inspect, cid)
+    full_id = info["Id"]
+    parent_id = info.get("Image") or ""
+    parent = None
+    if parent_id:
+        try:
+            parent = await asyncio.to_thread(svc.get, parent_id)
+        except NotFound:
+            parent = None
+    cfg = dict((parent.config.get("config") or {}) if parent else {})
+    ccfg = info.get("Config") or {}
+    for k in ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes",
+              "Labels", "StopSignal", "Healthcheck", "OnBuild", "Shell"):
+        if ccfg.get(k) not in (None, "", [], {}):
+            cfg[k] = ccfg[k]
+    for k, v in (body or {}).items():
+        if v not in (None, "", [], {}):
+            cfg[k] = v
+    pause = _bool(request, "pause", True)
+    paused = False
+    if pause and (info.get("State") or {}).get("Running") and hasattr(d.containers, "pause"):
+        try:
+            await _maybe_await(d.containers.pause(full_id))
+            paused = True
+        except BerthError:
+            paused = False
+    try:
+        history = {"created_by": "", "comment": request.query.get("comment", ""),
+                   "author": request.query.get("author", "")}
+        img = await asyncio.to_thread(svc.commit, full_id, parent, cfg, history, tags,
+                                      request.query.getall("changes", []),
+                                      request.query.get("author", ""))
+    finally:
+        if paused:
+            with contextlib.suppress(BerthError):
+                await _maybe_await(d.containers.unpause(full_id))
+    return web.json_response({"Id": img.id}, status=201)
+
+
+async def _maybe_await(v: Any) -> Any:
+    if asyncio.iscoroutine(v):
+        return await v
+    return v

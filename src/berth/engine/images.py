@@ -1,3 +1,467 @@
-"""Engine service: images."""
+"""Engine service: images. Wires the content store, layer store, image store and snapshots,
+and implements docker's image verbs on top (rmi's untag-versus-delete rules, history,
+inspect/list shapes, import, commit, load, save, prune). Methods block: call them from
+a worker thread (`asyncio.to_thread`)."""
 
 from __future__ import annotations
+
+import copy
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import IO, Any
+
+from berth.config import DaemonConfig
+from berth.errors import Conflict, InvalidParameter, NotFound
+from berth.image import reference
+from berth.image.archive import host_arch, import_rootfs_tar, now_rfc3339
+from berth.image.changes import apply_changes
+from berth.image.content import ContentStore
+from berth.image.layers import LayerStore, has_changes
+from berth.image.snapshots import Snapshots
+from berth.image.spec import new_image_config
+from berth.image.store import Image, ImageStore
+
+__all__ = ["ImageService", "Image"]
+
+
+def created_unix(created: str) -> int:
+    """RFC 3339 (nanoseconds allowed) -> unix seconds; 0 when unknown."""
+    if not created:
+        return 0
+    s = created.strip()
+    if s.endswith("Z"):
+        s = s[:-1] + "+00:00"
+    main, frac_tz = s, ""
+    if "." in s:
+        main, _, rest = s.partition(".")
+        digits = ""
+        for ch in rest:
+            if ch.isdigit():
+                digits += ch
+            else:
+                break
+        frac_tz = rest[len(digits):]
+        s = main + ("." + digits[:6] if digits else "") + frac_tz
+    try:
+        return int(datetime.fromisoformat(s).timestamp())
+    except ValueError:
+        return 0
+
+
+class ImageService:
+    def __init__(self, config: DaemonConfig, db: Any) -> None:
+        self.config = config
+        self.db = db
+        self.content = ContentStore(config.blobs_dir, config.tmp_dir)
+        self.layers = LayerStore(config.layers_dir, self.content, config.tmp_dir)
+        self.store = ImageStore(db, self.content, self.layers)
+        self.snapshots = Snapshots(config.containers_dir, self.layers)
+        # set by the daemon: container ids using an image id
+        self.in_use: Callable[[str], list[str]] = lambda image_id: []
+        self.events: Any = None
+        self._lock = threading.RLock()
+        self._clean_tmp()
+
+    def _clean_tmp(self) -> None:
+        """Leftovers of an interrupted ingest or unpack are never visible; drop them."""
+        for d, prefixes in ((self.config.tmp_dir, ("blob-", "diff-", "save-", "load-")),
+                            (self.config.layers_dir, ("layer-", "rm-"))):
+            try:
+                names = os.listdir(d)
+            except FileNotFoundError:
+                continue
+            for n in names:
+                if n.startswith(prefixes):
+                    p = os.path.join(d, n)
+                    if os.path.isdir(p) and not os.path.islink(p):
+                        import shutil
+                        shutil.rmtree(p, ignore_errors=True)
+                    else:
+                        try:
+                            os.unlink(p)
+                        except OSError:
+                            pass
+
+    def _event(self, action: str, actor: str, **attrs: str) -> None:
+        if self.events is not None:
+            try:
+                self.events.publish("image", action, actor, **attrs)
+            except Exception:  # noqa: BLE001 - events are best effort
+                pass
+
+    # --- lookups ------------------------------------------------------------------------
+    def resolve(self, name_or_id: str) -> Image:
+        return self.store.resolve(name_or_id)
+
+    def get(self, image_id: str) -> Image:
+        return self.store.get(image_id)
+
+    def list(self) -> list[Image]:
+        return self.store.list()
+
+    def lower_dirs(self, image: Image | str) -> list[str]:
+        img = image if isinstance(image, Image) else self.resolve(image)
+        return self.layers.lower_dirs(img.layers)
+
+    # --- creating -----------------------------------------------------------------------
+    def add(self, config: bytes | dict[str, Any], tags: Iterable[str] = (),
+            repo_digests: Iterable[str] = ()) -> Image:
+        """Record an image whose layers are already applied (used by pull)."""
+        img = self.store.create(config, tags=list(tags), repo_digests=list(repo_digests))
+        return img
+
+    def import_tar(self, stream: IO[bytes], repo: str = "", tag: str = "",
+                   changes: list[str] | None = None, message: str = "", source: str = "-",
+                   platform: str = "") -> Image:
+        tags = [self._tag_ref(repo, tag)] if repo else []
+        plat: dict[str, str] = {}
+        if platform:
+            parts = platform.split("/")
+            plat = {"os": parts[0], "architecture": parts[1] if len(parts) > 1 else host_arch()}
+        img = import_rootfs_tar(stream, self.layers, self.store, tags=tags, changes=changes,
+                                message=message, source=source, platform=plat)
+        self._event("import", img.id)
+        for t in tags:
+            self._event("tag", img.id, name=t)
+        return img
+
+    @staticmethod
+    def _tag_ref(repo: str, tag: str) -> str:
+        if not repo:
+            raise InvalidParameter("repository name must have at least one component")
+        ref = reference.parse(repo, default_tag=False)
+        if ref.digest:
+            raise InvalidParameter("refusing to create a tag with a digest reference")
+        if tag:
+            if ref.tag:
+                raise InvalidParameter(f"invalid reference format: {repo}:{tag}")
+            reference.validate_tag(tag)
+            ref = ref.with_tag(tag)
+        elif not ref.tag:
+            ref = ref.with_tag("latest")
+        return ref.full
+
+    def commit(self, snapshot_key: str, parent: Image | None, config: dict[str, Any] | None = None,
+               history: dict[str, Any] | None = None, tags: Iterable[str] = (),
+               changes: list[str] | None = None, author: str = "") -> Image:
+        """A new image from a snapshot: its upper dir becomes a new layer on top of
+        `parent`'s, or (nothing changed) only an `empty_layer` history entry is added.
+        `config` is the container config (`Env`, `Cmd`, ...) of the new image; None keeps
+        the parent's. `history` supplies `created_by`/`comment`/`author`."""
+        upper = self.snapshots.upper(snapshot_key)
+        if not os.path.isdir(upper):
+            raise NotFound(f"snapshot {snapshot_key} not found")
+        base = copy.deepcopy(parent.config) if parent else {}
+        inner = copy.deepcopy(config if config is not None else base.get("config") or {})
+        if changes:
+            inner = apply_changes(inner, changes)
+        created = now_rfc3339()
+        hist = {k: v for k, v in (history or {}).items() if v not in (None, "")}
+        hist["created"] = hist.get("created") or created
+        diff_ids = list(parent.diff_ids) if parent else []
+        parent_chain = parent.layers[-1] if parent and parent.layers else None
+        if has_changes(upper):
+            tar_path, diff_id = self.layers.diff(upper)
+            try:
+                blob = self.content.adopt_file(tar_path, diff_id)
+            except BaseException:
+                os.unlink(tar_path)
+                raise
+            with self.content.open(blob) as f:
+                self.layers.apply(f, parent_chain, blob=blob,
+                                  media_type="application/vnd.oci.image.layer.v1.tar",
+                                  expected_diff_id=diff_id)
+            diff_ids.append(diff_id)
+        else:
+            hist["empty_layer"] = True
+        extra: dict[str, Any] = {}
+        for k in ("variant", "os.version", "os.features"):
+            if k in base:
+                extra[k] = base[k]
+        if author or hist.get("author"):
+            extra["author"] = author or hist.get("author")
+        doc = new_image_config(diff_ids, inner, [*(base.get("history") or []), hist], created,
+                               architecture=base.get("architecture") or host_arch(),
+                               os_=base.get("os") or "linux", extra=extra)
+        img = self.store.create(doc, tags=list(tags))
+        for t in tags:
+            self._event("tag", img.id, name=t)
+        return img
+
+    # --- tags and removal ---------------------------------------------------------------
+    def tag(self, name_or_id: str, repo: str, tag: str = "") -> str:
+        img = self.resolve(name_or_id)
+        ref = self._tag_ref(repo, tag)
+        self.store.tag(img.id, ref)
+        r = reference.parse(ref)
+        self._event("tag", img.id, name=r.familiar)
+        return r.familiar
+
+    def untag(self, ref: str) -> str | None:
+        return self.store.untag(ref)
+
+    def delete(self, name: str, force: bool = False, prune: bool = True) -> list[dict[str, str]]:
+        """docker rmi: untag a reference, and delete the image once nothing refers to it.
+        Answers Docker's list of {"Untagged": ...} / {"Deleted": ...} records."""
+        with self._lock:
+            img = self.resolve(name)
+            records: list[dict[str, str]] = []
+            tags, digests = self.store.references(img.id)
+            repo_refs = tags + digests
+            users = self.in_use(img.id)
+            by_id = reference.looks_like_id(name) and img.id.removeprefix("sha256:").startswith(
+                name.removeprefix("sha256:"))
+            if not by_id:
+                ref = reference.parse(name)
+                if not force and _single_repo(repo_refs) and users:
+                    raise Conflict(
+                        f'conflict: unable to remove repository reference "{name}" (must force) - '
+                        f"container {users[0][:12]} is using its referenced image {img.short_id}")
+                removed = self.store.untag(ref)
+                if removed is None and ref.digest is None:
+                    raise NotFound(f"No such image: {ref.familiar}")
+                records.append({"Untagged": ref.familiar})
+                self._event("untag", img.id, name=ref.familiar)
+                tags, digests = self.store.references(img.id)
+                # a removed tag whose repository only keeps digest refs takes them along
+                if ref.tag and not any(t.rsplit(":", 1)[0] == ref.name for t in tags):
+                    for d in digests:
+                        if d.split("@")[0] == ref.name:
+                            self.store.untag(d)
+                            records.append({"Untagged": reference.parse(d, default_tag=False).familiar})
+                    tags, digests = self.store.references(img.id)
+                if tags or digests:
+                    return records
+            else:
+                if len(repo_refs) > 1 and not _single_repo(repo_refs) and not force:
+                    raise Conflict(f"conflict: unable to delete {img.short_id} (must be forced) - "
+                                   "image is referenced in multiple repositories")
+            users = self.in_use(img.id)
+            if users:
+                if not force:
+                    raise Conflict(f"conflict: unable to delete {img.short_id} (must be forced) - "
+                                   f"image is being used by stopped container {users[0][:12]}")
+                # forced: the references go, the image stays (its layers are under a
+                # container's rootfs) as a dangling image until the container is gone
+                for r in repo_refs:
+                    if self.store.untag(r) is not None:
+                        records.append({"Untagged": reference.parse(r, default_tag=False).familiar})
+                return records
+            if self.store.children(img.id):
+                raise Conflict(f"conflict: unable to delete {img.short_id} (cannot be forced) - "
+                               "image has dependent child images")
+            for r in repo_refs:
+                if self.store.untag(r) is not None:
+                    records.append({"Untagged": reference.parse(r, default_tag=False).familiar})
+            removed_layers = self.store.delete(img.id)
+            records.append({"Deleted": img.id})
+            records.extend({"Deleted": c} for c in removed_layers)
+            self._event("delete", img.id)
+            if prune and img.parent:
+                try:
+                    parent = self.store.get(img.parent)
+                except NotFound:
+                    return records
+                if not parent.repo_tags and not parent.repo_digests and not self.in_use(parent.id) \
+                        and not self.store.children(parent.id):
+                    records.extend(self.delete(parent.id, force=False, prune=True))
+            return records
+
+    def prune(self, dangling_only: bool = True, filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        """POST /images/prune: remove dangling (or, with dangling=false, all unused) images."""
+        deleted: list[dict[str, str]] = []
+        reclaimed = 0
+        for img in self.list():
+            if self.in_use(img.id):
+                continue
+            if dangling_only and (img.repo_tags or img.repo_digests):
+                continue
+            if not _match_time_label(img, filters or {}):
+                continue
+            if self.store.children(img.id):
+                continue
+            try:
+                recs = self.delete(img.id, force=False)
+            except (Conflict, NotFound):
+                continue
+            deleted.extend(recs)
+            reclaimed += img.size
+        return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
+    # --- presentation -------------------------------------------------------------------
+    def inspect(self, name_or_id: str | Image) -> dict[str, Any]:
+        img = name_or_id if isinstance(name_or_id, Image) else self.resolve(name_or_id)
+        c = img.config
+        inner = c.get("config") or {}
+        layers = [self.layers.get(ch) for ch in img.layers if self.layers.exists(ch)]
+        graph: dict[str, Any] = {"Name": "overlay2", "Data": {}}
+        if layers:
+            graph["Data"] = {"MergedDir": "", "UpperDir": layers[-1].path,
+                             "LowerDir": ":".join(x.path for x in reversed(layers[:-1]))}
+        return {
+            "Id": img.id,
+            "RepoTags": img.repo_tags,
+            "RepoDigests": img.repo_digests,
+            "Parent": img.parent,
+            "Comment": _last_comment(c),
+            "Created": c.get("created") or "",
+            "Container": c.get("container", ""),
+            "ContainerConfig": c.get("container_config") or _empty_container_config(),
+            "DockerVersion": c.get("docker_version", ""),
+            "Author": c.get("author", ""),
+            "Config": _full_container_config(inner),
+            "Architecture": c.get("architecture", ""),
+            **({"Variant": c["variant"]} if c.get("variant") else {}),
+            "Os": c.get("os", ""),
+            "Size": img.size,
+            "VirtualSize": img.size,
+            "GraphDriver": graph,
+            "RootFS": {"Type": "layers", "Layers": img.diff_ids},
+            "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+        }
+
+    def summary(self, img: Image) -> dict[str, Any]:
+        """One entry of GET /images/json."""
+        return {
+            "Containers": len(self.in_use(img.id)),
+            "Created": created_unix(img.created),
+            "Id": img.id,
+            "Labels": (img.config.get("config") or {}).get("Labels") or {},
+            "ParentId": img.parent,
+            "RepoDigests": img.repo_digests,
+            "RepoTags": img.repo_tags,
+            "SharedSize": -1,
+            "Size": img.size,
+            "VirtualSize": img.size,
+        }
+
+    def history(self, name_or_id: str) -> list[dict[str, Any]]:
+        img = self.resolve(name_or_id)
+        hist = list(img.config.get("history") or [])
+        sizes = [self.layers.get(c).size if self.layers.exists(c) else 0 for c in img.layers]
+        entries = []
+        li = 0
+        for h in hist:
+            size = 0
+            if not h.get("empty_layer"):
+                size = sizes[li] if li < len(sizes) else 0
+                li += 1
+            entries.append({"Id": "<missing>", "Created": created_unix(h.get("created", "")),
+                            "CreatedBy": h.get("created_by", ""), "Tags": None, "Size": size,
+                            "Comment": h.get("comment", "")})
+        if not entries:  # images without history: one line per layer
+            for i, s in enumerate(sizes):
+                entries.append({"Id": "<missing>", "Created": created_unix(img.created),
+                                "CreatedBy": "", "Tags": None, "Size": s, "Comment": ""})
+                del i
+        entries.reverse()
+        if entries:
+            entries[0]["Id"] = img.id
+            entries[0]["Tags"] = img.repo_tags or None
+        return entries
+
+    def filter_list(self, all_: bool = False, filters: dict[str, list[str]] | None = None,
+                    digests: bool = True) -> list[dict[str, Any]]:
+        filters = filters or {}
+        out = []
+        images = self.list()
+        for img in images:
+            dangling = not img.repo_tags
+            if "dangling" in filters:
+                want = filters["dangling"][-1].lower() in ("true", "1")
+                if want != dangling:
+                    continue
+            if filters.get("reference"):
+                if not any(_ref_matches(t, pat) for pat in filters["reference"] for t in img.repo_tags):
+                    continue
+            if not _match_time_label(img, filters, resolve=self.resolve):
+                continue
+            s = self.summary(img)
+            if filters.get("reference"):
+                s["RepoTags"] = [t for t in img.repo_tags
+                                 if any(_ref_matches(t, p) for p in filters["reference"])]
+            if not digests:
+                s["RepoDigests"] = img.repo_digests
+            out.append(s)
+        return out
+
+    # --- archives -----------------------------------------------------------------------
+    def save(self, names: list[str], out: IO[bytes], fmt: str = "docker") -> None:
+        from berth.image.archive_io import save
+        save(self, names, out, fmt)
+
+    def load(self, stream: IO[bytes], quiet: bool = True) -> list[str]:
+        from berth.image.archive_io import load
+        return load(self, stream)
+
+
+def _single_repo(refs: list[str]) -> bool:
+    """True when all references belong to one repository (docker's isSingleReference)."""
+    repos = set()
+    for r in refs:
+        repos.add(r.split("@")[0] if "@" in r else r.rsplit(":", 1)[0])
+    return len(repos) <= 1
+
+
+def _ref_matches(tag: str, pattern: str) -> bool:
+    import fnmatch
+    name = tag.rsplit(":", 1)[0]
+    if ":" in pattern.rsplit("/", 1)[-1]:
+        return fnmatch.fnmatchcase(tag, pattern)
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+def _match_time_label(img: Image, filters: dict[str, list[str]],
+                      resolve: Callable[[str], Image] | None = None) -> bool:
+    labels = (img.config.get("config") or {}).get("Labels") or {}
+    for lab in filters.get("label", []):
+        k, eq, v = lab.partition("=")
+        if k not in labels or (eq and labels[k] != v):
+            return False
+    for lab in filters.get("label!", []):
+        k, eq, v = lab.partition("=")
+        if k in labels and (not eq or labels[k] == v):
+            return False
+    created = created_unix(img.created)
+    for key, cmp in (("before", lambda a, b: a < b), ("since", lambda a, b: a > b)):
+        for v in filters.get(key, []):
+            if resolve is None:
+                continue
+            other = resolve(v)
+            if not cmp(created, created_unix(other.created)) and not (
+                    created == created_unix(other.created) and cmp(img.added, other.added)):
+                return False
+    for v in filters.get("until", []):
+        try:
+            limit = float(v)
+        except ValueError:
+            limit = created_unix(v)
+        if created >= limit:
+            return False
+    return True
+
+
+def _last_comment(c: dict[str, Any]) -> str:
+    h = c.get("history") or []
+    return (h[-1].get("comment") or "") if h else ""
+
+
+def _empty_container_config() -> dict[str, Any]:
+    return _full_container_config({})
+
+
+def _full_container_config(inner: dict[str, Any]) -> dict[str, Any]:
+    base: dict[str, Any] = {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False,
+                            "AttachStdout": False, "AttachStderr": False, "Tty": False,
+                            "OpenStdin": False, "StdinOnce": False, "Env": None, "Cmd": None,
+                            "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None,
+                            "OnBuild": None, "Labels": None}
+    base.update(inner)
+    return base
+
+
+def dumps_stream(obj: Any) -> bytes:
+    return json.dumps(obj).encode() + b"\r\n"

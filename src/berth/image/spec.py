@@ -1,0 +1,203 @@
+"""OCI image spec and Docker image manifest v2 schema 2 structures, media types, and the
+one place they are (de)serialised. Canonical JSON: sorted keys, no spaces, UTF-8."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+# --- media types ------------------------------------------------------------------------
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+OCI_LAYER_NONDIST_GZIP = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+
+MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
+INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
+LAYER_TYPES = (OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_LAYER_NONDIST_GZIP,
+               DOCKER_LAYER, DOCKER_LAYER_GZIP, DOCKER_FOREIGN_LAYER)
+
+ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
+ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name"
+
+
+def canonical_json(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def hex_of(digest: str) -> str:
+    algo, _, h = digest.partition(":")
+    if algo != "sha256" or len(h) != 64:
+        raise ValueError(f"unsupported digest {digest!r}")
+    return h
+
+
+def compression_of(media_type: str) -> str:
+    """'gzip', 'zstd' or '' for a layer media type."""
+    if media_type.endswith("+gzip") or media_type.endswith(".tar.gzip"):
+        return "gzip"
+    if media_type.endswith("+zstd"):
+        return "zstd"
+    return ""
+
+
+@dataclass
+class Descriptor:
+    media_type: str
+    digest: str
+    size: int
+    annotations: dict[str, str] | None = None
+    platform: dict[str, Any] | None = None
+    urls: list[str] | None = None
+    artifact_type: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        if self.annotations:
+            d["annotations"] = dict(self.annotations)
+        if self.platform:
+            d["platform"] = dict(self.platform)
+        if self.urls:
+            d["urls"] = list(self.urls)
+        if self.artifact_type:
+            d["artifactType"] = self.artifact_type
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Descriptor:
+        try:
+            return cls(media_type=d.get("mediaType", ""), digest=d["digest"], size=int(d["size"]),
+                       annotations=d.get("annotations"), platform=d.get("platform"),
+                       urls=d.get("urls"), artifact_type=d.get("artifactType"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"invalid descriptor {d!r}: {exc}") from None
+
+
+@dataclass
+class Manifest:
+    """An image manifest: OCI (`OCI_MANIFEST`) or Docker schema 2 (`DOCKER_MANIFEST`)."""
+
+    config: Descriptor
+    layers: list[Descriptor]
+    media_type: str = OCI_MANIFEST
+    annotations: dict[str, str] | None = None
+    subject: Descriptor | None = None
+    artifact_type: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"schemaVersion": 2, "mediaType": self.media_type,
+                             "config": self.config.to_dict(),
+                             "layers": [x.to_dict() for x in self.layers]}
+        if self.annotations:
+            d["annotations"] = dict(self.annotations)
+        if self.subject:
+            d["subject"] = self.subject.to_dict()
+        if self.artifact_type:
+            d["artifactType"] = self.artifact_type
+        return d
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_dict(), indent=3).encode() if self.media_type == DOCKER_MANIFEST \
+            else canonical_json(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], media_type: str | None = None) -> Manifest:
+        if d.get("schemaVersion") != 2:
+            raise ValueError("manifest schemaVersion must be 2")
+        mt = d.get("mediaType") or media_type or OCI_MANIFEST
+        if "config" not in d:
+            raise ValueError("manifest has no config")
+        return cls(config=Descriptor.from_dict(d["config"]),
+                   layers=[Descriptor.from_dict(x) for x in d.get("layers") or []],
+                   media_type=mt, annotations=d.get("annotations"),
+                   subject=Descriptor.from_dict(d["subject"]) if d.get("subject") else None,
+                   artifact_type=d.get("artifactType"))
+
+
+@dataclass
+class Index:
+    """An OCI image index or a Docker manifest list."""
+
+    manifests: list[Descriptor] = field(default_factory=list)
+    media_type: str = OCI_INDEX
+    annotations: dict[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"schemaVersion": 2, "mediaType": self.media_type,
+                             "manifests": [m.to_dict() for m in self.manifests]}
+        if self.annotations:
+            d["annotations"] = dict(self.annotations)
+        return d
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], media_type: str | None = None) -> Index:
+        if d.get("schemaVersion") != 2:
+            raise ValueError("index schemaVersion must be 2")
+        return cls(manifests=[Descriptor.from_dict(x) for x in d.get("manifests") or []],
+                   media_type=d.get("mediaType") or media_type or OCI_INDEX,
+                   annotations=d.get("annotations"))
+
+
+def parse_manifest_or_index(data: bytes, media_type: str | None = None) -> Manifest | Index:
+    try:
+        d = json.loads(data)
+    except ValueError as exc:
+        raise ValueError(f"manifest is not JSON: {exc}") from None
+    if not isinstance(d, dict):
+        raise ValueError("manifest is not a JSON object")
+    mt = d.get("mediaType") or media_type or ""
+    if mt in INDEX_TYPES or ("manifests" in d and "config" not in d):
+        return Index.from_dict(d, mt or OCI_INDEX)
+    return Manifest.from_dict(d, mt or OCI_MANIFEST)
+
+
+def platform_matches(platform: dict[str, Any] | None, os_: str = "linux",
+                     arch: str = "amd64", variant: str | None = None) -> bool:
+    if not platform:
+        return False
+    if platform.get("os") != os_ or platform.get("architecture") != arch:
+        return False
+    return not variant or platform.get("variant") in (None, variant)
+
+
+# --- image config helpers ---------------------------------------------------------------
+CONFIG_KEYS = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr",
+               "ExposedPorts", "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck",
+               "ArgsEscaped", "Image", "Volumes", "WorkingDir", "Entrypoint", "NetworkDisabled",
+               "MacAddress", "OnBuild", "Labels", "StopSignal", "StopTimeout", "Shell")
+
+
+def new_image_config(diff_ids: list[str], config: dict[str, Any] | None, history: list[dict[str, Any]],
+                     created: str, architecture: str = "amd64", os_: str = "linux",
+                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An image config document (OCI / docker, identical keys for what we write)."""
+    doc: dict[str, Any] = {
+        "architecture": architecture,
+        "config": config or {},
+        "created": created,
+        "history": history,
+        "os": os_,
+        "rootfs": {"type": "layers", "diff_ids": list(diff_ids)},
+    }
+    if extra:
+        doc.update(extra)
+    return doc
