@@ -1,3 +1,754 @@
-"""Engine service: networks."""
+"""Engine service: networks (bridge driver, IPAM in the database, published ports, firewall,
+embedded DNS, per-container hosts/resolv.conf/hostname).
+
+State: tables `networks` (one row per network, the built-in bridge/host/none included),
+`net_sandboxes` (one per container with live plumbing), `net_endpoints` (one per
+container x network with an address and a veth) and `net_attachments` (the networks a
+container is configured to join beyond its network mode; they outlive restarts).
+Kernel work runs in threads; one asyncio lock serialises changes.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import ipaddress
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from berth.config import DaemonConfig
+from berth.errors import BerthError, Conflict, Forbidden, InvalidParameter, NotFound
+from berth.network import files as netfiles
+from berth.network import firewall, ipam
+from berth.network.dns import DNSServer, Resolver, close_quietly
+from berth.network.ports import PortMapping, PortReservations, expand_bindings, settings_ports
+from berth.network.sandbox import Sandbox
+
+log = logging.getLogger("berth.engine.networks")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS networks (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  driver TEXT NOT NULL,
+  bridge TEXT NOT NULL DEFAULT '',
+  subnet TEXT NOT NULL DEFAULT '',
+  gateway TEXT NOT NULL DEFAULT '',
+  internal INTEGER NOT NULL DEFAULT 0,
+  attachable INTEGER NOT NULL DEFAULT 0,
+  builtin INTEGER NOT NULL DEFAULT 0,
+  labels TEXT NOT NULL DEFAULT '{}',
+  options TEXT NOT NULL DEFAULT '{}',
+  created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS net_sandboxes (
+  container_id TEXT PRIMARY KEY,
+  sandbox_id TEXT NOT NULL,
+  name TEXT NOT NULL DEFAULT '',
+  mode TEXT NOT NULL,
+  netns TEXT,
+  hostname TEXT NOT NULL DEFAULT '',
+  domainname TEXT NOT NULL DEFAULT '',
+  ports TEXT NOT NULL DEFAULT '[]',
+  exposed TEXT NOT NULL DEFAULT '{}',
+  dns TEXT NOT NULL DEFAULT '[]',
+  extra_hosts TEXT NOT NULL DEFAULT '[]',
+  files TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS net_endpoints (
+  id TEXT PRIMARY KEY,
+  container_id TEXT NOT NULL,
+  network_id TEXT NOT NULL REFERENCES networks(id),
+  ip TEXT NOT NULL,
+  mac TEXT NOT NULL,
+  host_if TEXT NOT NULL,
+  ifname TEXT NOT NULL,
+  aliases TEXT NOT NULL DEFAULT '[]',
+  seq INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (container_id, network_id),
+  UNIQUE (network_id, ip)
+);
+CREATE TABLE IF NOT EXISTS net_attachments (
+  container_id TEXT NOT NULL,
+  network_id TEXT NOT NULL REFERENCES networks(id),
+  aliases TEXT NOT NULL DEFAULT '[]',
+  ipv4 TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (container_id, network_id)
+);
+"""
+
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+BUILTIN = ("bridge", "host", "none")
+
+
+def _bridge():  # pyroute2 only on the daemon's path
+    from berth.network import bridge
+    return bridge
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1e9) % 10**9:09d}Z"
+
+
+def _hash(*parts: str) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()
+
+
+class NetworkService:
+    def __init__(self, config: DaemonConfig, db: Any) -> None:
+        self.config = config
+        self.db = db
+        db.ensure_schema(SCHEMA)
+        self._lock = asyncio.Lock()
+        self.ports = PortReservations()
+        self._dns: dict[str, DNSServer] = {}
+        self._stem = re.sub(r"[^a-z0-9]", "", config.firewall_prefix.lower())[:8] or "berth"
+
+    # ------------------------------------------------------------------ names and lookups
+    def _user_bridge_name(self, net_id: str) -> str:
+        return f"{self._stem}-{net_id[: 14 - len(self._stem)]}"
+
+    def _veth_names(self, container_id: str, net_id: str) -> tuple[str, str]:
+        h = _hash(container_id, net_id)
+        return f"{self._stem}{h[: 15 - len(self._stem)]}", f"bp{h[20:33]}"
+
+    def _netns_path(self, container_id: str) -> str:
+        return str(self.config.netns_dir / container_id)
+
+    def _container_dir(self, container_id: str) -> Path:
+        return self.config.containers_dir / container_id
+
+    def _row(self, id_or_name: str) -> Any:
+        db = self.db
+        row = db.one("SELECT * FROM networks WHERE name = ?", (id_or_name,)) or \
+            db.one("SELECT * FROM networks WHERE id = ?", (id_or_name,))
+        if row is None and id_or_name and re.fullmatch(r"[0-9a-f]+", id_or_name):
+            rows = db.execute("SELECT * FROM networks WHERE id LIKE ?", (id_or_name + "%",))
+            if len(rows) > 1:
+                raise NotFound(f"network {id_or_name} is ambiguous ({len(rows)} matches found based on ID prefix)")
+            row = rows[0] if rows else None
+        if row is None:
+            raise NotFound(f"network {id_or_name} not found")
+        return row
+
+    def _sandbox_row(self, container_id: str) -> Any:
+        return self.db.one("SELECT * FROM net_sandboxes WHERE container_id = ?", (container_id,))
+
+    # ------------------------------------------------------------------ daemon life
+    async def start(self) -> None:
+        """Make the built-in networks and the default bridge, enable forwarding, restore
+        the plumbing of containers that lived through a daemon restart, reconcile rules."""
+        self.config.netns_dir.mkdir(parents=True, exist_ok=True)
+        async with self._lock:
+            await asyncio.to_thread(_bridge().enable_ip_forward)
+            await self._ensure_default_bridge()
+            for row in self.db.execute("SELECT * FROM networks WHERE driver = 'bridge' AND builtin = 0"):
+                net = ipaddress.ip_network(row["subnet"])
+                await asyncio.to_thread(_bridge().ensure_bridge, row["bridge"], row["gateway"], net.prefixlen)
+            await self._restore_sandboxes()
+            await self._sync_firewall()
+
+    async def _ensure_default_bridge(self) -> None:
+        for name, driver in (("host", "host"), ("none", "null")):
+            if self.db.one("SELECT id FROM networks WHERE name = ?", (name,)) is None:
+                self.db.execute("INSERT INTO networks (id, name, driver, builtin, created) VALUES (?,?,?,1,?)",
+                                (secrets.token_hex(32), name, driver, _now()))
+        row = self.db.one("SELECT * FROM networks WHERE name = 'bridge'")
+        others = [(r["name"], ipaddress.ip_network(r["subnet"])) for r in
+                  self.db.execute("SELECT name, subnet FROM networks WHERE subnet != '' AND name != 'bridge'")]
+        in_use = row is not None and self.db.one(
+            "SELECT 1 FROM net_endpoints WHERE network_id = ?", (row["id"],)) is not None
+        routes = ipam.host_routes(exclude_ifaces=[self.config.bridge])
+        if row is not None and (in_use or not self.config.bridge_subnet or row["subnet"] == self.config.bridge_subnet) \
+                and row["bridge"] == self.config.bridge:
+            subnet = ipaddress.ip_network(row["subnet"])
+            gateway = row["gateway"]
+        else:
+            if self.config.bridge_subnet:
+                subnet = ipam.parse_subnet(self.config.bridge_subnet)
+                ipam.check_free(subnet, others, routes)
+            else:
+                subnet = ipam.choose_subnet([n for _, n in others] + routes)
+            gateway = str(ipam.default_gateway(subnet))
+            if row is None:
+                self.db.execute(
+                    "INSERT INTO networks (id, name, driver, bridge, subnet, gateway, builtin, options, created) "
+                    "VALUES (?, 'bridge', 'bridge', ?, ?, ?, 1, ?, ?)",
+                    (secrets.token_hex(32), self.config.bridge, str(subnet), gateway,
+                     json.dumps(self._default_bridge_options()), _now()))
+            else:
+                self.db.execute("UPDATE networks SET bridge = ?, subnet = ?, gateway = ?, options = ? WHERE id = ?",
+                                (self.config.bridge, str(subnet), gateway,
+                                 json.dumps(self._default_bridge_options()), row["id"]))
+        await asyncio.to_thread(_bridge().ensure_bridge, self.config.bridge, gateway, subnet.prefixlen)
+
+    def _default_bridge_options(self) -> dict[str, str]:
+        return {"com.docker.network.bridge.default_bridge": "true",
+                "com.docker.network.bridge.enable_icc": "true",
+                "com.docker.network.bridge.enable_ip_masquerade": "true",
+                "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
+                "com.docker.network.bridge.name": self.config.bridge,
+                "com.docker.network.driver.mtu": "1500"}
+
+    async def _restore_sandboxes(self) -> None:
+        br = _bridge()
+        for sb in self.db.execute("SELECT * FROM net_sandboxes"):
+            cid = sb["container_id"]
+            own = sb["netns"] and sb["netns"] == self._netns_path(cid)
+            if own and not br.netns_alive(sb["netns"]):
+                await self._teardown_locked(cid)
+                continue
+            mappings = [PortMapping(**m) for m in json.loads(sb["ports"])]
+            if mappings:
+                try:
+                    self.ports.reserve(cid, mappings)
+                except BerthError as exc:
+                    log.warning("container %s: cannot re-reserve its ports: %s", cid[:12], exc)
+            await self._start_dns(cid)
+
+    async def stop(self) -> None:
+        """Close what lives in the daemon (DNS servers, port sockets). Containers' plumbing
+        stays for live restore; with no container left, berth's bridges, rules and the
+        netns directory mount are removed too."""
+        async with self._lock:
+            for cid in list(self._dns):
+                close_quietly(self._dns.pop(cid))
+            self.ports.close()
+            if self.db.one("SELECT 1 FROM net_sandboxes") is None:
+                br = _bridge()
+                for row in self.db.execute("SELECT bridge FROM networks WHERE driver = 'bridge'"):
+                    await asyncio.to_thread(br.delete_link, row["bridge"])
+                await asyncio.to_thread(firewall.remove_all, self.config.firewall_prefix)
+                await asyncio.to_thread(br.release_netns_dir, str(self.config.netns_dir))
+
+    # ------------------------------------------------------------------ firewall
+    def _desired_rules(self) -> tuple[list[firewall.NetworkRule], list[firewall.PortRule]]:
+        nets = [firewall.NetworkRule(r["bridge"], r["subnet"], bool(r["internal"])) for r in
+                self.db.execute("SELECT * FROM networks WHERE driver = 'bridge' ORDER BY created, name")]
+        rules: list[firewall.PortRule] = []
+        for sb in self.db.execute("SELECT * FROM net_sandboxes"):
+            ports = json.loads(sb["ports"])
+            if not ports:
+                continue
+            ep = self.db.one(
+                "SELECT e.ip, n.bridge FROM net_endpoints e JOIN networks n ON n.id = e.network_id "
+                "WHERE e.container_id = ? ORDER BY e.seq LIMIT 1", (sb["container_id"],))
+            if ep is None:
+                continue
+            for m in ports:
+                rules.append(firewall.PortRule(m["proto"], m["host_ip"], m["host_port"], ep["ip"],
+                                               m["container_port"], ep["bridge"]))
+        return nets, rules
+
+    async def _sync_firewall(self) -> None:
+        nets, ports = self._desired_rules()
+        await asyncio.to_thread(firewall.apply, self.config.firewall_prefix, nets, ports)
+
+    # ------------------------------------------------------------------ networks CRUD
+    async def create(self, name: str, driver: str = "bridge", internal: bool = False,
+                     subnet: str = "", gateway: str = "", labels: dict | None = None,
+                     options: dict | None = None, attachable: bool = False,
+                     check_duplicate: bool = True) -> dict:
+        if not name or not _NAME.match(name):
+            raise InvalidParameter(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        driver = driver or "bridge"
+        if driver != "bridge":
+            if driver in ("host", "null"):
+                raise Forbidden(f"only one instance of \"{driver}\" network is allowed")
+            raise NotFound(f"plugin \"{driver}\" not found")
+        async with self._lock:
+            if self.db.one("SELECT 1 FROM networks WHERE name = ?", (name,)):
+                raise Conflict(f"network with name {name} already exists")
+            others = [(r["name"], ipaddress.ip_network(r["subnet"])) for r in
+                      self.db.execute("SELECT name, subnet FROM networks WHERE subnet != ''")]
+            bridges = [r["bridge"] for r in self.db.execute("SELECT bridge FROM networks WHERE bridge != ''")]
+            routes = ipam.host_routes(exclude_ifaces=bridges)
+            if subnet:
+                net = ipam.parse_subnet(subnet)
+                ipam.check_free(net, others, routes)
+            else:
+                if gateway:
+                    raise InvalidParameter("a gateway needs a subnet (--subnet) to go with it")
+                net = ipam.choose_subnet([n for _, n in others] + routes)
+            gw = ipam.parse_address(gateway, "gateway") if gateway else ipam.default_gateway(net)
+            ipam.check_gateway(net, gw)
+            net_id = secrets.token_hex(32)
+            dev = (options or {}).get("com.docker.network.bridge.name") or self._user_bridge_name(net_id)
+            if len(dev) > 15:
+                raise InvalidParameter(f"bridge name {dev!r} is longer than 15 characters")
+            br = _bridge()
+            if await asyncio.to_thread(br.link_exists, dev):
+                raise Conflict(f"a network interface named {dev} already exists on the host")
+            self.db.execute(
+                "INSERT INTO networks (id, name, driver, bridge, subnet, gateway, internal, attachable, labels, "
+                "options, created) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (net_id, name, driver, dev, str(net), str(gw), int(internal), int(attachable),
+                 json.dumps(labels or {}), json.dumps(options or {}), _now()))
+            try:
+                await asyncio.to_thread(br.ensure_bridge, dev, str(gw), net.prefixlen)
+                await self._sync_firewall()
+            except BaseException:
+                self.db.execute("DELETE FROM networks WHERE id = ?", (net_id,))
+                await asyncio.to_thread(br.delete_link, dev)
+                with contextlib.suppress(Exception):
+                    await self._sync_firewall()
+                raise
+        return {"Id": net_id, "Warning": ""}
+
+    async def remove(self, id_or_name: str) -> None:
+        async with self._lock:
+            row = self._row(id_or_name)
+            if row["builtin"]:
+                raise Forbidden(f"{row['name']} is a pre-defined network and cannot be removed")
+            users = [r["container_id"] for r in self.db.execute(
+                "SELECT container_id FROM net_endpoints WHERE network_id = ? UNION "
+                "SELECT container_id FROM net_attachments WHERE network_id = ?", (row["id"], row["id"]))]
+            if users:
+                raise Forbidden(f"error while removing network: network {row['name']} id {row['id']} has "
+                                f"active endpoints ({', '.join(u[:12] for u in users)})")
+            self.db.execute("DELETE FROM networks WHERE id = ?", (row["id"],))
+            await asyncio.to_thread(_bridge().delete_link, row["bridge"])
+            await self._sync_firewall()
+
+    def _view(self, row: Any) -> dict:
+        containers: dict[str, dict] = {}
+        for ep in self.db.execute(
+                "SELECT e.*, s.name AS cname FROM net_endpoints e LEFT JOIN net_sandboxes s "
+                "ON s.container_id = e.container_id WHERE e.network_id = ?", (row["id"],)):
+            plen = ipaddress.ip_network(row["subnet"]).prefixlen
+            containers[ep["container_id"]] = {
+                "Name": ep["cname"] or "", "EndpointID": ep["id"], "MacAddress": ep["mac"],
+                "IPv4Address": f"{ep['ip']}/{plen}", "IPv6Address": ""}
+        ipam_cfg = [{"Subnet": row["subnet"], "Gateway": row["gateway"]}] if row["subnet"] else []
+        return {
+            "Name": row["name"], "Id": row["id"], "Created": row["created"], "Scope": "local",
+            "Driver": row["driver"], "EnableIPv4": True, "EnableIPv6": False,
+            "IPAM": {"Driver": "default", "Options": None if row["builtin"] else {}, "Config": ipam_cfg},
+            "Internal": bool(row["internal"]), "Attachable": bool(row["attachable"]), "Ingress": False,
+            "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": containers,
+            "Options": json.loads(row["options"]), "Labels": json.loads(row["labels"])}
+
+    async def inspect(self, id_or_name: str) -> dict:
+        return self._view(self._row(id_or_name))
+
+    async def list(self, filters: dict[str, list[str]] | None = None) -> list[dict]:
+        out = []
+        for row in self.db.execute("SELECT * FROM networks ORDER BY created, name"):
+            v = self._view(row)
+            if self._matches(v, row, filters or {}):
+                out.append(v)
+        return out
+
+    def _matches(self, v: dict, row: Any, filters: dict[str, list[str]]) -> bool:
+        for key, values in filters.items():
+            if not values:
+                continue
+            if key == "name" and not any(x in row["name"] for x in values):
+                return False
+            if key == "id" and not any(row["id"].startswith(x) for x in values):
+                return False
+            if key == "driver" and row["driver"] not in values:
+                return False
+            if key == "type":
+                kind = "builtin" if row["builtin"] else "custom"
+                if kind not in values:
+                    return False
+            if key == "dangling":
+                dangling = not row["builtin"] and not v["Containers"] and not self.db.one(
+                    "SELECT 1 FROM net_attachments WHERE network_id = ?", (row["id"],))
+                if (values[0] in ("true", "1")) != dangling:
+                    return False
+            if key == "label":
+                labels = v["Labels"]
+                for want in values:
+                    k, eq, val = want.partition("=")
+                    if k not in labels or (eq and labels[k] != val):
+                        return False
+            if key == "scope" and "local" not in values:
+                return False
+        return True
+
+    async def prune(self, filters: dict[str, list[str]] | None = None) -> list[str]:
+        removed = []
+        for v in await self.list(filters):
+            row = self._row(v["Id"])
+            if row["builtin"] or v["Containers"]:
+                continue
+            try:
+                await self.remove(row["id"])
+            except (Forbidden, NotFound):
+                continue
+            removed.append(row["name"])
+        return removed
+
+    # ------------------------------------------------------------------ containers
+    async def setup_container(self, container_id: str, network_mode: str, hostname: str = "",
+                              domainname: str = "", aliases: list[str] | None = None,
+                              port_bindings: dict | None = None, dns: list[str] | None = None,
+                              dns_search: list[str] | None = None, extra_hosts: list[str] | None = None,
+                              *, name: str = "", exposed_ports: dict | None = None,
+                              publish_all: bool = False, dns_options: list[str] | None = None,
+                              ipv4_address: str = "") -> Sandbox:
+        """Build the container's network sandbox (see docs/architecture.md)."""
+        mode = network_mode or "default"
+        name = name.lstrip("/")
+        hostname = hostname or container_id[:12]
+        dns, dns_search = list(dns or []), list(dns_search or [])
+        async with self._lock:
+            if self._sandbox_row(container_id) is not None:
+                await self._teardown_locked(container_id)
+            default_row = self.db.one("SELECT * FROM networks WHERE name = 'bridge'")
+            host_gateway = default_row["gateway"] if default_row else ""
+            extra = [netfiles.parse_extra_host(e, host_gateway) for e in extra_hosts or []]
+            if mode == "host":
+                return self._setup_shared_host(container_id, name, extra, dns, dns_search, dns_options)
+            if mode.startswith("container:"):
+                return self._setup_joined(container_id, name, mode.partition(":")[2])
+            if mode == "none":
+                return self._setup_none(container_id, name, hostname, domainname, extra, dns, dns_search,
+                                        dns_options)
+            primary = self._row("bridge" if mode in ("default", "bridge") else mode)
+            if primary["driver"] != "bridge":
+                raise InvalidParameter(f"container cannot be attached to network {primary['name']}")
+            mappings = expand_bindings(port_bindings, exposed_ports, publish_all)
+            if mappings and primary["internal"]:
+                mappings = []  # internal networks have no way in either
+            reserved = self.ports.reserve(container_id, mappings)   # refuses a taken port first
+            try:
+                return await self._setup_bridged(container_id, name, hostname, domainname, primary,
+                                                 list(aliases or []), reserved, exposed_ports, dns,
+                                                 dns_search, dns_options, extra, ipv4_address)
+            except BaseException:
+                await self._teardown_locked(container_id)
+                self.ports.release(container_id)
+                raise
+
+    def _write_files(self, container_id: str, hosts: str, resolv: str, hostname: str) -> dict[str, str]:
+        d = self._container_dir(container_id)
+        d.mkdir(parents=True, exist_ok=True)
+        out = {}
+        for cpath, fname, text in (("/etc/hosts", "hosts", hosts), ("/etc/resolv.conf", "resolv.conf", resolv),
+                                   ("/etc/hostname", "hostname", hostname + "\n")):
+            netfiles.write_atomic(d / fname, text)
+            out[cpath] = str(d / fname)
+        return out
+
+    def _host_resolv(self) -> netfiles.ResolvConf:
+        try:
+            return netfiles.parse_resolv_conf(Path("/etc/resolv.conf").read_text())
+        except OSError:
+            return netfiles.ResolvConf()
+
+    def _insert_sandbox(self, container_id: str, name: str, mode: str, netns: str | None,
+                        hostname: str = "", domainname: str = "", ports: list[PortMapping] = (),
+                        exposed: dict | None = None, dns: list[str] = (), extra: list = (),
+                        files: dict | None = None) -> str:
+        sandbox_id = secrets.token_hex(32)
+        self.db.execute(
+            "INSERT INTO net_sandboxes (container_id, sandbox_id, name, mode, netns, hostname, domainname, "
+            "ports, exposed, dns, extra_hosts, files) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (container_id, sandbox_id, name, mode, netns, hostname, domainname,
+             json.dumps([m.__dict__ for m in ports]), json.dumps(exposed or {}), json.dumps(list(dns)),
+             json.dumps([list(e) for e in extra]), json.dumps(files or {})))
+        return sandbox_id
+
+    def _setup_shared_host(self, container_id: str, name: str, extra: list, dns: list[str],
+                           dns_search: list[str], dns_options: list[str] | None) -> Sandbox:
+        host_name = socket.gethostname()
+        try:
+            hosts = Path("/etc/hosts").read_text()
+        except OSError:
+            hosts = netfiles.HOSTS_HEADER
+        hosts += "".join(f"{ip}\t{n}\n" for n, ip in extra)
+        host_rc = self._host_resolv()
+        resolv = netfiles.resolv_conf(host_rc, dns, dns_search, dns_options) if (dns or dns_search or dns_options) \
+            else (Path("/etc/resolv.conf").read_text() if Path("/etc/resolv.conf").exists() else "")
+        files = self._write_files(container_id, hosts, resolv, host_name)
+        self._insert_sandbox(container_id, name, "host", None, host_name, files=files)
+        return Sandbox(None, True, files, self._settings(container_id))
+
+    def _setup_none(self, container_id: str, name: str, hostname: str, domainname: str, extra: list,
+                    dns: list[str], dns_search: list[str], dns_options: list[str] | None) -> Sandbox:
+        hosts = netfiles.hosts_file(hostname, domainname, [], extra)
+        resolv = netfiles.resolv_conf(self._host_resolv(), dns, dns_search, dns_options)
+        files = self._write_files(container_id, hosts, resolv, hostname)
+        self._insert_sandbox(container_id, name, "none", None, hostname, domainname, files=files)
+        return Sandbox(None, False, files, self._settings(container_id))
+
+    def _setup_joined(self, container_id: str, name: str, target: str) -> Sandbox:
+        rows = self.db.execute("SELECT * FROM net_sandboxes WHERE container_id LIKE ? OR name = ?",
+                               (target + "%", target.lstrip("/")))
+        if len(rows) != 1 or rows[0]["mode"].startswith("container:"):
+            raise Conflict(f"cannot join network of a non running container: {target}")
+        other = rows[0]
+        files = json.loads(other["files"])
+        self._insert_sandbox(container_id, name, f"container:{other['container_id']}", other["netns"],
+                             other["hostname"], other["domainname"], files=files)
+        return Sandbox(other["netns"], other["mode"] == "host", files, self._settings(container_id))
+
+    async def _setup_bridged(self, container_id: str, name: str, hostname: str, domainname: str,
+                             primary: Any, aliases: list[str], mappings: list[PortMapping],
+                             exposed: dict | None, dns: list[str], dns_search: list[str],
+                             dns_options: list[str] | None, extra: list, ipv4: str) -> Sandbox:
+        br = _bridge()
+        path = self._netns_path(container_id)
+        self._insert_sandbox(container_id, name, primary["name"], path, hostname, domainname, mappings,
+                             exposed, dns, extra)
+        await asyncio.to_thread(br.create_netns, path)
+        wanted = [(primary, aliases, ipv4)]
+        for att in self.db.execute("SELECT * FROM net_attachments WHERE container_id = ?", (container_id,)):
+            if att["network_id"] != primary["id"]:
+                wanted.append((self._row(att["network_id"]), json.loads(att["aliases"]), att["ipv4"]))
+        for seq, (net, als, ip) in enumerate(wanted):
+            await self._attach(container_id, net, als, ip, seq)
+        user_net = any(not n["builtin"] for n, _, _ in wanted)
+        addrs = [r["ip"] for r in self.db.execute(
+            "SELECT ip FROM net_endpoints WHERE container_id = ? ORDER BY seq", (container_id,))]
+        hosts = netfiles.hosts_file(hostname, domainname, addrs, extra)
+        resolv = netfiles.resolv_conf(self._host_resolv(), dns, dns_search, dns_options, embedded=user_net)
+        files = self._write_files(container_id, hosts, resolv, hostname)
+        self.db.execute("UPDATE net_sandboxes SET files = ? WHERE container_id = ?",
+                        (json.dumps(files), container_id))
+        if user_net:
+            await self._start_dns(container_id)
+        await self._sync_firewall()
+        return Sandbox(path, False, files, self._settings(container_id))
+
+    async def _attach(self, container_id: str, net: Any, aliases: list[str], ipv4: str, seq: int) -> None:
+        subnet = ipaddress.ip_network(net["subnet"])
+        taken = [r["ip"] for r in self.db.execute("SELECT ip FROM net_endpoints WHERE network_id = ?", (net["id"],))]
+        ip = ipam.allocate(subnet, ipaddress.ip_address(net["gateway"]), taken, ipv4 or None)
+        host_if, peer = self._veth_names(container_id, net["id"])
+        ifname = f"eth{seq}"
+        used = {r["ifname"] for r in self.db.execute("SELECT ifname FROM net_endpoints WHERE container_id = ?",
+                                                     (container_id,))}
+        n = seq
+        while ifname in used:
+            n += 1
+            ifname = f"eth{n}"
+        mac = ipam.mac_for(ip)
+        self.db.execute(
+            "INSERT INTO net_endpoints (id, container_id, network_id, ip, mac, host_if, ifname, aliases, seq) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            (secrets.token_hex(32), container_id, net["id"], str(ip), mac, host_if, ifname,
+             json.dumps(aliases), seq))
+        try:
+            await asyncio.to_thread(_bridge().attach, self._netns_path(container_id), net["bridge"], host_if,
+                                    peer, ifname, str(ip), subnet.prefixlen,
+                                    None if net["internal"] or seq > 0 else net["gateway"], mac)
+        except BaseException:
+            self.db.execute("DELETE FROM net_endpoints WHERE container_id = ? AND network_id = ?",
+                            (container_id, net["id"]))
+            raise
+
+    async def teardown_container(self, container_id: str) -> None:
+        """Remove the container's veths, namespace, port reservations, DNS and rules."""
+        async with self._lock:
+            await self._teardown_locked(container_id)
+
+    async def _teardown_locked(self, container_id: str) -> None:
+        close_quietly(self._dns.pop(container_id, None))
+        self.ports.release(container_id)
+        sb = self._sandbox_row(container_id)
+        br = _bridge()
+        for ep in self.db.execute("SELECT host_if FROM net_endpoints WHERE container_id = ?", (container_id,)):
+            await asyncio.to_thread(br.detach, ep["host_if"])
+        path = self._netns_path(container_id)
+        if os.path.exists(path):
+            await asyncio.to_thread(br.remove_netns, path)
+        had_rules = sb is not None and sb["ports"] != "[]"
+        with self.db.transaction() as tx:
+            tx.execute("DELETE FROM net_endpoints WHERE container_id = ?", (container_id,))
+            tx.execute("DELETE FROM net_sandboxes WHERE container_id = ?", (container_id,))
+        if had_rules or sb is not None:
+            await self._sync_firewall()
+
+    async def forget_container(self, container_id: str) -> None:
+        """The container is removed: tear down and drop its configured extra networks."""
+        async with self._lock:
+            await self._teardown_locked(container_id)
+            self.db.execute("DELETE FROM net_attachments WHERE container_id = ?", (container_id,))
+
+    async def connect(self, id_or_name: str, container_id: str, aliases: list[str] | None = None,
+                      ipv4_address: str = "", name: str = "") -> None:
+        async with self._lock:
+            net = self._row(id_or_name)
+            if net["driver"] != "bridge":
+                raise Forbidden(f"container cannot be disconnected from host network or connected to "
+                                f"{net['name']} network")
+            sb = self._sandbox_row(container_id)
+            if sb is not None and (sb["mode"] in ("host", "none") or sb["mode"].startswith("container:")):
+                raise Forbidden(f"container sharing network namespace with another container or host "
+                                f"cannot be connected to {net['name']} network")
+            if self.db.one("SELECT 1 FROM net_endpoints WHERE container_id = ? AND network_id = ?",
+                           (container_id, net["id"])) or \
+                    self.db.one("SELECT 1 FROM net_attachments WHERE container_id = ? AND network_id = ?",
+                                (container_id, net["id"])):
+                raise Forbidden(f"endpoint with name {name or container_id[:12]} already exists in network "
+                                f"{net['name']}")
+            self.db.execute("INSERT INTO net_attachments (container_id, network_id, aliases, ipv4) VALUES (?,?,?,?)",
+                            (container_id, net["id"], json.dumps(aliases or []), ipv4_address))
+            if sb is None:
+                return
+            seq = (self.db.one("SELECT MAX(seq) AS m FROM net_endpoints WHERE container_id = ?",
+                               (container_id,))["m"] or 0) + 1
+            try:
+                await self._attach(container_id, net, list(aliases or []), ipv4_address, seq)
+            except BaseException:
+                self.db.execute("DELETE FROM net_attachments WHERE container_id = ? AND network_id = ?",
+                                (container_id, net["id"]))
+                raise
+            if not net["builtin"] and container_id not in self._dns:
+                await self._start_dns(container_id)
+            await self._sync_firewall()
+
+    async def disconnect(self, id_or_name: str, container_id: str, force: bool = False) -> None:
+        async with self._lock:
+            net = self._row(id_or_name)
+            ep = self.db.one("SELECT * FROM net_endpoints WHERE container_id = ? AND network_id = ?",
+                             (container_id, net["id"]))
+            att = self.db.one("SELECT 1 FROM net_attachments WHERE container_id = ? AND network_id = ?",
+                              (container_id, net["id"]))
+            if ep is None and att is None:
+                if force:
+                    return
+                raise NotFound(f"container {container_id[:12]} is not connected to network {net['name']}")
+            self.db.execute("DELETE FROM net_attachments WHERE container_id = ? AND network_id = ?",
+                            (container_id, net["id"]))
+            if ep is not None:
+                await asyncio.to_thread(_bridge().detach, ep["host_if"])
+                self.db.execute("DELETE FROM net_endpoints WHERE id = ?", (ep["id"],))
+                await self._sync_firewall()
+
+    def attached_networks(self, container_id: str) -> list[str]:
+        """Names of the networks the container is attached to (live or configured)."""
+        return [r["name"] for r in self.db.execute(
+            "SELECT n.name FROM networks n WHERE n.id IN (SELECT network_id FROM net_endpoints WHERE "
+            "container_id = ? UNION SELECT network_id FROM net_attachments WHERE container_id = ?)",
+            (container_id, container_id))]
+
+    # ------------------------------------------------------------------ settings / DNS
+    def settings(self, container_id: str) -> dict:
+        """The container's current NetworkSettings (after connect/disconnect too)."""
+        return self._settings(container_id)
+
+    def _settings(self, container_id: str) -> dict:
+        sb = self._sandbox_row(container_id)
+        s: dict[str, Any] = {
+            "Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": False,
+            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": {},
+            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
+            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
+            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": {}}
+        if sb is None:
+            return s
+        s["SandboxID"] = sb["sandbox_id"]
+        s["SandboxKey"] = sb["netns"] or ""
+        mappings = [PortMapping(**m) for m in json.loads(sb["ports"])]
+        s["Ports"] = settings_ports(mappings, json.loads(sb["exposed"]))
+        if sb["mode"] in ("host", "none"):
+            net = self.db.one("SELECT id FROM networks WHERE name = ?", (sb["mode"],))
+            s["Networks"][sb["mode"]] = self._endpoint_settings(net["id"] if net else "", None, None)
+        for ep in self.db.execute(
+                "SELECT e.*, n.name AS nname, n.subnet, n.gateway, n.builtin, n.internal FROM net_endpoints e "
+                "JOIN networks n ON n.id = e.network_id WHERE e.container_id = ? ORDER BY e.seq", (container_id,)):
+            es = self._endpoint_settings(ep["network_id"], ep, sb)
+            s["Networks"][ep["nname"]] = es
+            if ep["nname"] == "bridge":
+                for k in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress"):
+                    s[k] = es[k]
+        return s
+
+    def _endpoint_settings(self, network_id: str, ep: Any, sb: Any) -> dict:
+        es: dict[str, Any] = {
+            "IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "", "DriverOpts": None,
+            "GwPriority": 0, "NetworkID": network_id, "EndpointID": "", "Gateway": "", "IPAddress": "",
+            "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "DNSNames": None}
+        if ep is None:
+            return es
+        plen = ipaddress.ip_network(ep["subnet"]).prefixlen
+        aliases = json.loads(ep["aliases"])
+        es.update({"MacAddress": ep["mac"], "EndpointID": ep["id"],
+                   "Gateway": "" if ep["internal"] else ep["gateway"], "IPAddress": ep["ip"],
+                   "IPPrefixLen": plen, "Aliases": aliases or None})
+        if not ep["builtin"]:
+            names = [n for n in [sb["name"] if sb else "", *aliases, ep["container_id"][:12],
+                                 sb["hostname"] if sb else ""] if n]
+            es["DNSNames"] = list(dict.fromkeys(names))
+        return es
+
+    def _user_networks_of(self, container_id: str) -> list[str]:
+        return [r["network_id"] for r in self.db.execute(
+            "SELECT e.network_id FROM net_endpoints e JOIN networks n ON n.id = e.network_id "
+            "WHERE e.container_id = ? AND n.builtin = 0", (container_id,))]
+
+    def _lookup(self, container_id: str, qname: str) -> list[str] | None:
+        nets = self._user_networks_of(container_id)
+        if not nets:
+            return None
+        marks = ",".join("?" * len(nets))
+        found: list[str] = []
+        for ep in self.db.execute(
+                f"SELECT e.ip, e.aliases, e.container_id, s.name, s.hostname FROM net_endpoints e "
+                f"LEFT JOIN net_sandboxes s ON s.container_id = e.container_id "
+                f"WHERE e.network_id IN ({marks}) ORDER BY e.container_id", nets):
+            names = {(ep["name"] or "").lower(), ep["container_id"][:12], ep["container_id"]}
+            names.update(a.lower() for a in json.loads(ep["aliases"]))
+            if qname in names and ep["ip"] not in found:
+                found.append(ep["ip"])
+        return found or None
+
+    def _reverse(self, container_id: str, ip: str) -> str | None:
+        nets = self._user_networks_of(container_id)
+        if not nets:
+            return None
+        marks = ",".join("?" * len(nets))
+        row = self.db.one(
+            f"SELECT s.name, e.network_id FROM net_endpoints e JOIN net_sandboxes s ON s.container_id = e.container_id "
+            f"WHERE e.ip = ? AND e.network_id IN ({marks})", [ip, *nets])
+        if row is None or not row["name"]:
+            return None
+        net = self.db.one("SELECT name FROM networks WHERE id = ?", (row["network_id"],))
+        return f"{row['name']}.{net['name']}" if net else row["name"]
+
+    def _upstreams(self, container_id: str) -> list[str]:
+        nets = self.db.execute(
+            "SELECT n.internal FROM net_endpoints e JOIN networks n ON n.id = e.network_id "
+            "WHERE e.container_id = ?", (container_id,))
+        if nets and all(r["internal"] for r in nets):
+            return []   # internal networks: no way out, not even for names
+        sb = self._sandbox_row(container_id)
+        dns = json.loads(sb["dns"]) if sb else []
+        return netfiles.upstream_servers(self._host_resolv(), dns)
+
+    async def _start_dns(self, container_id: str) -> None:
+        if container_id in self._dns or not self._user_networks_of(container_id):
+            return
+        path = self._netns_path(container_id)
+        br = _bridge()
+        udp = await asyncio.to_thread(br.bind_in_netns, path, (netfiles.EMBEDDED_DNS, 53), socket.SOCK_DGRAM)
+        try:
+            tcp = await asyncio.to_thread(br.bind_in_netns, path, (netfiles.EMBEDDED_DNS, 53),
+                                          socket.SOCK_STREAM)
+        except BaseException:
+            udp.close()
+            raise
+        server = DNSServer(Resolver(lambda q: self._lookup(container_id, q),
+                                    lambda ip: self._reverse(container_id, ip),
+                                    lambda: self._upstreams(container_id)))
+        try:
+            await server.start(udp, tcp)
+        except BaseException:
+            udp.close()
+            tcp.close()
+            raise
+        self._dns[container_id] = server

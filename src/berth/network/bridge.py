@@ -1,0 +1,199 @@
+"""The bridge driver's kernel side, through pyroute2 (netlink): bridges, veth pairs, network
+namespaces bind-mounted under the daemon's netns directory, addresses and routes.
+
+Only the daemon imports this module (pyroute2 costs ~180 ms to import; the CLI must not
+pay it). Every function is synchronous; the engine runs them in threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from pyroute2 import IPRoute, netns
+from pyroute2.netlink.exceptions import NetlinkError
+
+from berth import kernel
+from berth.errors import BerthError
+
+T = TypeVar("T")
+DEFAULT_MTU = 1500
+
+
+def _sysctl(path: str, value: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        Path(path).write_text(value)
+
+
+def enable_ip_forward() -> None:
+    _sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+
+
+def link_index(ipr: IPRoute, name: str) -> int | None:
+    found = ipr.link_lookup(ifname=name)
+    return found[0] if found else None
+
+
+def link_exists(name: str) -> bool:
+    with IPRoute() as ipr:
+        return link_index(ipr, name) is not None
+
+
+def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int = DEFAULT_MTU) -> None:
+    """Create (or adopt) the bridge, give it exactly the gateway address, bring it up."""
+    with IPRoute() as ipr:
+        idx = link_index(ipr, name)
+        if idx is None:
+            try:
+                ipr.link("add", ifname=name, kind="bridge")
+            except NetlinkError as exc:
+                raise BerthError(f"cannot create bridge {name}: {exc}") from None
+            idx = link_index(ipr, name)
+            assert idx is not None
+        have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx, family=socket.AF_INET)}
+        for addr, plen in have - {(gateway, prefixlen)}:
+            ipr.addr("del", index=idx, address=addr, prefixlen=plen)
+        if (gateway, prefixlen) not in have:
+            ipr.addr("add", index=idx, address=gateway, prefixlen=prefixlen)
+        ipr.link("set", index=idx, mtu=mtu, state="up")
+    # published ports reached from 127.0.0.1 are DNAT'ed out of this bridge
+    _sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
+
+
+def delete_link(name: str) -> None:
+    with IPRoute() as ipr:
+        idx = link_index(ipr, name)
+        if idx is not None:
+            with contextlib.suppress(NetlinkError):
+                ipr.link("del", index=idx)
+
+
+def create_netns(path: str) -> None:
+    """A new network namespace kept alive by a bind mount on `path` (loopback up)."""
+    if os.path.exists(path):
+        raise BerthError(f"network namespace {path} already exists")
+    netns.create(path)
+    try:
+        with IPRoute(netns=path) as ns:
+            lo = link_index(ns, "lo")
+            if lo is not None:
+                ns.link("set", index=lo, state="up")
+    except BaseException:
+        remove_netns(path)
+        raise
+
+
+def netns_alive(path: str) -> bool:
+    """True when `path` is a bind-mounted network namespace."""
+    try:
+        return os.stat(path).st_dev != os.stat(os.path.dirname(path)).st_dev
+    except OSError:
+        return False
+
+
+def remove_netns(path: str) -> None:
+    with contextlib.suppress(OSError):
+        kernel.umount(path, kernel.MNT_DETACH)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def release_netns_dir(path: str) -> None:
+    """Undo the shared self bind mount pyroute2 (like iproute2) puts on the netns dir."""
+    with open("/proc/self/mountinfo") as f:
+        mounted = any(line.split()[4] == path for line in f)
+    if mounted:
+        with contextlib.suppress(OSError):
+            kernel.umount(path, kernel.MNT_DETACH)
+
+
+def attach(netns_path: str, bridge: str, host_if: str, peer_tmp: str, ifname: str,
+           address: str, prefixlen: int, gateway: str | None, mac: str,
+           mtu: int = DEFAULT_MTU) -> None:
+    """A veth pair: `host_if` on `bridge`, the peer moved into the namespace as `ifname`
+    with `address`, `mac` and (unless `gateway` is None) a default route."""
+    with IPRoute() as ipr:
+        br = link_index(ipr, bridge)
+        if br is None:
+            raise BerthError(f"bridge {bridge} does not exist")
+        try:
+            ipr.link("add", ifname=host_if, kind="veth", peer={"ifname": peer_tmp}, mtu=mtu)
+        except NetlinkError as exc:
+            raise BerthError(f"cannot create veth {host_if}: {exc}") from None
+        try:
+            hidx = link_index(ipr, host_if)
+            pidx = link_index(ipr, peer_tmp)
+            ipr.link("set", index=hidx, master=br, state="up")
+            _sysctl(f"/sys/class/net/{host_if}/brport/hairpin_mode", "1")
+            fd = os.open(netns_path, os.O_RDONLY)
+            try:
+                ipr.link("set", index=pidx, net_ns_fd=fd)
+            finally:
+                os.close(fd)
+            with IPRoute(netns=netns_path) as ns:
+                idx = link_index(ns, peer_tmp)
+                ns.link("set", index=idx, ifname=ifname, address=mac)
+                ns.addr("add", index=idx, address=address, prefixlen=prefixlen)
+                ns.link("set", index=idx, state="up")
+                if gateway:
+                    ns.route("add", dst="0.0.0.0/0", gateway=gateway)
+        except BaseException:
+            with contextlib.suppress(NetlinkError):
+                ipr.link("del", ifname=host_if)
+            raise
+
+
+def detach(host_if: str) -> None:
+    """Delete the veth pair (both ends go)."""
+    delete_link(host_if)
+
+
+def in_netns(path: str, fn: Callable[[], T]) -> T:
+    """Run `fn` in a throw-away thread that has joined the network namespace at `path`
+    (sockets it creates stay in that namespace)."""
+    box: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            target = os.open(path, os.O_RDONLY)
+            try:
+                kernel.setns(target, kernel.CLONE_NEWNET)
+            finally:
+                os.close(target)
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            box["error"] = exc
+
+    t = threading.Thread(target=run, name="berth-netns")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["value"]  # type: ignore[return-value]
+
+
+def bind_in_netns(path: str, address: tuple[str, int], kind: int) -> socket.socket:
+    def make() -> socket.socket:
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(address)
+            if kind == socket.SOCK_STREAM:
+                s.listen(64)
+            s.setblocking(False)
+        except OSError:
+            s.close()
+            raise
+        return s
+    try:
+        return in_netns(path, make)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise BerthError(f"cannot start the embedded DNS in {path}: {exc}") from None
+        raise
