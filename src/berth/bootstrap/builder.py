@@ -1,0 +1,246 @@
+"""`build_image("python:3.11-slim", out)`: recipe -> rootfs -> one deterministic layer ->
+image config -> `docker save` archive, stating what it was built from.
+
+Reproducibility: the layer's mtimes and the config's `created` are the newest package's
+date (see `packages.newest_package_mtime`), maintainer scripts run with the recipe's fixed
+SOURCE_DATE_EPOCH, host-specific files are emptied and caches/logs stripped, so the same
+recipe and the same package versions give the same image id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .archive import canonical_json, host_architecture, image_config, rfc3339, write_docker_archive
+from .errors import BootstrapError
+from .layertar import write_layer_file
+from .packages import host_package_version, installed_versions, newest_package_mtime
+from .recipes import Recipe, lookup, upstream_version, version_matches
+from .rootfs import (
+    BUSYBOX,
+    add_files,
+    busybox_rootfs,
+    neutral_host_files,
+    remove_workdir,
+    run_mmdebstrap,
+    strip,
+)
+from .sources import SourceEntry, describe, for_suite, mirror_uris, read_sources, render_deb822
+
+# Bump when the builder's output changes for the same recipe (invalidates caches).
+BUILDER_VERSION = "1"
+CACHE_ENV = "BERTH_BOOTSTRAP_CACHE"
+
+
+@dataclass
+class BootstrapResult:
+    tar_path: Path            # `docker save` archive (manifest.json + config + one layer)
+    reference: str            # e.g. "python:3.11-slim"
+    description: str          # what it was built from: recipe, suite, mirror, package versions
+    image_id: str             # sha256:<config digest>
+    packages: dict[str, str] = field(default_factory=dict)   # main packages -> Debian version
+    created: str = ""         # RFC 3339, from the newest package's date
+    layer_size: int = 0
+    package_count: int = 0
+    cached: bool = False
+
+
+def _main_versions(recipe: Recipe, installed: dict[str, str]) -> dict[str, str]:
+    out = {}
+    for pkg in recipe.main_packages:
+        if pkg not in installed:
+            raise BootstrapError(f"bootstrap: {recipe.reference}: package {pkg} was not installed "
+                                 f"from the mirror")
+        out[pkg] = installed[pkg]
+    first = recipe.main_packages[0]
+    if recipe.version and not version_matches(recipe.version, out[first]):
+        raise BootstrapError(
+            f"bootstrap: {recipe.reference}: the mirror provides {first} {out[first]}, not "
+            f"{recipe.ships}; refusing to label it {recipe.reference}")
+    return out
+
+
+def _labels(recipe: Recipe, reference: str, versions: dict[str, str], mirrors: list[str],
+            created: str) -> dict[str, str]:
+    first = recipe.main_packages[0]
+    labels = {
+        "org.opencontainers.image.title": reference,
+        "org.opencontainers.image.description":
+            f"{recipe.summary}; built by berth bootstrap from Debian {recipe.suite} packages",
+        "org.opencontainers.image.source": " ".join(mirrors),
+        "org.opencontainers.image.version": upstream_version(versions[first]),
+        "org.opencontainers.image.created": created,
+        "io.berth.bootstrap.recipe": reference,
+        "io.berth.bootstrap.suite": recipe.suite,
+        "io.berth.bootstrap.packages": " ".join(f"{p}={v}" for p, v in versions.items()),
+    }
+    labels.update(dict(recipe.labels))
+    return labels
+
+
+def _describe(recipe: Recipe, reference: str, versions: dict[str, str], origin: str,
+              count: int, created: str) -> str:
+    how = ("the host's busybox-static package" if recipe.source == "busybox" else
+           f"mmdebstrap --variant={recipe.variant}"
+           + (" (slim: no docs, man pages, locales, apt lists)" if recipe.slim else ""))
+    pkgs = ", ".join(f"{p} {v}" for p, v in versions.items())
+    lines = [f"{reference}: {recipe.summary}",
+             f"built from Debian {recipe.suite} packages with {how}",
+             f"mirror: {origin}",
+             f"packages: {pkgs}" + (f" ({count} installed)" if count > 1 else ""),
+             f"dated {created} (newest package)"]
+    lines += [f"note: {n}" for n in recipe.notes]
+    return "\n".join(lines)
+
+
+def _cache_key(recipe: Recipe, reference: str, sources: list[SourceEntry]) -> str:
+    h = hashlib.sha256()
+    for part in (BUILDER_VERSION, recipe.digest(), reference, render_deb822(sources)):
+        h.update(part.encode() + b"\0")
+    if recipe.source == "busybox":
+        h.update(host_package_version("busybox-static").encode())
+    return h.hexdigest()[:16]
+
+
+def _cache_paths(cache_dir: Path, recipe: Recipe, reference: str,
+                 sources: list[SourceEntry]) -> tuple[Path, Path]:
+    day = datetime.now(UTC).strftime("%Y%m%d")
+    stem = f"{reference.replace(':', '_').replace('/', '_')}-{_cache_key(recipe, reference, sources)}-{day}"
+    return cache_dir / f"{stem}.tar", cache_dir / f"{stem}.json"
+
+
+def _copy_atomic(src: Path, dest: Path) -> None:
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _from_cache(tar: Path, meta: Path, out_path: Path) -> BootstrapResult | None:
+    if not (tar.is_file() and meta.is_file()):
+        return None
+    try:
+        data = json.loads(meta.read_text())
+        data.pop("tar_path", None)
+        data["cached"] = True
+        result = BootstrapResult(tar_path=out_path, **data)
+    except (ValueError, TypeError):
+        return None
+    _copy_atomic(tar, out_path)
+    return result
+
+
+def _to_cache(result: BootstrapResult, tar: Path, meta: Path) -> None:
+    tar.parent.mkdir(parents=True, exist_ok=True)
+    _copy_atomic(result.tar_path, tar)
+    data = asdict(result)
+    data["tar_path"] = str(tar)
+    tmp = meta.with_name(f".{meta.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, meta)
+
+
+def build_image(name_tag: str, out_path: str | Path, log: Callable[[str], None] = print, *,
+                cache_dir: str | Path | None = None,
+                work_dir: str | Path | None = None) -> BootstrapResult:
+    """Build NAME:TAG from its recipe into a `docker save` archive at `out_path`.
+
+    `cache_dir` (default: $BERTH_BOOTSTRAP_CACHE, else no cache) reuses an archive built
+    today from the same recipe and sources. `work_dir` is where the temporary rootfs goes.
+    Raises InvalidParameter for an unknown or unbuildable NAME:TAG, BootstrapError when
+    the build fails; nothing is left behind in either case.
+    """
+    recipe, tag = lookup(name_tag)
+    reference = f"{recipe.name}:{tag}"
+    out_path = Path(out_path)
+    if out_path.is_dir():
+        out_path = out_path / f"{reference.replace(':', '_')}.tar"
+    cache_dir = cache_dir if cache_dir is not None else os.environ.get(CACHE_ENV) or None
+    try:
+        sources = for_suite(read_sources(), recipe.suite)
+    except BootstrapError:
+        if recipe.source != "busybox":
+            raise
+        sources = []   # busybox comes from the host's dpkg database, no mirror needed
+    cache: tuple[Path, Path] | None = None
+    if cache_dir is not None:
+        cache = _cache_paths(Path(cache_dir), recipe, reference, sources)
+        hit = _from_cache(*cache, out_path)
+        if hit is not None:
+            log(f"bootstrap: {reference}: using the archive built earlier today ({cache[0]})")
+            return hit
+    origin = describe(sources) or "this host's dpkg database"
+    if recipe.source == "busybox":
+        origin = f"this host's installed busybox-static package (apt sources: {origin})"
+    log(f"bootstrap: building {reference} from Debian {recipe.suite} ({origin})")
+    work = Path(tempfile.mkdtemp(prefix="berth-bootstrap-", dir=work_dir))
+    tmp_out = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
+    try:
+        root = work / "rootfs"
+        started = time.time()
+        if recipe.source == "busybox":
+            installed = {"busybox-static": host_package_version("busybox-static")}
+            versions = _main_versions(recipe, installed)
+            root.mkdir()
+            busybox_rootfs(root, BUSYBOX)
+            epoch = newest_package_mtime(Path("/"), before=started, packages=["busybox-static"])
+        else:
+            run_mmdebstrap(recipe, root, sources, work, log)
+            installed = installed_versions(root)
+            versions = _main_versions(recipe, installed)
+            epoch = newest_package_mtime(root, before=started)
+            neutral_host_files(root)
+        epoch = epoch or recipe.epoch
+        removed = strip(root, recipe.strip_globs())
+        add_files(root, recipe)
+        log(f"bootstrap: {len(installed)} packages, {removed} paths stripped; writing the layer")
+        created = rfc3339(epoch)
+        layer_path = work / "layer.tar"
+        layer = write_layer_file(root, layer_path, epoch)
+        env = [f"{k}={v}" for k, v in recipe.env]
+        env += [f"{k}={upstream_version(installed[p])}" for k, p in recipe.version_env]
+        mirrors = mirror_uris(sources)
+        labels = _labels(recipe, reference, versions, mirrors, created)
+        created_by = f"berth bootstrap {reference} (recipe {recipe.reference}, Debian {recipe.suite})"
+        config = image_config(
+            diff_id=layer.diff_id, epoch=epoch, env=env, cmd=list(recipe.cmd),
+            entrypoint=list(recipe.entrypoint), workdir=recipe.workdir,
+            exposed_ports=list(recipe.exposed_ports), stop_signal=recipe.stop_signal,
+            labels=labels, created_by=created_by,
+            comment=" ".join(f"{p}={v}" for p, v in versions.items()),
+            architecture=host_architecture())
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        image_id = write_docker_archive(tmp_out, config=canonical_json(config), layer_path=layer_path,
+                                        diff_id=layer.diff_id, repo_tags=[reference], epoch=epoch)
+        os.replace(tmp_out, out_path)
+        result = BootstrapResult(
+            tar_path=out_path, reference=reference,
+            description=_describe(recipe, reference, versions, origin, len(installed), created),
+            image_id=image_id, packages=versions, created=created, layer_size=layer.size,
+            package_count=len(installed))
+    finally:
+        if tmp_out.exists():
+            tmp_out.unlink()
+        remove_workdir(work)
+    if cache is not None:
+        try:
+            _to_cache(result, *cache)
+        except OSError as e:
+            log(f"bootstrap: could not store {reference} in the cache {cache_dir}: {e}")
+    log(f"bootstrap: built {reference} {image_id} ({layer.size // (1 << 20)} MiB layer)")
+    return result
