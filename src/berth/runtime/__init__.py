@@ -1,0 +1,6 @@
+"""berth's OCI runtime: an OCI runtime-spec bundle becomes a running container.
+
+The library entry point is `berth.runtime.runtime.Runtime`; the runc-compatible command
+line is `berth.runtime.cli` (`berth-runtime`). Modules are kept import-light because a
+runtime is executed once per container operation.
+"""

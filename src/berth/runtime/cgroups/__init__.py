@@ -1,0 +1,99 @@
+"""Cgroup managers behind one interface, and detection of the host's cgroup layout.
+
+`manager_for(cgroups_path, container_id)` returns a v2 manager on a unified host and a v1
+manager otherwise (hybrid hosts: v1 controllers, plus the empty v2 hierarchy joined too).
+`from_state(dict)` re-opens the manager recorded in a container's state.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Protocol
+
+from berth.runtime.errors import RuntimeFailure
+
+
+class Manager(Protocol):
+    def create(self) -> None: ...
+    def apply(self, resources: Any) -> None: ...
+    def add(self, pid: int) -> None: ...
+    def procs(self) -> list[int]: ...
+    def freeze(self) -> None: ...
+    def thaw(self) -> None: ...
+    def frozen(self) -> bool: ...
+    def oom_killed(self) -> bool: ...
+    def stats(self) -> dict[str, Any]: ...
+    def destroy(self) -> None: ...
+    def to_state(self) -> dict[str, Any]: ...
+
+
+def cgroup_mounts() -> list[tuple[str, str, str, str]]:
+    """(fstype, mount point, mount root, super options) of every cgroup mount."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            rparts = right.split()
+            if not rparts or rparts[0] not in ("cgroup", "cgroup2"):
+                continue
+            lparts = left.split()
+            out.append((rparts[0], lparts[4], lparts[3], rparts[2] if len(rparts) > 2 else ""))
+    return out
+
+
+def own_cgroups() -> dict[str, str]:
+    """This process' cgroup per hierarchy key ('' for v2, else the controller list)."""
+    out: dict[str, str] = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            out[ctrls] = path
+    return out
+
+
+def normalize_path(cgroups_path: str | None, container_id: str) -> str:
+    """An OCI cgroupsPath: absolute (from the hierarchy root), relative (from the caller's own
+    cgroup) or systemd's `slice:prefix:name`, which becomes `/slice/prefix-name.scope`."""
+    if not cgroups_path:
+        return f"/berth/{container_id}"
+    if ":" in cgroups_path and not cgroups_path.startswith("/"):
+        parts = cgroups_path.split(":")
+        if len(parts) == 3:
+            slice_, prefix, name = parts
+            slice_ = slice_ or "system.slice"
+            return f"/{slice_}/{prefix}-{name}.scope" if prefix else f"/{slice_}/{name}"
+    return cgroups_path
+
+
+def _write(path: str, value: str) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as exc:
+        raise RuntimeFailure(f"cgroup: cannot write {value!r} to {path}: {exc.strerror}") from None
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def is_unified() -> bool:
+    return os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+
+
+def manager_for(cgroups_path: str | None, container_id: str) -> Manager:
+    path = normalize_path(cgroups_path, container_id)
+    if is_unified():
+        from berth.runtime.cgroups.v2 import V2Manager
+        return V2Manager.for_path(path)
+    from berth.runtime.cgroups.v1 import V1Manager
+    return V1Manager.for_path(path)
+
+
+def from_state(data: dict[str, Any]) -> Manager:
+    if data.get("version") == 2:
+        from berth.runtime.cgroups.v2 import V2Manager
+        return V2Manager(data["path"])
+    from berth.runtime.cgroups.v1 import V1Manager
+    return V1Manager(data["paths"])

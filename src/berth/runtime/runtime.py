@@ -1,0 +1,466 @@
+"""The `Runtime` class: the library API behind `berth-runtime` and the shim.
+
+`Runtime(root)` keeps one directory per container under `root` (state.json, exec.fifo).
+The caller of `create`/`exec` should be a child subreaper (PR_SET_CHILD_SUBREAPER): the
+container's init and exec'd processes are re-parented to it, and it reaps them.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import select
+import signal as _signal
+import socket
+import time
+from typing import Any
+
+from berth.runtime import spec as _spec
+from berth.runtime import state as _state
+from berth.runtime.errors import (
+    ContainerExists,
+    ContainerNotFound,
+    ExecNotFound,
+    ExecNotPermitted,
+    InvalidState,
+    RuntimeFailure,
+)
+from berth.runtime.state import EXEC_FIFO, State
+
+_ID_RE = re.compile(r"^[\w+\-.]+$")
+SIGNALS = {name[3:]: int(getattr(_signal, name)) for name in dir(_signal)
+           if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(getattr(_signal, name), int)}
+
+
+def parse_signal(sig: int | str) -> int:
+    """9, '9', 'KILL', 'SIGKILL' -> 9."""
+    if isinstance(sig, int):
+        return sig
+    s = sig.strip().upper()
+    if s.isdigit():
+        return int(s)
+    s = s[3:] if s.startswith("SIG") else s
+    if s not in SIGNALS:
+        raise RuntimeFailure(f"unknown signal {sig!r}")
+    return SIGNALS[s]
+
+
+def _now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e9):09d}Z"
+
+
+class Runtime:
+    def __init__(self, root: str = "/run/berth/runtime") -> None:
+        self.root = root
+
+    # --- helpers -------------------------------------------------------------------------
+    def _dir(self, cid: str) -> str:
+        if not cid or not _ID_RE.match(cid):
+            raise RuntimeFailure(f"invalid container id {cid!r}: use letters, digits, '_', '+', '-', '.'")
+        return os.path.join(self.root, cid)
+
+    def _load(self, cid: str) -> State:
+        d = self._dir(cid)
+        try:
+            return _state.load(d)
+        except FileNotFoundError:
+            raise ContainerNotFound(f"container {cid} does not exist") from None
+
+    def _status(self, st: State) -> str:
+        if st.pid <= 0:
+            return st.status if st.status == "creating" else "stopped"
+        start = _state.proc_start_time(st.pid)
+        if start <= 0 or (st.init_start and start != st.init_start):
+            return "stopped"
+        if os.path.exists(os.path.join(self._dir(st.id), EXEC_FIFO)):
+            return "created"
+        if st.cgroup and self._cgroup(st).frozen():
+            return "paused"
+        return "running"
+
+    @staticmethod
+    def _cgroup(st: State):
+        from berth.runtime import cgroups
+        return cgroups.from_state(st.cgroup)
+
+    def list(self) -> list[State]:
+        out = []
+        try:
+            names = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return []
+        for name in names:
+            try:
+                st = _state.load(os.path.join(self.root, name))
+            except (OSError, ValueError):
+                continue
+            st.status = self._status(st)
+            out.append(st)
+        return out
+
+    def state(self, cid: str) -> State:
+        st = self._load(cid)
+        st.status = self._status(st)
+        return st
+
+    # --- create --------------------------------------------------------------------------
+    def create(self, cid: str, bundle: str, stdio: tuple[int, int, int] | None = (0, 1, 2),
+               console_socket: str | None = None, pid_file: str | None = None,
+               no_pivot: bool = False, preserve_fds: int = 0) -> int:
+        d = self._dir(cid)
+        bundle = os.path.abspath(bundle)
+        try:
+            config = _spec.load(bundle)
+        except FileNotFoundError:
+            raise RuntimeFailure(f"bundle {bundle} has no config.json") from None
+        except (ValueError, TypeError) as exc:
+            raise RuntimeFailure(f"bundle {bundle}: invalid config.json: {exc}") from None
+        if config.process is None or not config.process.args:
+            raise RuntimeFailure("config.json: process.args must name the command to run")
+        if config.root is None:
+            raise RuntimeFailure("config.json: root.path is missing")
+        rootfs = config.root.path if config.root.path.startswith("/") else os.path.join(bundle, config.root.path)
+        if not os.path.isdir(rootfs):
+            raise RuntimeFailure(f"rootfs {rootfs} is not a directory")
+        linux = config.linux or _spec.Linux()
+        if linux.uid_mappings or linux.gid_mappings or config.namespace("user"):
+            raise RuntimeFailure("user namespaces are not supported by berth-runtime")
+        from berth.runtime import namespaces
+        flags, join = namespaces.plan(linux.namespaces)
+
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        try:
+            os.mkdir(d, 0o711)
+        except FileExistsError:
+            raise ContainerExists(f"container with id {cid} already exists") from None
+        cg = None
+        console_fd = None
+        parent_sock = child_sock = None
+        init_pid = 0
+        try:
+            fifo = os.path.join(d, EXEC_FIFO)
+            os.mkfifo(fifo, 0o622)
+            st = State(id=cid, bundle=bundle, rootfs=rootfs, created=_now(),
+                       annotations=config.annotations or {}, config=config.to_dict())
+            _state.save(d, st)
+            from berth.runtime import cgroups
+            cg = cgroups.manager_for(linux.cgroups_path, cid)
+            cg.create()
+            cg.apply(linux.resources)
+            st.cgroup = cg.to_state()
+            if config.process.terminal:
+                if not console_socket:
+                    raise RuntimeFailure("config.json asks for a terminal: pass --console-socket")
+                from berth.runtime import console
+                try:
+                    console_fd = console.connect(console_socket)
+                except OSError as exc:
+                    raise RuntimeFailure(f"cannot connect to console socket {console_socket}: "
+                                         f"{exc.strerror}") from None
+            parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            hooks = config.hooks
+            has_hooks = bool(hooks and (hooks.prestart or hooks.create_runtime or hooks.create_container))
+            from berth.runtime.init import InitConfig
+            cfg = InitConfig(spec=config, rootfs=rootfs, sync_fd=child_sock.fileno(), stdio=stdio,
+                             fifo_path=fifo, console_fd=console_fd, cgroup=cg, join=join,
+                             unshare_flags=flags, no_pivot=no_pivot, preserve_fds=preserve_fds,
+                             has_hooks=has_hooks)
+            init_pid = self._spawn(cfg, parent_sock, child_sock, on_hooks=lambda pid: self._hooks_create(
+                st, pid, config))
+            st.pid = init_pid
+            st.init_start = _state.proc_start_time(init_pid)
+            st.status = "created"
+            st.namespaces = self._ns_paths(init_pid, linux)
+            _state.save(d, st)
+            if pid_file:
+                _write_pid_file(pid_file, init_pid)
+            return init_pid
+        except BaseException:
+            if init_pid:
+                _kill_wait(init_pid)
+            if cg is not None:
+                try:
+                    if init_pid:
+                        for p in cg.procs():
+                            _kill_wait(p)
+                    cg.destroy()
+                except (RuntimeFailure, OSError):
+                    pass
+            _rmtree(d)
+            raise
+        finally:
+            for s in (parent_sock, child_sock):
+                if s is not None:
+                    s.close()
+            if console_fd is not None:
+                os.close(console_fd)
+
+    def _spawn(self, cfg, parent_sock: socket.socket, child_sock: socket.socket, on_hooks=None) -> int:
+        """Fork the bridge child, follow the sync protocol, return the init's host pid."""
+        from berth.runtime import init
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            try:
+                parent_sock.close()
+                init.bridge(cfg)
+            finally:
+                os._exit(1)
+        child_sock.close()
+        f = parent_sock.makefile("rb")
+        init_pid = 0
+        try:
+            while True:
+                line = f.readline()
+                if not line:
+                    raise RuntimeFailure("container init exited during set-up without a message")
+                msg = json.loads(line)
+                kind = msg.get("type")
+                if kind == "pid":
+                    init_pid = msg["pid"]
+                    os.waitpid(pid, 0)
+                    pid = 0
+                elif kind == "hooks":
+                    try:
+                        if on_hooks is not None:
+                            on_hooks(init_pid)
+                    except RuntimeFailure as exc:
+                        parent_sock.sendall((json.dumps({"type": "error", "message": str(exc)}) + "\n").encode())
+                        raise
+                    parent_sock.sendall(b'{"type": "ok"}\n')
+                elif kind == "ready":
+                    return init_pid
+                elif kind == "error":
+                    message = msg.get("message", "unknown error")
+                    if msg.get("kind") == "notfound":
+                        raise ExecNotFound(message)
+                    if msg.get("kind") == "notpermitted":
+                        raise ExecNotPermitted(message)
+                    raise RuntimeFailure(message)
+        except BaseException:
+            if init_pid:
+                _kill_wait(init_pid)
+            raise
+        finally:
+            f.close()
+            if pid:
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
+
+    @staticmethod
+    def _ns_paths(pid: int, linux) -> dict[str, str]:
+        from berth import kernel
+        out = {}
+        for ns in linux.namespaces or []:
+            out[ns.type] = ns.path or f"/proc/{pid}/ns/{kernel.NAMESPACE_PROC_NAMES[ns.type]}"
+        return out
+
+    def _hooks_create(self, st: State, pid: int, config) -> None:
+        hooks = config.hooks
+        if hooks is None:
+            return
+        st.pid = pid
+        st.status = "creating"
+        from berth.runtime import hooks as _hooks
+        for h in (hooks.prestart or []) + (hooks.create_runtime or []):
+            _hooks.run(h, st.hook_state())
+        # createContainer hooks belong in the container's mount namespace; run them there
+        for h in hooks.create_container or []:
+            _hooks.run(h, st.hook_state(), mount_ns=f"/proc/{pid}/ns/mnt")
+
+    # --- start ---------------------------------------------------------------------------
+    def start(self, cid: str) -> None:
+        st = self.state(cid)
+        if st.status != "created":
+            raise InvalidState(f"cannot start a container that is {st.status}")
+        fifo = os.path.join(self._dir(cid), EXEC_FIFO)
+        try:
+            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise InvalidState("cannot start an already running container") from None
+        try:
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            deadline = time.monotonic() + 10
+            data = b""
+            while time.monotonic() < deadline:
+                if poller.poll(50):
+                    data = os.read(fd, 1)
+                    if data:
+                        break
+                if _state.proc_start_time(st.pid) <= 0:
+                    raise RuntimeFailure("container init exited before start")
+            if not data:
+                raise RuntimeFailure("container init did not answer on exec.fifo")
+        finally:
+            os.close(fd)
+        os.unlink(fifo)
+        config = _spec.Spec.from_dict(st.config)
+        if config.hooks and config.hooks.poststart:
+            from berth.runtime import hooks as _hooks
+            st.status = "running"
+            for h in config.hooks.poststart:
+                try:
+                    _hooks.run(h, st.hook_state())
+                except RuntimeFailure:
+                    pass  # poststart failures are logged by runc, not fatal
+
+    # --- signals, pause ------------------------------------------------------------------
+    def kill(self, cid: str, sig: int | str = _signal.SIGTERM, all: bool = False) -> None:
+        st = self.state(cid)
+        signum = parse_signal(sig)
+        if all:
+            for pid in self._cgroup(st).procs():
+                try:
+                    os.kill(pid, signum)
+                except ProcessLookupError:
+                    pass
+            return
+        if st.status == "stopped":
+            raise InvalidState("container not running")
+        try:
+            os.kill(st.pid, signum)
+        except ProcessLookupError:
+            raise InvalidState("container not running") from None
+
+    def pause(self, cid: str) -> None:
+        st = self.state(cid)
+        if st.status != "running":
+            raise InvalidState(f"cannot pause a container that is {st.status}")
+        self._cgroup(st).freeze()
+
+    def resume(self, cid: str) -> None:
+        st = self.state(cid)
+        if st.status != "paused":
+            raise InvalidState(f"cannot resume a container that is {st.status}")
+        self._cgroup(st).thaw()
+
+    def ps(self, cid: str) -> list[int]:
+        return self._cgroup(self._load(cid)).procs()
+
+    def oom_killed(self, cid: str) -> bool:
+        return self._cgroup(self._load(cid)).oom_killed()
+
+    def stats(self, cid: str) -> dict[str, Any]:
+        return self._cgroup(self._load(cid)).stats()
+
+    # --- delete --------------------------------------------------------------------------
+    def delete(self, cid: str, force: bool = False) -> None:
+        d = self._dir(cid)
+        st = self._load(cid)
+        status = self._status(st)
+        if status in ("running", "paused") and not force:
+            raise InvalidState(f"cannot delete container {cid} that is {status}: stop it first or use force")
+        cg = self._cgroup(st) if st.cgroup else None
+        if cg is not None:
+            if status == "paused":
+                cg.thaw()
+            for pid in cg.procs():
+                try:
+                    os.kill(pid, _signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + 5
+            while cg.procs() and time.monotonic() < deadline:
+                time.sleep(0.002)
+        elif status != "stopped":
+            try:
+                os.kill(st.pid, _signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if cg is not None:
+            cg.destroy()
+        config = _spec.Spec.from_dict(st.config)
+        _rmtree(d)
+        if config.hooks and config.hooks.poststop:
+            from berth.runtime import hooks as _hooks
+            st.status = "stopped"
+            for h in config.hooks.poststop:
+                try:
+                    _hooks.run(h, st.hook_state())
+                except RuntimeFailure:
+                    pass
+
+    # --- exec ----------------------------------------------------------------------------
+    def exec(self, cid: str, process: _spec.Process, stdio: tuple[int, int, int] | None = (0, 1, 2),
+             console_socket: str | None = None, detach: bool = True, pid_file: str | None = None,
+             preserve_fds: int = 0) -> int:
+        """Start `process` inside a running container; returns its host pid (the caller, a
+        subreaper, reaps it; with `detach=False` the CLI waits for it)."""
+        st = self.state(cid)
+        if st.status not in ("running", "created"):
+            raise InvalidState(f"cannot exec in a container that is {st.status}")
+        config = _spec.Spec.from_dict(st.config)
+        join = []
+        from berth import kernel
+        for kind in ("ipc", "uts", "network", "pid", "cgroup", "time", "mount"):
+            if kind in st.namespaces:
+                name = kernel.NAMESPACE_PROC_NAMES[kind]
+                join.append((kind, f"/proc/{st.pid}/ns/{name}"))
+        cg = self._cgroup(st) if st.cgroup else None
+        procs_files = []
+        if cg is not None:
+            paths = cg.paths.values() if hasattr(cg, "paths") else [cg.path]
+            procs_files = [os.path.join(p, "cgroup.procs") for p in paths]
+        if process.capabilities is None:
+            process.capabilities = config.process.capabilities if config.process else None
+        console_fd = None
+        if process.terminal:
+            if not console_socket:
+                raise RuntimeFailure("exec with a terminal needs a console socket")
+            from berth.runtime import console
+            console_fd = console.connect(console_socket)
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        from berth.runtime.init import InitConfig
+        cfg = InitConfig(spec=config, rootfs="/", sync_fd=child_sock.fileno(), stdio=stdio,
+                         console_fd=console_fd, cgroup_procs=procs_files, join=join, is_exec=True,
+                         process=process, preserve_fds=preserve_fds)
+        try:
+            pid = self._spawn(cfg, parent_sock, child_sock)
+        finally:
+            parent_sock.close()
+            if console_fd is not None:
+                os.close(console_fd)
+        if pid_file:
+            _write_pid_file(pid_file, pid)
+        return pid
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.replace(tmp, path)
+
+
+def _kill_wait(pid: int) -> None:
+    try:
+        os.kill(pid, _signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        # not our child (re-parented to a subreaper elsewhere): wait for it to vanish
+        for _ in range(500):
+            if _state.proc_start_time(pid) <= 0:
+                return
+            time.sleep(0.002)
+
+
+def _rmtree(d: str) -> None:
+    try:
+        for name in os.listdir(d):
+            try:
+                os.unlink(os.path.join(d, name))
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    raise
+        os.rmdir(d)
+    except FileNotFoundError:
+        pass
