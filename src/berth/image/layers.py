@@ -93,6 +93,38 @@ class _Prefixed:
             return data
         return self._raw.read(n)
 
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> _Prefixed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _TarReader:
+    """A decompressing reader that closes the underlying file too."""
+
+    def __init__(self, plain: Any, raw: IO[bytes]) -> None:
+        self._plain = plain
+        self._raw = raw
+
+    def read(self, n: int = -1) -> bytes:
+        return self._plain.read(n)
+
+    def close(self) -> None:
+        try:
+            self._plain.close()
+        finally:
+            self._raw.close()
+
+    def __enter__(self) -> _TarReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class _HashingReader:
     """Reads the uncompressed tar, hashing it (diff_id) and optionally copying it out."""
@@ -461,8 +493,9 @@ class LayerStore:
         layer = self.get(chain)
         if not layer.blob or not self.content.exists(layer.blob):
             raise NotFound(f"layer {chain} has no stored tar")
-        plain, _ = decompressed(self.content.open(layer.blob))
-        return plain
+        raw = self.content.open(layer.blob)
+        plain, _ = decompressed(raw)
+        return _TarReader(plain, raw)
 
     def lower_dirs(self, chains: list[str]) -> list[str]:
         """Overlay lower dirs for a chain list (bottom first in), top-most first out."""

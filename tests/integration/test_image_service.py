@@ -1,0 +1,254 @@
+"""ImageService on a real data root: import, resolve, overlay snapshots, commit, rmi rules,
+save/load round trips (Docker archive and OCI layout, read by skopeo and umoci)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from berth.config import DaemonConfig
+from berth.engine.db import Database
+from berth.engine.images import ImageService
+from berth.errors import Conflict, InvalidParameter, NotFound
+from berth.image.snapshots import is_mounted
+from support import RunNames
+
+pytestmark = pytest.mark.root
+
+
+def _service(root: Path) -> ImageService:
+    cfg = DaemonConfig(data_root=root / "data", exec_root=root / "run")
+    cfg.ensure_dirs()
+    return ImageService(cfg, Database(cfg.db_path))
+
+
+@pytest.fixture
+def svc_root(run_names: RunNames, request: pytest.FixtureRequest) -> Iterator[Path]:
+    root = run_names.root / f"img-{request.node.name[:40].replace('[', '_').replace(']', '_')}"
+    root.mkdir(parents=True)
+    try:
+        yield root
+    finally:
+        for line in reversed(Path("/proc/mounts").read_text().splitlines()):
+            mnt = line.split()[1]
+            if mnt.startswith(str(root)):
+                subprocess.run(["umount", "-l", mnt], check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def svc(svc_root: Path) -> ImageService:
+    return _service(svc_root)
+
+
+def _import(svc: ImageService, busybox_tar: str, repo: str = "busybox", tag: str = "latest", **kw):  # type: ignore[no-untyped-def]
+    with open(busybox_tar, "rb") as f:
+        return svc.import_tar(f, repo, tag, **kw)
+
+
+def test_import_resolve_snapshot_and_remove(svc: ImageService, busybox_tar: str) -> None:
+    img = _import(svc, busybox_tar, changes=["CMD [\"sh\"]", "ENV A=1"], message="from test")
+    assert img.repo_tags == ["busybox:latest"]
+    assert img.config["config"]["Cmd"] == ["sh"] and img.config["config"]["Env"] == ["A=1"]
+    assert img.config["history"][0]["comment"] == "from test"
+    assert img.config["os"] == "linux" and img.config["architecture"] == "amd64"
+    for name in ("busybox", "busybox:latest", "docker.io/library/busybox:latest", img.id,
+                 img.id[7:], img.id[7:19], img.id[:19]):
+        assert svc.resolve(name).id == img.id, name
+    with pytest.raises(NotFound, match="No such image: busybox:other"):
+        svc.resolve("busybox:other")
+    merged = svc.snapshots.prepare("ctr1", svc.lower_dirs(img))
+    try:
+        assert is_mounted(merged)
+        assert os.path.isfile(os.path.join(merged, "bin/busybox"))
+        assert os.readlink(os.path.join(merged, "bin/sh")) == "/bin/busybox"
+        Path(merged, "hello").write_text("hi")
+        assert Path(svc.snapshots.upper("ctr1"), "hello").read_text() == "hi"
+        svc.snapshots.unmount("ctr1")
+        assert not is_mounted(merged)
+        svc.snapshots.mount("ctr1")
+        assert Path(merged, "hello").read_text() == "hi"
+    finally:
+        svc.snapshots.remove("ctr1")
+    assert not is_mounted(merged)
+    assert not any("ctr1" in ln for ln in Path("/proc/mounts").read_text().splitlines())
+    assert not (svc.config.containers_dir / "ctr1").exists()
+
+
+def test_commit_makes_a_layer_with_whiteouts(svc: ImageService, busybox_tar: str) -> None:
+    base = _import(svc, busybox_tar)
+    merged = svc.snapshots.prepare("build1", svc.lower_dirs(base))
+    try:
+        Path(merged, "etc/motd").write_text("welcome\n")
+        os.unlink(os.path.join(merged, "etc/passwd"))
+        shutil.rmtree(os.path.join(merged, "var"))
+        os.mkdir(os.path.join(merged, "var"))
+        img = svc.commit("build1", base, {"Cmd": ["cat", "/etc/motd"]},
+                         {"created_by": "RUN change things"}, tags=["built:1"])
+    finally:
+        svc.snapshots.remove("build1")
+    assert img.repo_tags == ["built:1"]
+    assert len(img.diff_ids) == 2 and img.diff_ids[0] == base.diff_ids[0]
+    assert img.config["history"][-1]["created_by"] == "RUN change things"
+    assert img.config["config"]["Cmd"] == ["cat", "/etc/motd"]
+    with svc.layers.open_tar(img.layers[-1]) as f, tarfile.open(fileobj=io.BytesIO(f.read())) as t:
+        names = set(t.getnames())
+    assert {"etc/motd", "etc/.wh.passwd", "var/.wh..wh..opq"} <= names
+    # the new image runs from the two layers: the whiteout hides passwd
+    merged = svc.snapshots.prepare("check", svc.lower_dirs(img))
+    try:
+        assert Path(merged, "etc/motd").read_text() == "welcome\n"
+        assert not os.path.exists(os.path.join(merged, "etc/passwd"))
+        assert os.path.exists(os.path.join(merged, "etc/group"))
+    finally:
+        svc.snapshots.remove("check")
+    # nothing changed -> no layer, an empty_layer history entry
+    svc.snapshots.prepare("noop", svc.lower_dirs(img))
+    try:
+        same = svc.commit("noop", img, None, {"created_by": "ENV X=1"})
+    finally:
+        svc.snapshots.remove("noop")
+    assert same.diff_ids == img.diff_ids
+    assert same.config["history"][-1]["empty_layer"] is True
+    assert svc.history(same.id)[0]["CreatedBy"] == "ENV X=1"
+
+
+def test_rmi_untag_versus_delete(svc: ImageService, busybox_tar: str) -> None:
+    img = _import(svc, busybox_tar)
+    svc.tag("busybox", "localhost:5000/bb", "v1")
+    assert svc.delete("busybox") == [{"Untagged": "busybox:latest"}]
+    assert svc.resolve("localhost:5000/bb:v1").id == img.id
+    users: list[str] = ["c" * 64]
+    svc.in_use = lambda image_id: users if image_id == img.id else []
+    with pytest.raises(Conflict) as exc:
+        svc.delete("localhost:5000/bb:v1")
+    assert str(exc.value) == ('conflict: unable to remove repository reference "localhost:5000/bb:v1" '
+                              f"(must force) - container {'c' * 12} is using its referenced image "
+                              f"{img.id[7:19]}")
+    users.clear()
+    records = svc.delete("localhost:5000/bb:v1")
+    assert records[0] == {"Untagged": "localhost:5000/bb:v1"}
+    assert {"Deleted": img.id} in records and {"Deleted": img.diff_ids[0]} in records
+    with pytest.raises(NotFound):
+        svc.resolve(img.id)
+    assert os.listdir(svc.config.layers_dir) == ["l"] and os.listdir(svc.config.layers_dir / "l") == []
+    assert svc.content.list() == []
+
+
+def test_rmi_by_id_with_two_repositories_needs_force(svc: ImageService, busybox_tar: str) -> None:
+    img = _import(svc, busybox_tar)
+    svc.tag(img.id, "other", "x")
+    with pytest.raises(Conflict, match="referenced in multiple repositories"):
+        svc.delete(img.id[7:19])
+    records = svc.delete(img.id[7:19], force=True)
+    assert {"Untagged": "busybox:latest"} in records and {"Untagged": "other:x"} in records
+    assert {"Deleted": img.id} in records
+
+
+def test_invalid_tag_refused(svc: ImageService, busybox_tar: str) -> None:
+    _import(svc, busybox_tar)
+    with pytest.raises(InvalidParameter, match="must be lowercase"):
+        svc.tag("busybox", "Upper", "x")
+    with pytest.raises(InvalidParameter):
+        svc.tag("busybox", "ok", "-bad")
+
+
+def test_save_load_round_trip_and_oci_layout(svc_root: Path, svc: ImageService, busybox_tar: str) -> None:
+    img = _import(svc, busybox_tar, changes=["CMD [\"sh\"]"])
+    svc.tag("busybox", "localhost:5000/team/bb", "v2")
+    archive = svc_root / "out.tar"
+    with open(archive, "wb") as f:
+        svc.save(["busybox", "localhost:5000/team/bb:v2"], f)
+    with tarfile.open(archive) as t:
+        names = set(t.getnames())
+        manifest = json.load(t.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert {"manifest.json", "index.json", "oci-layout", "repositories"} <= names
+    assert manifest[0]["RepoTags"] == ["busybox:latest", "localhost:5000/team/bb:v2"]
+    # OCI layout readers: skopeo and umoci
+    layout = svc_root / "layout"
+    layout.mkdir()
+    subprocess.run(["tar", "xf", str(archive), "-C", str(layout)], check=True)
+    r = subprocess.run(["skopeo", "inspect", f"oci:{layout}:latest"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["Layers"] == img.diff_ids and info["Architecture"] == "amd64"
+    r = subprocess.run(["umoci", "stat", "--image", f"{layout}:v2"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    # skopeo copies the layout to another OCI layout (gzip layers): berth loads that too
+    other = svc_root / "skopeo-layout"
+    r = subprocess.run(["skopeo", "copy", "--dest-compress", f"oci:{layout}:latest",
+                        f"oci:{other}:copied"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    svc2 = _service(svc_root / "second")
+    with open(archive, "rb") as f:
+        assert svc2.load(f) == ["busybox:latest", "localhost:5000/team/bb:v2"]
+    assert svc2.resolve("localhost:5000/team/bb:v2").id == img.id
+    oci_tar = svc_root / "oci.tar"
+    subprocess.run(["tar", "cf", str(oci_tar), "-C", str(other), "."], check=True)
+    svc3 = _service(svc_root / "third")
+    with open(oci_tar, "rb") as f:
+        loaded = svc3.load(f)
+    assert len(loaded) == 1 and loaded[0].startswith("sha256:")  # ref.name "copied" has no repository
+    got = svc3.resolve(loaded[0])
+    assert got.diff_ids == img.diff_ids
+    merged = svc3.snapshots.prepare("x", svc3.lower_dirs(got))
+    try:
+        assert os.path.isfile(os.path.join(merged, "bin/busybox"))
+    finally:
+        svc3.snapshots.remove("x")
+
+
+def test_load_of_corrupt_archive_leaves_nothing(svc_root: Path, svc: ImageService, busybox_tar: str) -> None:
+    _import(svc, busybox_tar)
+    archive = svc_root / "out.tar"
+    with open(archive, "wb") as f:
+        svc.save(["busybox"], f)
+    # corrupt the layer blob: its diff id no longer matches the config
+    work = svc_root / "x"
+    work.mkdir()
+    subprocess.run(["tar", "xf", str(archive), "-C", str(work)], check=True)
+    manifest = json.loads((work / "manifest.json").read_text())
+    layer = work / manifest[0]["Layers"][0]
+    data = bytearray(layer.read_bytes())
+    data[600] ^= 0xFF
+    layer.write_bytes(bytes(data))
+    bad = svc_root / "bad.tar"
+    subprocess.run(["tar", "cf", str(bad), "-C", str(work), "."], check=True)
+    svc2 = _service(svc_root / "second")
+    with open(bad, "rb") as f, pytest.raises(InvalidParameter):
+        svc2.load(f)
+    assert svc2.list() == []
+    assert os.listdir(svc2.config.layers_dir / "l") == []
+    assert [p for p in os.listdir(svc2.config.layers_dir) if p != "l"] == []
+    assert os.listdir(svc2.config.tmp_dir) == []
+    with pytest.raises(InvalidParameter, match="neither manifest.json nor index.json"):
+        svc2.load(io.BytesIO(_empty_tar()))
+
+
+def _empty_tar() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w"):
+        pass
+    return buf.getvalue()
+
+
+def test_prune_removes_dangling_only(svc: ImageService, busybox_tar: str) -> None:
+    img = _import(svc, busybox_tar)
+    merged = svc.snapshots.prepare("p", svc.lower_dirs(img))
+    Path(merged, "f").write_text("1")
+    dangling = svc.commit("p", img, None, {"created_by": "x"})
+    svc.snapshots.remove("p")
+    assert dangling.repo_tags == []
+    res = svc.prune()
+    assert {"Deleted": dangling.id} in res["ImagesDeleted"]
+    assert svc.resolve("busybox").id == img.id
+    assert svc.filter_list(filters={"dangling": ["true"]}) == []
+    assert [x["Id"] for x in svc.filter_list(filters={"reference": ["busy*"]})] == [img.id]
