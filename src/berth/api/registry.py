@@ -1,7 +1,123 @@
-"""Engine API routes: registry."""
+"""Engine API routes: registry — `POST /images/{name}/push`, `GET /images/search`, `POST /auth`.
+(Pull, `POST /images/create?fromImage=`, is served by api/images.py.)"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from typing import Any
+
 from aiohttp import web
 
+from berth.errors import InvalidParameter
+from berth.image import reference
+from berth.registry.auth_config import decode_registry_auth
+
 routes = web.RouteTableDef()
+
+
+def _svc(request: web.Request) -> Any:
+    svc = getattr(request.app["daemon"], "registry", None)
+    if svc is None:
+        raise web.HTTPServiceUnavailable(text="registry service unavailable")
+    return svc
+
+
+def _line(msg: dict[str, Any]) -> bytes:
+    return json.dumps(msg).encode() + b"\r\n"
+
+
+@routes.post(r"/images/{name:.+}/push")
+async def push(request: web.Request) -> web.StreamResponse:
+    svc = _svc(request)
+    name = request.match_info["name"]
+    tag = request.query.get("tag", "")
+    ref = f"{name}:{tag}" if tag else name
+    r = reference.parse(ref, default_tag=False)  # 400 for a bad name before streaming
+    if not r.tag:
+        pass  # every tag of the repository
+    auth = decode_registry_auth(request.headers.get("X-Registry-Auth"))
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    task = asyncio.ensure_future(svc.push(ref, auth, queue.put_nowait))
+    task.add_done_callback(lambda _t: queue.put_nowait(None))
+    first = await queue.get()
+    if first is None:
+        task.result()  # an error before anything happened keeps its HTTP status
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    await resp.prepare(request)
+    msg = first
+    while msg is not None:
+        await resp.write(_line(msg))
+        msg = await queue.get()
+    try:
+        task.result()
+    except Exception as exc:  # noqa: BLE001 - reported in the stream, as docker does
+        await resp.write(_line({"errorDetail": {"message": str(exc)}, "error": str(exc)}))
+    await resp.write_eof()
+    return resp
+
+
+def _search_filters(raw: str | None) -> dict[str, list[str]]:
+    if not raw:
+        return {}
+    try:
+        f = json.loads(raw)
+    except ValueError:
+        raise InvalidParameter(f"invalid filter: {raw!r} is not JSON") from None
+    out: dict[str, list[str]] = {}
+    for k, v in (f or {}).items():
+        vals = [x for x, on in v.items() if on] if isinstance(v, dict) else \
+            [str(x) for x in v] if isinstance(v, list) else [str(v)]
+        if k not in ("is-official", "is-automated", "stars"):
+            raise InvalidParameter(f"invalid filter '{k}'")
+        out[k] = vals
+    return out
+
+
+def _bool_filter(name: str, vals: list[str]) -> bool:
+    v = vals[-1].lower()
+    if v not in ("true", "false", "1", "0"):
+        raise InvalidParameter(f"invalid filter '{name}={vals[-1]}'")
+    return v in ("true", "1")
+
+
+@routes.get("/images/search")
+async def search(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    term = request.query.get("term", "")
+    if not term:
+        raise InvalidParameter("term is required")
+    try:
+        limit = int(request.query.get("limit") or 25)
+    except ValueError:
+        raise InvalidParameter("limit must be an integer") from None
+    if not 1 <= limit <= 100:
+        raise InvalidParameter(f"limit {limit} is outside the range of [1, 100]")
+    filters = _search_filters(request.query.get("filters"))
+    auth = decode_registry_auth(request.headers.get("X-Registry-Auth"))
+    results = await svc.search(term, limit, auth)
+    if "is-official" in filters:
+        want = _bool_filter("is-official", filters["is-official"])
+        results = [r for r in results if r["is_official"] == want]
+    if "is-automated" in filters:
+        want = _bool_filter("is-automated", filters["is-automated"])
+        results = [r for r in results if r["is_automated"] == want]
+    if "stars" in filters:
+        try:
+            stars = int(filters["stars"][-1])
+        except ValueError:
+            raise InvalidParameter(f"invalid filter 'stars={filters['stars'][-1]}'") from None
+        results = [r for r in results if r["star_count"] >= stars]
+    return web.json_response(results)
+
+
+@routes.post("/auth")
+async def auth(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidParameter("the request body must be an AuthConfig JSON object") from None
+    if not isinstance(body, dict):
+        raise InvalidParameter("the request body must be an AuthConfig JSON object")
+    return web.json_response(await svc.login({str(k).lower(): v for k, v in body.items()}))
