@@ -1,0 +1,109 @@
+"""Image endpoints of berthd, through the raw Engine API and the real docker CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+
+def _import(daemon, busybox_tar: str, repo: str, tag: str = "latest", **params):  # type: ignore[no-untyped-def]
+    r = daemon.api("POST", "/images/create", params={"fromSrc": "-", "repo": repo, "tag": tag, **params},
+                   body=Path(busybox_tar).read_bytes(), headers={"Content-Type": "application/x-tar"})
+    assert r.status == 200, r.text
+    status = json.loads(r.text.splitlines()[0])["status"]
+    assert status.startswith("sha256:") and len(status) == 71
+    return status
+
+
+def test_import_list_inspect_history(daemon, busybox_tar: str) -> None:  # type: ignore[no-untyped-def]
+    image_id = _import(daemon, busybox_tar, "apitest/bb", "one", message="hello",
+                       changes="CMD [\"echo\", \"hi\"]")
+    r = daemon.api("GET", "/v1.41/images/json")
+    assert r.status == 200
+    entry = next(x for x in r.json() if x["Id"] == image_id)
+    assert entry["RepoTags"] == ["apitest/bb:one"]
+    assert entry["Size"] > 1_000_000 and entry["Created"] > 1_600_000_000
+    r = daemon.api("GET", "/images/apitest/bb:one/json")
+    assert r.status == 200, r.text
+    info = r.json()
+    assert info["Id"] == image_id and info["Os"] == "linux" and info["Architecture"] == "amd64"
+    assert info["Config"]["Cmd"] == ["echo", "hi"] and info["Comment"] == "hello"
+    assert info["RootFS"]["Type"] == "layers" and len(info["RootFS"]["Layers"]) == 1
+    r = daemon.api("GET", "/images/apitest/bb:one/history")
+    assert r.status == 200 and r.json()[0]["Id"] == image_id and r.json()[0]["Comment"] == "hello"
+    r = daemon.api("GET", "/images/json", params={"filters": json.dumps({"reference": ["apitest/*"]})})
+    assert [x["Id"] for x in r.json()] == [image_id]
+    r = daemon.api("GET", "/images/nosuch:thing/json")
+    assert r.status == 404 and r.json()["message"] == "No such image: nosuch:thing"
+    r = daemon.api("GET", "/images/json", params={"filters": json.dumps({"bogus": ["x"]})})
+    assert r.status == 400
+
+
+def test_tag_and_remove(daemon, busybox_tar: str) -> None:  # type: ignore[no-untyped-def]
+    image_id = _import(daemon, busybox_tar, "apitest/rm")
+    r = daemon.api("POST", "/images/apitest/rm/tag", params={"repo": "localhost:5000/apitest/rm", "tag": "x"})
+    assert r.status == 201, r.text
+    r = daemon.api("POST", "/images/apitest/rm/tag", params={"repo": "Bad", "tag": "x"})
+    assert r.status == 400 and "must be lowercase" in r.json()["message"]
+    r = daemon.api("DELETE", "/images/apitest/rm")
+    assert r.status == 200 and r.json() == [{"Untagged": "apitest/rm:latest"}]
+    r = daemon.api("DELETE", "/images/localhost:5000/apitest/rm:x")
+    assert r.status == 200
+    assert {"Deleted": image_id} in r.json()
+    assert daemon.api("GET", f"/images/{image_id}/json").status == 404
+    assert daemon.api("DELETE", "/images/apitest/rm").status == 404
+
+
+def test_bad_import_is_refused_and_leaves_nothing(daemon) -> None:  # type: ignore[no-untyped-def]
+    before = daemon.api("GET", "/images/json").json()
+    r = daemon.api("POST", "/images/create", params={"fromSrc": "-", "repo": "apitest/bad"},
+                   body=b"\x1f\x8bnot really gzip" * 10)
+    assert r.status == 400, r.text
+    r = daemon.api("POST", "/images/create", params={"fromSrc": "-", "repo": "Bad/Name"}, body=b"")
+    assert r.status == 400
+    assert daemon.api("GET", "/images/json").json() == before
+    tmp = daemon.names.data_root / "tmp"
+    assert [p for p in tmp.iterdir()] == []
+
+
+def test_save_and_load_through_api(daemon, busybox_tar: str) -> None:  # type: ignore[no-untyped-def]
+    image_id = _import(daemon, busybox_tar, "apitest/save", "v1")
+    r = daemon.api("GET", "/images/get", params={"names": "apitest/save:v1"})
+    assert r.status == 200 and r.headers["content-type"] == "application/x-tar"
+    archive = r.body
+    assert daemon.api("DELETE", "/images/apitest/save:v1").status == 200
+    r = daemon.api("POST", "/images/load", params={"quiet": "1"}, body=archive)
+    assert r.status == 200, r.text
+    assert json.loads(r.text.splitlines()[0]) == {"stream": "Loaded image: apitest/save:v1\n"}
+    assert daemon.api("GET", "/images/apitest/save:v1/json").json()["Id"] == image_id
+    r = daemon.api("POST", "/images/load", body=b"garbage" * 100)
+    assert r.status == 400
+
+
+def test_docker_cli_image_verbs(daemon, busybox_tar: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    image_id = _import(daemon, busybox_tar, "apitest/cli")
+    r = daemon.docker("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}")
+    assert r.returncode == 0, r.stderr
+    assert f"apitest/cli:latest {image_id[7:19]}" in r.stdout
+    assert daemon.docker("tag", "apitest/cli", "apitest/cli:two").returncode == 0
+    r = daemon.docker("image", "inspect", "--format", "{{.Id}} {{json .RepoTags}}", "apitest/cli:two")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0] == image_id and "apitest/cli:two" in r.stdout
+    r = daemon.docker("history", "apitest/cli")
+    assert r.returncode == 0 and "Imported from -" in r.stdout
+    out = tmp_path / "cli.tar"
+    r = daemon.docker("save", "-o", str(out), "apitest/cli:two")
+    assert r.returncode == 0, r.stderr
+    assert daemon.docker("rmi", "apitest/cli:two").returncode == 0
+    r = daemon.docker("load", "-i", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "Loaded image: apitest/cli:two" in r.stdout
+    r = daemon.docker("rmi", "-f", image_id)
+    assert r.returncode == 0, r.stderr
+    assert "Deleted: " + image_id in r.stdout
+    r = daemon.docker("image", "inspect", "apitest/cli")
+    assert r.returncode != 0 and "No such image" in r.stderr
