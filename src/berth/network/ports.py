@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import re
 import socket
 from dataclasses import dataclass
 
@@ -52,7 +51,26 @@ def _range(text: str, what: str) -> tuple[int, int]:
     return p, p
 
 
-_SPEC = re.compile(r"^(?:(?P<ip>\[[0-9a-fA-F:.]+\]|[0-9.]+):)?(?:(?P<host>[0-9-]*):)?(?P<ctr>[0-9-]+)$")
+def _split_spec(text: str, spec: str) -> tuple[str, str, str]:
+    """(ip, host part, container part) of `[ip:][host:]container`."""
+    ip = ""
+    if text.startswith("["):
+        end = text.find("]:")
+        if end < 0:
+            raise InvalidParameter(f"invalid port spec {spec!r}: unterminated IPv6 address")
+        ip, text = text[1:end], text[end + 2:]
+        parts = text.split(":")
+        if len(parts) != 2:
+            raise InvalidParameter(f"invalid port spec {spec!r}")
+        return ip, parts[0], parts[1]
+    parts = text.split(":")
+    if len(parts) == 1:
+        return "", "", parts[0]
+    if len(parts) == 2:
+        return "", parts[0], parts[1]
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    raise InvalidParameter(f"invalid port spec {spec!r}: expected [ip:][hostPort:]containerPort[/proto]")
 
 
 def parse_publish(spec: str) -> list[PortMapping]:
@@ -61,17 +79,15 @@ def parse_publish(spec: str) -> list[PortMapping]:
     proto = (proto or "tcp").lower()
     if proto not in PROTOCOLS:
         raise InvalidParameter(f"invalid proto {proto!r} in port spec {spec!r}")
-    m = _SPEC.match(text)
-    if not m:
-        raise InvalidParameter(f"invalid port spec {spec!r}: expected [ip:][hostPort:]containerPort[/proto]")
-    ip = (m.group("ip") or "").strip("[]")
+    ip, host, ctr = _split_spec(text, spec)
     if ip:
         try:
             ipaddress.ip_address(ip)
         except ValueError:
             raise InvalidParameter(f"invalid IP address {ip!r} in port spec {spec!r}") from None
-    c_lo, c_hi = _range(m.group("ctr"), "containerPort")
-    host = m.group("host") or ""
+    if not ctr:
+        raise InvalidParameter(f"invalid port spec {spec!r}: no container port")
+    c_lo, c_hi = _range(ctr, "containerPort")
     if not host:
         return [PortMapping(proto, p, ip) for p in range(c_lo, c_hi + 1)]
     h_lo, h_hi = _range(host, "hostPort")

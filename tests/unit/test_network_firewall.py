@@ -1,0 +1,83 @@
+from berth.network import firewall
+from berth.network.firewall import NetworkRule, PortRule
+
+NETS = [NetworkRule("br0", "172.17.0.0/16"), NetworkRule("br1", "172.18.0.0/16"),
+        NetworkRule("br2", "172.19.0.0/16", internal=True)]
+PORTS = [PortRule("tcp", "", 8080, "172.17.0.2", 80, "br0"),
+         PortRule("udp", "127.0.0.1", 5353, "172.18.0.2", 53, "br1"),
+         PortRule("tcp", "", 9000, "172.19.0.2", 80, "br2")]
+
+
+def test_rules_live_in_our_chains_only():
+    rs = firewall.build("bt1", NETS, PORTS)
+    assert set(rs.chains) == {"filter", "nat"}
+    assert set(rs.chains["filter"]) == {"BT1-FORWARD", "BT1-ISOLATION"}
+    assert set(rs.chains["nat"]) == {"BT1-DNAT", "BT1-POSTROUTING"}
+    jumps = [j for t in rs.jumps.values() for j in t]
+    assert sorted(c for c, _ in jumps) == ["FORWARD", "OUTPUT", "POSTROUTING", "PREROUTING"]
+    assert all(r.split()[-1].startswith("BT1-") for _, r in jumps)
+
+
+def test_forward_isolation_and_masquerade():
+    rs = firewall.build("bt1", NETS, PORTS)
+    fwd, iso = rs.chains["filter"]["BT1-FORWARD"], rs.chains["filter"]["BT1-ISOLATION"]
+    assert fwd[0] == "-j BT1-ISOLATION"
+    assert "-i br0 ! -o br0 -j ACCEPT" in fwd
+    assert "-i br2 ! -o br2 -j ACCEPT" not in fwd          # internal: no way out
+    assert "-i br2 ! -o br2 -j DROP" in iso and "! -i br2 -o br2 -j DROP" in iso
+    assert "-i br0 -o br1 -j DROP" in iso and "-i br1 -o br0 -j DROP" in iso
+    post = rs.chains["nat"]["BT1-POSTROUTING"]
+    assert "-s 172.17.0.0/16 ! -o br0 -j MASQUERADE" in post
+    assert not any(r.startswith("-s 172.19.0.0/16 ! -o") for r in post)
+    assert "-o br0 -m addrtype --src-type LOCAL -j MASQUERADE" in post
+
+
+def test_published_ports():
+    rs = firewall.build("bt1", NETS, PORTS)
+    dnat = rs.chains["nat"]["BT1-DNAT"]
+    assert "-p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80" in dnat
+    assert "-d 127.0.0.1/32 -p udp -m udp --dport 5353 -j DNAT --to-destination 172.18.0.2:53" in dnat
+    assert not any("9000" in r for r in dnat)               # internal networks publish nothing
+    assert "-d 172.17.0.2/32 -o br0 -p tcp -m tcp --dport 80 -j ACCEPT" in rs.chains["filter"]["BT1-FORWARD"]
+
+
+SAVED = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:BT1-FORWARD - [0:0]
+:BT1-ISOLATION - [0:0]
+:DOCKER-USER - [0:0]
+-A FORWARD -j DOCKER-USER
+-A FORWARD -j BT1-FORWARD
+-A FORWARD -j BT1-FORWARD
+-A FORWARD -i br9 -j BT1-ISOLATION
+-A BT1-FORWARD -j ACCEPT
+COMMIT
+"""
+
+
+def test_restore_payload_dedups_jumps_and_never_touches_others():
+    rs = firewall.build("bt1", NETS[:1], [])
+    ours = set(firewall.chain_names("bt1")["filter"])
+    text = firewall.restore_payload("filter", SAVED, rs.chains["filter"], rs.jumps["filter"], ours)
+    lines = text.splitlines()
+    assert lines[0] == "*filter" and lines[-1] == "COMMIT"
+    assert ":BT1-FORWARD - [0:0]" in lines and ":BT1-ISOLATION - [0:0]" in lines
+    assert lines.count("-D FORWARD -j BT1-FORWARD") == 1           # the double goes
+    assert "-D FORWARD -i br9 -j BT1-ISOLATION" in lines            # a stale jump goes
+    assert not any(ln.startswith("-I FORWARD") for ln in lines)      # one is already there
+    assert not any("DOCKER" in ln for ln in lines)
+    assert not any(ln.startswith(("-F", "-X")) for ln in lines)
+
+
+def test_restore_payload_removal_and_fresh_install():
+    ours = set(firewall.chain_names("bt1")["filter"])
+    text = firewall.restore_payload("filter", SAVED, {}, [], ours)
+    lines = text.splitlines()
+    assert lines.count("-D FORWARD -j BT1-FORWARD") == 2
+    assert "-F BT1-FORWARD" in lines and "-X BT1-FORWARD" in lines and "-X BT1-ISOLATION" in lines
+    assert not any("DOCKER" in ln for ln in lines)
+    rs = firewall.build("bt1", NETS[:1], [])
+    fresh = firewall.restore_payload("filter", "*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n",
+                                     rs.chains["filter"], rs.jumps["filter"], ours)
+    assert "-I FORWARD 1 -j BT1-FORWARD" in fresh.splitlines()
