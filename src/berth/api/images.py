@@ -91,9 +91,6 @@ async def list_images(request: web.Request) -> web.Response:
     if "filter" in request.query:  # legacy ?filter=name
         filters.setdefault("reference", []).append(request.query["filter"])
     out = await asyncio.to_thread(svc.filter_list, _bool(request, "all"), filters)
-    if not _bool(request, "digests", True):
-        for x in out:
-            x["RepoDigests"] = x.get("RepoDigests") or []
     return web.json_response(out)
 
 
@@ -161,7 +158,7 @@ async def _import(request: web.Request, src: str) -> web.StreamResponse:
     message = request.query.get("message", "")
     platform = request.query.get("platform", "")
     if repo:
-        svc._tag_ref(repo, tag)  # validate before reading the body
+        svc.tag_ref(repo, tag)  # validate before reading the body
     if src == "-":
         path = await _spool(request, str(svc.config.tmp_dir), "load-")
     else:
@@ -327,7 +324,7 @@ async def commit(request: web.Request) -> web.Response:
     if not cid:
         raise InvalidParameter("container is required (container=...)")
     repo = request.query.get("repo", "")
-    tags = [svc._tag_ref(repo, request.query.get("tag", ""))] if repo else []
+    tags = [svc.tag_ref(repo, request.query.get("tag", ""))] if repo else []
     body: dict[str, Any] = {}
     raw = await request.read()
     if raw.strip():

@@ -116,7 +116,7 @@ class ImageService:
     def import_tar(self, stream: IO[bytes], repo: str = "", tag: str = "",
                    changes: list[str] | None = None, message: str = "", source: str = "-",
                    platform: str = "") -> Image:
-        tags = [self._tag_ref(repo, tag)] if repo else []
+        tags = [self.tag_ref(repo, tag)] if repo else []
         plat: dict[str, str] = {}
         if platform:
             parts = platform.split("/")
@@ -129,7 +129,7 @@ class ImageService:
         return img
 
     @staticmethod
-    def _tag_ref(repo: str, tag: str) -> str:
+    def tag_ref(repo: str, tag: str) -> str:
         if not repo:
             raise InvalidParameter("repository name must have at least one component")
         ref = reference.parse(repo, default_tag=False)
@@ -194,7 +194,7 @@ class ImageService:
     # --- tags and removal ---------------------------------------------------------------
     def tag(self, name_or_id: str, repo: str, tag: str = "") -> str:
         img = self.resolve(name_or_id)
-        ref = self._tag_ref(repo, tag)
+        ref = self.tag_ref(repo, tag)
         self.store.tag(img.id, ref)
         r = reference.parse(ref)
         self._event("tag", img.id, name=r.familiar)
@@ -363,12 +363,12 @@ class ImageService:
             entries[0]["Tags"] = img.repo_tags or None
         return entries
 
-    def filter_list(self, all_: bool = False, filters: dict[str, list[str]] | None = None,
-                    digests: bool = True) -> list[dict[str, Any]]:
+    def filter_list(self, all_: bool = False, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        """GET /images/json. berth keeps no intermediate images, so `all` lists the same."""
         filters = filters or {}
+        del all_
         out = []
-        images = self.list()
-        for img in images:
+        for img in self.list():
             dangling = not img.repo_tags
             if "dangling" in filters:
                 want = filters["dangling"][-1].lower() in ("true", "1")
@@ -383,8 +383,6 @@ class ImageService:
             if filters.get("reference"):
                 s["RepoTags"] = [t for t in img.repo_tags
                                  if any(_ref_matches(t, p) for p in filters["reference"])]
-            if not digests:
-                s["RepoDigests"] = img.repo_digests
             out.append(s)
         return out
 
