@@ -1,0 +1,53 @@
+"""Helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from berth.cli.client import CLIError, DaemonError, path_part
+from berth.cli.context import Context
+
+
+def inspect_container(ctx: Context, name: str) -> dict[str, Any]:
+    return ctx.client.get(f"/containers/{path_part(name)}/json")
+
+
+def filters_param(values: list[str]) -> str | None:
+    """`--filter k=v` (repeated) -> the filters JSON docker sends: {"k": {"v": true}}."""
+    if not values:
+        return None
+    out: dict[str, dict[str, bool]] = {}
+    for v in values:
+        k, eq, val = v.partition("=")
+        if not eq or not k:
+            raise CLIError(f"bad format of filter (expected name=value): {v}")
+        out.setdefault(k.strip(), {})[val] = True
+    return json.dumps(out, separators=(",", ":"))
+
+
+def print_json(ctx: Context, data: Any) -> None:
+    ctx.print(json.dumps(data, indent=4, ensure_ascii=False))
+
+
+def is_not_found(exc: CLIError) -> bool:
+    return isinstance(exc, DaemonError) and exc.http_status == 404
+
+
+def registry_auth_header(ctx: Context, image: str) -> dict[str, str]:
+    """X-Registry-Auth for the registry an image reference lives on, from stored credentials."""
+    try:
+        from berth.cli.refs import registry_of
+        from berth.registry.auth_config import AuthConfigFile, encode_registry_auth
+    except ImportError:
+        return {}
+    import os
+
+    try:
+        creds = AuthConfigFile(os.path.join(ctx.config_dir, "config.json")).get(registry_of(image))
+    except Exception as exc:  # noqa: BLE001 - a broken config file should not hide the real work
+        ctx.warn(f"berth: WARNING: could not read stored credentials: {exc}")
+        creds = None
+    if not creds:
+        return {}
+    return {"X-Registry-Auth": encode_registry_auth(creds)}

@@ -1,0 +1,245 @@
+"""Docker-style (cobra/pflag) command-line flag parsing, pure.
+
+Rules as the docker CLI applies them: `--name value`, `--name=value`, `-n value`,
+`-nvalue`, `-n=value`, clusters of boolean shorthands (`-dit`), repeated list flags,
+`--` ends the flags, and commands such as `run` or `exec` stop reading flags at their
+first positional argument (the rest belongs to the container's command).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from berth.cli import typos
+
+
+class UsageError(Exception):
+    """A command line berth refuses before talking to the daemon (exit status 125)."""
+
+
+BOOL = "bool"
+STR = "string"
+LIST = "list"
+INT = "int"
+FLOAT = "decimal"
+
+
+@dataclass(frozen=True)
+class Flag:
+    long: str                 # without the leading dashes
+    kind: str = BOOL
+    short: str = ""           # one letter, or ""
+    default: Any = None
+    help: str = ""
+    hidden: bool = False
+
+    @property
+    def dest(self) -> str:
+        return self.long.replace("-", "_")
+
+    def label(self) -> str:
+        return f"-{self.short}, --{self.long}" if self.short else f"--{self.long}"
+
+
+@dataclass
+class Spec:
+    """One command: its flags and how many positional arguments it takes."""
+
+    name: str                       # full name as typed, e.g. "network create"
+    usage: str                      # e.g. "[OPTIONS] CONTAINER [CONTAINER...]"
+    flags: list[Flag] = field(default_factory=list)
+    min_args: int = 0
+    max_args: int | None = None     # None: unlimited
+    interspersed: bool = True       # False: flags end at the first positional argument
+    help: str = ""
+
+    def __post_init__(self) -> None:
+        self._long = {f.long: f for f in self.flags}
+        self._short = {f.short: f for f in self.flags if f.short}
+
+    def by_long(self, name: str) -> Flag | None:
+        return self._long.get(name)
+
+    def by_short(self, letter: str) -> Flag | None:
+        return self._short.get(letter)
+
+    def usage_line(self, prog: str = "berth") -> str:
+        return f"Usage:  {prog} {self.name} {self.usage}".rstrip()
+
+    def help_text(self, prog: str = "berth") -> str:
+        lines = ["", self.usage_line(prog), ""]
+        if self.help:
+            lines += [self.help, ""]
+        shown = [f for f in self.flags if not f.hidden]
+        if shown:
+            lines.append("Options:")
+            width = max(len(_flag_col(f)) for f in shown)
+            for f in sorted(shown, key=lambda f: f.long):
+                lines.append(f"  {_flag_col(f).ljust(width)}   {f.help}".rstrip())
+        return "\n".join(lines) + "\n"
+
+
+def _flag_col(f: Flag) -> str:
+    name = f"-{f.short}, --{f.long}" if f.short else f"    --{f.long}"
+    return name if f.kind == BOOL else f"{name} {f.kind}"
+
+
+@dataclass
+class Parsed:
+    opts: dict[str, Any]
+    args: list[str]
+    given: set[str]          # dests of the flags the user set
+    help: bool = False
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.opts[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+_TRUE = {"1", "t", "T", "true", "TRUE", "True"}
+_FALSE = {"0", "f", "F", "false", "FALSE", "False"}
+
+
+def _convert(flag: Flag, value: str) -> Any:
+    if flag.kind == INT:
+        try:
+            return int(value, 0) if value.strip().lower().startswith(("0x", "0o", "0b")) else int(value)
+        except ValueError:
+            raise UsageError(f'invalid argument "{value}" for "{flag.label()}" flag: '
+                             f'strconv.ParseInt: parsing "{value}": invalid syntax') from None
+    if flag.kind == FLOAT:
+        try:
+            return float(value)
+        except ValueError:
+            raise UsageError(f'invalid argument "{value}" for "{flag.label()}" flag: '
+                             f'failed to parse "{value}" as a decimal number') from None
+    if flag.kind == BOOL:
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+        raise UsageError(f'invalid argument "{value}" for "{flag.label()}" flag: '
+                         f'strconv.ParseBool: parsing "{value}": invalid syntax')
+    return value
+
+
+def _defaults(spec: Spec) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in spec.flags:
+        if f.kind == LIST:
+            out[f.dest] = list(f.default or [])
+        elif f.kind == BOOL:
+            out[f.dest] = bool(f.default)
+        else:
+            out[f.dest] = f.default
+    return out
+
+
+def parse(spec: Spec, argv: list[str]) -> Parsed:
+    """Parse argv (the words after the command name) against spec."""
+    opts = _defaults(spec)
+    given: set[str] = set()
+    args: list[str] = []
+    want_help = False
+
+    def store(flag: Flag, value: Any) -> None:
+        given.add(flag.dest)
+        if flag.kind == LIST:
+            opts[flag.dest].append(value)
+        else:
+            opts[flag.dest] = _convert(flag, value) if isinstance(value, str) else value
+
+    i = 0
+    n = len(argv)
+    while i < n:
+        word = argv[i]
+        i += 1
+        if word == "--":
+            args.extend(argv[i:])
+            break
+        if word.startswith("--") and len(word) > 2:
+            name, eq, value = word[2:].partition("=")
+            if name == "help":
+                want_help = True
+                continue
+            flag = spec.by_long(name)
+            if flag is None:
+                raise UsageError(f"unknown flag: --{name}")
+            if flag.kind == BOOL:
+                store(flag, value if eq else True)
+            elif eq:
+                store(flag, value)
+            elif i < n:
+                store(flag, argv[i])
+                i += 1
+            else:
+                raise UsageError(f"flag needs an argument: --{name}")
+            continue
+        if word.startswith("-") and len(word) > 1:
+            slip = typos.single_dash_long(word, spec)
+            if slip:
+                raise UsageError(slip)
+            letters = word[1:]
+            j = 0
+            while j < len(letters):
+                letter = letters[j]
+                flag = spec.by_short(letter)
+                if flag is None:
+                    if letter == "h" and spec.by_long("help") is None and not spec.by_short("h"):
+                        want_help = True
+                        j += 1
+                        continue
+                    raise UsageError(f"unknown shorthand flag: '{letter}' in {word}")
+                rest = letters[j + 1:]
+                if flag.kind == BOOL:
+                    if rest.startswith("="):
+                        store(flag, rest[1:])
+                        break
+                    store(flag, True)
+                    j += 1
+                    continue
+                if rest:
+                    store(flag, rest[1:] if rest.startswith("=") else rest)
+                elif i < n:
+                    store(flag, argv[i])
+                    i += 1
+                else:
+                    raise UsageError(f"flag needs an argument: '{letter}' in {word}")
+                break
+            continue
+        slip = typos.dash_slip(word, spec) or typos.quote_slip(word)
+        if slip:
+            raise UsageError(slip)
+        args.append(word)
+        if not spec.interspersed:
+            for rest in argv[i:]:
+                slip = typos.quote_slip(rest)
+                if slip:
+                    raise UsageError(slip)
+            args.extend(argv[i:])
+            break
+    if want_help:
+        return Parsed(opts, args, given, help=True)
+    _check_count(spec, args)
+    return Parsed(opts, args, given)
+
+
+def _check_count(spec: Spec, args: list[str]) -> None:
+    full = f"berth {spec.name}"
+    if len(args) < spec.min_args:
+        if spec.min_args == 1:
+            raise UsageError(f'"{full}" requires at least 1 argument.')
+        if spec.max_args == spec.min_args:
+            raise UsageError(f'"{full}" requires exactly {spec.min_args} arguments.')
+        raise UsageError(f'"{full}" requires at least {spec.min_args} arguments.')
+    if spec.max_args is not None and len(args) > spec.max_args:
+        if spec.max_args == 0:
+            raise UsageError(f'"{full}" accepts no arguments.')
+        if spec.max_args == spec.min_args:
+            word = "argument" if spec.max_args == 1 else "arguments"
+            raise UsageError(f'"{full}" requires exactly {spec.max_args} {word}.')
+        raise UsageError(f'"{full}" requires at most {spec.max_args} argument'
+                         f'{"" if spec.max_args == 1 else "s"}.')

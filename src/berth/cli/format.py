@@ -1,0 +1,183 @@
+"""Output formatting as the docker CLI prints it: tables, sizes, ages, ports (pure)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+_DECIMAL_UNITS = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+_BINARY_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"]
+
+
+def _g(value: float, precision: int) -> str:
+    s = f"{value:.{precision}g}"
+    return s
+
+
+def human_size(size: float, precision: int = 4) -> str:
+    """Docker's units.HumanSizeWithPrecision: decimal units, `precision` significant digits."""
+    i = 0
+    size = float(size)
+    while size >= 1000.0 and i < len(_DECIMAL_UNITS) - 1:
+        size /= 1000.0
+        i += 1
+    return f"{_g(size, precision)}{_DECIMAL_UNITS[i]}"
+
+
+def bytes_size(size: float) -> str:
+    """Docker's units.BytesSize: binary units, e.g. `1.5MiB` (used by stats)."""
+    i = 0
+    size = float(size)
+    while size >= 1024.0 and i < len(_BINARY_UNITS) - 1:
+        size /= 1024.0
+        i += 1
+    return f"{_g(size, 4)}{_BINARY_UNITS[i]}"
+
+
+def human_duration(seconds: float) -> str:
+    """Docker's units.HumanDuration."""
+    if seconds < 1:
+        return "Less than a second"
+    if int(seconds) == 1:
+        return "1 second"
+    if seconds < 60:
+        return f"{int(seconds)} seconds"
+    minutes = int(seconds / 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600 / 24 / 365)} years"
+
+
+def parse_time(value: Any) -> float | None:
+    """Unix seconds from an int, or an RFC 3339 string with nanoseconds; None if unset."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    s = str(value)
+    if s.startswith("0001-01-01"):
+        return None
+    frac = 0.0
+    if "." in s:
+        head, _, tail = s.partition(".")
+        digits = ""
+        for ch in tail:
+            if ch.isdigit():
+                digits += ch
+            else:
+                break
+        zone = tail[len(digits):]
+        frac = float("0." + digits) if digits else 0.0
+        s = head + zone
+    if s.endswith("Z"):
+        s = s[:-1] + "+00:00"
+    try:
+        return datetime.fromisoformat(s).timestamp() + frac
+    except ValueError:
+        return None
+
+
+def ago(value: Any, now: float | None = None) -> str:
+    t = parse_time(value)
+    if t is None:
+        return "N/A"
+    return human_duration((now if now is not None else time.time()) - t) + " ago"
+
+
+def short_id(ident: str) -> str:
+    return ident.removeprefix("sha256:")[:12]
+
+
+def ellipsis(s: str, width: int) -> str:
+    if len(s) <= width:
+        return s
+    return s[:width - 1] + "\u2026"
+
+
+def quote(s: str) -> str:
+    return json.dumps(s, ensure_ascii=False)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Docker's tabwriter (min width 10 including 3 spaces of padding, last column bare)."""
+    cols = len(headers)
+    cells = [list(map(str, headers))] + [[str(c) for c in r] for r in rows]
+    widths = [0] * cols
+    for r in cells:
+        for i, c in enumerate(r[:cols]):
+            widths[i] = max(widths[i], len(c))
+    lines = []
+    for r in cells:
+        parts = []
+        for i, c in enumerate(r[:cols]):
+            if i == cols - 1:
+                parts.append(c)
+            else:
+                parts.append(c.ljust(max(widths[i] + 3, 10)))
+        lines.append("".join(parts).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def format_ports(ports: list[dict[str, Any]] | None) -> str:
+    """`0.0.0.0:8080->80/tcp, 443/tcp` from /containers/json Ports entries."""
+    out: list[str] = []
+    for p in sorted(ports or [], key=lambda p: (p.get("PrivatePort", 0), p.get("Type", ""),
+                                                 p.get("IP", ""), p.get("PublicPort", 0))):
+        proto = p.get("Type", "tcp")
+        if p.get("PublicPort"):
+            ip = p.get("IP") or "0.0.0.0"
+            ip = f"[{ip}]" if ":" in ip and ip != "::" else ip
+            item = f"{ip}:{p['PublicPort']}->{p.get('PrivatePort')}/{proto}"
+            if ip == "::":
+                item = f":::{p['PublicPort']}->{p.get('PrivatePort')}/{proto}"
+        else:
+            item = f"{p.get('PrivatePort')}/{proto}"
+        if item not in out:
+            out.append(item)
+    return ", ".join(out)
+
+
+def container_names(names: list[str] | None) -> str:
+    clean = [n.lstrip("/") for n in (names or [])]
+    return ",".join(n for n in clean if "/" not in n)
+
+
+def render_format(fmt: str, items: Sequence[dict[str, Any]], headers: dict[str, str],
+                  default: Callable[[], str] | None = None) -> str:
+    """`--format`: `table ...` prints a header row through the tabwriter, else one line each."""
+    from berth.cli.template import Template
+
+    if fmt == "json":
+        return "".join(json.dumps(it, separators=(",", ":"), ensure_ascii=False) + "\n" for it in items)
+    fmt = fmt.replace("\\t", "\t").replace("\\n", "\n")
+    if fmt.startswith("table"):
+        body = fmt[5:].strip() or None
+        if body is None:
+            return default() if default else ""
+        tmpl = Template(body)
+        head_tmpl = Template(body)
+        head = head_tmpl.render({k: v for k, v in headers.items()})
+        rows = [tmpl.render(it).split("\t") for it in items]
+        hdr = head.split("\t")
+        width = max([len(hdr)] + [len(r) for r in rows])
+        hdr += [""] * (width - len(hdr))
+        rows = [r + [""] * (width - len(r)) for r in rows]
+        return table(hdr, rows)
+    tmpl = Template(fmt)
+    return "".join(tmpl.render(it) + "\n" for it in items)

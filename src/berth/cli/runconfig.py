@@ -1,0 +1,635 @@
+"""`run`/`create` flags -> the Engine API ContainerCreate body, as the docker CLI builds it (pure)."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from berth.cli.flags import BOOL, FLOAT, INT, LIST, STR, Flag, Parsed, UsageError
+
+CONTAINER_FLAGS: list[Flag] = [
+    Flag("add-host", LIST, help="Add a custom host-to-IP mapping (host:ip)"),
+    Flag("annotation", LIST, help="Add an annotation to the container"),
+    Flag("attach", LIST, "a", help="Attach to STDIN, STDOUT or STDERR"),
+    Flag("cap-add", LIST, help="Add Linux capabilities"),
+    Flag("cap-drop", LIST, help="Drop Linux capabilities"),
+    Flag("cgroup-parent", STR, help="Optional parent cgroup for the container"),
+    Flag("cgroupns", STR, help="Cgroup namespace to use (host|private)"),
+    Flag("cidfile", STR, help="Write the container ID to the file"),
+    Flag("cpu-period", INT, help="Limit CPU CFS (Completely Fair Scheduler) period"),
+    Flag("cpu-quota", INT, help="Limit CPU CFS (Completely Fair Scheduler) quota"),
+    Flag("cpu-shares", INT, "c", help="CPU shares (relative weight)"),
+    Flag("cpus", FLOAT, help="Number of CPUs"),
+    Flag("cpuset-cpus", STR, help="CPUs in which to allow execution (0-3, 0,1)"),
+    Flag("cpuset-mems", STR, help="MEMs in which to allow execution (0-3, 0,1)"),
+    Flag("device", LIST, help="Add a host device to the container"),
+    Flag("dns", LIST, help="Set custom DNS servers"),
+    Flag("dns-option", LIST, help="Set DNS options"),
+    Flag("dns-search", LIST, help="Set custom DNS search domains"),
+    Flag("domainname", STR, help="Container NIS domain name"),
+    Flag("entrypoint", STR, help="Overwrite the default ENTRYPOINT of the image"),
+    Flag("env", LIST, "e", help="Set environment variables"),
+    Flag("env-file", LIST, help="Read in a file of environment variables"),
+    Flag("expose", LIST, help="Expose a port or a range of ports"),
+    Flag("group-add", LIST, help="Add additional groups to join"),
+    Flag("health-cmd", STR, help="Command to run to check health"),
+    Flag("health-interval", STR, help="Time between running the check (ms|s|m|h)"),
+    Flag("health-retries", INT, help="Consecutive failures needed to report unhealthy"),
+    Flag("health-start-period", STR, help="Start period for the container to initialize"),
+    Flag("health-timeout", STR, help="Maximum time to allow one check to run (ms|s|m|h)"),
+    Flag("hostname", STR, "h", help="Container host name"),
+    Flag("init", BOOL, help="Run an init inside the container that forwards signals and reaps processes"),
+    Flag("interactive", BOOL, "i", help="Keep STDIN open even if not attached"),
+    Flag("ip", STR, help="IPv4 address (e.g., 172.30.100.104)"),
+    Flag("ip6", STR, help="IPv6 address"),
+    Flag("ipc", STR, help="IPC mode to use"),
+    Flag("isolation", STR, help="Container isolation technology"),
+    Flag("label", LIST, "l", help="Set meta data on a container"),
+    Flag("label-file", LIST, help="Read in a line delimited file of labels"),
+    Flag("link", LIST, help="Add link to another container"),
+    Flag("log-driver", STR, help="Logging driver for the container"),
+    Flag("log-opt", LIST, help="Log driver options"),
+    Flag("mac-address", STR, help="Container MAC address"),
+    Flag("memory", STR, "m", help="Memory limit"),
+    Flag("memory-reservation", STR, help="Memory soft limit"),
+    Flag("memory-swap", STR, help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap"),
+    Flag("memory-swappiness", INT, default=-1, help="Tune container memory swappiness (0 to 100)"),
+    Flag("mount", LIST, help="Attach a filesystem mount to the container"),
+    Flag("name", STR, help="Assign a name to the container"),
+    Flag("network", STR, help="Connect a container to a network"),
+    Flag("net", STR, hidden=True),
+    Flag("network-alias", LIST, help="Add network-scoped alias for the container"),
+    Flag("net-alias", LIST, hidden=True),
+    Flag("no-healthcheck", BOOL, help="Disable any container-specified HEALTHCHECK"),
+    Flag("oom-kill-disable", BOOL, help="Disable OOM Killer"),
+    Flag("oom-score-adj", INT, help="Tune host's OOM preferences (-1000 to 1000)"),
+    Flag("pid", STR, help="PID namespace to use"),
+    Flag("pids-limit", INT, help="Tune container pids limit (set -1 for unlimited)"),
+    Flag("platform", STR, help="Set platform if server is multi-platform capable"),
+    Flag("privileged", BOOL, help="Give extended privileges to this container"),
+    Flag("publish", LIST, "p", help="Publish a container's port(s) to the host"),
+    Flag("publish-all", BOOL, "P", help="Publish all exposed ports to random ports"),
+    Flag("pull", STR, default="missing", help='Pull image before running ("always", "missing", "never")'),
+    Flag("quiet", BOOL, "q", help="Suppress the pull output"),
+    Flag("read-only", BOOL, help="Mount the container's root filesystem as read only"),
+    Flag("restart", STR, default="no", help="Restart policy to apply when a container exits"),
+    Flag("runtime", STR, help="Runtime to use for this container"),
+    Flag("security-opt", LIST, help="Security Options"),
+    Flag("shm-size", STR, help="Size of /dev/shm"),
+    Flag("stop-signal", STR, help="Signal to stop the container"),
+    Flag("stop-timeout", INT, help="Timeout (in seconds) to stop a container"),
+    Flag("storage-opt", LIST, help="Storage driver options for the container"),
+    Flag("sysctl", LIST, help="Sysctl options"),
+    Flag("tmpfs", LIST, help="Mount a tmpfs directory"),
+    Flag("tty", BOOL, "t", help="Allocate a pseudo-TTY"),
+    Flag("ulimit", LIST, help="Ulimit options"),
+    Flag("user", STR, "u", help="Username or UID (format: <name|uid>[:<group|gid>])"),
+    Flag("userns", STR, help="User namespace to use"),
+    Flag("uts", STR, help="UTS namespace to use"),
+    Flag("volume", LIST, "v", help="Bind mount a volume"),
+    Flag("volume-driver", STR, help="Optional volume driver for the container"),
+    Flag("volumes-from", LIST, help="Mount volumes from the specified container(s)"),
+    Flag("workdir", STR, "w", help="Working directory inside the container"),
+]
+
+RUN_ONLY_FLAGS: list[Flag] = [
+    Flag("detach", BOOL, "d", help="Run container in background and print container ID"),
+    Flag("detach-keys", STR, help="Override the key sequence for detaching a container"),
+    Flag("rm", BOOL, help="Automatically remove the container and its associated anonymous volumes when it exits"),
+    Flag("sig-proxy", BOOL, default=True, help="Proxy received signals to the process"),
+]
+
+
+def _err(flag: str, value: str, why: str) -> UsageError:
+    return UsageError(f'invalid argument "{value}" for "{flag}" flag: {why}')
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?$", re.I)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+def ram_in_bytes(value: str, flag: str = "-m, --memory") -> int:
+    """Docker's units.RAMInBytes: `32m`, `1g`, `512k`, `1.5GB`, `100` (bytes)."""
+    m = _SIZE.match(value.strip())
+    if not m:
+        raise _err(flag, value, f"invalid size: '{value}'")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_DUR_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+
+
+def duration_ns(value: str, flag: str) -> int:
+    """Go's time.ParseDuration, in nanoseconds."""
+    v = value.strip()
+    if v == "0":
+        return 0
+    pos = 0
+    total = 0.0
+    for m in _DURATION.finditer(v):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _DUR_NS[m.group(2)]
+        pos = m.end()
+    if pos != len(v) or not v:
+        raise _err(flag, value, f'time: invalid duration "{value}"')
+    return int(total)
+
+
+def parse_env_file(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except FileNotFoundError:
+        raise UsageError(f"open {path}: no such file or directory") from None
+    except OSError as exc:
+        raise UsageError(f"open {path}: {exc.strerror}") from None
+    out = []
+    for n, raw in enumerate(lines, 1):
+        line = raw.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        key, eq, value = line.partition("=")
+        if not key or " " in key.rstrip() or key != key.strip() and not eq:
+            raise UsageError(f"{path}:{n}: variable '{key.strip()}' contains whitespaces")
+        if eq:
+            out.append(f"{key}={value}")
+        elif key in os.environ:
+            out.append(f"{key}={os.environ[key]}")
+    return out
+
+
+def env_list(values: list[str]) -> list[str]:
+    out = []
+    for v in values:
+        key, eq, _ = v.partition("=")
+        if not key:
+            raise UsageError(f"invalid environment variable: {v}")
+        if eq:
+            out.append(v)
+        elif key in os.environ:
+            out.append(f"{key}={os.environ[key]}")
+    return out
+
+
+def labels(values: list[str], files: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for path in files:
+        for line in parse_env_file(path):
+            k, _, v = line.partition("=")
+            out[k] = v
+    for v in values:
+        k, _, val = v.partition("=")
+        if not k:
+            raise UsageError(f"invalid label '{v}': empty name")
+        out[k] = val
+    return out
+
+
+@dataclass
+class PortBinding:
+    host_ip: str
+    host_port: str
+    container_port: str     # e.g. "80/tcp"
+
+
+def _port_range(s: str, what: str, spec: str) -> tuple[int, int]:
+    lo, sep, hi = s.partition("-")
+    try:
+        a = int(lo)
+        b = int(hi) if sep else a
+    except ValueError:
+        raise UsageError(f"invalid {what} port '{s}' in \"{spec}\"") from None
+    if not (0 <= a <= 65535 and 0 <= b <= 65535) or b < a:
+        raise UsageError(f"invalid {what} port '{s}' in \"{spec}\"")
+    return a, b
+
+
+def parse_publish(spec: str) -> list[PortBinding]:
+    """`[ip:][hostPort:]containerPort[/proto]`, ranges allowed (`8000-8001:80-81`)."""
+    rest, _, proto = spec.partition("/")
+    proto = (proto or "tcp").lower()
+    if proto not in ("tcp", "udp", "sctp"):
+        raise UsageError(f"invalid proto '{proto}' in \"{spec}\"")
+    ip = ""
+    if rest.startswith("["):
+        end = rest.find("]")
+        if end < 0:
+            raise UsageError(f"invalid IP address in \"{spec}\"")
+        ip = rest[1:end]
+        rest = rest[end + 1:].lstrip(":")
+        parts = rest.split(":")
+        parts = [""] * (2 - len(parts)) + parts if len(parts) < 2 else parts
+        host, container = parts[0], parts[1]
+    else:
+        parts = rest.split(":")
+        if len(parts) == 1:
+            host, container = "", parts[0]
+        elif len(parts) == 2:
+            host, container = parts
+        elif len(parts) == 3:
+            ip, host, container = parts
+        else:
+            raise UsageError(f"invalid port format for --publish: \"{spec}\"")
+    if ip:
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise UsageError(f"invalid IP address '{ip}' in \"{spec}\"") from None
+    if not container:
+        raise UsageError(f"no port specified: {spec}<empty>")
+    c_lo, c_hi = _port_range(container, "container", spec)
+    if host:
+        h_lo, h_hi = _port_range(host, "host", spec)
+        if (h_hi - h_lo) != (c_hi - c_lo) and h_hi != h_lo:
+            raise UsageError(f"invalid ranges specified for container and host Ports: {container} and {host}")
+    else:
+        h_lo = h_hi = -1
+    out = []
+    for i, cp in enumerate(range(c_lo, c_hi + 1)):
+        if h_lo < 0:
+            hp = ""
+        elif h_lo == h_hi and c_hi != c_lo:
+            hp = str(h_lo)
+        else:
+            hp = str(h_lo + i)
+        out.append(PortBinding(ip, hp, f"{cp}/{proto}"))
+    return out
+
+
+def parse_expose(spec: str) -> list[str]:
+    rest, _, proto = spec.partition("/")
+    proto = proto or "tcp"
+    lo, hi = _port_range(rest, "", spec)
+    return [f"{p}/{proto}" for p in range(lo, hi + 1)]
+
+
+def parse_restart(value: str) -> dict[str, Any]:
+    name, _, count = value.partition(":")
+    if name in ("", "no"):
+        if count:
+            raise UsageError(f"invalid restart policy '{value}': maximum retry count cannot be used with restart policy '{name or 'no'}'")
+        return {"Name": "no", "MaximumRetryCount": 0}
+    if name in ("always", "unless-stopped"):
+        if count:
+            raise UsageError(f"invalid restart policy '{value}': maximum retry count cannot be used with restart policy '{name}'")
+        return {"Name": name, "MaximumRetryCount": 0}
+    if name == "on-failure":
+        n = 0
+        if count:
+            try:
+                n = int(count)
+            except ValueError:
+                raise UsageError(f"invalid restart policy '{value}': maximum retry count must be an integer") from None
+            if n < 0:
+                raise UsageError(f"invalid restart policy '{value}': maximum retry count cannot be negative")
+        return {"Name": "on-failure", "MaximumRetryCount": n}
+    raise UsageError(f"invalid restart policy '{value}': use no, always, unless-stopped or on-failure[:max-retries]")
+
+
+def parse_volume(spec: str) -> tuple[str | None, str]:
+    """-v: returns (bind string for HostConfig.Binds or None, anonymous volume path or "")."""
+    if not spec:
+        raise UsageError("invalid empty volume spec")
+    parts = spec.split(":")
+    if len(parts) == 1:
+        dest = parts[0]
+        if not dest.startswith("/"):
+            raise UsageError(f'invalid volume specification: \'{spec}\': invalid mount config for type "volume": '
+                             "invalid mount path: '{dest}' mount path must be absolute".replace("{dest}", dest))
+        return None, dest
+    if len(parts) > 3:
+        raise UsageError(f"invalid volume specification: '{spec}'")
+    src, dest = parts[0], parts[1]
+    mode = parts[2] if len(parts) == 3 else ""
+    if not dest.startswith("/"):
+        raise UsageError(f"invalid volume specification: '{spec}': invalid mount config for type "
+                         f"\"{'bind' if src.startswith(('/', '.')) else 'volume'}\": invalid mount path: "
+                         f"'{dest}' mount path must be absolute")
+    if not src:
+        raise UsageError(f"invalid volume specification: '{spec}'")
+    for m in filter(None, mode.split(",")):
+        if m not in ("ro", "rw", "z", "Z", "nocopy", "shared", "rshared", "slave", "rslave",
+                     "private", "rprivate", "consistent", "cached", "delegated"):
+            raise UsageError(f"invalid volume specification: '{spec}': invalid mode: {m}")
+    if src.startswith("."):
+        src = os.path.abspath(src)
+    elif not src.startswith("/") and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", src):
+        raise UsageError(f'invalid volume specification: \'{spec}\': "{src}" includes invalid characters '
+                         "for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. "
+                         "If you intended to pass a host directory, use absolute path")
+    return ":".join([src, dest] + ([mode] if mode else [])), ""
+
+
+def parse_mount(spec: str) -> dict[str, Any]:
+    """--mount type=bind|volume|tmpfs,source=..,target=..[,readonly][,...]"""
+    import csv
+
+    fields = next(csv.reader([spec]))
+    m: dict[str, Any] = {"Type": "volume"}
+    for f in fields:
+        key, eq, value = f.partition("=")
+        key = key.strip().lower()
+        if key in ("readonly", "ro"):
+            if eq and value.lower() not in ("1", "true", "0", "false"):
+                raise UsageError(f"invalid value for {key}: {value}")
+            m["ReadOnly"] = not eq or value.lower() in ("1", "true")
+            continue
+        if key == "volume-nocopy":
+            m.setdefault("VolumeOptions", {})["NoCopy"] = not eq or value.lower() in ("1", "true")
+            continue
+        if not eq:
+            raise UsageError(f"invalid field '{f}' must be a key=value pair")
+        if key == "type":
+            if value not in ("bind", "volume", "tmpfs", "npipe", "cluster", "image"):
+                raise UsageError(f"invalid mount type: '{value}'")
+            m["Type"] = value
+        elif key in ("source", "src"):
+            m["Source"] = value
+        elif key in ("target", "dst", "destination"):
+            m["Target"] = value
+        elif key == "bind-propagation":
+            m.setdefault("BindOptions", {})["Propagation"] = value
+        elif key == "bind-recursive":
+            pass
+        elif key == "volume-driver":
+            m.setdefault("VolumeOptions", {}).setdefault("DriverConfig", {})["Name"] = value
+        elif key == "volume-label":
+            k, _, v = value.partition("=")
+            m.setdefault("VolumeOptions", {}).setdefault("Labels", {})[k] = v
+        elif key == "volume-opt":
+            k, _, v = value.partition("=")
+            dc = m.setdefault("VolumeOptions", {}).setdefault("DriverConfig", {})
+            dc.setdefault("Options", {})[k] = v
+        elif key == "tmpfs-size":
+            m.setdefault("TmpfsOptions", {})["SizeBytes"] = ram_in_bytes(value, "--mount")
+        elif key == "tmpfs-mode":
+            try:
+                m.setdefault("TmpfsOptions", {})["Mode"] = int(value, 8)
+            except ValueError:
+                raise UsageError(f"invalid value for tmpfs-mode: {value}") from None
+        elif key == "consistency":
+            m["Consistency"] = value
+        else:
+            raise UsageError(f"unexpected key '{key}' in '{f}'")
+    if not m.get("Target"):
+        raise UsageError("target is required")
+    if m["Type"] == "bind" and not m.get("Source"):
+        raise UsageError("source is required when specifying bind mount")
+    if m["Type"] == "bind" and m["Source"].startswith("."):
+        m["Source"] = os.path.abspath(m["Source"])
+    return m
+
+
+def parse_ulimit(value: str) -> dict[str, Any]:
+    name, eq, limits = value.partition("=")
+    if not eq or not name:
+        raise UsageError(f'invalid argument "{value}" for "--ulimit" flag: invalid ulimit argument: {value}')
+    soft, _, hard = limits.partition(":")
+    try:
+        s = int(soft)
+        h = int(hard) if hard else s
+    except ValueError:
+        raise UsageError(f'invalid argument "{value}" for "--ulimit" flag: invalid ulimit argument: {value}') from None
+    if s > h:
+        raise UsageError(f'invalid argument "{value}" for "--ulimit" flag: ulimit soft limit must be '
+                         f"less than or equal to hard limit: {s} > {h}")
+    return {"Name": name, "Soft": s, "Hard": h}
+
+
+def parse_add_host(value: str) -> str:
+    host, sep, ip = value.partition("=")
+    if not sep:
+        host, sep, ip = value.partition(":")
+    if not sep or not host or not ip:
+        raise UsageError(f'invalid argument "{value}" for "--add-host" flag: bad format for add-host: "{value}"')
+    if ip.startswith("[") and ip.endswith("]"):
+        ip = ip[1:-1]
+    if ip != "host-gateway":
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise UsageError(f'invalid argument "{value}" for "--add-host" flag: invalid IP address in add-host: "{ip}"') from None
+    return f"{host}:{ip}"
+
+
+def parse_device(value: str) -> dict[str, str]:
+    parts = value.split(":")
+    src = parts[0]
+    dst = parts[1] if len(parts) > 1 and parts[1] else src
+    perms = parts[2] if len(parts) > 2 else "rwm"
+    return {"PathOnHost": src, "PathInContainer": dst, "CgroupPermissions": perms}
+
+
+def create_body(o: Parsed, image: str, cmd: list[str], detach: bool = False) -> dict[str, Any]:
+    """The ContainerCreate JSON for these parsed run/create flags."""
+    if o.memory_swappiness is not None and o.memory_swappiness != -1 and not 0 <= o.memory_swappiness <= 100:
+        raise UsageError(f"invalid value: {o.memory_swappiness}. Valid memory swappiness range is 0-100")
+    env: list[str] = []
+    for path in o.env_file:
+        env += parse_env_file(path)
+    env += env_list(o.env)
+
+    exposed: dict[str, dict[str, Any]] = {}
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for spec in o.publish:
+        for b in parse_publish(spec):
+            exposed[b.container_port] = {}
+            bindings.setdefault(b.container_port, []).append({"HostIp": b.host_ip, "HostPort": b.host_port})
+    for spec in o.expose:
+        for p in parse_expose(spec):
+            exposed.setdefault(p, {})
+
+    binds: list[str] = []
+    volumes: dict[str, dict[str, Any]] = {}
+    for spec in o.volume:
+        bind, anon = parse_volume(spec)
+        if bind:
+            binds.append(bind)
+        else:
+            volumes[anon] = {}
+    tmpfs: dict[str, str] = {}
+    for spec in o.tmpfs:
+        path, _, opts = spec.partition(":")
+        if not path.startswith("/"):
+            raise UsageError(f"invalid tmpfs specification '{spec}': mount path must be absolute")
+        tmpfs[path] = opts
+
+    memory = ram_in_bytes(o.memory) if o.memory else 0
+    swap = 0
+    if o.memory_swap:
+        swap = -1 if o.memory_swap == "-1" else ram_in_bytes(o.memory_swap, "--memory-swap")
+    if memory and memory < 6 * 1024 * 1024:
+        raise UsageError("Minimum memory limit allowed is 6MB")
+    if swap > 0 and memory and swap < memory:
+        raise UsageError("Minimum memoryswap limit should be larger than memory limit, see usage")
+    if o.cpus is not None and o.cpus < 0:
+        raise UsageError(f'invalid argument "{o.cpus}" for "--cpus" flag: must be a non-negative number')
+    if o.cpus is not None and (o.cpu_period or o.cpu_quota):
+        raise UsageError("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+
+    restart = parse_restart(o.restart or "no")
+    autoremove = bool(o.opts.get("rm"))
+    if autoremove and restart["Name"] != "no":
+        raise UsageError("Conflicting options: cannot specify both --restart and --rm")
+
+    attach = [a.lower() for a in o.attach]
+    for a in attach:
+        if a not in ("stdin", "stdout", "stderr"):
+            raise UsageError(f"invalid argument \"{a}\" for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR")
+    if detach and attach:
+        raise UsageError("Conflicting options: -a and -d")
+    if attach:
+        a_in, a_out, a_err = "stdin" in attach, "stdout" in attach, "stderr" in attach
+    elif detach:
+        a_in = a_out = a_err = False
+    else:
+        a_in, a_out, a_err = o.interactive, True, True
+
+    network = o.network or o.net or ""
+    aliases = o.network_alias + o.net_alias
+    entrypoint: list[str] | None = None
+    if o.entrypoint:
+        entrypoint = [o.entrypoint]
+    elif "entrypoint" in o.given:
+        entrypoint = [""]
+
+    healthcheck: dict[str, Any] | None = None
+    if o.no_healthcheck:
+        if o.health_cmd:
+            raise UsageError("--no-healthcheck conflicts with --health-* options")
+        healthcheck = {"Test": ["NONE"]}
+    elif o.health_cmd or o.health_interval or o.health_timeout or o.health_retries or o.health_start_period:
+        healthcheck = {}
+        if o.health_cmd:
+            healthcheck["Test"] = ["CMD-SHELL", o.health_cmd]
+        if o.health_interval:
+            healthcheck["Interval"] = duration_ns(o.health_interval, "--health-interval")
+        if o.health_timeout:
+            healthcheck["Timeout"] = duration_ns(o.health_timeout, "--health-timeout")
+        if o.health_start_period:
+            healthcheck["StartPeriod"] = duration_ns(o.health_start_period, "--health-start-period")
+        if o.health_retries:
+            healthcheck["Retries"] = o.health_retries
+
+    log_config: dict[str, Any] = {"Type": o.log_driver or "", "Config": {}}
+    for opt in o.log_opt:
+        k, _, v = opt.partition("=")
+        log_config["Config"][k] = v
+    sysctls = {}
+    for s in o.sysctl:
+        k, eq, v = s.partition("=")
+        if not eq:
+            raise UsageError(f'invalid argument "{s}" for "--sysctl" flag: sysctl \'{s}\' is not allowed')
+        sysctls[k] = v
+    storage_opt = {}
+    for s in o.storage_opt:
+        k, _, v = s.partition("=")
+        storage_opt[k] = v
+
+    host_config: dict[str, Any] = {
+        "Binds": binds or None,
+        "ContainerIDFile": o.cidfile or "",
+        "LogConfig": log_config,
+        "NetworkMode": network or "default",
+        "PortBindings": bindings,
+        "RestartPolicy": restart,
+        "AutoRemove": autoremove,
+        "VolumeDriver": o.volume_driver or "",
+        "VolumesFrom": o.volumes_from or None,
+        "CapAdd": o.cap_add or None,
+        "CapDrop": o.cap_drop or None,
+        "CgroupnsMode": o.cgroupns or "",
+        "Dns": o.dns,
+        "DnsOptions": o.dns_option,
+        "DnsSearch": o.dns_search,
+        "ExtraHosts": [parse_add_host(h) for h in o.add_host] or None,
+        "GroupAdd": o.group_add or None,
+        "IpcMode": o.ipc or "",
+        "Links": o.link or None,
+        "OomScoreAdj": o.oom_score_adj or 0,
+        "PidMode": o.pid or "",
+        "Privileged": o.privileged,
+        "PublishAllPorts": o.publish_all,
+        "ReadonlyRootfs": o.read_only,
+        "SecurityOpt": o.security_opt or None,
+        "StorageOpt": storage_opt or None,
+        "Tmpfs": tmpfs or None,
+        "UTSMode": o.uts or "",
+        "UsernsMode": o.userns or "",
+        "ShmSize": ram_in_bytes(o.shm_size, "--shm-size") if o.shm_size else 0,
+        "Sysctls": sysctls or None,
+        "Runtime": o.runtime or "",
+        "Isolation": o.isolation or "",
+        "CpuShares": o.cpu_shares or 0,
+        "Memory": memory,
+        "NanoCpus": int(round(o.cpus * 1e9)) if o.cpus else 0,
+        "CgroupParent": o.cgroup_parent or "",
+        "CpuPeriod": o.cpu_period or 0,
+        "CpuQuota": o.cpu_quota or 0,
+        "CpusetCpus": o.cpuset_cpus or "",
+        "CpusetMems": o.cpuset_mems or "",
+        "Devices": [parse_device(d) for d in o.device],
+        "MemoryReservation": ram_in_bytes(o.memory_reservation, "--memory-reservation") if o.memory_reservation else 0,
+        "MemorySwap": swap,
+        "MemorySwappiness": None if o.memory_swappiness in (None, -1) else o.memory_swappiness,
+        "OomKillDisable": o.oom_kill_disable,
+        "PidsLimit": o.pids_limit,
+        "Ulimits": [parse_ulimit(u) for u in o.ulimit] or None,
+        "Mounts": [parse_mount(m) for m in o.mount] or None,
+        "Init": True if o.init else None,
+    }
+    if o.annotation:
+        host_config["Annotations"] = dict(a.partition("=")[::2] for a in o.annotation)
+    endpoints: dict[str, Any] = {}
+    if network and (aliases or o.ip or o.ip6 or o.mac_address):
+        ep: dict[str, Any] = {}
+        if aliases:
+            ep["Aliases"] = aliases
+        if o.ip or o.ip6:
+            ep["IPAMConfig"] = {k: v for k, v in (("IPv4Address", o.ip), ("IPv6Address", o.ip6)) if v}
+        if o.mac_address:
+            ep["MacAddress"] = o.mac_address
+        endpoints[network] = ep
+    elif aliases:
+        raise UsageError("network-scoped aliases are only supported for user-defined networks")
+
+    body: dict[str, Any] = {
+        "Hostname": o.hostname or "",
+        "Domainname": o.domainname or "",
+        "User": o.user or "",
+        "AttachStdin": a_in,
+        "AttachStdout": a_out,
+        "AttachStderr": a_err,
+        "ExposedPorts": exposed or None,
+        "Tty": o.tty,
+        "OpenStdin": o.interactive,
+        "StdinOnce": o.interactive and a_in,
+        "Env": env,
+        "Cmd": cmd or None,
+        "Image": image,
+        "Volumes": volumes or None,
+        "WorkingDir": o.workdir or "",
+        "Entrypoint": entrypoint,
+        "Labels": labels(o.label, o.label_file),
+        "HostConfig": host_config,
+        "NetworkingConfig": {"EndpointsConfig": endpoints},
+    }
+    if o.stop_signal:
+        body["StopSignal"] = o.stop_signal
+    if "stop_timeout" in o.given:
+        body["StopTimeout"] = o.stop_timeout
+    if healthcheck is not None:
+        body["Healthcheck"] = healthcheck
+    if o.mac_address:
+        body["MacAddress"] = o.mac_address
+    if o.workdir and not o.workdir.startswith("/"):
+        raise UsageError(f"the working directory '{o.workdir}' is invalid, it needs to be an absolute path")
+    return body
