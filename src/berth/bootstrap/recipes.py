@@ -150,6 +150,19 @@ users:x:100:
 nogroup:x:65534:
 """
 
+# Debian's default site, minus its `listen [::]:80` (fails where a netns has no IPv6).
+_NGINX_SITE = """# Written by berth bootstrap: Debian's default site without the IPv6 listener.
+server {
+	listen 80 default_server;
+	root /var/www/html;
+	index index.html index.htm index.nginx-debian.html;
+	server_name _;
+	location / {
+		try_files $uri $uri/ =404;
+	}
+}
+"""
+
 _DEBIAN_SUMMARY = "Debian {v} ({s}) {kind}, built from Debian packages with mmdebstrap"
 
 RECIPES: tuple[Recipe, ...] = (
@@ -195,9 +208,11 @@ RECIPES: tuple[Recipe, ...] = (
         main_packages=("nginx",), version="1.22", ships="nginx 1.22 (nginx)",
         symlinks=(("/var/log/nginx/access.log", "/dev/stdout"),
                   ("/var/log/nginx/error.log", "/dev/stderr")),
+        files=(ExtraFile("/etc/nginx/sites-available/default", _NGINX_SITE),),
         version_env=(("NGINX_VERSION", "nginx"),),
         cmd=("nginx", "-g", "daemon off;"), exposed_ports=("80/tcp",), stop_signal="SIGQUIT",
-        notes=("the default site serves Debian's index.nginx-debian.html (\"Welcome to nginx!\")",
+        notes=("the default site serves Debian's index.nginx-debian.html (\"Welcome to nginx!\") "
+               "on port 80, IPv4 only (a container may have no IPv6)",
                "logs go to /dev/stdout and /dev/stderr"),
     ),
 )
