@@ -92,7 +92,7 @@ class _Struct:
         return out
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class User(_Struct):
     uid: int = 0
     gid: int = 0
@@ -101,7 +101,7 @@ class User(_Struct):
     username: str | None = None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Capabilities(_Struct):
     bounding: list[str] | None = None
     effective: list[str] | None = None
@@ -110,20 +110,20 @@ class Capabilities(_Struct):
     ambient: list[str] | None = None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Rlimit(_Struct):
     type: str = ""
     hard: int = 0
     soft: int = 0
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class ConsoleSize(_Struct):
     height: int = 0
     width: int = 0
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Process(_Struct):
     terminal: bool | None = None
     console_size: ConsoleSize | None = None
@@ -142,13 +142,13 @@ class Process(_Struct):
                "capabilities": (Capabilities, False), "rlimits": (Rlimit, True)}
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Root(_Struct):
     path: str = "rootfs"
     readonly: bool | None = None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Mount(_Struct):
     destination: str = ""
     type: str | None = None
@@ -156,7 +156,7 @@ class Mount(_Struct):
     options: list[str] | None = None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Hook(_Struct):
     path: str = ""
     args: list[str] | None = None
@@ -164,7 +164,7 @@ class Hook(_Struct):
     timeout: int | None = None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Hooks(_Struct):
     prestart: list[Hook] | None = None
     create_runtime: list[Hook] | None = None
@@ -176,14 +176,14 @@ class Hooks(_Struct):
                                           "start_container", "poststart", "poststop")}
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class IDMapping(_Struct):
     container_id: int = 0
     host_id: int = 0
     size: int = 0
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class DeviceCgroup(_Struct):
     allow: bool = False
     type: str | None = None
@@ -192,7 +192,7 @@ class DeviceCgroup(_Struct):
     access: str | None = None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Memory(_Struct):
     limit: int | None = None
     reservation: int | None = None
@@ -205,7 +205,7 @@ class Memory(_Struct):
     check_before_update: bool | None = None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class CPU(_Struct):
     shares: int | None = None
     quota: int | None = None
@@ -217,12 +217,12 @@ class CPU(_Struct):
     idle: int | None = None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Pids(_Struct):
     limit: int = 0
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Resources(_Struct):
     devices: list[DeviceCgroup] | None = None
     memory: Memory | None = None
@@ -237,13 +237,13 @@ class Resources(_Struct):
                "pids": (Pids, False)}
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Namespace(_Struct):
     type: str = ""
     path: str | None = None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Device(_Struct):
     path: str = ""
     type: str = "c"
@@ -254,7 +254,7 @@ class Device(_Struct):
     gid: int | None = None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class SeccompArg(_Struct):
     index: int = 0
     value: int = 0
@@ -262,7 +262,7 @@ class SeccompArg(_Struct):
     op: str = "SCMP_CMP_EQ"
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Syscall(_Struct):
     names: list[str] = field(default_factory=list)
     action: str = "SCMP_ACT_ALLOW"
@@ -271,7 +271,7 @@ class Syscall(_Struct):
     _nested = {"args": (SeccompArg, True)}
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Seccomp(_Struct):
     default_action: str = "SCMP_ACT_ERRNO"
     default_errno_ret: int | None = None
@@ -283,7 +283,7 @@ class Seccomp(_Struct):
     _nested = {"syscalls": (Syscall, True)}
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Linux(_Struct):
     uid_mappings: list[IDMapping] | None = None
     gid_mappings: list[IDMapping] | None = None
@@ -305,7 +305,7 @@ class Linux(_Struct):
                "devices": (Device, True), "seccomp": (Seccomp, False)}
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Spec(_Struct):
     oci_version: str = OCI_VERSION
     process: Process | None = None

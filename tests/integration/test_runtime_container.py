@@ -1,0 +1,381 @@
+"""The OCI runtime on a real kernel: a busybox bundle run through `Runtime` and the
+`berth-runtime` command line, checking isolation, limits and clean-up."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_runtime_support import cleanup_cgroup_parent, make_bundle, read_all, rm_bundle, run, wait_pid, write
+
+from berth import kernel
+from berth.runtime import console, spec
+from berth.runtime.errors import ExecNotFound, ExecNotPermitted, InvalidState
+from berth.runtime.runtime import Runtime
+from support import RunNames, host_state, venv_exe
+
+pytestmark = [pytest.mark.root]
+
+
+@pytest.fixture(scope="module")
+def rt(run_names: RunNames) -> Iterator[Runtime]:
+    kernel.prctl(kernel.PR_SET_CHILD_SUBREAPER, 1)  # we reap the containers' inits
+    root = run_names.root / "runtime-state"
+    runtime = Runtime(str(root))
+    yield runtime
+    for st in runtime.list():
+        try:
+            runtime.delete(st.id, force=True)
+        except Exception:  # noqa: BLE001 - best effort in teardown
+            pass
+    cleanup_cgroup_parent(run_names.cgroup_parent)
+
+
+@pytest.fixture
+def box(run_names: RunNames, busybox_tar: str, rt: Runtime):
+    """Factory: box(args, **changes) -> (id, bundle, spec); removes bundles afterwards."""
+    made: list[tuple[str, Path]] = []
+
+    def factory(args: list[str]) -> tuple[str, Path, spec.Spec]:
+        cid = "rt" + secrets.token_hex(5)
+        bundle, sp = make_bundle(run_names.root / "bundles", cid, busybox_tar, args)
+        sp.linux.cgroups_path = f"/{run_names.cgroup_parent}/{cid}"
+        made.append((cid, bundle))
+        return cid, bundle, sp
+
+    yield factory
+    cli_rt = Runtime(str(run_names.root / "cli-state"))
+    for cid, bundle in made:
+        for r in (rt, cli_rt):
+            try:
+                r.delete(cid, force=True)
+            except Exception:  # noqa: BLE001 - most are already gone
+                pass
+        rm_bundle(bundle)
+
+
+def go(rt: Runtime, box, args: list[str], edit=None):
+    cid, bundle, sp = box(args)
+    if edit:
+        edit(sp)
+    write(bundle, sp)
+    return cid, run(rt, cid, bundle)
+
+
+def assert_clean(rt: Runtime, cid: str) -> None:
+    left = host_state(cid)
+    assert left.mounts == [] and left.cgroups == [] and left.processes == [], left
+    assert not os.path.exists(os.path.join(rt.root, cid))
+
+
+def test_echo_output_and_clean_delete(rt, box):
+    cid, res = go(rt, box, ["echo", "hello from berth"])
+    assert (res.code, res.out) == (0, "hello from berth\n")
+    assert_clean(rt, cid)
+
+
+def test_exit_code_propagated(rt, box):
+    _, res = go(rt, box, ["sh", "-c", "exit 3"])
+    assert res.code == 3
+
+
+def test_missing_command_is_exec_not_found_and_leaves_nothing(rt, box):
+    cid, bundle, sp = box(["no-such-command"])
+    write(bundle, sp)
+    with pytest.raises(ExecNotFound, match="executable file not found"):
+        rt.create(cid, str(bundle), stdio=(0, 1, 2))
+    assert_clean(rt, cid)
+
+
+def test_directory_as_command_is_not_permitted(rt, box):
+    cid, bundle, sp = box(["/etc"])
+    write(bundle, sp)
+    with pytest.raises(ExecNotPermitted, match="permission denied"):
+        rt.create(cid, str(bundle), stdio=(0, 1, 2))
+    assert_clean(rt, cid)
+
+
+def test_pid1_and_host_processes_invisible(rt, box):
+    _, res = go(rt, box, ["sh", "-c", "echo $$; ls /proc | grep -c '^[0-9]'"])
+    pid1, count = res.out.split()
+    assert pid1 == "1"
+    assert int(count) <= 3  # sh, ls, grep: nothing of the host's hundreds of processes
+
+
+def test_hostname_env_cwd_user(rt, box):
+    def edit(sp):
+        sp.hostname = "berthbox"
+        sp.process.env = ["PATH=/bin:/usr/bin", "GREETING=hi there"]
+        sp.process.cwd = "/tmp/work"
+        sp.process.user = spec.User(uid=65534, gid=65534, additional_gids=[10])
+    _, res = go(rt, box, ["sh", "-c", 'hostname; echo "$GREETING"; pwd; id -u; id -g; id -G'], edit)
+    assert res.out.splitlines() == ["berthbox", "hi there", "/tmp/work", "65534", "65534", "65534 10"], res
+
+
+def test_capeff_is_dockers_default(rt, box):
+    _, res = go(rt, box, ["sh", "-c", "grep -E '^Cap(Eff|Bnd)' /proc/self/status"])
+    lines = dict(line.split(":\t") for line in res.out.splitlines())
+    assert lines["CapEff"] == "00000000a80425fb"
+    assert lines["CapBnd"] == "00000000a80425fb"
+
+
+def test_masked_and_readonly_paths(rt, box):
+    # this kernel has no /proc/kcore: check every masked path the host really has
+    masked = [p for p in ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware")
+              if os.path.exists(p)]
+    assert masked, "no maskable path exists on this host"
+    script = "; ".join(f"echo {p} $(cat {p} 2>/dev/null | wc -c) $(ls {p} 2>/dev/null | wc -l)"
+                       for p in masked)
+    _, res = go(rt, box, ["sh", "-c", script + "; echo 1 > /proc/sys/kernel/domainname && echo WROTE-PROC"])
+    for line in res.out.splitlines():
+        path, size, entries = line.split()
+        assert (size, entries) in (("0", "0"), ("0", "1")), (path, res)  # empty file or empty dir
+    assert len(res.out.splitlines()) == len(masked)
+    assert "Read-only file system" in res.err and "WROTE-PROC" not in res.out
+
+
+def test_writing_under_sys_fails(rt, box):
+    _, res = go(rt, box, ["sh", "-c", "mkdir /sys/berth-x || touch /sys/berth-x || echo FAILED"])
+    assert "FAILED" in res.out
+    assert not os.path.exists("/sys/berth-x")
+
+
+def test_readonly_root(rt, box):
+    def edit(sp):
+        sp.root.readonly = True
+    _, res = go(rt, box, ["sh", "-c", "touch /newfile || echo RO; touch /dev/shm/ok && echo SHM"], edit)
+    assert res.out.split() == ["RO", "SHM"]
+
+
+def test_memory_limit_oom_killed(rt, box):
+    def edit(sp):
+        sp.linux.resources = spec.Resources(memory=spec.Memory(limit=32 * 1024 * 1024,
+                                                               swap=32 * 1024 * 1024))
+    _, res = go(rt, box, ["sh", "-c", "echo started; tail /dev/zero"], edit)
+    assert res.out == "started\n"
+    assert res.code == 137
+    assert res.oom is True
+
+
+def test_no_oom_without_hog(rt, box):
+    def edit(sp):
+        sp.linux.resources = spec.Resources(memory=spec.Memory(limit=32 * 1024 * 1024))
+    _, res = go(rt, box, ["true"], edit)
+    assert (res.code, res.oom) == (0, False)
+
+
+def test_pids_limit_stops_fork_bomb(rt, box):
+    def edit(sp):
+        sp.linux.resources = spec.Resources(pids=spec.Pids(limit=20))
+    # a fork bomb; the shell counts its successful forks with built-ins only and dies when
+    # a fork fails (busybox sh exits 2 on "can't fork")
+    script = "i=0; while [ $i -lt 200 ]; do sleep 5 & i=$((i+1)); echo $i; done"
+    _, res = go(rt, box, ["sh", "-c", script], edit)
+    assert res.code == 2 and "can't fork" in res.err, res
+    assert 10 <= int(res.out.split()[-1]) <= 19, res
+    # the host is unaffected: we can still fork
+    assert subprocess.run(["true"]).returncode == 0
+
+
+def test_rlimit_clamped_to_host_hard_limit(rt, box):
+    import resource
+    host_hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+    def edit(sp):
+        sp.process.rlimits = [spec.Rlimit("RLIMIT_NOFILE", hard=host_hard * 4, soft=host_hard * 4)]
+    _, res = go(rt, box, ["sh", "-c", "ulimit -n; ulimit -Hn"], edit)
+    assert res.out.split() == [str(host_hard), str(host_hard)]
+
+
+def test_lifecycle_states_pause_resume_kill(rt, box):
+    cid, bundle, sp = box(["sleep", "60"])
+    write(bundle, sp)
+    pid = rt.create(cid, str(bundle), stdio=(0, 1, 2))
+    try:
+        assert rt.state(cid).status == "created"
+        with pytest.raises(InvalidState):
+            rt.resume(cid)
+        rt.start(cid)
+        assert rt.state(cid).status == "running"
+        assert rt.ps(cid) == [pid]
+        with pytest.raises(InvalidState):
+            rt.start(cid)
+        rt.pause(cid)
+        assert rt.state(cid).status == "paused"
+        assert open(f"/proc/{pid}/stat").read().split(") ")[1][0] in "DS"  # frozen tasks sleep
+        rt.resume(cid)
+        assert rt.state(cid).status == "running"
+        with pytest.raises(InvalidState):
+            rt.delete(cid)
+        rt.kill(cid, "TERM")  # PID 1 without a handler ignores TERM, as in any pid namespace
+        time.sleep(0.1)
+        assert rt.state(cid).status == "running"
+        rt.kill(cid, "SIGKILL")
+        assert wait_pid(pid, 10) == 128 + 9
+        assert rt.state(cid).status == "stopped"
+        assert rt.stats(cid)["pids"]["current"] == 0
+    finally:
+        rt.delete(cid, force=True)
+    assert_clean(rt, cid)
+
+
+def test_delete_force_running_container_leaves_nothing(rt, box):
+    cid, bundle, sp = box(["sh", "-c", "sleep 60 & sleep 60"])
+    write(bundle, sp)
+    pid = rt.create(cid, str(bundle), stdio=(0, 1, 2))
+    rt.start(cid)
+    time.sleep(0.1)
+    assert len(rt.ps(cid)) == 2
+    rt.delete(cid, force=True)
+    assert wait_pid(pid, 10) == 128 + 9
+    assert_clean(rt, cid)
+
+
+def test_exec_into_running_container(rt, box):
+    cid, bundle, sp = box(["sleep", "60"])
+    write(bundle, sp)
+    pid = rt.create(cid, str(bundle), stdio=(0, 1, 2))
+    try:
+        rt.start(cid)
+        r, w = os.pipe()
+        proc = spec.Process(args=["sh", "-c", "echo $$ $(hostname); cat /proc/1/cmdline; echo; exit 5"],
+                            env=["PATH=/bin"], cwd="/tmp")
+        epid = rt.exec(cid, proc, stdio=(0, w, w))
+        os.close(w)
+        (out,) = read_all([r])
+        os.close(r)
+        assert wait_pid(epid, 10) == 5
+        first, cmdline = out.decode().splitlines()[:2]
+        assert first.split()[1] == sp.hostname and first.split()[0] != "1"
+        assert cmdline == "sleep\x0060\x00"
+        with pytest.raises(ExecNotFound):
+            rt.exec(cid, spec.Process(args=["nope"], env=["PATH=/bin"]), stdio=(0, 1, 2))
+        assert rt.ps(cid) == [pid]
+    finally:
+        rt.delete(cid, force=True)
+    assert_clean(rt, cid)
+
+
+def test_join_network_namespace_by_path(rt, box):
+    cid, bundle, sp = box(["sleep", "60"])
+    write(bundle, sp)
+    pid = rt.create(cid, str(bundle), stdio=(0, 1, 2))
+    try:
+        rt.start(cid)
+        netns = f"/proc/{pid}/ns/net"
+
+        def edit(sp2):
+            for ns in sp2.linux.namespaces:
+                if ns.type == "network":
+                    ns.path = netns
+        _, res = go(rt, box, ["readlink", "/proc/self/ns/net"], edit)
+        assert res.out.strip() == os.readlink(netns)
+        assert os.readlink(netns) != os.readlink("/proc/self/ns/net")
+    finally:
+        rt.delete(cid, force=True)
+
+
+def test_pty_through_console_socket(rt, box, run_names):
+    cid, bundle, sp = box(["sh"])
+    sp.process.terminal = True
+    sp.process.env = ["PATH=/bin", "PS1=# "]
+    write(bundle, sp)
+    sock_path = str(run_names.root / f"console-{cid}.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(1)
+    master = None
+    try:
+        pid = rt.create(cid, str(bundle), stdio=None, console_socket=sock_path)
+        conn, _ = srv.accept()
+        master, name = console.recv_fd(conn)
+        conn.close()
+        assert name.startswith("/dev/pts/")
+        rt.start(cid)
+        os.write(master, b"tty; echo $((6*7)); exit 4\n")
+        out = b""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO once the slave side is closed
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert b"/dev/pts/0" in out and b"42" in out
+        assert wait_pid(pid, 10) == 4
+    finally:
+        if master is not None:
+            os.close(master)
+        srv.close()
+        os.unlink(sock_path)
+        rt.delete(cid, force=True)
+    assert_clean(rt, cid)
+
+
+def test_cli_run_echo_and_exit_code(box, run_names):
+    cid, bundle, sp = box(["echo", "hi"])
+    write(bundle, sp)
+    root = str(run_names.root / "cli-state")
+    exe = venv_exe("berth-runtime")
+    res = subprocess.run([exe, "--root", root, "run", "--bundle", str(bundle), cid],
+                         capture_output=True, text=True, timeout=60)
+    assert (res.returncode, res.stdout) == (0, "hi\n"), res.stderr
+    sp.process.args = ["sh", "-c", "exit 3"]
+    write(bundle, sp)
+    res = subprocess.run([exe, "--root", root, "run", "-b", str(bundle), cid], capture_output=True, timeout=60)
+    assert res.returncode == 3
+    assert not os.path.exists(os.path.join(root, cid))
+    assert host_state(cid).cgroups == []
+
+
+def test_cli_create_start_state_kill_delete(box, run_names):
+    cid, bundle, sp = box(["sleep", "60"])
+    write(bundle, sp)
+    root = str(run_names.root / "cli-state")
+    exe = venv_exe("berth-runtime")
+    log = run_names.root / f"{cid}.log"
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([exe, "--root", root, "--log", str(log), "--log-format", "json", *args],
+                              capture_output=True, text=True, timeout=60)
+
+    pid_file = run_names.root / f"{cid}.pid"
+    # the container inherits create's stdio (as with runc): give it no pipe we wait on
+    created = subprocess.run([exe, "--root", root, "create", "--bundle", str(bundle), "--pid-file",
+                              str(pid_file), cid], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, timeout=60)
+    assert created.returncode == 0
+    import json
+    try:
+        state = json.loads(cli("state", cid).stdout)
+        assert state["status"] == "created" and state["pid"] == int(pid_file.read_text())
+        assert cli("start", cid).returncode == 0
+        assert json.loads(cli("state", cid).stdout)["status"] == "running"
+        assert json.loads(cli("ps", "--format", "json", cid).stdout) == [state["pid"]]
+        assert [c["id"] for c in json.loads(cli("list", "--format", "json").stdout)] == [cid]
+        res = cli("exec", cid, "sh", "-c", "echo in-exec; exit 2")
+        assert (res.returncode, res.stdout) == (2, "in-exec\n")
+        assert cli("exec", cid, "nope").returncode == 127
+        bad = cli("delete", cid)
+        assert bad.returncode == 1 and "running" in bad.stderr
+        assert '"level": "error"' in log.read_text()
+        assert cli("kill", cid, "KILL").returncode == 0
+        assert wait_pid(state["pid"], 10) == 128 + 9  # we are the subreaper the init went to
+        for _ in range(200):
+            if json.loads(cli("state", cid).stdout)["status"] == "stopped":
+                break
+            time.sleep(0.02)
+        assert json.loads(cli("state", cid).stdout)["status"] == "stopped"
+        assert cli("delete", cid).returncode == 0
+        assert cli("state", cid).returncode == 1
+    finally:
+        cli("delete", "--force", cid)
+    assert_clean(Runtime(root), cid)
