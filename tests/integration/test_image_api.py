@@ -107,3 +107,73 @@ def test_docker_cli_image_verbs(daemon, busybox_tar: str, tmp_path: Path) -> Non
     assert "Deleted: " + image_id in r.stdout
     r = daemon.docker("image", "inspect", "apitest/cli")
     assert r.returncode != 0 and "No such image" in r.stderr
+    r = daemon.docker("import", "-c", "ENV K=v", "-m", "via cli", busybox_tar, "apitest/imp:v3")
+    assert r.returncode == 0, r.stderr
+    imported = r.stdout.strip()
+    r = daemon.docker("image", "inspect", "--format", "{{.Id}} {{json .Config.Env}} {{.Comment}}", "apitest/imp:v3")
+    assert r.stdout.strip() == f'{imported} ["K=v"] via cli', r.stderr
+    assert daemon.docker("rmi", "apitest/imp:v3").returncode == 0
+    r = daemon.docker("image", "prune", "-f")
+    assert r.returncode == 0, r.stderr
+
+
+def test_commit_container_and_run_result(daemon, busybox_image: str) -> None:  # type: ignore[no-untyped-def]
+    name = "apitest-commit"
+    r = daemon.docker("run", "--name", name, busybox_image, "sh", "-c", "echo made > /made; rm /etc/group")
+    assert r.returncode == 0, r.stderr
+    try:
+        r = daemon.docker("commit", "-c", "CMD [\"cat\", \"/made\"]", "-m", "my change", name,
+                          "apitest/committed:1")
+        assert r.returncode == 0, r.stderr
+        image_id = r.stdout.strip()
+        info = daemon.api("GET", "/images/apitest/committed:1/json").json()
+        assert info["Id"] == image_id and info["Config"]["Cmd"] == ["cat", "/made"]
+        assert info["Comment"] == "my change" and len(info["RootFS"]["Layers"]) == 2
+        r = daemon.docker("run", "--rm", "apitest/committed:1")
+        assert r.returncode == 0 and r.stdout == "made\n", r.stderr
+        r = daemon.docker("run", "--rm", "apitest/committed:1", "ls", "/etc")
+        assert "group" not in r.stdout.split() and "passwd" in r.stdout.split()
+    finally:
+        daemon.docker("rm", "-f", name)
+        daemon.docker("rmi", "apitest/committed:1")
+
+
+def test_rmi_refuses_image_in_use(daemon, busybox_tar: str) -> None:  # type: ignore[no-untyped-def]
+    image_id = _import(daemon, busybox_tar, "apitest/used")
+    r = daemon.docker("create", "--name", "apitest-used", "apitest/used", "true")
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    try:
+        r = daemon.api("DELETE", "/images/apitest/used")
+        assert r.status == 409
+        assert r.json()["message"] == (
+            'conflict: unable to remove repository reference "apitest/used" (must force) - '
+            f"container {cid[:12]} is using its referenced image {image_id[7:19]}")
+        assert daemon.api("GET", "/images/apitest/used/json").status == 200
+    finally:
+        daemon.docker("rm", "-f", "apitest-used")
+    r = daemon.api("DELETE", "/images/apitest/used")
+    assert r.status == 200 and {"Deleted": image_id} in r.json()
+
+
+def test_pull_route_streams_progress(daemon, busybox_tar: str, berth_registry) -> None:  # type: ignore[no-untyped-def]
+    """POST /images/create?fromImage= hands over to the registry service and streams its
+    progress as JSON lines; an unknown repository fails with a clear error."""
+    image_id = _import(daemon, busybox_tar, f"{berth_registry.host}/apitest/pull", "p1")
+    login = daemon.docker("login", "-u", berth_registry.user, "--password-stdin", berth_registry.host,
+                          input=berth_registry.password)
+    assert login.returncode == 0, login.stderr
+    r = daemon.docker("push", f"{berth_registry.host}/apitest/pull:p1")
+    assert r.returncode == 0, r.stderr
+    assert daemon.api("DELETE", f"/images/{berth_registry.host}/apitest/pull:p1").status == 200
+    r = daemon.docker("pull", f"{berth_registry.host}/apitest/pull:p1")
+    assert r.returncode == 0, r.stderr
+    assert "Digest: sha256:" in r.stdout
+    info = daemon.api("GET", f"/images/{berth_registry.host}/apitest/pull:p1/json").json()
+    assert info["Id"] == image_id
+    assert info["RepoDigests"] and info["RepoDigests"][0].startswith(f"{berth_registry.host}/apitest/pull@sha256:")
+    r = daemon.api("POST", "/images/create", params={"fromImage": "Bad..Name"})
+    assert r.status == 400
+    r = daemon.docker("pull", f"{berth_registry.host}/apitest/nothing:here")
+    assert r.returncode != 0 and r.stderr.strip()
+    daemon.api("DELETE", f"/images/{berth_registry.host}/apitest/pull:p1", params={"force": True})

@@ -5,8 +5,6 @@ the registry service; push/search/auth live in api/registry.py."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import json
 import os
@@ -18,6 +16,7 @@ from aiohttp import web
 
 from berth.errors import BerthError, InvalidParameter, NotFound
 from berth.image import reference
+from berth.registry.auth_config import decode_registry_auth
 
 routes = web.RouteTableDef()
 
@@ -198,18 +197,6 @@ async def _download(url: str, tmp_dir: str) -> str:
         raise
 
 
-def _auth(request: web.Request) -> dict[str, Any] | None:
-    raw = request.headers.get("X-Registry-Auth")
-    if not raw:
-        return None
-    try:
-        pad = "=" * (-len(raw) % 4)
-        data = json.loads(base64.urlsafe_b64decode(raw + pad))
-    except (ValueError, binascii.Error):
-        return None
-    return data if isinstance(data, dict) and data else None
-
-
 async def _pull(request: web.Request, image: str) -> web.StreamResponse:
     d = request.app["daemon"]
     if getattr(d, "registry", None) is None:
@@ -220,7 +207,7 @@ async def _pull(request: web.Request, image: str) -> web.StreamResponse:
         ref = f"{image}@{tag}" if ":" in tag and tag.startswith("sha256") else f"{image}:{tag}"
     reference.parse(ref)  # refuse invalid names with a 400 before streaming
     platform = request.query.get("platform") or None
-    auth = _auth(request)
+    auth = decode_registry_auth(request.headers.get("X-Registry-Auth"))
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
@@ -235,8 +222,7 @@ async def _pull(request: web.Request, image: str) -> web.StreamResponse:
             loop.call_soon_threadsafe(queue.put_nowait, msg)
 
     pull: Callable[..., Awaitable[Any]] = d.registry.pull
-    task = asyncio.ensure_future(pull(ref, auth, progress, platform=platform) if platform
-                                 else pull(ref, auth, progress))
+    task = asyncio.ensure_future(pull(ref, auth, progress, platform=platform))
     task.add_done_callback(lambda _t: queue.put_nowait(None))
     first = await queue.get()
     if first is None:

@@ -1,0 +1,99 @@
+"""Archive interoperability with Debian's dockerd: `berth save` output loads and runs in
+dockerd; `docker save` output loads into berth, resolves and unpacks to the same rootfs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from berth.config import DaemonConfig
+from berth.engine.db import Database
+from berth.engine.images import ImageService
+from support import RunNames
+
+pytestmark = [pytest.mark.root, pytest.mark.peer]
+
+
+@pytest.fixture
+def svc(run_names: RunNames) -> Iterator[ImageService]:
+    root = run_names.root / "img-dockerd"
+    cfg = DaemonConfig(data_root=root / "data", exec_root=root / "run")
+    cfg.ensure_dirs()
+    try:
+        yield ImageService(cfg, Database(cfg.db_path))
+    finally:
+        for line in reversed(Path("/proc/mounts").read_text().splitlines()):
+            if line.split()[1].startswith(str(root)):
+                subprocess.run(["umount", "-l", line.split()[1]], check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_berth_save_loads_and_runs_in_dockerd(dockerd, svc: ImageService, busybox_tar: str,  # type: ignore[no-untyped-def]
+                                              tmp_path: Path) -> None:
+    with open(busybox_tar, "rb") as f:
+        img = svc.import_tar(f, "berthsaved/bb", "v1", changes=['CMD ["echo", "from berth"]'])
+    archive = tmp_path / "berth.tar"
+    with open(archive, "wb") as f:
+        svc.save(["berthsaved/bb:v1"], f)
+    try:
+        r = dockerd.docker("load", "-i", str(archive))
+        assert r.returncode == 0, r.stderr
+        assert "Loaded image: berthsaved/bb:v1" in r.stdout
+        r = dockerd.docker("image", "inspect", "--format", "{{.Id}}", "berthsaved/bb:v1")
+        assert r.stdout.strip() == img.id, r.stderr
+        r = dockerd.docker("run", "--rm", "--network", "none", "berthsaved/bb:v1")
+        assert r.returncode == 0 and r.stdout == "from berth\n", r.stderr
+        r = dockerd.docker("run", "--rm", "--network", "none", "berthsaved/bb:v1", "sh", "-c",
+                           "ls /bin | wc -l; cat /etc/passwd | head -1")
+        assert r.returncode == 0, r.stderr
+        assert int(r.stdout.split()[0]) > 50 and "root:x:0:0" in r.stdout
+    finally:
+        dockerd.docker("rmi", "-f", "berthsaved/bb:v1")
+
+
+def test_docker_save_loads_into_berth(dockerd, svc: ImageService, busybox_tar: str,  # type: ignore[no-untyped-def]
+                                      tmp_path: Path) -> None:
+    # an image made by dockerd itself: import, then a layer from a container commit
+    r = dockerd.docker("import", "-c", 'CMD ["sh"]', busybox_tar, "dockermade/base:1")
+    assert r.returncode == 0, r.stderr
+    try:
+        r = dockerd.docker("run", "--name", "berth-img-commit", "--network", "none", "dockermade/base:1",
+                           "sh", "-c", "echo layered > /layered; rm /etc/group; mkdir -p /d/e")
+        assert r.returncode == 0, r.stderr
+        r = dockerd.docker("commit", "berth-img-commit", "dockermade/top:2")
+        assert r.returncode == 0, r.stderr
+        docker_id = r.stdout.strip()
+        archive = tmp_path / "docker.tar"
+        r = dockerd.docker("save", "-o", str(archive), "dockermade/top:2")
+        assert r.returncode == 0, r.stderr
+    finally:
+        dockerd.docker("rm", "-f", "berth-img-commit")
+        dockerd.docker("rmi", "-f", "dockermade/top:2", "dockermade/base:1")
+    with open(archive, "rb") as f:
+        assert svc.load(f) == ["dockermade/top:2"]
+    img = svc.resolve("dockermade/top:2")
+    assert img.id == docker_id
+    assert len(img.diff_ids) == 2
+    merged = svc.snapshots.prepare("dockerd-check", svc.lower_dirs(img))
+    try:
+        assert Path(merged, "layered").read_text() == "layered\n"
+        assert not os.path.exists(os.path.join(merged, "etc/group"))  # the whiteout works
+        assert os.path.isdir(os.path.join(merged, "d/e"))
+        assert os.path.isfile(os.path.join(merged, "bin/busybox"))
+    finally:
+        svc.snapshots.remove("dockerd-check")
+    # and berth's own save of it still carries the same ids
+    out = tmp_path / "again.tar"
+    with open(out, "wb") as f:
+        svc.save(["dockermade/top:2"], f)
+    work = tmp_path / "again"
+    work.mkdir()
+    subprocess.run(["tar", "xf", str(out), "-C", str(work)], check=True)
+    manifest = json.loads((work / "manifest.json").read_text())
+    assert manifest[0]["Config"].endswith(docker_id[7:])
