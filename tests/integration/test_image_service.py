@@ -252,3 +252,50 @@ def test_prune_removes_dangling_only(svc: ImageService, busybox_tar: str) -> Non
     assert svc.resolve("busybox").id == img.id
     assert svc.filter_list(filters={"dangling": ["true"]}) == []
     assert [x["Id"] for x in svc.filter_list(filters={"reference": ["busy*"]})] == [img.id]
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_load_compressed_archive(svc_root: Path, svc: ImageService, busybox_tar: str, compression: str) -> None:
+    import gzip
+
+    import zstandard
+    img = _import(svc, busybox_tar)
+    buf = io.BytesIO()
+    svc.save(["busybox"], buf)
+    data = gzip.compress(buf.getvalue()) if compression == "gzip" else \
+        zstandard.ZstdCompressor().compress(buf.getvalue())
+    svc2 = _service(svc_root / "second")
+    assert svc2.load(io.BytesIO(data)) == ["busybox:latest"]
+    assert svc2.resolve("busybox").id == img.id
+
+
+def test_load_oci_index_selects_platform(svc_root: Path, svc: ImageService, busybox_tar: str) -> None:
+    """An OCI layout whose index.json points at a multi-platform index: linux/amd64 is chosen."""
+    import hashlib
+    img = _import(svc, busybox_tar)
+    buf = io.BytesIO()
+    svc.save(["busybox"], buf)
+    work = svc_root / "layout"
+    work.mkdir()
+    buf.seek(0)
+    with tarfile.open(fileobj=buf) as t:
+        t.extractall(work)  # our own archive, written just above
+    (work / "manifest.json").unlink()
+    top = json.loads((work / "index.json").read_text())["manifests"][0]
+    bogus = {"mediaType": top["mediaType"], "digest": "sha256:" + "0" * 64, "size": 10,
+             "platform": {"os": "linux", "architecture": "arm64"}}
+    real = {"mediaType": top["mediaType"], "digest": top["digest"], "size": top["size"],
+            "platform": {"os": "linux", "architecture": "amd64"}}
+    inner = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": [bogus, real]}).encode()
+    inner_digest = hashlib.sha256(inner).hexdigest()
+    (work / "blobs/sha256" / inner_digest).write_bytes(inner)
+    (work / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": f"sha256:{inner_digest}",
+        "size": len(inner), "annotations": {"io.containerd.image.name": "docker.io/library/multi:arch"}}]}))
+    out = svc_root / "multi.tar"
+    subprocess.run(["tar", "cf", str(out), "-C", str(work), "."], check=True)
+    svc2 = _service(svc_root / "second")
+    with open(out, "rb") as f:
+        assert svc2.load(f) == ["multi:arch"]
+    assert svc2.resolve("multi:arch").id == img.id
