@@ -175,3 +175,30 @@ def test_garbage_is_refused(layers: LayerStore) -> None:
     with pytest.raises(InvalidParameter):
         layers.apply(io.BytesIO(gzip.compress(b"not a tar" * 100)))
     assert set(os.listdir(layers.root)) == before
+
+
+def test_many_layers_mount_under_a_page(tmp_path: Path) -> None:
+    """120 layers: the absolute lowerdir list would pass a page; the snapshot still mounts."""
+    from berth.image.snapshots import Snapshots, is_mounted
+    content = ContentStore(tmp_path / "blobs", tmp_path / "tmp")
+    layers = LayerStore(tmp_path / ("long-name-" * 4) / "layers", content, tmp_path / "tmp")
+    snaps = Snapshots(tmp_path / "containers", layers)
+    parent = None
+    chains = []
+    for i in range(120):
+        layer = layers.apply(io.BytesIO(_tar([(f"f{i:03d}", "f", str(i))])), parent)
+        parent = layer.chain_id
+        chains.append(parent)
+    lowers = layers.lower_dirs(chains)
+    assert len("lowerdir=" + ":".join(lowers)) > 4096
+    merged = snaps.prepare("many", lowers)
+    try:
+        assert is_mounted(merged)
+        assert Path(merged, "f000").read_text() == "0" and Path(merged, "f119").read_text() == "119"
+        snaps.unmount("many")
+        assert not is_mounted(merged)
+        snaps.mount("many")
+        assert Path(merged, "f042").read_text() == "42"
+    finally:
+        snaps.remove("many")
+    assert not is_mounted(merged)

@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 from berth import kernel
@@ -84,19 +85,33 @@ class Snapshots:
             self._remove_dirs(d, created_dir)
             raise
 
-    def _options(self, key: str) -> str:
-        lowers = self.lower_dirs(key)
-        opts = (f"lowerdir={':'.join(lowers)},upperdir={self.upper(key)},"
+    def _options(self, key: str, lowers: list[str]) -> str:
+        return (f"lowerdir={':'.join(lowers)},upperdir={self.upper(key)},"
                 f"workdir={self.work(key)},redirect_dir=off,metacopy=off")
-        if len(opts) >= PAGE:
-            raise InvalidParameter(f"too many layers ({len(lowers)}) for an overlay mount")
-        return opts
 
     def mount(self, key: str) -> str:
         merged = self.merged(key)
         if is_mounted(merged):
             return merged
-        kernel.mount("overlay", merged, "overlay", 0, self._options(key))
+        lowers = self.lower_dirs(key)
+        opts = self._options(key, lowers)
+        if len(opts) < PAGE:
+            kernel.mount("overlay", merged, "overlay", 0, opts)
+            return merged
+        # Many layers: name them relative to the layer store (`l/<short>`), as overlay2
+        # does, and mount from a child whose working directory is the layer store (the
+        # daemon is multi-threaded, so it never changes its own cwd).
+        base = self.layers.root if self.layers is not None else None
+        if base is None or not all(os.path.dirname(p) == str(base / "l") for p in lowers):
+            raise InvalidParameter(f"too many layers ({len(lowers)}) for an overlay mount")
+        rel = [os.path.relpath(p, base) for p in lowers]
+        opts = self._options(key, rel)
+        if len(opts) >= PAGE:
+            raise InvalidParameter(f"too many layers ({len(lowers)}) for an overlay mount")
+        r = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, merged], cwd=base,
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise OSError(f"mount overlay on {merged} ({len(lowers)} layers): {r.stderr.strip()}")
         return merged
 
     def unmount(self, key: str) -> None:
