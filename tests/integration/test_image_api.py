@@ -177,3 +177,26 @@ def test_pull_route_streams_progress(daemon, busybox_tar: str, berth_registry) -
     r = daemon.docker("pull", f"{berth_registry.host}/apitest/nothing:here")
     assert r.returncode != 0 and r.stderr.strip()
     daemon.api("DELETE", f"/images/{berth_registry.host}/apitest/pull:p1", params={"force": True})
+
+
+def test_docker_py_images(daemon, busybox_tar: str) -> None:  # type: ignore[no-untyped-def]
+    import docker
+    image_id = _import(daemon, busybox_tar, "apitest/py", "1")
+    client = docker.DockerClient(base_url=daemon.host)
+    try:
+        img = client.images.get("apitest/py:1")
+        assert img.id == image_id and img.tags == ["apitest/py:1"]
+        assert image_id in [i.id for i in client.images.list()]
+        assert img.tag("apitest/py", "2")
+        assert client.images.get("apitest/py:2").id == image_id
+        assert img.history()[0]["Id"] == image_id
+        data = b"".join(img.save(named=True))
+        client.images.remove("apitest/py:1")
+        client.images.remove("apitest/py:2")
+        with pytest.raises(docker.errors.ImageNotFound):
+            client.images.get("apitest/py:1")
+        loaded = client.images.load(data)
+        assert [i.id for i in loaded] == [image_id]
+        client.images.remove(image_id, force=True)
+    finally:
+        client.close()
