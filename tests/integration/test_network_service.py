@@ -94,6 +94,7 @@ def env(run_names: RunNames) -> Iterator[Env]:
         e.close()
         left = host_state(e.token)
         assert (left.mounts, left.links, left.firewall, left.processes) == ([], [], [], []), left
+        assert [ln for ln in Path("/proc/mounts").read_text().splitlines() if str(e.root) in ln] == []
 
 
 def _cid(n: int) -> str:

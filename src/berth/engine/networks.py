@@ -20,6 +20,7 @@ import os
 import re
 import secrets
 import socket
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -399,7 +400,7 @@ class NetworkService:
                               ipv4_address: str = "") -> Sandbox:
         """Build the container's network sandbox (see docs/architecture.md)."""
         mode = network_mode or "default"
-        name = name.lstrip("/")
+        name = (name or self._container_name(container_id)).lstrip("/")
         hostname = hostname or container_id[:12]
         dns, dns_search = list(dns or []), list(dns_search or [])
         async with self._lock:
@@ -430,6 +431,15 @@ class NetworkService:
                 await self._teardown_locked(container_id)
                 self.ports.release(container_id)
                 raise
+
+    def _container_name(self, container_id: str) -> str:
+        """The container's name from the container service's table, when the caller did
+        not pass it (names are what other containers resolve on user networks)."""
+        try:
+            row = self.db.one("SELECT name FROM containers WHERE id = ?", (container_id,))
+        except sqlite3.Error:
+            return ""
+        return str(row["name"]) if row is not None and row["name"] else ""
 
     def _write_files(self, container_id: str, hosts: str, resolv: str, hostname: str) -> dict[str, str]:
         d = self._container_dir(container_id)

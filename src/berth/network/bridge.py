@@ -11,12 +11,13 @@ import contextlib
 import errno
 import os
 import socket
+import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from pyroute2 import IPRoute, netns
+from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from berth import kernel
@@ -75,11 +76,19 @@ def delete_link(name: str) -> None:
 
 
 def create_netns(path: str) -> None:
-    """A new network namespace kept alive by a bind mount on `path` (loopback up)."""
+    """A new network namespace kept alive by a bind mount on `path` (loopback up).
+
+    util-linux `unshare --net=PATH` makes and bind-mounts it from a short-lived child, so
+    the (multi-threaded) daemon never forks itself and the netns directory needs no shared
+    self bind mount of its own."""
     if os.path.exists(path):
         raise BerthError(f"network namespace {path} already exists")
-    netns.create(path)
+    with open(path, "x"):
+        pass
     try:
+        proc = subprocess.run(["unshare", f"--net={path}", "true"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BerthError(f"cannot create network namespace {path}: {proc.stderr.strip()}")
         with IPRoute(netns=path) as ns:
             lo = link_index(ns, "lo")
             if lo is not None:
