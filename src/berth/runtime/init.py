@@ -91,6 +91,8 @@ def _preload(cfg: InitConfig) -> None:
     if proc.rlimits:
         from berth.runtime import rlimits  # noqa: F401
     if spec.linux is not None and spec.linux.seccomp is not None:
+        import seccomp as _binding  # noqa: F401 - libseccomp, not importable after pivot_root
+
         from berth.runtime import seccomp  # noqa: F401
     if proc.terminal:
         from berth.runtime import console  # noqa: F401
@@ -256,7 +258,13 @@ def _finish_process(proc, linux, sync: _Sync, cwd: str) -> Any:
     filt = None
     if linux is not None and linux.seccomp is not None:
         from berth.runtime import seccomp
-        filt = seccomp.build(linux.seccomp)
+        nnp = bool(proc.no_new_privileges)
+        filt = seccomp.build(linux.seccomp, no_new_privs=nnp)
+        if not nnp:
+            # without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it now, before
+            # capabilities are dropped (the rest of the set-up only uses allowed calls)
+            filt.load()
+            filt = None
     caps = proc.capabilities
     user = proc.user
     if caps is not None:
