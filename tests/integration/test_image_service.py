@@ -299,3 +299,13 @@ def test_load_oci_index_selects_platform(svc_root: Path, svc: ImageService, busy
     with open(out, "rb") as f:
         assert svc2.load(f) == ["multi:arch"]
     assert svc2.resolve("multi:arch").id == img.id
+
+
+def test_metadata_only_commit(svc: ImageService, busybox_tar: str) -> None:
+    base = _import(svc, busybox_tar)
+    img = svc.commit(None, base, {"Env": ["X=1"], "Cmd": ["sh"]}, {"created_by": "ENV X=1"}, tags=["meta:1"])
+    assert img.diff_ids == base.diff_ids and img.id != base.id
+    assert img.config["history"][-1] == {"created_by": "ENV X=1", "created": img.config["created"],
+                                         "empty_layer": True}
+    assert svc.resolve("meta:1").config["config"]["Env"] == ["X=1"]
+    assert [h["Size"] for h in svc.history("meta:1")] == [0, base.size]

@@ -144,15 +144,16 @@ class ImageService:
             ref = ref.with_tag("latest")
         return ref.full
 
-    def commit(self, snapshot_key: str, parent: Image | None, config: dict[str, Any] | None = None,
+    def commit(self, snapshot_key: str | None, parent: Image | None, config: dict[str, Any] | None = None,
                history: dict[str, Any] | None = None, tags: Iterable[str] = (),
                changes: list[str] | None = None, author: str = "") -> Image:
         """A new image from a snapshot: its upper dir becomes a new layer on top of
         `parent`'s, or (nothing changed) only an `empty_layer` history entry is added.
         `config` is the container config (`Env`, `Cmd`, ...) of the new image; None keeps
-        the parent's. `history` supplies `created_by`/`comment`/`author`."""
-        upper = self.snapshots.upper(snapshot_key)
-        if not os.path.isdir(upper):
+        the parent's. `history` supplies `created_by`/`comment`/`author`. A None
+        `snapshot_key` makes a metadata-only image (ENV, CMD, LABEL ... in a build)."""
+        upper = self.snapshots.upper(snapshot_key) if snapshot_key else ""
+        if snapshot_key and not os.path.isdir(upper):
             raise NotFound(f"snapshot {snapshot_key} not found")
         base = copy.deepcopy(parent.config) if parent else {}
         inner = copy.deepcopy(config if config is not None else base.get("config") or {})
@@ -163,7 +164,7 @@ class ImageService:
         hist["created"] = hist.get("created") or created
         diff_ids = list(parent.diff_ids) if parent else []
         parent_chain = parent.layers[-1] if parent and parent.layers else None
-        if has_changes(upper):
+        if upper and has_changes(upper):
             tar_path, diff_id = self.layers.diff(upper)
             try:
                 blob = self.content.adopt_file(tar_path, diff_id)
