@@ -49,18 +49,28 @@ async def error_middleware(request: web.Request, handler):  # type: ignore[no-un
         resp = await handler(request)
     except web.HTTPException as exc:
         if exc.status >= 400 and exc.content_type != "application/json":
-            return web.json_response({"message": exc.reason if not exc.text or exc.text.startswith(str(exc.status)) else exc.text},
-                                     status=exc.status, headers=_headers())
+            return json_error(exc.reason if not exc.text or exc.text.startswith(str(exc.status)) else exc.text,
+                              exc.status)
         raise
     except BerthError as exc:
-        return web.json_response({"message": str(exc)}, status=exc.status, headers=_headers())
+        if exc.status == 304:
+            return web.Response(status=304, headers=_headers())
+        return json_error(str(exc), exc.status)
     except Exception as exc:  # noqa: BLE001 - the API answers every failure in Docker's shape
         log.exception("%s %s failed", request.method, request.path)
-        return web.json_response({"message": f"{type(exc).__name__}: {exc}"}, status=500,
-                                 headers=_headers())
+        return json_error(f"{type(exc).__name__}: {exc}", 500)
     if isinstance(resp, web.StreamResponse) and not resp.prepared:
         resp.headers.update(_headers())
     return resp
+
+
+def json_error(message: str, status: int) -> web.Response:
+    """Docker's error body. The Content-Type must be exactly application/json (no charset):
+    the docker CLI only decodes the message then."""
+    import json
+
+    return web.Response(body=json.dumps({"message": message}).encode(), status=status,
+                        headers={**_headers(), "Content-Type": "application/json"})
 
 
 def parse_filters(request: web.Request) -> dict[str, list[str]]:

@@ -2,6 +2,276 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+from typing import Any
+
 from aiohttp import web
 
+from berth.api.app import HEADERS, parse_filters, qbool, qint
+from berth.api.streams import MULTIPLEXED, RAW, finished_response, hijack, pump
+from berth.engine.humanize import parse_time
+from berth.errors import InvalidParameter
+
 routes = web.RouteTableDef()
+
+
+def _svc(request: web.Request) -> Any:
+    return request.app["daemon"].containers
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidParameter(f"invalid JSON: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidParameter("invalid JSON: expected an object")
+    return data
+
+
+def _time_param(v: str | None) -> float | None:
+    if not v:
+        return None
+    try:
+        return float(v)
+    except ValueError:
+        t = parse_time(v)
+        if t is None:
+            raise InvalidParameter(f"invalid time value {v!r}") from None
+        return t
+
+
+@routes.post("/containers/create")
+async def create(request: web.Request) -> web.Response:
+    body = await _body(request)
+    name = request.query.get("name") or None
+    cid = await _svc(request).create(name, body)
+    return web.json_response({"Id": cid, "Warnings": []}, status=201)
+
+
+@routes.get("/containers/json")
+async def list_containers(request: web.Request) -> web.Response:
+    filters = parse_filters(request)
+    limit = qint(request, "limit", -1) or -1
+    out = _svc(request).list(qbool(request, "all") or limit > 0, filters, limit)
+    if qbool(request, "size"):
+        for c in out:
+            c["SizeRw"] = 0
+            c["SizeRootFs"] = 0
+    return web.json_response(out)
+
+
+@routes.post("/containers/prune")
+async def prune(request: web.Request) -> web.Response:
+    return web.json_response(await _svc(request).prune(parse_filters(request)))
+
+
+@routes.get("/containers/{id}/json")
+async def inspect(request: web.Request) -> web.Response:
+    data = _svc(request).inspect(request.match_info["id"])
+    if qbool(request, "size"):
+        data["SizeRw"] = 0
+        data["SizeRootFs"] = 0
+    return web.json_response(data)
+
+
+@routes.post("/containers/{id}/start")
+async def start(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    ref = request.match_info["id"]
+    try:
+        await svc.start(ref)
+    except Exception:
+        try:
+            c = svc.get(ref)
+        except Exception:  # noqa: BLE001
+            c = None
+        if c is not None and c.host_config.get("AutoRemove") and not c.has_been_started:
+            with contextlib.suppress(Exception):
+                await svc.remove(c.id, force=True, volumes=True)
+        raise
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/stop")
+async def stop(request: web.Request) -> web.Response:
+    t = qint(request, "t")
+    if t is None:
+        t = qint(request, "timeout")
+    await _svc(request).stop(request.match_info["id"], t, request.query.get("signal") or None)
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/restart")
+async def restart(request: web.Request) -> web.Response:
+    t = qint(request, "t")
+    await _svc(request).restart(request.match_info["id"], t, request.query.get("signal") or None)
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/kill")
+async def kill(request: web.Request) -> web.Response:
+    await _svc(request).kill(request.match_info["id"], request.query.get("signal") or None)
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/pause")
+async def pause(request: web.Request) -> web.Response:
+    await _svc(request).pause(request.match_info["id"])
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/unpause")
+async def unpause(request: web.Request) -> web.Response:
+    await _svc(request).unpause(request.match_info["id"])
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/rename")
+async def rename(request: web.Request) -> web.Response:
+    await _svc(request).rename(request.match_info["id"], request.query.get("name", ""))
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/resize")
+async def resize(request: web.Request) -> web.Response:
+    h, w = qint(request, "h", 0) or 0, qint(request, "w", 0) or 0
+    await _svc(request).resize(request.match_info["id"], h, w)
+    return web.Response(status=200)
+
+
+@routes.post("/containers/{id}/update")
+async def update(request: web.Request) -> web.Response:
+    body = await _body(request)
+    svc = _svc(request)
+    c = svc.get(request.match_info["id"])
+    rp = body.get("RestartPolicy")
+    if rp:
+        from berth.engine.specgen import validate_host_config
+        validate_host_config({"RestartPolicy": rp})
+        c.host_config["RestartPolicy"] = rp
+        svc._save(c)
+    return web.json_response({"Warnings": []})
+
+
+@routes.delete("/containers/{id}")
+async def remove(request: web.Request) -> web.Response:
+    await _svc(request).remove(request.match_info["id"], qbool(request, "force"), qbool(request, "v"))
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/wait")
+async def wait(request: web.Request) -> web.StreamResponse:
+    svc = _svc(request)
+    task = svc.wait_future(request.match_info["id"], request.query.get("condition") or "not-running")
+    resp = web.StreamResponse(headers={**HEADERS, "Content-Type": "application/json"})
+    await resp.prepare(request)
+    try:
+        result = await task
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    with contextlib.suppress(ConnectionError):
+        await resp.write(json.dumps(result).encode() + b"\n")
+        await resp.write_eof()
+    return resp
+
+
+@routes.get("/containers/{id}/logs")
+async def logs(request: web.Request) -> web.StreamResponse:
+    svc = _svc(request)
+    c = svc.get(request.match_info["id"])
+    stdout, stderr = qbool(request, "stdout"), qbool(request, "stderr")
+    if not (stdout or stderr):
+        raise InvalidParameter("Bad parameters: you must choose at least one stream")
+    gen = svc.logs(c.id, stdout=stdout, stderr=stderr, follow=qbool(request, "follow"),
+                   tail=request.query.get("tail", "all"), timestamps=qbool(request, "timestamps"),
+                   since=_time_param(request.query.get("since")) or None,
+                   until=_time_param(request.query.get("until")))
+    resp = web.StreamResponse(headers={**HEADERS, "Content-Type": RAW if c.tty else MULTIPLEXED})
+    await resp.prepare(request)
+    try:
+        async for chunk in gen:
+            await resp.write(chunk)
+    except (ConnectionError, asyncio.CancelledError):
+        await gen.aclose()
+        raise
+    await resp.write_eof()
+    return resp
+
+
+@routes.post("/containers/{id}/attach")
+async def attach(request: web.Request) -> web.StreamResponse:
+    svc = _svc(request)
+    c = svc.get(request.match_info["id"])
+    stdin, stdout, stderr = qbool(request, "stdin"), qbool(request, "stdout"), qbool(request, "stderr")
+    want_logs, stream = qbool(request, "logs"), qbool(request, "stream")
+    conn = await hijack(request, c.tty)
+    try:
+        if want_logs:
+            async for chunk in svc.logs(c.id, stdout=stdout, stderr=stderr):
+                await conn.write(chunk)
+        if not stream:
+            return finished_response()
+        try:
+            pair = await svc.attach(c.id, stdin=stdin, stdout=stdout, stderr=stderr)
+        except Exception:  # noqa: BLE001 - the container never ran or already exited
+            return finished_response()
+        if pair is None:
+            return finished_response()
+        reader, writer = pair
+        await pump(conn, reader, writer, stdin)
+        return finished_response()
+    finally:
+        conn.close()
+
+
+@routes.get("/containers/{id}/top")
+async def top(request: web.Request) -> web.Response:
+    return web.json_response(await _svc(request).top(request.match_info["id"],
+                                                     request.query.get("ps_args") or "-ef"))
+
+
+@routes.get("/containers/{id}/stats")
+async def stats(request: web.Request) -> web.StreamResponse:
+    svc = _svc(request)
+    ref = request.match_info["id"]
+    svc.get(ref)
+    stream = qbool(request, "stream", True) and not qbool(request, "one-shot")
+    if not stream:
+        first = svc.stats(ref)
+        if not qbool(request, "one-shot"):
+            await asyncio.sleep(0.5)
+            second = svc.stats(ref)
+            second["precpu_stats"] = first["cpu_stats"]
+            second["preread"] = first["read"]
+            first = second
+        return web.json_response(first)
+    resp = web.StreamResponse(headers={**HEADERS, "Content-Type": "application/json"})
+    await resp.prepare(request)
+    prev: dict[str, Any] | None = None
+    while True:
+        try:
+            cur = svc.stats(ref)
+        except Exception:  # noqa: BLE001 - container removed
+            break
+        if prev is not None:
+            cur["precpu_stats"] = prev["cpu_stats"]
+            cur["preread"] = prev["read"]
+        await resp.write(json.dumps(cur).encode() + b"\n")
+        prev = cur
+        c = svc._c.get(svc.get(ref).id) if ref else None
+        if c is None or not c.running:
+            break
+        await asyncio.sleep(1.0)
+    await resp.write_eof()
+    return resp

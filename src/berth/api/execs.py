@@ -1,7 +1,75 @@
-"""Engine API routes: execs."""
+"""Engine API routes: exec create/start/inspect/resize."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from aiohttp import web
 
+from berth.api.app import qint
+from berth.api.streams import finished_response, hijack, pump
+from berth.errors import BerthError, InvalidParameter
+
 routes = web.RouteTableDef()
+
+
+def _svc(request: web.Request) -> Any:
+    return request.app["daemon"].containers
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read() if request.can_read_body else b""
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidParameter(f"invalid JSON: {exc}") from None
+    return data if isinstance(data, dict) else {}
+
+
+@routes.post("/containers/{id}/exec")
+async def exec_create(request: web.Request) -> web.Response:
+    eid = _svc(request).exec_create(request.match_info["id"], await _body(request))
+    return web.json_response({"Id": eid}, status=201)
+
+
+@routes.post("/exec/{id}/start")
+async def exec_start(request: web.Request) -> web.StreamResponse:
+    svc = _svc(request)
+    eid = request.match_info["id"]
+    body = await _body(request)
+    e = svc.get_exec(eid)
+    detach = bool(body.get("Detach"))
+    tty = bool(body.get("Tty")) or e.config["Tty"]
+    if detach:
+        await svc.exec_start(eid, detach=True, tty=tty, console_size=body.get("ConsoleSize"))
+        return web.Response(status=200)
+    # errors starting the process are answered as plain HTTP errors, before the hijack
+    pair = await svc.exec_start(eid, detach=False, tty=tty, console_size=body.get("ConsoleSize"))
+    conn = await hijack(request, tty)
+    try:
+        if pair is not None:
+            reader, writer = pair
+            await pump(conn, reader, writer, e.config["AttachStdin"])
+        try:
+            await svc.exec_finished(eid)
+        except BerthError:
+            pass
+        return finished_response()
+    finally:
+        conn.close()
+
+
+@routes.get("/exec/{id}/json")
+async def exec_inspect(request: web.Request) -> web.Response:
+    return web.json_response(await _svc(request).exec_inspect(request.match_info["id"]))
+
+
+@routes.post("/exec/{id}/resize")
+async def exec_resize(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    e = svc.get_exec(request.match_info["id"])
+    await svc.resize(e.container_id, qint(request, "h", 0) or 0, qint(request, "w", 0) or 0, exec_id=e.id)
+    return web.Response(status=200)

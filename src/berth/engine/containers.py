@@ -1,23 +1,1299 @@
-"""Engine service: containers (placeholder until the full service lands)."""
+"""Engine service: containers (create, start, stop, kill, wait, remove, inspect, list,
+logs, attach, exec, top, stats, rename, pause, restart policies, live restore).
+
+State lives in the `containers` table (one JSON document per column); running containers
+are driven through their shim (berth.shim.client). The service is asyncio-based: call its
+coroutines from the daemon's event loop.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import os
 import secrets
+import shutil
+import signal as signal_mod
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from berth.config import DaemonConfig
+from berth.engine import specgen
+from berth.engine.humanize import ZERO_TIME, parse_time, status_string
+from berth.engine.names import random_name, validate
+from berth.errors import BerthError, Conflict, InvalidParameter, NotFound, NotModified
+from berth.runtime import capabilities
+from berth.shim import client as shim
+from berth.shim.protocol import ShimConfig, frame, rfc3339_nano
+
+log = logging.getLogger("berth.containers")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    image_id TEXT NOT NULL,
+    created TEXT NOT NULL,
+    hidden INTEGER NOT NULL DEFAULT 0,
+    doc TEXT NOT NULL
+);
+"""
+
+
+class ExecFailed(BerthError):
+    """The container's command could not be run (exit code in .exit_code)."""
+
+    status = 400
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class Container:
+    id: str
+    name: str
+    image_id: str
+    created: str
+    config: dict[str, Any]
+    host_config: dict[str, Any]
+    hidden: bool = False
+    state: dict[str, Any] = field(default_factory=dict)
+    rootfs: str = ""
+    mounts: list[dict[str, Any]] = field(default_factory=list)       # Docker's Mounts entries
+    oci_mounts: list[dict[str, Any]] = field(default_factory=list)
+    network_settings: dict[str, Any] = field(default_factory=dict)
+    restart_count: int = 0
+    manually_stopped: bool = False
+    has_been_started: bool = False
+    lower_dirs: list[str] = field(default_factory=list)
+    # runtime only (not persisted)
+    attach_waiters: list[tuple[dict[str, Any], asyncio.Future[Any]]] = field(default_factory=list)
+    exit_waiters: list[asyncio.Future[dict[str, Any]]] = field(default_factory=list)
+    removed_waiters: list[asyncio.Future[int]] = field(default_factory=list)
+    monitor: asyncio.Task[None] | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    exec_ids: list[str] = field(default_factory=list)
+    netns: str | None = None
+
+    def doc(self) -> str:
+        return json.dumps({
+            "config": self.config, "host_config": self.host_config, "state": self.state,
+            "rootfs": self.rootfs, "mounts": self.mounts, "oci_mounts": self.oci_mounts,
+            "network_settings": self.network_settings, "restart_count": self.restart_count,
+            "manually_stopped": self.manually_stopped, "has_been_started": self.has_been_started,
+            "lower_dirs": self.lower_dirs})
+
+    @classmethod
+    def from_row(cls, row: Any) -> Container:
+        d = json.loads(row["doc"])
+        return cls(id=row["id"], name=row["name"], image_id=row["image_id"], created=row["created"],
+                   hidden=bool(row["hidden"]), config=d["config"], host_config=d["host_config"],
+                   state=d["state"], rootfs=d.get("rootfs", ""), mounts=d.get("mounts", []),
+                   oci_mounts=d.get("oci_mounts", []), network_settings=d.get("network_settings", {}),
+                   restart_count=d.get("restart_count", 0), manually_stopped=d.get("manually_stopped", False),
+                   has_been_started=d.get("has_been_started", False), lower_dirs=d.get("lower_dirs", []))
+
+    @property
+    def running(self) -> bool:
+        return self.state.get("Status") in ("running", "paused")
+
+    @property
+    def tty(self) -> bool:
+        return bool(self.config.get("Tty"))
+
+
+@dataclass
+class Exec:
+    id: str
+    container_id: str
+    config: dict[str, Any]
+    running: bool = False
+    exit_code: int | None = None
+    pid: int = 0
+    started: bool = False
+
+
+def _new_state() -> dict[str, Any]:
+    return {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
+            "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
+            "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME}
+
+
+def parse_signal(sig: str | int | None, default: int = signal_mod.SIGKILL) -> int:
+    if sig is None or sig == "":
+        return int(default)
+    if isinstance(sig, int) or str(sig).isdigit():
+        n = int(sig)
+        if n <= 0 or n > 64:
+            raise InvalidParameter(f"Invalid signal: {sig}")
+        return n
+    name = str(sig).upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(getattr(signal_mod.Signals, name))
+    except AttributeError:
+        if name.startswith("SIGRTMIN+"):
+            return int(signal_mod.SIGRTMIN) + int(name.split("+")[1])
+        raise InvalidParameter(f"Invalid signal: {sig}") from None
 
 
 class ContainerService:
-    def __init__(self, config: Any, db: Any, images: Any, networks: Any, volumes: Any,
+    def __init__(self, config: DaemonConfig, db: Any, images: Any, networks: Any, volumes: Any,
                  events: Any = None) -> None:
         self.config, self.db, self.images = config, db, images
         self.networks, self.volumes, self.events = networks, volumes, events
-        self.daemon_id = secrets.token_hex(16)
+        self.db.ensure_schema(SCHEMA)
+        self.db.ensure_schema("CREATE TABLE IF NOT EXISTS engine_meta (key TEXT PRIMARY KEY, value TEXT)")
+        row = self.db.one("SELECT value FROM engine_meta WHERE key='daemon_id'")
+        if row is None:
+            self.daemon_id = secrets.token_hex(16)
+            self.db.execute("INSERT INTO engine_meta VALUES ('daemon_id', ?)", (self.daemon_id,))
+        else:
+            self.daemon_id = row["value"]
+        self._c: dict[str, Container] = {}
+        self._names: dict[str, str] = {}
+        self._execs: dict[str, Exec] = {}
+        self._closing = False
+        self._create_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        for r in self.db.execute("SELECT * FROM containers"):
+            c = Container.from_row(r)
+            self._c[c.id] = c
+            self._names[c.name] = c.id
+
+    # --- life of the service -----------------------------------------------------------------
+    async def _service_start(self) -> None:
+        """Live restore: reconnect to shims that are still running, learn missed exits."""
+        for c in list(self._c.values()):
+            if c.state.get("Status") in ("running", "paused", "restarting"):
+                await self._restore(c)
+
+    async def _service_stop(self) -> None:
+        self._closing = True
+        for c in self._c.values():
+            if c.monitor is not None:
+                c.monitor.cancel()
+        for t in list(self._tasks):
+            t.cancel()
+
+    async def _restore(self, c: Container) -> None:
+        sock = self._shim_sock(c.id)
+        try:
+            st = await shim.call(sock, {"op": "state"}, timeout=5)
+        except (TimeoutError, shim.ShimError, OSError):
+            st = None
+        if st is not None and st.get("running"):
+            c.state["Pid"] = st.get("pid") or c.state.get("Pid", 0)
+            c.monitor = asyncio.create_task(self._monitor(c))
+            log.info("restored running container %s", c.id[:12])
+            return
+        info = shim.read_exit(self._exit_path(c.id)) or {"exit_code": 255, "oom_killed": False,
+                                                         "finished_at": rfc3339_nano()}
+        log.info("container %s exited while the daemon was down (%s)", c.id[:12], info.get("exit_code"))
+        await self._on_exit(c, info)
+
+    # --- paths -----------------------------------------------------------------------
+    def _dir(self, cid: str) -> Path:
+        return self.config.containers_dir / cid
+
+    def _shim_sock(self, cid: str) -> str:
+        return str(self.config.shims_dir / cid / "shim.sock")
+
+    def _exit_path(self, cid: str) -> str:
+        return str(self._dir(cid) / "exit.json")
+
+    def _log_path(self, cid: str) -> str:
+        return str(self._dir(cid) / f"{cid}-json.log")
+
+    # --- lookup ----------------------------------------------------------------------
+    def get(self, ref: str) -> Container:
+        ref = ref.lstrip("/") if ref.startswith("/") else ref
+        if ref in self._c:
+            return self._c[ref]
+        if ref in self._names:
+            return self._c[self._names[ref]]
+        if ref:
+            hits = [c for cid, c in self._c.items() if cid.startswith(ref)]
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                raise InvalidParameter(f"Multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def _save(self, c: Container) -> None:
+        self.db.execute("UPDATE containers SET name=?, doc=? WHERE id=?", (c.name, c.doc(), c.id))
+
+    def _event(self, c: Container, action: str, **extra: Any) -> None:
+        if self.events is None:
+            return
+        attrs = {"image": c.config.get("Image", ""), "name": c.name, **(c.config.get("Labels") or {})}
+        attrs.update({k: str(v) for k, v in extra.items()})
+        self.events.publish("container", action, c.id, **attrs)
 
     def counts(self) -> tuple[int, int, int]:
-        return 0, 0, 0
+        running = paused = stopped = 0
+        for c in self._c.values():
+            if c.hidden:
+                continue
+            st = c.state.get("Status")
+            if st == "paused":
+                paused += 1
+            elif st in ("running", "restarting"):
+                running += 1
+            else:
+                stopped += 1
+        return running, paused, stopped
 
     def uses_image(self, image_id: str) -> list[str]:
-        return []
+        return [c.id for c in self._c.values() if c.image_id == image_id]
 
-    def list(self, all: bool = False, filters: dict | None = None) -> list[dict]:
-        return []
+    def rootfs(self, ref: str) -> str:
+        return self.get(ref).rootfs
+
+    # --- create ----------------------------------------------------------------------
+    async def create(self, name: str | None, body: dict[str, Any], hidden: bool = False) -> str:
+        body = dict(body or {})
+        hc = dict(body.pop("HostConfig", None) or {})
+        net_cfg = body.pop("NetworkingConfig", None) or {}
+        image_ref = body.get("Image") or ""
+        if not image_ref:
+            raise InvalidParameter("No image was specified (config.Image is empty)")
+        if name:
+            name = validate(name)
+        specgen.validate_host_config(hc)
+        if self.images is None:
+            raise NotFound(f"No such image: {image_ref}")
+        image = await asyncio.to_thread(self.images.resolve, image_ref)
+        img_cfg = image.config or {}
+        config = specgen.merge_config(body, img_cfg)
+        config["Image"] = image_ref
+        if not config.get("Entrypoint") and not config.get("Cmd"):
+            raise InvalidParameter("No command specified")
+        cid = secrets.token_hex(32)
+        async with self._create_lock:
+            if name is None:
+                name = random_name()
+                while name in self._names:
+                    name = random_name()
+            if name in self._names:
+                raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
+                               f'"{self._names[name]}". You have to remove (or rename) that container '
+                               'to be able to reuse that name.')
+            self._names[name] = cid  # reserved while we build it
+        hc.setdefault("NetworkMode", "default" if not hc.get("NetworkMode") else hc["NetworkMode"])
+        hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
+        hc.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
+        config.setdefault("Hostname", "")
+        if not config.get("Hostname"):
+            config["Hostname"] = cid[:12] if hc.get("NetworkMode") != "host" else os.uname().nodename
+        for k in ("AttachStdin", "AttachStdout", "AttachStderr", "Tty", "OpenStdin", "StdinOnce"):
+            config[k] = bool(config.get(k))
+        config.setdefault("Domainname", "")
+        c = Container(id=cid, name=name, image_id=image.id, created=rfc3339_nano(), config=config,
+                      host_config=hc, hidden=hidden, state=_new_state())
+        c.network_settings = {"Networks": {}, "Ports": {}, "_aliases": net_cfg.get("EndpointsConfig") or {}}
+        cdir = self._dir(cid)
+        snap = False
+        try:
+            cdir.mkdir(parents=True)
+            c.lower_dirs = list(await asyncio.to_thread(self.images.lower_dirs, image))
+            c.rootfs = await asyncio.to_thread(self.images.snapshots.prepare, cid, c.lower_dirs)
+            snap = True
+            if config.get("WorkingDir"):
+                wd = os.path.join(c.rootfs, config["WorkingDir"].lstrip("/"))
+                if not os.path.isdir(wd):
+                    os.makedirs(wd, exist_ok=True)
+            # fail early on a user that does not exist in the image, as Docker does at start
+            specgen.resolve_user(c.rootfs, config.get("User") or "", hc.get("GroupAdd"))
+            await self._prepare_mounts(c, img_cfg)
+            with self.db.transaction() as tx:
+                tx.execute("INSERT INTO containers (id, name, image_id, created, hidden, doc) VALUES (?,?,?,?,?,?)",
+                           (cid, name, c.image_id, c.created, int(hidden), c.doc()))
+        except BaseException:
+            self._names.pop(name, None)
+            if self.volumes is not None:
+                try:
+                    await asyncio.to_thread(self.volumes.release, cid, True)
+                except Exception:  # noqa: BLE001
+                    log.exception("releasing volumes of failed create %s", cid[:12])
+            if snap:
+                try:
+                    await asyncio.to_thread(self.images.snapshots.remove, cid)
+                except Exception:  # noqa: BLE001
+                    log.exception("removing snapshot of failed create %s", cid[:12])
+            shutil.rmtree(cdir, ignore_errors=True)
+            raise
+        self._c[cid] = c
+        self._event(c, "create")
+        return cid
+
+    async def _prepare_mounts(self, c: Container, img_cfg: dict[str, Any]) -> None:
+        hc = c.host_config
+        image_volumes = list(((img_cfg.get("config") or {}).get("Volumes") or {}).keys())
+        image_volumes += [v for v in (c.config.get("Volumes") or {}) if v not in image_volumes]
+        if self.volumes is not None:
+            mps = await asyncio.to_thread(self.volumes.prepare_mounts, c.id, hc.get("Binds") or [],
+                                          hc.get("Mounts") or [], hc.get("Tmpfs") or {}, image_volumes,
+                                          c.rootfs)
+            c.oci_mounts = [mp.oci for mp in mps]
+            c.mounts = [mp.inspect for mp in mps]
+            return
+        for b in hc.get("Binds") or []:
+            parts = b.split(":")
+            if len(parts) < 2 or not parts[0].startswith("/"):
+                raise InvalidParameter(f"invalid bind mount spec {b!r}: named volumes need the volume service")
+            src, dst = parts[0], parts[1]
+            mode = parts[2] if len(parts) > 2 else "rw"
+            if not os.path.exists(src):
+                os.makedirs(src, exist_ok=True)
+            opts = ["rbind", "rprivate"] + (["ro"] if "ro" in mode.split(",") else [])
+            c.oci_mounts.append({"destination": dst, "type": "bind", "source": src, "options": opts})
+            c.mounts.append({"Type": "bind", "Source": src, "Destination": dst, "Mode": mode,
+                             "RW": "ro" not in mode.split(","), "Propagation": "rprivate"})
+
+    # --- start -----------------------------------------------------------------------
+    async def start(self, ref: str | None = None) -> None:
+        """Start a container; without an argument, the daemon's service start-up (restore)."""
+        if ref is None:
+            await self._service_start()
+            return
+        c = self.get(ref)
+        async with c.lock:
+            st = c.state.get("Status")
+            if st == "paused":
+                raise Conflict("cannot start a paused container, try unpause instead")
+            if st in ("running", "restarting") and c.monitor is not None:
+                raise NotModified("container already started")
+            c.manually_stopped = False
+            await self._start_locked(c)
+
+    async def _start_locked(self, c: Container) -> None:
+        hc = c.host_config
+        cfg = self.config
+        sandbox = None
+        try:
+            sandbox = await self._network_up(c)
+            files = dict(getattr(sandbox, "files", None) or {})
+            if not files:
+                files = self._write_net_files(c, getattr(sandbox, "share_host", False))
+            share_host = bool(getattr(sandbox, "share_host", False))
+            netns = getattr(sandbox, "netns", None)
+            settings = getattr(sandbox, "settings", None)
+            if settings:
+                settings = dict(settings)
+                settings["_aliases"] = c.network_settings.get("_aliases", {})
+                c.network_settings = settings
+            parent = (hc.get("CgroupParent") or cfg.cgroup_parent).strip("/")
+            spec = specgen.generate(specgen.SpecInputs(
+                id=c.id, rootfs=c.rootfs, config=c.config, host_config=hc, cgroup_parent=parent,
+                hostname=c.config.get("Hostname") or c.id[:12], netns=netns, share_host_network=share_host,
+                files=files, extra_mounts=c.oci_mounts, seccomp=_seccomp_profile(
+                    capabilities.docker_set(hc.get("CapAdd"), hc.get("CapDrop"), bool(hc.get("Privileged"))))))
+            bundle = self._dir(c.id)
+            tmp = bundle / "config.json.tmp"
+            tmp.write_text(json.dumps(spec))
+            os.replace(tmp, bundle / "config.json")
+            try:
+                os.unlink(self._exit_path(c.id))
+            except FileNotFoundError:
+                pass
+            scfg = ShimConfig(id=c.id, bundle=str(bundle), runtime_root=str(cfg.runtime_root),
+                              socket=self._shim_sock(c.id), log_path=self._log_path(c.id),
+                              exit_path=self._exit_path(c.id), tty=c.tty,
+                              open_stdin=bool(c.config.get("OpenStdin")),
+                              stdin_once=bool(c.config.get("StdinOnce")))
+            try:
+                ready = await shim.spawn_shim(scfg)
+            except shim.ShimError as exc:
+                raise self._start_error(c, exc) from None
+            # attach streams asked for before start get connected before the process runs
+            for opts, fut in c.attach_waiters:
+                try:
+                    conn = await shim.open_stream(scfg.socket, {"op": "attach", **opts})
+                    if not fut.done():
+                        fut.set_result(conn)
+                    else:
+                        conn[1].close()
+                except Exception as exc:  # noqa: BLE001
+                    if not fut.done():
+                        fut.set_exception(exc)
+            c.attach_waiters.clear()
+            await shim.call(scfg.socket, {"op": "start"})
+        except BaseException as exc:
+            await self._network_down(c)
+            for _, fut in c.attach_waiters:
+                if not fut.done():
+                    fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+            c.attach_waiters.clear()
+            if isinstance(exc, ExecFailed):
+                c.state.update(ExitCode=exc.exit_code, Error=str(exc))
+                self._save(c)
+                raise
+            if isinstance(exc, Exception):
+                c.state.update(Error=str(exc), ExitCode=128)
+                self._save(c)
+            raise
+        c.has_been_started = True
+        c.state.update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
+                       Dead=False, Pid=ready.get("pid", 0), ExitCode=0, Error="",
+                       StartedAt=rfc3339_nano(), FinishedAt=c.state.get("FinishedAt", ZERO_TIME))
+        self._save(c)
+        c.monitor = asyncio.create_task(self._monitor(c))
+        self._event(c, "start")
+
+    def _start_error(self, c: Container, exc: shim.ShimError) -> BerthError:
+        argv0 = ((c.config.get("Entrypoint") or []) + (c.config.get("Cmd") or []) or [""])[0]
+        if exc.kind == "ExecNotFound":
+            return ExecFailed(
+                "failed to create task for container: OCI runtime create failed: unable to start "
+                f'container process: exec: "{argv0}": executable file not found in $PATH: unknown', 127)
+        if exc.kind == "ExecNotPermitted":
+            return ExecFailed(
+                "failed to create task for container: OCI runtime create failed: unable to start "
+                f'container process: exec: "{argv0}": permission denied: unknown', 126)
+        err = BerthError(f"failed to create task for container: OCI runtime create failed: {exc}")
+        return err
+
+    async def _network_up(self, c: Container) -> Any:
+        mode = c.host_config.get("NetworkMode") or "default"
+        if self.networks is not None and hasattr(self.networks, "setup_container"):
+            aliases = []
+            for ep in (c.network_settings.get("_aliases") or {}).values():
+                aliases += (ep or {}).get("Aliases") or []
+            res = self.networks.setup_container(
+                c.id, mode, c.config.get("Hostname") or c.id[:12], c.config.get("Domainname") or "",
+                aliases, c.host_config.get("PortBindings") or {}, c.host_config.get("Dns") or [],
+                c.host_config.get("DnsSearch") or [], c.host_config.get("ExtraHosts") or [])
+            if asyncio.iscoroutine(res):
+                return await res
+            return res
+        if mode == "host":
+            return _Sandbox(None, True, {}, {"Networks": {"host": {}}})
+        return _Sandbox(None, False, {}, {"Networks": {"none" if mode == "none" else "bridge": {}},
+                                          "Ports": {}})
+
+    async def _network_down(self, c: Container) -> None:
+        if self.networks is not None and hasattr(self.networks, "teardown_container"):
+            try:
+                res = self.networks.teardown_container(c.id)
+                if asyncio.iscoroutine(res):
+                    await res
+            except Exception:  # noqa: BLE001
+                log.exception("network teardown of %s failed", c.id[:12])
+
+    def _write_net_files(self, c: Container, share_host: bool) -> dict[str, str]:
+        d = self._dir(c.id)
+        hostname = c.config.get("Hostname") or c.id[:12]
+        (d / "hostname").write_text(hostname + "\n")
+        if share_host:
+            try:
+                hosts = Path("/etc/hosts").read_text()
+            except OSError:
+                hosts = "127.0.0.1\tlocalhost\n"
+        else:
+            hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                     "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
+                     "ff02::2\tip6-allrouters\n")
+        for eh in c.host_config.get("ExtraHosts") or []:
+            h, _, ip = eh.partition(":")
+            hosts += f"{ip}\t{h}\n"
+        (d / "hosts").write_text(hosts)
+        (d / "resolv.conf").write_text(_resolv_conf(c.host_config, share_host))
+        return {"/etc/resolv.conf": str(d / "resolv.conf"), "/etc/hostname": str(d / "hostname"),
+                "/etc/hosts": str(d / "hosts")}
+
+    # --- exit handling ---------------------------------------------------------------
+    async def _monitor(self, c: Container) -> None:
+        sock = self._shim_sock(c.id)
+        try:
+            try:
+                info = await shim.wait_exit(sock)
+            except (shim.ShimError, OSError):
+                info = None
+                for _ in range(50):
+                    info = shim.read_exit(self._exit_path(c.id))
+                    if info is not None:
+                        break
+                    await asyncio.sleep(0.1)
+                info = info or {"exit_code": 255, "oom_killed": False, "finished_at": rfc3339_nano()}
+        except asyncio.CancelledError:
+            return
+        c.monitor = None
+        await self._on_exit(c, info)
+
+    async def _on_exit(self, c: Container, info: dict[str, Any]) -> None:
+        code = int(info.get("exit_code", 255))
+        oom = bool(info.get("oom_killed"))
+        if oom and code == 0:
+            code = 137
+        c.state.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
+                       ExitCode=code, OOMKilled=oom, FinishedAt=info.get("finished_at") or rfc3339_nano())
+        if info.get("started_at") and c.state.get("StartedAt", ZERO_TIME) == ZERO_TIME:
+            c.state["StartedAt"] = info["started_at"]
+        await self._network_down(c)
+        if c.id not in self._c:
+            return
+        if oom:
+            self._event(c, "oom")
+        self._event(c, "die", exitCode=code)
+        for e in self._execs.values():
+            if e.container_id == c.id and e.running:
+                e.running = False
+        restart = self._should_restart(c, code)
+        if restart:
+            c.state.update(Status="restarting", Restarting=True)
+        self._save(c)
+        for fut in c.exit_waiters:
+            if not fut.done():
+                fut.set_result({"StatusCode": code, "Error": None})
+        c.exit_waiters.clear()
+        if restart:
+            t = asyncio.create_task(self._restart_later(c))
+            self._tasks.add(t)
+            t.add_done_callback(self._tasks.discard)
+        elif c.host_config.get("AutoRemove"):
+            try:
+                await self.remove(c.id, force=True, volumes=True)
+            except NotFound:
+                pass
+            except Exception:  # noqa: BLE001
+                log.exception("auto-removing %s failed", c.id[:12])
+
+    def _should_restart(self, c: Container, code: int) -> bool:
+        if self._closing or c.manually_stopped:
+            return False
+        rp = c.host_config.get("RestartPolicy") or {}
+        name = rp.get("Name") or "no"
+        if name in ("always", "unless-stopped"):
+            return True
+        if name == "on-failure" and code != 0:
+            mx = int(rp.get("MaximumRetryCount") or 0)
+            return mx == 0 or c.restart_count < mx
+        return False
+
+    async def _restart_later(self, c: Container) -> None:
+        delay = min(0.1 * (2 ** min(c.restart_count, 10)), 60.0)
+        await asyncio.sleep(delay)
+        async with c.lock:
+            if c.id not in self._c or c.state.get("Status") != "restarting" or c.manually_stopped:
+                if c.state.get("Status") == "restarting":
+                    c.state.update(Status="exited", Restarting=False)
+                    self._save(c)
+                return
+            c.restart_count += 1
+            try:
+                await self._start_locked(c)
+                self._event(c, "restart")
+            except Exception as exc:  # noqa: BLE001
+                log.warning("restarting %s failed: %s", c.id[:12], exc)
+                c.state.update(Status="exited", Restarting=False, Error=str(exc))
+                self._save(c)
+
+    def _exit_future(self, c: Container) -> asyncio.Future[dict[str, Any]]:
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        c.exit_waiters.append(fut)
+        return fut
+
+    # --- stop / kill / restart / wait --------------------------------------------------
+    async def kill(self, ref: str, sig: str | int | None = None) -> None:
+        c = self.get(ref)
+        signum = parse_signal(sig)
+        if not c.running:
+            raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
+        if signum in (signal_mod.SIGKILL, signal_mod.SIGTERM, signal_mod.SIGINT):
+            c.manually_stopped = c.manually_stopped or False
+        try:
+            await shim.call(self._shim_sock(c.id), {"op": "kill", "signal": signum})
+        except shim.ShimError as exc:
+            if exc.kind in ("NotRunning", "ShimGone"):
+                raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running") from None
+            raise
+        self._event(c, "kill", signal=signum)
+
+    async def stop(self, ref: str | None = None, timeout: int | None = None, sig: str | None = None) -> None:
+        """Stop a container; without an argument, the daemon's service shut-down."""
+        if ref is None:
+            await self._service_stop()
+            return
+        c = self.get(ref)
+        if c.state.get("Status") == "restarting":
+            c.manually_stopped = True
+            c.state.update(Status="exited", Restarting=False)
+            self._save(c)
+            return
+        if not c.running:
+            raise NotModified("container already stopped")
+        c.manually_stopped = True
+        self._save(c)
+        if timeout is None:
+            timeout = c.config.get("StopTimeout")
+            if timeout is None:
+                timeout = 10
+        signum = parse_signal(sig or c.config.get("StopSignal"), signal_mod.SIGTERM)
+        fut = self._exit_future(c)
+        if c.state.get("Status") == "paused":
+            await self.unpause(c.id)
+        try:
+            await shim.call(self._shim_sock(c.id), {"op": "kill", "signal": signum})
+        except shim.ShimError:
+            pass
+        if timeout < 0:
+            await fut
+        else:
+            try:
+                await asyncio.wait_for(asyncio.shield(fut), timeout)
+            except TimeoutError:
+                try:
+                    await shim.call(self._shim_sock(c.id), {"op": "kill", "signal": int(signal_mod.SIGKILL),
+                                                            "all": True})
+                except shim.ShimError:
+                    pass
+                await fut
+        self._event(c, "stop")
+
+    async def restart(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
+        c = self.get(ref)
+        if c.running:
+            await self.stop(c.id, timeout, sig)
+        async with c.lock:
+            c.manually_stopped = False
+            if not c.running:
+                await self._start_locked(c)
+        self._event(c, "restart")
+
+    async def wait(self, ref: str, condition: str = "not-running") -> dict[str, Any]:
+        c = self.get(ref)
+        condition = condition or "not-running"
+        if condition not in ("not-running", "next-exit", "removed"):
+            raise InvalidParameter(f"invalid condition: {condition!r}")
+        if condition == "removed":
+            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            c.removed_waiters.append(fut)
+            code = await fut
+            return {"StatusCode": code, "Error": None}
+        if condition == "not-running" and not c.running and c.state.get("Status") != "restarting":
+            return {"StatusCode": c.state.get("ExitCode", 0), "Error": None}
+        return await self._exit_future(c)
+
+    def wait_future(self, ref: str, condition: str = "not-running") -> asyncio.Task[dict[str, Any]]:
+        """Register a waiter now (before start) and return a task resolving to the result."""
+        c = self.get(ref)
+        condition = condition or "not-running"
+        if condition == "removed":
+            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            c.removed_waiters.append(fut)
+
+            async def removed() -> dict[str, Any]:
+                return {"StatusCode": await fut, "Error": None}
+            return asyncio.create_task(removed())
+        if condition == "not-running" and not c.running and c.state.get("Status") != "restarting":
+            code = c.state.get("ExitCode", 0)
+
+            async def done() -> dict[str, Any]:
+                return {"StatusCode": code, "Error": None}
+            return asyncio.create_task(done())
+        f = self._exit_future(c)
+
+        async def ex() -> dict[str, Any]:
+            return await f
+        return asyncio.create_task(ex())
+
+    # --- pause -----------------------------------------------------------------------
+    async def pause(self, ref: str) -> None:
+        c = self.get(ref)
+        if c.state.get("Status") == "paused":
+            raise Conflict(f"Container {c.id} is already paused")
+        if not c.running:
+            raise Conflict(f"Container {c.id} is not running")
+        await shim.call(self._shim_sock(c.id), {"op": "pause"})
+        c.state.update(Status="paused", Paused=True)
+        self._save(c)
+        self._event(c, "pause")
+
+    async def unpause(self, ref: str) -> None:
+        c = self.get(ref)
+        if c.state.get("Status") != "paused":
+            raise Conflict(f"Container {c.id} is not paused")
+        await shim.call(self._shim_sock(c.id), {"op": "resume"})
+        c.state.update(Status="running", Paused=False)
+        self._save(c)
+        self._event(c, "unpause")
+
+    # --- remove ----------------------------------------------------------------------
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        c = self.get(ref)
+        if c.state.get("Status") == "removing":
+            raise Conflict(f"removal of container {c.id} is already in progress")
+        if c.running:
+            if not force:
+                if c.state.get("Status") == "paused":
+                    raise Conflict(f"You cannot remove a paused container {c.id}. Unpause and then stop the "
+                                   "container before attempting removal or force remove")
+                raise Conflict(f"You cannot remove a running container {c.id}. Stop the container before "
+                               "attempting removal or force remove")
+            c.manually_stopped = True
+            fut = self._exit_future(c)
+            if c.state.get("Status") == "paused":
+                try:
+                    await shim.call(self._shim_sock(c.id), {"op": "resume"})
+                except shim.ShimError:
+                    pass
+            try:
+                await shim.call(self._shim_sock(c.id), {"op": "kill", "signal": int(signal_mod.SIGKILL),
+                                                        "all": True})
+            except shim.ShimError:
+                pass
+            try:
+                await asyncio.wait_for(fut, 30)
+            except TimeoutError:
+                log.warning("container %s did not exit after SIGKILL", c.id[:12])
+        c.manually_stopped = True
+        if c.id not in self._c:
+            return
+        prev = c.state.get("Status")
+        c.state["Status"] = "removing"
+        try:
+            await self._network_down(c)
+            if self.volumes is not None:
+                await asyncio.to_thread(self.volumes.release, c.id, volumes)
+            if self.images is not None and c.rootfs:
+                await asyncio.to_thread(self.images.snapshots.remove, c.id)
+        except Exception:
+            c.state["Status"] = prev
+            raise
+        with self.db.transaction() as tx:
+            tx.execute("DELETE FROM containers WHERE id=?", (c.id,))
+        self._c.pop(c.id, None)
+        if self._names.get(c.name) == c.id:
+            del self._names[c.name]
+        for eid in [e.id for e in self._execs.values() if e.container_id == c.id]:
+            self._execs.pop(eid, None)
+        shutil.rmtree(self._dir(c.id), ignore_errors=True)
+        shutil.rmtree(self.config.shims_dir / c.id, ignore_errors=True)
+        self._event(c, "destroy")
+        code = c.state.get("ExitCode", 0)
+        for fut in c.removed_waiters:
+            if not fut.done():
+                fut.set_result(code)
+        c.removed_waiters.clear()
+
+    async def prune(self, filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        deleted = []
+        for c in list(self._c.values()):
+            if c.running or c.hidden or c.state.get("Status") == "restarting":
+                continue
+            if filters and not self._match_labels(c, filters.get("label", [])):
+                continue
+            if filters and filters.get("until"):
+                lim = _parse_until(filters["until"][0])
+                if (parse_time(c.created) or 0) > lim:
+                    continue
+            await self.remove(c.id)
+            deleted.append(c.id)
+        return {"ContainersDeleted": deleted or None, "SpaceReclaimed": 0}
+
+    async def rename(self, ref: str, new_name: str) -> None:
+        c = self.get(ref)
+        if not new_name:
+            raise InvalidParameter("Neither old nor new names may be empty")
+        new = validate(new_name)
+        if new == c.name:
+            raise InvalidParameter("Renaming a container with the same name as its current name")
+        async with self._create_lock:
+            if new in self._names:
+                raise Conflict(f'Conflict. The container name "/{new}" is already in use by container '
+                               f'"{self._names[new]}". You have to remove (or rename) that container to be '
+                               'able to reuse that name.')
+            old = c.name
+            c.name = new
+            self._names.pop(old, None)
+            self._names[new] = c.id
+            self._save(c)
+        self._event(c, "rename", oldName="/" + old)
+
+    # --- inspect / list --------------------------------------------------------------
+    def inspect(self, ref: str) -> dict[str, Any]:
+        c = self.get(ref)
+        cfg = dict(c.config)
+        cfg.setdefault("OnBuild", None)
+        d = self._dir(c.id)
+        args = (c.config.get("Entrypoint") or []) + (c.config.get("Cmd") or [])
+        hc = dict(c.host_config)
+        ns = {k: v for k, v in c.network_settings.items() if not k.startswith("_")}
+        ns.setdefault("Networks", {})
+        ns.setdefault("Ports", {})
+        ns.setdefault("SandboxKey", c.netns or "")
+        for k in ("Bridge", "SandboxID", "HairpinMode", "LinkLocalIPv6Address", "EndpointID", "Gateway",
+                  "GlobalIPv6Address", "IPAddress", "IPv6Gateway", "MacAddress"):
+            ns.setdefault(k, "" if k != "HairpinMode" else False)
+        ns.setdefault("IPPrefixLen", 0)
+        ns.setdefault("GlobalIPv6PrefixLen", 0)
+        state = dict(c.state)
+        state["Running"] = state.get("Status") in ("running", "paused")
+        return {
+            "Id": c.id, "Created": c.created, "Path": args[0] if args else "", "Args": args[1:],
+            "State": state, "Image": c.image_id,
+            "ResolvConfPath": str(d / "resolv.conf"), "HostnamePath": str(d / "hostname"),
+            "HostsPath": str(d / "hosts"), "LogPath": self._log_path(c.id), "Name": "/" + c.name,
+            "RestartCount": c.restart_count, "Driver": "overlay2", "Platform": "linux", "MountLabel": "",
+            "ProcessLabel": "", "AppArmorProfile": "",
+            "ExecIDs": [e.id for e in self._execs.values() if e.container_id == c.id] or None,
+            "HostConfig": hc,
+            "GraphDriver": {"Name": "overlay2", "Data": {
+                "MergedDir": c.rootfs, "UpperDir": str(Path(c.rootfs).parent / "upper") if c.rootfs else "",
+                "WorkDir": str(Path(c.rootfs).parent / "work") if c.rootfs else "",
+                "LowerDir": ":".join(c.lower_dirs)}},
+            "Mounts": c.mounts, "Config": cfg, "NetworkSettings": ns,
+        }
+
+    def _match_labels(self, c: Container, wanted: list[str]) -> bool:
+        labels = c.config.get("Labels") or {}
+        for lab in wanted:
+            k, sep, v = lab.partition("=")
+            if k not in labels or (sep and labels[k] != v):
+                return False
+        return True
+
+    def list(self, all: bool = False, filters: dict[str, list[str]] | None = None,
+             limit: int = -1, hidden: bool = False) -> list[dict[str, Any]]:
+        filters = filters or {}
+        out = []
+        cs = sorted(self._c.values(), key=lambda c: c.created, reverse=True)
+        for c in cs:
+            if c.hidden and not hidden:
+                continue
+            st = c.state.get("Status", "created")
+            if not all and not filters.get("status") and st not in ("running", "paused", "restarting"):
+                continue
+            if filters.get("status") and st not in filters["status"]:
+                continue
+            if filters.get("id") and not any(c.id.startswith(x) for x in filters["id"]):
+                continue
+            if filters.get("name") and not any(_name_match(x, c.name) for x in filters["name"]):
+                continue
+            if filters.get("label") and not self._match_labels(c, filters["label"]):
+                continue
+            if filters.get("exited") and (st != "exited" or str(c.state.get("ExitCode")) not in filters["exited"]):
+                continue
+            if filters.get("ancestor") and not any(self._is_ancestor(c, a) for a in filters["ancestor"]):
+                continue
+            if filters.get("network"):
+                nets = set((c.network_settings.get("Networks") or {}).keys())
+                if not nets & set(filters["network"]):
+                    continue
+            if filters.get("volume"):
+                vols = {m.get("Name") for m in c.mounts} | {m.get("Destination") for m in c.mounts}
+                if not vols & set(filters["volume"]):
+                    continue
+            out.append(self._summary(c))
+        if limit and limit > 0:
+            out = out[:limit]
+        return out
+
+    def _is_ancestor(self, c: Container, ref: str) -> bool:
+        if ref in (c.image_id, c.config.get("Image")) or c.image_id.removeprefix("sha256:").startswith(
+                ref.removeprefix("sha256:")) and len(ref.removeprefix("sha256:")) >= 4:
+            return True
+        if self.images is not None:
+            try:
+                return self.images.resolve(ref).id == c.image_id
+            except Exception:  # noqa: BLE001
+                return False
+        return False
+
+    def _summary(self, c: Container) -> dict[str, Any]:
+        args = (c.config.get("Entrypoint") or []) + (c.config.get("Cmd") or [])
+        ports = []
+        for cport, binds in (c.network_settings.get("Ports") or {}).items():
+            num, _, proto = cport.partition("/")
+            if binds:
+                for b in binds:
+                    ports.append({"IP": b.get("HostIp") or "0.0.0.0", "PrivatePort": int(num),
+                                  "PublicPort": int(b.get("HostPort") or 0), "Type": proto or "tcp"})
+            else:
+                ports.append({"PrivatePort": int(num), "Type": proto or "tcp"})
+        return {
+            "Id": c.id, "Names": ["/" + c.name], "Image": c.config.get("Image", ""), "ImageID": c.image_id,
+            "Command": " ".join(args), "Created": int(parse_time(c.created) or 0), "Ports": ports,
+            "Labels": c.config.get("Labels") or {}, "State": c.state.get("Status", "created"),
+            "Status": status_string(c.state), "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode", "default")},
+            "NetworkSettings": {"Networks": c.network_settings.get("Networks") or {}},
+            "Mounts": c.mounts,
+        }
+
+    # --- logs --------------------------------------------------------------------------
+    async def logs(self, ref: str, stdout: bool = True, stderr: bool = True, follow: bool = False,
+                   tail: str = "all", timestamps: bool = False, since: float | None = None,
+                   until: float | None = None) -> AsyncIterator[bytes]:
+        """Yield log output already framed as the Engine API sends it."""
+        c = self.get(ref)
+        path = self._log_path(c.id)
+        tty = c.tty
+        want = {"stdout": stdout, "stderr": stderr}
+
+        def render(line: bytes) -> bytes | None:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                return None
+            stream = rec.get("stream", "stdout")
+            if not want.get(stream, False):
+                return None
+            t = rec.get("time", "")
+            if since is not None or until is not None:
+                ts = parse_time(t) or 0
+                if since is not None and ts < since:
+                    return None
+                if until is not None and ts > until:
+                    return None
+            data = rec.get("log", "").encode()
+            if timestamps:
+                data = t.encode() + b" " + data
+            return data if tty else frame(1 if stream == "stdout" else 2, data)
+
+        try:
+            f = open(path, "rb")
+        except FileNotFoundError:
+            if not follow:
+                return
+            f = None
+        try:
+            if f is not None:
+                lines = f.readlines()
+                if lines and not lines[-1].endswith(b"\n"):
+                    f.seek(-len(lines[-1]), os.SEEK_CUR)
+                    lines = lines[:-1]
+                if tail not in ("all", "", None):
+                    try:
+                        n = int(tail)
+                    except ValueError:
+                        raise InvalidParameter(f"invalid value for tail: {tail!r}") from None
+                    lines = lines[-n:] if n > 0 else []
+                out = [r for r in (render(ln) for ln in lines) if r is not None]
+                if out:
+                    yield b"".join(out)
+            if not follow:
+                return
+            partial = b""
+            while True:
+                if f is None:
+                    try:
+                        f = open(path, "rb")
+                    except FileNotFoundError:
+                        f = None
+                chunk = f.read() if f is not None else b""
+                if chunk:
+                    partial += chunk
+                    *full, partial = partial.split(b"\n")
+                    out = [r for r in (render(ln) for ln in full) if r is not None]
+                    if out:
+                        yield b"".join(out)
+                    continue
+                cur = self._c.get(c.id)
+                if cur is None or (not cur.running and cur.state.get("Status") != "restarting"):
+                    return
+                if until is not None and time.time() > until:
+                    return
+                await asyncio.sleep(0.05)
+        finally:
+            if f is not None:
+                f.close()
+
+    # --- attach ------------------------------------------------------------------------
+    async def attach(self, ref: str, stdin: bool = False, stdout: bool = True, stderr: bool = True,
+                     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """A raw stream to the container's stdio (frames unless tty). Before start, the
+        connection is made at start time, before the process runs. None if it exited."""
+        c = self.get(ref)
+        opts = {"stdin": stdin and bool(c.config.get("OpenStdin")), "stdout": stdout, "stderr": stderr}
+        if c.running:
+            r, w, _ = await shim.open_stream(self._shim_sock(c.id), {"op": "attach", **opts})
+            return r, w
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        c.attach_waiters.append((opts, fut))
+        r, w, _ = await fut
+        return r, w
+
+    async def resize(self, ref: str, height: int, width: int, exec_id: str | None = None) -> None:
+        c = self.get(ref)
+        if not c.running:
+            raise Conflict(f"Container {c.id} is not running")
+        msg: dict[str, Any] = {"op": "resize", "height": height, "width": width}
+        if exec_id:
+            msg["exec_id"] = exec_id
+        await shim.call(self._shim_sock(c.id), msg)
+
+    # --- exec --------------------------------------------------------------------------
+    def exec_create(self, ref: str, body: dict[str, Any]) -> str:
+        c = self.get(ref)
+        if c.state.get("Status") == "paused":
+            raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
+        if not c.running:
+            raise Conflict(f"Container {c.id} is not running")
+        cmd = body.get("Cmd")
+        if isinstance(cmd, str):
+            cmd = [cmd]
+        if not cmd:
+            raise InvalidParameter("No exec command specified")
+        eid = secrets.token_hex(32)
+        cfg = {"Tty": bool(body.get("Tty")), "AttachStdin": bool(body.get("AttachStdin")),
+               "AttachStdout": bool(body.get("AttachStdout")), "AttachStderr": bool(body.get("AttachStderr")),
+               "Cmd": list(cmd), "Env": body.get("Env") or [], "User": body.get("User") or "",
+               "WorkingDir": body.get("WorkingDir") or "", "Privileged": bool(body.get("Privileged")),
+               "ConsoleSize": body.get("ConsoleSize"), "DetachKeys": body.get("DetachKeys") or ""}
+        self._execs[eid] = Exec(eid, c.id, cfg)
+        self._event(c, f"exec_create: {' '.join(cmd)}", execID=eid)
+        return eid
+
+    def get_exec(self, eid: str) -> Exec:
+        e = self._execs.get(eid)
+        if e is None:
+            raise NotFound(f"No such exec instance: {eid}")
+        return e
+
+    async def exec_start(self, eid: str, detach: bool = False, tty: bool | None = None,
+                         console_size: list[int] | None = None,
+                         ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        e = self.get_exec(eid)
+        if e.started:
+            raise Conflict(f"Exec {eid} has already been started")
+        c = self.get(e.container_id)
+        if not c.running:
+            raise Conflict(f"Container {c.id} is not running")
+        if tty is not None:
+            e.config["Tty"] = bool(tty) or e.config["Tty"]
+        if console_size:
+            e.config["ConsoleSize"] = console_size
+        caps = capabilities.docker_set(c.host_config.get("CapAdd"), c.host_config.get("CapDrop"),
+                                       bool(c.host_config.get("Privileged")))
+        env = list(c.config.get("Env") or [])
+        proc = specgen.exec_process(c.config, e.config, c.rootfs, env, caps)
+        e.started = True
+        msg = {"op": "exec", "exec_id": eid, "process": proc, "tty": e.config["Tty"],
+               "stdin": e.config["AttachStdin"] and not detach, "attach": not detach}
+        try:
+            if detach:
+                reply = await shim.call(self._shim_sock(c.id), msg)
+                e.pid = reply.get("pid", 0)
+                e.running = True
+                self._event(c, f"exec_start: {' '.join(e.config['Cmd'])}", execID=eid)
+                return None
+            r, w, _ = await shim.open_stream(self._shim_sock(c.id), msg)
+        except shim.ShimError as exc:
+            e.running = False
+            argv0 = e.config["Cmd"][0]
+            if exc.kind == "ExecNotFound":
+                e.exit_code = 127
+                raise ExecFailed(f'OCI runtime exec failed: exec failed: unable to start container process: '
+                                 f'exec: "{argv0}": executable file not found in $PATH: unknown', 127) from None
+            if exc.kind == "ExecNotPermitted":
+                e.exit_code = 126
+                raise ExecFailed(f'OCI runtime exec failed: exec failed: unable to start container process: '
+                                 f'exec: "{argv0}": permission denied: unknown', 126) from None
+            e.exit_code = 126
+            raise BerthError(f"OCI runtime exec failed: {exc}") from None
+        e.running = True
+        self._event(c, f"exec_start: {' '.join(e.config['Cmd'])}", execID=eid)
+        return r, w
+
+    async def exec_finished(self, eid: str) -> None:
+        """Called when an attached exec stream ended: learn the exit code."""
+        e = self.get_exec(eid)
+        await self._refresh_exec(e)
+
+    async def _refresh_exec(self, e: Exec) -> None:
+        if not e.started or e.exit_code is not None and not e.running:
+            return
+        try:
+            st = await shim.call(self._shim_sock(e.container_id), {"op": "exec_state", "exec_id": e.id}, timeout=5)
+            e.pid = st.get("pid") or e.pid
+            e.running = bool(st.get("running"))
+            if st.get("exit_code") is not None:
+                e.exit_code = int(st["exit_code"])
+        except (TimeoutError, shim.ShimError, OSError, KeyError):
+            e.running = False
+            if e.exit_code is None:
+                e.exit_code = 137
+
+    async def exec_inspect(self, eid: str) -> dict[str, Any]:
+        e = self.get_exec(eid)
+        await self._refresh_exec(e)
+        cfg = e.config
+        return {"ID": e.id, "Running": e.running, "ExitCode": e.exit_code, "ContainerID": e.container_id,
+                "Pid": e.pid, "OpenStdin": cfg["AttachStdin"], "OpenStdout": cfg["AttachStdout"],
+                "OpenStderr": cfg["AttachStderr"], "CanRemove": False, "DetachKeys": cfg["DetachKeys"],
+                "ProcessConfig": {"tty": cfg["Tty"], "entrypoint": cfg["Cmd"][0], "arguments": cfg["Cmd"][1:],
+                                  "privileged": cfg["Privileged"], "user": cfg["User"]}}
+
+    # --- top / stats -------------------------------------------------------------------
+    def _cgroup_dir(self, c: Container, ctrl: str) -> Path:
+        parent = (c.host_config.get("CgroupParent") or self.config.cgroup_parent).strip("/")
+        return Path("/sys/fs/cgroup") / ctrl / parent / c.id
+
+    def pids(self, ref: str) -> list[int]:
+        c = self.get(ref)
+        for ctrl in ("pids", "memory", "cpu,cpuacct", "freezer"):
+            p = self._cgroup_dir(c, ctrl) / "cgroup.procs"
+            try:
+                return [int(x) for x in p.read_text().split()]
+            except OSError:
+                continue
+        return [c.state["Pid"]] if c.state.get("Pid") else []
+
+    async def top(self, ref: str, ps_args: str = "-ef") -> dict[str, Any]:
+        c = self.get(ref)
+        if not c.running:
+            raise Conflict(f"Container {c.id} is not running")
+        pids = set(self.pids(ref))
+        proc = await asyncio.create_subprocess_exec("ps", *(ps_args or "-ef").split(),
+                                                    stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise InvalidParameter(f"Error running ps: {err.decode().strip()}")
+        lines = out.decode().splitlines()
+        titles = lines[0].split()
+        if "PID" not in titles:
+            raise InvalidParameter("Couldn't find PID field in ps output")
+        pi = titles.index("PID")
+        procs = []
+        for ln in lines[1:]:
+            fields = ln.split(None, len(titles) - 1)
+            if len(fields) > pi and fields[pi].isdigit() and int(fields[pi]) in pids:
+                procs.append(fields)
+        return {"Titles": titles, "Processes": procs}
+
+    def stats(self, ref: str) -> dict[str, Any]:
+        c = self.get(ref)
+
+        def rd(ctrl: str, name: str) -> int:
+            try:
+                return int((self._cgroup_dir(c, ctrl) / name).read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                return 0
+
+        running = c.running
+        mem_usage = rd("memory", "memory.usage_in_bytes") if running else 0
+        mem_limit = rd("memory", "memory.limit_in_bytes") if running else 0
+        mstat: dict[str, int] = {}
+        try:
+            for ln in (self._cgroup_dir(c, "memory") / "memory.stat").read_text().splitlines():
+                k, v = ln.split()
+                mstat[k] = int(v)
+        except (OSError, ValueError):
+            pass
+        if mem_limit > (1 << 62) or mem_limit == 0:
+            mem_limit = _meminfo_total()
+        cpu_total = rd("cpu,cpuacct", "cpuacct.usage") or rd("cpuacct", "cpuacct.usage")
+        system = _system_cpu_usage()
+        ncpu = os.cpu_count() or 1
+        return {
+            "read": rfc3339_nano(), "preread": ZERO_TIME, "name": "/" + c.name, "id": c.id,
+            "pids_stats": {"current": rd("pids", "pids.current"),
+                           **({"limit": rd("pids", "pids.max")} if running and rd("pids", "pids.max") else {})},
+            "blkio_stats": {"io_service_bytes_recursive": None, "io_serviced_recursive": None},
+            "num_procs": 0, "storage_stats": {},
+            "cpu_stats": {"cpu_usage": {"total_usage": cpu_total, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
+                          "system_cpu_usage": system, "online_cpus": ncpu,
+                          "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}},
+            "precpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}},
+            "memory_stats": {"usage": mem_usage, "limit": mem_limit, "stats": mstat,
+                             "max_usage": rd("memory", "memory.max_usage_in_bytes"),
+                             "failcnt": rd("memory", "memory.failcnt")} if running else {},
+            "networks": {},
+        }
+
+
+@dataclass
+class _Sandbox:
+    netns: str | None
+    share_host: bool
+    files: dict[str, str]
+    settings: dict[str, Any]
+
+
+def _name_match(pattern: str, name: str) -> bool:
+    import re
+    pattern = pattern.lstrip("/")
+    try:
+        return re.search(pattern, name) is not None
+    except re.error:
+        return pattern in name
+
+
+def _parse_until(v: str) -> float:
+    try:
+        return float(v)
+    except ValueError:
+        return parse_time(v) or time.time()
+
+
+def _meminfo_total() -> int:
+    try:
+        for ln in open("/proc/meminfo"):
+            if ln.startswith("MemTotal:"):
+                return int(ln.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _system_cpu_usage() -> int:
+    try:
+        with open("/proc/stat") as f:
+            parts = f.readline().split()[1:8]
+        return sum(int(x) for x in parts) * 10**9 // os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return 0
+
+
+def _resolv_conf(hc: dict[str, Any], share_host: bool) -> str:
+    try:
+        host = Path("/etc/resolv.conf").read_text()
+    except OSError:
+        host = ""
+    if share_host and not (hc.get("Dns") or hc.get("DnsSearch") or hc.get("DnsOptions")):
+        return host
+    servers = [ln.split()[1] for ln in host.splitlines() if ln.startswith("nameserver") and len(ln.split()) > 1]
+    search = next((ln.split()[1:] for ln in host.splitlines() if ln.startswith("search")), [])
+    options = next((ln.split()[1:] for ln in host.splitlines() if ln.startswith("options")), [])
+    if not share_host:
+        servers = [s for s in servers if not s.startswith("127.") and s != "::1"]
+        if not servers:
+            servers = ["8.8.8.8", "8.8.4.4"]
+    servers = hc.get("Dns") or servers
+    search = hc.get("DnsSearch") or search
+    options = hc.get("DnsOptions") or options
+    out = "".join(f"nameserver {s}\n" for s in servers)
+    if search:
+        out += "search " + " ".join(search) + "\n"
+    if options:
+        out += "options " + " ".join(options) + "\n"
+    return out
+
+
+_SECCOMP: dict[tuple[str, ...], Any] = {}
+
+
+def _seccomp_profile(caps: list[str] | None = None) -> dict[str, Any] | None:
+    """Docker's default seccomp profile (for these capabilities) from the runtime."""
+    key = tuple(sorted(caps or []))
+    if key not in _SECCOMP:
+        prof = None
+        try:
+            from berth.runtime import seccomp as sc
+            prof = sc.docker_default(list(caps) if caps else None)
+            if prof is not None and hasattr(prof, "to_dict"):
+                prof = prof.to_dict()
+        except Exception:  # noqa: BLE001 - no seccomp support in the runtime
+            log.warning("no default seccomp profile available", exc_info=True)
+            prof = None
+        _SECCOMP[key] = prof
+    return _SECCOMP[key]

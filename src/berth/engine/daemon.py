@@ -173,21 +173,34 @@ async def serve(cfg: DaemonConfig) -> None:
         await s.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    main_pid = os.getpid()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        # Not loop.add_signal_handler: its wakeup fd is shared with children that libraries
+        # fork (pyroute2's netns helper), so a SIGTERM sent to such a child would stop us.
+        if os.getpid() == main_pid:
+            loop.call_soon_threadsafe(stop.set)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        signal.signal(sig, on_signal)
     log.info("berthd listening on %s (data root %s)", cfg.host, cfg.data_root)
     daemon.events.publish("daemon", "start", "berthd")
     try:
         await stop.wait()
     finally:
-        log.info("berthd shutting down (containers keep running: live restore)")
-        await runner.cleanup()
-        await daemon.stop()
-        if cfg.host.startswith("unix://"):
-            try:
-                os.unlink(cfg.socket_path)
-            except FileNotFoundError:
-                pass
+        # a library may fork the daemon (pyroute2 does for netns work); a child unwinding
+        # through here must not close the daemon's listeners or unlink its socket
+        if os.getpid() == main_pid:
+            exc = sys.exc_info()[1]
+            log.info("berthd shutting down (containers keep running: live restore)%s",
+                     f": {type(exc).__name__} {exc}" if exc is not None else "", exc_info=exc is not None)
+            await runner.cleanup()
+            await daemon.stop()
+            if cfg.host.startswith("unix://"):
+                try:
+                    os.unlink(cfg.socket_path)
+                except FileNotFoundError:
+                    pass
 
 
 def main(argv: list[str] | None = None) -> None:

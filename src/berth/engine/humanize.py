@@ -1,0 +1,67 @@
+"""Docker's human-readable durations and container status strings (as `docker ps` shows)."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def parse_time(s: str | None) -> float | None:
+    """RFC 3339 (with nanoseconds) -> unix seconds; None for empty/zero."""
+    if not s or s.startswith("0001-"):
+        return None
+    base, _, frac = s.rstrip("Z").partition(".")
+    t = datetime.strptime(base, "%Y-%m-%dT%H:%M:%S")
+    from calendar import timegm
+    return timegm(t.timetuple()) + (float("0." + frac) if frac else 0.0)
+
+
+def human_duration(seconds: float) -> str:
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    m = s // 60
+    if m == 1:
+        return "About a minute"
+    if m < 60:
+        return f"{m} minutes"
+    h = round(s / 3600)
+    if h == 1:
+        return "About an hour"
+    if h < 48:
+        return f"{h} hours"
+    if h < 24 * 7 * 2:
+        return f"{h // 24} days"
+    if h < 24 * 30 * 2:
+        return f"{h // 24 // 7} weeks"
+    if h < 24 * 365 * 2:
+        return f"{h // 24 // 30} months"
+    return f"{h // 24 // 365} years"
+
+
+def status_string(state: dict, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    st = state.get("Status")
+    if st == "running" or st == "paused":
+        started = parse_time(state.get("StartedAt")) or now
+        s = f"Up {human_duration(now - started)}"
+        return s + " (Paused)" if st == "paused" else s
+    if st == "restarting":
+        fin = parse_time(state.get("FinishedAt")) or now
+        return f"Restarting ({state.get('ExitCode', 0)}) {human_duration(now - fin)} ago"
+    if st == "removing":
+        return "Removal In Progress"
+    if st == "dead":
+        return "Dead"
+    if st == "exited":
+        fin = parse_time(state.get("FinishedAt"))
+        if fin is None:
+            return "Created" if not parse_time(state.get("StartedAt")) else f"Exited ({state.get('ExitCode', 0)})"
+        return f"Exited ({state.get('ExitCode', 0)}) {human_duration(now - fin)} ago"
+    return "Created"
