@@ -1,7 +1,146 @@
-"""Engine API routes: build."""
+"""Engine API routes: build (POST /build, legacy builder's JSON-line stream) and
+POST /build/prune."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import os
+import tempfile
+from typing import Any
+
 from aiohttp import web
 
+from berth.build.builder import BuildError, BuildOptions
+from berth.errors import BerthError, InvalidParameter
+from berth.image import reference
+
 routes = web.RouteTableDef()
+
+CHUNK = 1 << 20
+
+
+def _bool(request: web.Request, name: str, default: bool = False) -> bool:
+    v = request.query.get(name)
+    if v is None or v == "":
+        return default
+    return v.lower() not in ("0", "false", "no")
+
+
+def _json_map(request: web.Request, name: str) -> dict[str, Any]:
+    raw = request.query.get(name)
+    if not raw:
+        return {}
+    try:
+        val = json.loads(raw)
+    except ValueError:
+        raise InvalidParameter(f"invalid {name}: {raw!r} is not JSON") from None
+    if val is None:
+        return {}
+    if not isinstance(val, dict):
+        raise InvalidParameter(f"invalid {name}: a JSON object is required")
+    return val
+
+
+def _registry_config(request: web.Request) -> dict[str, Any]:
+    raw = request.headers.get("X-Registry-Config")
+    if not raw:
+        return {}
+    try:
+        data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except (ValueError, binascii.Error):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def options_from_request(request: web.Request) -> BuildOptions:
+    q = request.query
+    if q.get("remote"):
+        raise InvalidParameter("building from a remote context (git URL or tarball URL) is not supported")
+    if q.get("version") == "2":
+        raise InvalidParameter("BuildKit (version=2) is not supported by berthd; use the legacy builder "
+                               "(DOCKER_BUILDKIT=0)")
+    tags = [t for t in q.getall("t", []) if t]
+    for t in tags:
+        ref = reference.parse(t)
+        if ref.digest:
+            raise InvalidParameter(f"invalid reference format: {t} (a tag cannot have a digest)")
+    build_args = {str(k): (None if v is None else str(v))
+                  for k, v in _json_map(request, "buildargs").items()}
+    labels = {str(k): str(v) for k, v in _json_map(request, "labels").items()}
+    return BuildOptions(
+        dockerfile=q.get("dockerfile") or "Dockerfile",
+        tags=tags,
+        build_args=build_args,
+        no_cache=_bool(request, "nocache"),
+        target=q.get("target") or None,
+        quiet=_bool(request, "q"),
+        labels=labels,
+        network_mode=q.get("networkmode") or None,
+        pull=_bool(request, "pull"),
+        platform=q.get("platform") or None,
+    )
+
+
+@routes.post("/build")
+async def build(request: web.Request) -> web.StreamResponse:
+    d = request.app["daemon"]
+    svc = getattr(d, "builder", None)
+    if svc is None:
+        raise web.HTTPServiceUnavailable(text="build service unavailable")
+    opts = options_from_request(request)
+    tmp_dir = str(svc.config.tmp_dir)
+    os.makedirs(tmp_dir, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix="build-ctx-", suffix=".tar", dir=tmp_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            while True:
+                chunk = await request.content.read(CHUNK)
+                if not chunk:
+                    break
+                await asyncio.to_thread(f.write, chunk)
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+
+        async def emit(msg: dict[str, Any]) -> None:
+            if not resp.prepared:
+                await resp.prepare(request)
+            await resp.write(json.dumps(msg).encode() + b"\r\n")
+
+        try:
+            await svc.build(path, opts, emit, registry=getattr(d, "registry", None),
+                            auth=_registry_config(request))
+        except (BerthError, OSError) as exc:
+            if not resp.prepared:
+                # nothing was streamed yet: a plain error response with its status
+                if isinstance(exc, BerthError):
+                    raise
+                raise InvalidParameter(str(exc)) from None
+            detail: dict[str, Any] = {"message": str(exc)}
+            if isinstance(exc, BuildError) and exc.code is not None:
+                detail["code"] = exc.code
+            await resp.write(json.dumps({"errorDetail": detail, "error": str(exc)}).encode() + b"\r\n")
+        if not resp.prepared:
+            await resp.prepare(request)
+        await resp.write_eof()
+        return resp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+@routes.post("/build/prune")
+async def prune(request: web.Request) -> web.Response:
+    d = request.app["daemon"]
+    svc = getattr(d, "builder", None)
+    if svc is None:
+        raise web.HTTPServiceUnavailable(text="build service unavailable")
+    result = await asyncio.to_thread(svc.prune, _bool(request, "all"))
+    return web.json_response(result)
+
+
+@routes.post("/session")
+async def session(request: web.Request) -> web.Response:
+    raise web.HTTPNotImplemented(text="BuildKit sessions are not supported; use DOCKER_BUILDKIT=0")

@@ -34,6 +34,7 @@ class _Lexer:
     escape: str = "\\"
     pos: int = 0
     used: set[str] = field(default_factory=set)
+    raw: bool = False   # heredoc bodies: quotes are plain text, only `$` is special
 
     def peek(self) -> str:
         return self.text[self.pos] if self.pos < len(self.text) else ""
@@ -56,11 +57,11 @@ class _Lexer:
                     out.append("".join(cur))
                     cur, has_word = [], False
                 continue
-            if ch == "'":
+            if ch == "'" and not self.raw:
                 self.next()
                 cur.append(self._single_quoted())
                 has_word = True
-            elif ch == '"':
+            elif ch == '"' and not self.raw:
                 self.next()
                 cur.append(self._double_quoted())
                 has_word = True
@@ -84,6 +85,9 @@ class _Lexer:
                 has_word = has_word or bool(val)
             elif ch == self.escape:
                 self.next()
+                if self.raw and self.peek() != "$":
+                    cur.append(ch)
+                    continue
                 nxt = self.next()
                 if nxt:
                     cur.append(nxt)
@@ -231,6 +235,11 @@ def expand_word(word: str, env: Mapping[str, str], escape: str = "\\") -> str:
 def expand_words(text: str, env: Mapping[str, str], escape: str = "\\") -> list[str]:
     """Expand and split on unquoted blanks."""
     return _Lexer(text, env, escape).words(split=True)
+
+
+def expand_heredoc(text: str, env: Mapping[str, str], escape: str = "\\") -> str:
+    """Expand `$VAR` forms in a heredoc body; quotes are kept as written."""
+    return _Lexer(text, env, escape, raw=True).words(split=False)[0]
 
 
 def used_names(word: str, env: Mapping[str, str], escape: str = "\\") -> set[str]:

@@ -1,3 +1,321 @@
-"""Engine service: builds."""
+"""Engine service: builds. Runs `berth.build.builder` with a step runner backed by the
+engine: RUN steps in hidden containers made by the ContainerService (output streamed,
+result committed with ImageService.commit, container removed), COPY/ADD/WORKDIR steps in
+an overlay snapshot of the parent image, metadata steps as config-only images."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import os
+import secrets
+import shutil
+import stat
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from berth.build.builder import (
+    BuildOptions,
+    Emit,
+    ImageRef,
+    RunRequest,
+    StepFailed,
+    run_build,
+)
+from berth.build.cache import BuildCache
+from berth.build.context import BuildContext, extract_tar
+from berth.config import DaemonConfig
+from berth.errors import InvalidParameter, NotFound
+from berth.image.archive import host_arch, now_rfc3339
+from berth.image.spec import new_image_config
+
+log = logging.getLogger("berth.builds")
+
+_SNAP_PREFIX = "build-"
+
+
+def _ref(img: Any) -> ImageRef:
+    return ImageRef(id=img.id, config=img.config)
+
+
+class EngineStepRunner:
+    """The builder's StepRunner on top of the engine's image and container services."""
+
+    def __init__(self, images: Any, containers: Any, registry: Any = None,
+                 auth: dict[str, Any] | None = None) -> None:
+        self.images = images
+        self.containers = containers
+        self.registry = registry
+        self.auth = auth or {}
+
+    # --- images -------------------------------------------------------------------------
+    async def resolve(self, name: str, *, pull: bool, platform: str | None, emit: Emit) -> ImageRef:
+        if not pull:
+            try:
+                return _ref(await asyncio.to_thread(self.images.resolve, name))
+            except NotFound:
+                if self.registry is None:
+                    raise
+        if self.registry is None:
+            raise NotFound(f"No such image: {name} (and no registry service to pull it)")
+
+        loop = asyncio.get_running_loop()
+        pending: list[asyncio.Future[None]] = []
+
+        def sync_progress(msg: dict[str, Any]) -> None:
+            def schedule() -> None:
+                pending.append(asyncio.ensure_future(emit(msg)))
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                schedule()
+            else:
+                loop.call_soon_threadsafe(schedule)
+
+        auth = self._auth_for(name)
+        img = await self.registry.pull(name, auth, sync_progress, platform)
+        await asyncio.sleep(0)
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        if img is None:
+            img = await asyncio.to_thread(self.images.resolve, name)
+        return _ref(img)
+
+    def _auth_for(self, name: str) -> dict[str, Any] | None:
+        if not self.auth:
+            return None
+        from berth.image import reference
+        try:
+            domain = reference.parse(name).domain
+        except Exception:  # noqa: BLE001
+            return None
+        for key in (domain, f"https://{domain}", f"http://{domain}"):
+            if key in self.auth:
+                return self.auth[key]
+        if domain == "docker.io":
+            for key in ("https://index.docker.io/v1/", "index.docker.io"):
+                if key in self.auth:
+                    return self.auth[key]
+        return None
+
+    async def exists(self, image_id: str) -> bool:
+        return await asyncio.to_thread(self.images.store.exists, image_id)
+
+    async def get(self, image_id: str) -> ImageRef:
+        return _ref(await asyncio.to_thread(self.images.get, image_id))
+
+    async def tag(self, image_id: str, tags: list[str]) -> list[str]:
+        out = []
+        for t in tags:
+            out.append(await asyncio.to_thread(self.images.tag, image_id, t))
+        return [_with_tag(t) for t in out]
+
+    async def commit_config(self, parent: ImageRef | None, config: dict[str, Any],
+                            history: dict[str, Any]) -> ImageRef:
+        def do() -> ImageRef:
+            base = copy.deepcopy(parent.config) if parent else {}
+            created = now_rfc3339()
+            hist = {k: v for k, v in history.items() if v not in (None, "")}
+            hist["created"] = created
+            extra: dict[str, Any] = {}
+            for k in ("variant", "os.version", "os.features"):
+                if k in base:
+                    extra[k] = base[k]
+            if hist.get("author") or base.get("author"):
+                extra["author"] = hist.get("author") or base.get("author")
+            diff_ids = list((base.get("rootfs") or {}).get("diff_ids") or [])
+            doc = new_image_config(diff_ids, config, [*(base.get("history") or []), hist], created,
+                                   architecture=base.get("architecture") or host_arch(),
+                                   os_=base.get("os") or "linux", extra=extra)
+            return _ref(self.images.add(doc))
+        return await asyncio.to_thread(do)
+
+    async def path_is_dir(self, image: ImageRef | None, path: str) -> bool:
+        if image is None:
+            return False
+
+        def check() -> bool:
+            rel = path.strip("/")
+            parts = rel.split("/")
+            for layer in self.images.lower_dirs(image.id):
+                cur = layer
+                for i, part in enumerate(parts):
+                    cur = os.path.join(cur, part)
+                    try:
+                        st = os.lstat(cur)
+                    except FileNotFoundError:
+                        break
+                    except NotADirectoryError:
+                        return False
+                    if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                        return False  # whited out in this layer
+                    if i == len(parts) - 1:
+                        return stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode)
+                    if stat.S_ISLNK(st.st_mode):
+                        return False  # symlinked parent: let the fs step decide
+            return False
+        return await asyncio.to_thread(check)
+
+    # --- snapshots ----------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def mount_image(self, image: ImageRef) -> AsyncIterator[str]:
+        key = _SNAP_PREFIX + "src-" + secrets.token_hex(8)
+        snaps = self.images.snapshots
+        lowers = await asyncio.to_thread(self.images.lower_dirs, image.id)
+        merged = await asyncio.to_thread(snaps.prepare, key, lowers)
+        try:
+            yield merged
+        finally:
+            await asyncio.to_thread(snaps.remove, key)
+
+    async def fs_step(self, parent: ImageRef | None, apply: Callable[[str], None],
+                      config: dict[str, Any], history: dict[str, Any]) -> ImageRef:
+        def do() -> ImageRef:
+            key = _SNAP_PREFIX + secrets.token_hex(12)
+            snaps = self.images.snapshots
+            parent_img = self.images.get(parent.id) if parent else None
+            lowers = self.images.lower_dirs(parent_img) if parent_img else []
+            merged = snaps.prepare(key, lowers)
+            try:
+                apply(merged)
+                img = self.images.commit(key, parent_img, config, history)
+            finally:
+                snaps.remove(key)
+            return _ref(img)
+        return await asyncio.to_thread(do)
+
+    # --- RUN ----------------------------------------------------------------------------
+    async def run(self, parent: ImageRef | None, req: RunRequest,
+                  on_start: Callable[[str], Awaitable[None]],
+                  on_output: Callable[[bytes], Awaitable[None]]) -> ImageRef:
+        if parent is None:
+            raise InvalidParameter("RUN needs a base image with a shell (FROM scratch has none)")
+        body = {"Image": parent.id, "Cmd": req.cmd, "Entrypoint": [], "Env": req.env,
+                "WorkingDir": req.workdir, "User": req.user, "AttachStdout": True,
+                "AttachStderr": True, "Labels": {},
+                "HostConfig": {"NetworkMode": req.network_mode}}
+        cid = await self.containers.create(None, body, hidden=True)
+        try:
+            rootfs = self.containers.rootfs(cid)
+            if req.prepare is not None:
+                await asyncio.to_thread(req.prepare, rootfs)
+            waiter = self.containers.wait_future(cid, "next-exit")
+            attach = asyncio.create_task(self.containers.attach(cid, stdout=True, stderr=True))
+            await asyncio.sleep(0)  # let attach register before start
+            await on_start(cid)
+            try:
+                await self.containers.start(cid)
+            except BaseException:
+                attach.cancel()
+                waiter.cancel()
+                raise
+            try:
+                streams = await attach
+            except Exception:  # noqa: BLE001 - exited before the attach connected
+                streams = None
+            if streams is not None:
+                await _pump_frames(streams[0], on_output)
+                streams[1].close()
+            result = await waiter
+            code = int(result.get("StatusCode", 0))
+            if code != 0:
+                raise StepFailed(code)
+            if req.cleanup is not None:
+                await asyncio.to_thread(req.cleanup, rootfs)
+
+            def commit() -> ImageRef:
+                parent_img = self.images.get(parent.id)
+                return _ref(self.images.commit(cid, parent_img, req.config, req.history))
+            image = await asyncio.to_thread(commit)
+        finally:
+            try:
+                await self.containers.remove(cid, force=True)
+            except NotFound:
+                pass
+        return image
+
+
+def _with_tag(familiar: str) -> str:
+    last = familiar.rsplit("/", 1)[-1]
+    return familiar if (":" in last or "@" in last) else familiar + ":latest"
+
+
+async def _pump_frames(reader: asyncio.StreamReader, on_output: Callable[[bytes], Awaitable[None]]) -> None:
+    """Docker's multiplexed stream: 8-byte header (stream, 0, 0, 0, size BE32) + payload."""
+    while True:
+        try:
+            header = await reader.readexactly(8)
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial:
+                await on_output(exc.partial)
+            return
+        size = int.from_bytes(header[4:8], "big")
+        if header[0] not in (0, 1, 2) or header[1:4] != b"\0\0\0":
+            # not framed (tty): pass through
+            await on_output(header)
+            while chunk := await reader.read(65536):
+                await on_output(chunk)
+            return
+        try:
+            payload = await reader.readexactly(size)
+        except asyncio.IncompleteReadError as exc:
+            payload = exc.partial
+        if payload:
+            await on_output(payload)
+
+
+class BuildService:
+    def __init__(self, config: DaemonConfig, images: Any, containers: Any) -> None:
+        self.config = config
+        self.images = images
+        self.containers = containers
+        self.cache = BuildCache(images.db)
+        self._clean_leftovers()
+
+    def _clean_leftovers(self) -> None:
+        """Snapshots of build steps interrupted by a daemon crash are removed at start."""
+        try:
+            names = os.listdir(self.config.containers_dir)
+        except FileNotFoundError:
+            return
+        for n in names:
+            if n.startswith(_SNAP_PREFIX):
+                try:
+                    self.images.snapshots.remove(n)
+                except Exception:  # noqa: BLE001
+                    log.exception("removing leftover build snapshot %s", n)
+        for n in os.listdir(self.config.tmp_dir) if self.config.tmp_dir.is_dir() else []:
+            if n.startswith("build-ctx-"):
+                shutil.rmtree(self.config.tmp_dir / n, ignore_errors=True)
+
+    async def build(self, context_tar: str, options: BuildOptions, emit: Emit,
+                    registry: Any = None, auth: dict[str, Any] | None = None) -> ImageRef:
+        """Build from a context tar file (any compression); emits Docker's JSON messages."""
+        self.config.tmp_dir.mkdir(parents=True, exist_ok=True)
+        ctx_dir = tempfile.mkdtemp(prefix="build-ctx-", dir=self.config.tmp_dir)
+        try:
+            def extract() -> None:
+                with open(context_tar, "rb") as f:
+                    if os.fstat(f.fileno()).st_size == 0:
+                        return  # an empty body: a context with nothing in it
+                    extract_tar(f, ctx_dir)
+                ctx = BuildContext(ctx_dir)
+                ctx.apply_dockerignore(keep=(options.dockerfile,))
+            await asyncio.to_thread(extract)
+            runner = EngineStepRunner(self.images, self.containers, registry, auth)
+            return await run_build(runner, self.cache, BuildContext(ctx_dir), options, emit)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, ctx_dir, True)
+
+    def prune(self, all_: bool = False) -> dict[str, Any]:
+        """POST /build/prune: forget cache records (all, or those whose image is gone)."""
+        if all_:
+            keys = self.cache.prune()
+        else:
+            keys = self.cache.prune(keep=self.images.store.exists)
+        return {"CachesDeleted": keys or None, "SpaceReclaimed": 0}

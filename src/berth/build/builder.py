@@ -1,0 +1,746 @@
+"""Executes a parsed Dockerfile: stages, multi-stage dependencies, --target, the build
+cache, image config and history as Docker's legacy builder writes them.
+
+The builder never touches containers or the image store itself: it talks to a
+`StepRunner` (the engine supplies one backed by its container and image services; tests
+can supply their own)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import json
+import os
+import posixpath
+import re
+import signal as _signal
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from berth.build import instructions as I
+from berth.build.cache import BuildCache, Probe
+from berth.build.context import BuildContext, digest_of, glob_in, hash_tree, resolve_in_root
+from berth.build.copier import Copier, Source, parse_chmod, parse_chown
+from berth.build.expansion import env_to_dict, expand_heredoc, expand_word, expand_words
+from berth.build.parser import DockerfileSyntaxError, parse
+from berth.errors import BerthError, InvalidParameter, NotFound
+
+DEFAULT_SHELL = ["/bin/sh", "-c"]
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+Emit = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class BuildError(BerthError):
+    """A build step failed; `code` is the failing command's exit status, if any."""
+
+    status = 500
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class StepFailed(BerthError):
+    """Raised by a StepRunner when a RUN command exits non-zero."""
+
+    def __init__(self, exit_code: int, message: str = "") -> None:
+        super().__init__(message or f"exit code {exit_code}")
+        self.exit_code = exit_code
+
+
+@dataclass
+class ImageRef:
+    id: str                     # "sha256:..."; "" for scratch
+    config: dict[str, Any]      # the whole image config document
+
+    @property
+    def inner(self) -> dict[str, Any]:
+        return self.config.get("config") or {}
+
+
+@dataclass
+class RunRequest:
+    """Run `cmd` in a container made from the parent image and commit the result."""
+
+    cmd: list[str]
+    env: list[str]
+    user: str
+    workdir: str
+    network_mode: str
+    config: dict[str, Any]          # container config of the image to commit
+    history: dict[str, Any]         # history entry of the image to commit
+    prepare: Callable[[str], None] | None = None   # called with the rootfs before start
+    cleanup: Callable[[str], None] | None = None   # called with the rootfs before commit
+
+
+class StepRunner(Protocol):
+    async def resolve(self, name: str, *, pull: bool, platform: str | None, emit: Emit) -> ImageRef: ...
+
+    async def exists(self, image_id: str) -> bool: ...
+
+    async def get(self, image_id: str) -> ImageRef: ...
+
+    async def run(self, parent: ImageRef | None, req: RunRequest,
+                  on_start: Callable[[str], Awaitable[None]],
+                  on_output: Callable[[bytes], Awaitable[None]]) -> ImageRef: ...
+
+    async def fs_step(self, parent: ImageRef | None, apply: Callable[[str], None],
+                      config: dict[str, Any], history: dict[str, Any]) -> ImageRef: ...
+
+    async def commit_config(self, parent: ImageRef | None, config: dict[str, Any],
+                            history: dict[str, Any]) -> ImageRef: ...
+
+    def mount_image(self, image: ImageRef) -> AbstractAsyncContextManager[str]: ...
+
+    async def path_is_dir(self, image: ImageRef | None, path: str) -> bool: ...
+
+    async def tag(self, image_id: str, tags: list[str]) -> list[str]: ...
+
+
+@dataclass
+class BuildOptions:
+    dockerfile: str = "Dockerfile"
+    tags: list[str] = field(default_factory=list)
+    build_args: dict[str, str | None] = field(default_factory=dict)
+    no_cache: bool = False
+    target: str | None = None
+    quiet: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    network_mode: str | None = None
+    pull: bool = False
+    platform: str | None = None
+
+
+@dataclass
+class _State:
+    stage: I.Stage
+    image: ImageRef | None
+    config: dict[str, Any]
+    args: dict[str, str | None] = field(default_factory=dict)
+    cmd_set: bool = False
+    missed: bool = False          # a step of this chain already missed the cache
+
+    @property
+    def shell(self) -> list[str]:
+        return list(self.config.get("Shell") or DEFAULT_SHELL)
+
+    @property
+    def parent_id(self) -> str:
+        return self.image.id if self.image else ""
+
+
+def _go_quote_list(items: list[str]) -> str:
+    return "[" + " ".join(json.dumps(x) for x in items) + "]"
+
+
+def _config_digest(cfg: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()
+
+
+def _set_env(env: list[str] | None, key: str, value: str) -> list[str]:
+    out = list(env or [])
+    for i, item in enumerate(out):
+        if item.partition("=")[0] == key:
+            out[i] = f"{key}={value}"
+            return out
+    out.append(f"{key}={value}")
+    return out
+
+
+def _normalize_port(p: str) -> list[str]:
+    port, _, proto = p.partition("/")
+    proto = (proto or "tcp").lower()
+    if proto not in ("tcp", "udp", "sctp"):
+        raise InvalidParameter(f"invalid proto: {proto}")
+    if "-" in port:
+        a, _, b = port.partition("-")
+        if not (a.isdigit() and b.isdigit()) or int(a) > int(b):
+            raise InvalidParameter(f"invalid range format for --expose: {p}")
+        return [f"{n}/{proto}" for n in range(int(a), int(b) + 1)]
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidParameter(f"invalid containerPort: {port}")
+    return [f"{int(port)}/{proto}"]
+
+
+def _valid_signal(sig: str) -> str:
+    s = sig.upper()
+    if s.isdigit():
+        return sig
+    name = s if s.startswith("SIG") else "SIG" + s
+    if not hasattr(_signal, name) and not re.match(r"^SIGRTM(IN|AX)([+-]\d+)?$", name):
+        raise InvalidParameter(f"Invalid signal: {sig}")
+    return sig
+
+
+class Builder:
+    def __init__(self, runner: StepRunner, cache: BuildCache | None, context: BuildContext,
+                 options: BuildOptions, emit: Emit) -> None:
+        self.runner = runner
+        self.cache = cache
+        self.ctx = context
+        self.opts = options
+        self._emit = emit
+        self.step = 0
+        self.total = 0
+        self.escape = "\\"
+        self.meta_env: dict[str, str] = {}
+        self.declared: set[str] = set()
+        self.stage_results: dict[int, ImageRef] = {}
+        self.stages: list[I.Stage] = []
+        self.filename = options.dockerfile
+
+    # --- output -------------------------------------------------------------------------
+    async def say(self, text: str) -> None:
+        if not self.opts.quiet:
+            await self._emit({"stream": text})
+
+    # --- entry point --------------------------------------------------------------------
+    async def build(self) -> ImageRef:
+        text = await asyncio.to_thread(self.ctx.read_text, self.opts.dockerfile)
+        name = posixpath.basename(self.opts.dockerfile) or "Dockerfile"
+        if name.startswith(".dockerfile."):
+            name = "Dockerfile"  # docker CLI's name for a Dockerfile sent from outside the context
+        self.filename = name
+        df = parse(text, name)
+        self.escape = df.escape
+        meta, self.stages = I.parse_stages(df, name)
+        for w in df.warnings:
+            await self.say(f"[Warning] {w}\n")
+        self._init_meta(meta)
+        target = self._target_index()
+        needed = self._needed(target)
+        self.total = sum(1 + len(self.stages[i].instructions) for i in needed)
+        for i in needed:
+            self.stage_results[i] = await self._build_stage(self.stages[i])
+        result = self.stage_results[target]
+        if self.opts.labels:
+            cfg = copy.deepcopy(result.inner)
+            labels = dict(cfg.get("Labels") or {})
+            labels.update(self.opts.labels)
+            cfg["Labels"] = labels
+            shell = " ".join(cfg.get("Shell") or DEFAULT_SHELL)
+            text_l = " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(self.opts.labels.items()))
+            result = await self.runner.commit_config(
+                result, cfg, {"created_by": f"{shell} #(nop)  LABEL {text_l}", "empty_layer": True})
+        unused = sorted(k for k in self.opts.build_args
+                        if k not in self.declared and k not in I.PROXY_ARGS)
+        if unused:
+            await self.say(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
+        return result
+
+    def _init_meta(self, meta: list[I.Arg]) -> None:
+        plat = self.opts.platform or f"linux/{_host_arch()}"
+        os_, _, arch = plat.partition("/")
+        arch, _, variant = arch.partition("/")
+        auto = {"BUILDPLATFORM": f"linux/{_host_arch()}", "BUILDOS": "linux", "BUILDARCH": _host_arch(),
+                "BUILDVARIANT": "", "TARGETPLATFORM": plat, "TARGETOS": os_, "TARGETARCH": arch,
+                "TARGETVARIANT": variant}
+        env: dict[str, str] = dict(auto)
+        for a in meta:
+            for name, default in a.args:
+                self.declared.add(name)
+                val = self.opts.build_args.get(name)
+                if val is None:
+                    val = expand_word(default, env, self.escape) if default is not None else None
+                if val is not None:
+                    env[name] = val
+                else:
+                    env.pop(name, None)
+        self.meta_env = env
+
+    def _stage_index(self, ref: str) -> int | None:
+        low = ref.lower()
+        for st in self.stages:
+            if st.name == low:
+                return st.index
+        if ref.isdigit() and int(ref) < len(self.stages):
+            return int(ref)
+        return None
+
+    def _target_index(self) -> int:
+        if not self.opts.target:
+            return len(self.stages) - 1
+        idx = None
+        for st in self.stages:
+            if st.name == self.opts.target.lower():
+                idx = st.index
+        if idx is None:
+            raise InvalidParameter(f"failed to reach build target {self.opts.target} in Dockerfile")
+        return idx
+
+    def _needed(self, target: int) -> list[int]:
+        deps: dict[int, set[int]] = {}
+        for st in self.stages:
+            d: set[int] = set()
+            base = expand_word(st.base, self.meta_env, self.escape)
+            bi = self._stage_index(base) if not base.isdigit() else None
+            if bi is not None and bi < st.index:
+                d.add(bi)
+            for ins in st.instructions:
+                if isinstance(ins, I.Copy) and ins.from_:
+                    fi = self._stage_index(expand_word(ins.from_, self.meta_env, self.escape))
+                    if fi is not None:
+                        if fi >= st.index:
+                            raise DockerfileSyntaxError(
+                                f"invalid from flag value {ins.from_}: refers to the current or a later stage",
+                                ins.line, self.filename)
+                        d.add(fi)
+            deps[st.index] = d
+        out: set[int] = set()
+
+        def visit(i: int) -> None:
+            if i in out:
+                return
+            out.add(i)
+            for j in deps[i]:
+                visit(j)
+
+        visit(target)
+        return sorted(out)
+
+    # --- stages -------------------------------------------------------------------------
+    async def _build_stage(self, stage: I.Stage) -> ImageRef:
+        self.step += 1
+        await self.say(f"Step {self.step}/{self.total} : {stage.from_.text()}\n")
+        base = expand_word(stage.base, self.meta_env, self.escape)
+        if not base:
+            raise DockerfileSyntaxError("base name (" + stage.base + ") should not be blank",
+                                        stage.from_.line, self.filename)
+        platform = (expand_word(stage.from_.platform, self.meta_env, self.escape)
+                    if stage.from_.platform else self.opts.platform)
+        bi = self._stage_index(base)
+        image: ImageRef | None
+        if bi is not None and bi < stage.index and base.lower() == (self.stages[bi].name or ""):
+            image = self.stage_results[bi]
+        elif base == "scratch":
+            image = None
+        else:
+            image = await self.runner.resolve(base, pull=self.opts.pull, platform=platform, emit=self._emit)
+        if image is not None:
+            await self.say(f" ---> {image.id.removeprefix('sha256:')[:12]}\n")
+            cfg = copy.deepcopy(image.inner)
+        else:
+            cfg = {"Env": [DEFAULT_PATH]}
+        state = _State(stage=stage, image=image, config=cfg)
+        triggers = list(cfg.get("OnBuild") or [])
+        if triggers:
+            state.config["OnBuild"] = None
+            await self.say(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n")
+            for t in triggers:
+                nodes = parse(t, self.filename).nodes
+                for node in nodes:
+                    ins = I.parse_instruction(node, self.filename)
+                    if isinstance(ins, (I.From, I.OnBuild)):
+                        raise InvalidParameter(f"{ins.keyword} isn't allowed as an ONBUILD trigger")
+                    await self._dispatch(state, ins)
+        for ins in stage.instructions:
+            self.step += 1
+            await self.say(f"Step {self.step}/{self.total} : {ins.text()}\n")
+            try:
+                await self._dispatch(state, ins)
+            except DockerfileSyntaxError:
+                raise
+            except InvalidParameter as exc:
+                msg = str(exc)
+                raise InvalidParameter(msg if msg.startswith(self.filename + ":")
+                                       else f"{self.filename}:{ins.line}: {msg}") from None
+        if state.image is None:
+            raise InvalidParameter("No image was generated. Is your Dockerfile empty?")
+        return state.image
+
+    # --- helpers ------------------------------------------------------------------------
+    def _env(self, state: _State) -> dict[str, str]:
+        env = {k: v for k, v in state.args.items() if v is not None}
+        env.update(env_to_dict(state.config.get("Env")))
+        return env
+
+    def _x(self, state: _State, word: str) -> str:
+        return expand_word(word, self._env(state), self.escape)
+
+    def _nop(self, state: _State, text: str, two: bool = True) -> str:
+        return f"{' '.join(state.shell)} #(nop) {' ' if two else ''}{text}"
+
+    async def _cached(self, state: _State, probe: Probe) -> ImageRef | None:
+        if self.cache is None or self.opts.no_cache:
+            return None
+        hit = self.cache.lookup(probe, lambda _id: True)
+        if hit is not None:
+            if not await self.runner.exists(hit):
+                self.cache.forget_image(hit)
+                hit = None
+        if hit is None:
+            if not state.missed:
+                state.missed = True
+                await self.say(f" ---> Cache miss: {self.cache.explain_miss(probe)}\n")
+            return None
+        await self.say(" ---> Using cache\n")
+        return await self.runner.get(hit)
+
+    def _remember(self, probe: Probe, image: ImageRef) -> None:
+        if self.cache is not None:
+            self.cache.store(probe, image.id)
+
+    async def _advance(self, state: _State, image: ImageRef) -> None:
+        state.image = image
+        state.config = copy.deepcopy(image.inner)
+        await self.say(f" ---> {image.id.removeprefix('sha256:')[:12]}\n")
+
+    async def _meta(self, state: _State, ins: I.Instruction, created_by: str,
+                    author: str = "") -> None:
+        cfg = state.config
+        probe = Probe(parent=state.parent_id, keyword=ins.keyword, instruction=created_by,
+                      extra=_config_digest(cfg) + author)
+        image = await self._cached(state, probe)
+        if image is None:
+            hist: dict[str, Any] = {"created_by": created_by, "empty_layer": True}
+            if author:
+                hist["author"] = author
+            image = await self.runner.commit_config(state.image, copy.deepcopy(cfg), hist)
+            self._remember(probe, image)
+        await self._advance(state, image)
+
+    # --- dispatch -----------------------------------------------------------------------
+    async def _dispatch(self, state: _State, ins: I.Instruction) -> None:
+        cfg = state.config
+        if isinstance(ins, I.Run):
+            await self._run(state, ins)
+        elif isinstance(ins, (I.Copy,)):
+            await self._copy(state, ins)
+        elif isinstance(ins, I.Workdir):
+            await self._workdir(state, ins)
+        elif isinstance(ins, I.Env):
+            env = self._env(state)
+            parts = []
+            new_env = list(cfg.get("Env") or [])
+            for k, v in ins.pairs:
+                key = expand_word(k, env, self.escape)
+                val = expand_word(v, env, self.escape)
+                new_env = _set_env(new_env, key, val)
+                parts.append(f"{key}={val}")
+            cfg["Env"] = new_env
+            await self._meta(state, ins, self._nop(state, "ENV " + " ".join(parts)))
+        elif isinstance(ins, I.Label):
+            env = self._env(state)
+            labels = dict(cfg.get("Labels") or {})
+            parts = []
+            for k, v in ins.pairs:
+                key = expand_word(k, env, self.escape)
+                val = expand_word(v, env, self.escape)
+                labels[key] = val
+                parts.append(f"{key}={json.dumps(val)}")
+            cfg["Labels"] = labels
+            await self._meta(state, ins, self._nop(state, "LABEL " + " ".join(parts)))
+        elif isinstance(ins, I.Arg):
+            parts = []
+            for name, default in ins.args:
+                self.declared.add(name)
+                val = self.opts.build_args.get(name)
+                if val is None:
+                    if default is not None:
+                        val = expand_word(default, self._env(state), self.escape)
+                    else:
+                        val = self.meta_env.get(name)
+                state.args[name] = val
+                parts.append(name if default is None else f"{name}={default}")
+            await self._meta(state, ins, self._nop(state, "ARG " + " ".join(parts)))
+        elif isinstance(ins, I.Cmd):
+            cmd = state.shell + ins.cmd if ins.prepend_shell else list(ins.cmd)
+            cfg["Cmd"] = cmd
+            state.cmd_set = True
+            await self._meta(state, ins, self._nop(state, "CMD " + _go_quote_list(cmd)))
+        elif isinstance(ins, I.Entrypoint):
+            ep = state.shell + ins.cmd if ins.prepend_shell else list(ins.cmd)
+            if ins.prepend_shell and not ins.cmd:
+                ep = []
+            cfg["Entrypoint"] = ep or None
+            if not state.cmd_set:
+                cfg["Cmd"] = None
+            await self._meta(state, ins, self._nop(state, "ENTRYPOINT " + _go_quote_list(ep)))
+        elif isinstance(ins, I.Expose):
+            env = self._env(state)
+            ports = dict(cfg.get("ExposedPorts") or {})
+            shown = []
+            for word in ins.ports:
+                for p in expand_words(word, env, self.escape):
+                    for n in _normalize_port(p):
+                        ports[n] = {}
+                        shown.append(n)
+            cfg["ExposedPorts"] = ports
+            await self._meta(state, ins, self._nop(state, "EXPOSE " + " ".join(shown)))
+        elif isinstance(ins, I.User):
+            user = self._x(state, ins.user)
+            cfg["User"] = user
+            await self._meta(state, ins, self._nop(state, "USER " + user))
+        elif isinstance(ins, I.Volume):
+            env = self._env(state)
+            vols = dict(cfg.get("Volumes") or {})
+            paths = []
+            for w in ins.paths:
+                for p in ([expand_word(w, env, self.escape)] if ins.node.json else
+                          expand_words(w, env, self.escape)):
+                    if not p.strip():
+                        raise InvalidParameter("VOLUME specified can not be an empty string")
+                    vols[p] = {}
+                    paths.append(p)
+            cfg["Volumes"] = vols
+            await self._meta(state, ins, self._nop(state, "VOLUME [" + " ".join(paths) + "]"))
+        elif isinstance(ins, I.StopSignal):
+            sig = _valid_signal(self._x(state, ins.signal))
+            cfg["StopSignal"] = sig
+            await self._meta(state, ins, self._nop(state, "STOPSIGNAL " + sig))
+        elif isinstance(ins, I.Healthcheck):
+            hc: dict[str, Any] = {"Test": ins.test}
+            if ins.test != ["NONE"]:
+                for key, val in (("Interval", ins.interval), ("Timeout", ins.timeout),
+                                 ("StartPeriod", ins.start_period),
+                                 ("StartInterval", ins.start_interval), ("Retries", ins.retries)):
+                    if val:
+                        hc[key] = val
+            cfg["Healthcheck"] = hc
+            await self._meta(state, ins, self._nop(state, "HEALTHCHECK " + ins.node.original.split(None, 1)[1]))
+        elif isinstance(ins, I.OnBuild):
+            trig = list(cfg.get("OnBuild") or [])
+            trig.append(ins.expression)
+            cfg["OnBuild"] = trig
+            await self._meta(state, ins, self._nop(state, "ONBUILD " + ins.expression))
+        elif isinstance(ins, I.Shell):
+            cfg["Shell"] = list(ins.shell)
+            await self._meta(state, ins, self._nop(state, "SHELL " + _go_quote_list(ins.shell)))
+        elif isinstance(ins, I.Maintainer):
+            await self._meta(state, ins, self._nop(state, "MAINTAINER " + ins.name), author=ins.name)
+        else:  # pragma: no cover - parse_instruction only makes the classes above
+            raise InvalidParameter(f"unsupported instruction {ins.keyword}")
+
+    # --- WORKDIR ------------------------------------------------------------------------
+    async def _workdir(self, state: _State, ins: I.Workdir) -> None:
+        path = self._x(state, ins.path)
+        if not path.startswith("/"):
+            path = posixpath.join(state.config.get("WorkingDir") or "/", path)
+        path = posixpath.normpath(path)
+        if path.startswith("//"):
+            path = "/" + path.lstrip("/")
+        state.config["WorkingDir"] = path
+        created_by = self._nop(state, "WORKDIR " + path, two=False)
+        if path == "/" or await self.runner.path_is_dir(state.image, path):
+            await self._meta(state, ins, created_by)
+            return
+        cfg = state.config
+        probe = Probe(parent=state.parent_id, keyword="WORKDIR", instruction=created_by,
+                      extra=_config_digest(cfg) + ":mkdir")
+        image = await self._cached(state, probe)
+        if image is None:
+            uid, gid = 0, 0
+
+            def apply(rootfs: str) -> None:
+                Copier(rootfs, uid, gid).mkdirs(path)
+
+            image = await self.runner.fs_step(state.image, apply, copy.deepcopy(cfg),
+                                              {"created_by": created_by})
+            self._remember(probe, image)
+        await self._advance(state, image)
+
+    # --- RUN ----------------------------------------------------------------------------
+    def _run_args(self, state: _State) -> tuple[dict[str, str], list[str]]:
+        """(args for the cache key/history, env entries for the container)."""
+        env_keys = set(env_to_dict(state.config.get("Env")))
+        hist: dict[str, str] = {}
+        for k, v in state.args.items():
+            if v is None or k in env_keys:
+                continue
+            if k in I.PROXY_ARGS:
+                continue
+            hist[k] = v
+        extra_env = [f"{k}={v}" for k, v in sorted(hist.items())]
+        for k in sorted(I.PROXY_ARGS):
+            v = self.opts.build_args.get(k)
+            if v is not None and k not in env_keys:
+                extra_env.append(f"{k}={v}")
+        return hist, extra_env
+
+    async def _run(self, state: _State, ins: I.Run) -> None:
+        shell = state.shell
+        prepare_files: dict[str, tuple[bytes, int]] = {}
+        if ins.prepend_shell:
+            cmdline = ins.cmd[0]
+            if ins.heredocs:
+                words = cmdline.split()
+                only = len(ins.heredocs) == 1 and len(words) == 1 and re.match(r"^\d*<<-?", words[0])
+                if only:
+                    body = ins.heredocs[0].content
+                    if body.startswith("#!"):
+                        script = f"/.berth-heredoc-{ins.heredocs[0].name}"
+                        prepare_files[script] = (body.encode(), 0o755)
+                        argv = [script]
+                    else:
+                        argv = shell + [body]
+                else:
+                    script_text = cmdline + "\n" + "".join(
+                        h.content + h.name + "\n" for h in ins.heredocs)
+                    argv = shell + [script_text]
+            else:
+                argv = shell + [cmdline]
+        else:
+            argv = list(ins.cmd)
+        hist_args, extra_env = self._run_args(state)
+        created_by = " ".join(argv)
+        if hist_args:
+            created_by = f"|{len(hist_args)} " + " ".join(
+                f"{k}={v}" for k, v in sorted(hist_args.items())) + " " + created_by
+        cfg = state.config
+        workdir = cfg.get("WorkingDir") or "/"
+        network = ins.network or self.opts.network_mode or "default"
+        if network == "default":
+            network = "bridge"
+        probe = Probe(parent=state.parent_id, keyword="RUN", instruction=" ".join(argv),
+                      args=hist_args,
+                      extra=json.dumps([_config_digest(cfg), network,
+                                        {k: hashlib.sha256(v[0]).hexdigest() for k, v in prepare_files.items()}]))
+        image = await self._cached(state, probe)
+        if image is None:
+            def prepare(rootfs: str) -> None:
+                c = Copier(rootfs)
+                if workdir != "/":
+                    c.mkdirs(workdir, chown=False)
+                for path, (data, mode) in prepare_files.items():
+                    host = resolve_in_root(rootfs, path, clamp=True)
+                    with open(host, "wb") as f:
+                        f.write(data)
+                    os.chmod(host, mode)
+
+            def cleanup(rootfs: str) -> None:
+                for path in prepare_files:
+                    try:
+                        os.unlink(resolve_in_root(rootfs, path, clamp=True))
+                    except FileNotFoundError:
+                        pass
+
+            env = list(cfg.get("Env") or []) + extra_env
+            req = RunRequest(cmd=argv, env=env, user=cfg.get("User") or "", workdir=workdir,
+                             network_mode=network, config=copy.deepcopy(cfg),
+                             history={"created_by": created_by}, prepare=prepare,
+                             cleanup=cleanup if prepare_files else None)
+
+            async def on_start(cid: str) -> None:
+                await self.say(f" ---> Running in {cid[:12]}\n")
+
+            async def on_output(data: bytes) -> None:
+                await self.say(data.decode("utf-8", errors="replace"))
+
+            try:
+                image = await self.runner.run(state.image, req, on_start, on_output)
+            except StepFailed as exc:
+                raise BuildError(f"The command '{' '.join(argv)}' returned a non-zero code: {exc.exit_code}",
+                                 code=exc.exit_code) from None
+            self._remember(probe, image)
+        await self._advance(state, image)
+
+    # --- COPY / ADD ---------------------------------------------------------------------
+    async def _copy(self, state: _State, ins: I.Copy) -> None:
+        env = self._env(state)
+        kw = ins.keyword
+        srcs_raw = [expand_word(s, env, self.escape) for s in ins.sources]
+        dest = expand_word(ins.dest, env, self.escape)
+        chown = expand_word(ins.chown, env, self.escape) if ins.chown else None
+        chmod_s = expand_word(ins.chmod, env, self.escape) if ins.chmod else None
+        chmod = parse_chmod(chmod_s) if chmod_s else None
+        heredocs = {h.name: h for h in ins.heredocs}
+        from_ref: ImageRef | None = None
+        if ins.from_:
+            f = expand_word(ins.from_, env, self.escape)
+            si = self._stage_index(f)
+            if si is not None and si in self.stage_results:
+                from_ref = self.stage_results[si]
+            else:
+                from_ref = await self.runner.resolve(f, pull=self.opts.pull, platform=None, emit=self._emit)
+        for s in srcs_raw:
+            if s.startswith(("http://", "https://")) and s not in heredocs:
+                raise InvalidParameter(f"{kw} from a URL is not supported: {s}")
+        workdir = state.config.get("WorkingDir") or "/"
+
+        def gather(root: str | None) -> tuple[list[Source], dict[str, str]]:
+            sources: list[Source] = []
+            files: dict[str, str] = {}
+            for s in srcs_raw:
+                if s in heredocs and from_ref is None:
+                    h = heredocs[s]
+                    content = expand_heredoc(h.content, env, self.escape) if h.expand else h.content
+                    data = content.encode()
+                    sources.append(Source(root="", rel=s, inline=data))
+                    files[f"<<{s}"] = hashlib.sha256(data).hexdigest()
+                    continue
+                if root is None:
+                    matches = glob_in(self.ctx.root, s, clamp=False)
+                else:
+                    matches = glob_in(root, s, clamp=True)
+                if not matches:
+                    where = "build context or excluded by .dockerignore" if root is None else "source image"
+                    raise InvalidParameter(
+                        f"{kw} failed: file not found in {where}: stat {s}: file does not exist")
+                for m in matches:
+                    sources.append(Source(root=root or self.ctx.root, rel=m, clamp=root is not None))
+                    if root is None:
+                        host = resolve_in_root(self.ctx.root, m, clamp=False, what=m)
+                        files.update(hash_tree(host, m))
+            return sources, files
+
+        async def perform(root: str | None) -> None:
+            sources, files = await asyncio.to_thread(gather, root)
+            if from_ref is not None:
+                files = {f"{from_ref.id}:{s.rel}": "" for s in sources}
+            if len(sources) == 1 and sources[0].inline is None:
+                host = resolve_in_root(sources[0].root, sources[0].rel, clamp=sources[0].clamp)
+                kind = "dir" if os.path.isdir(host) else "file"
+            else:
+                kind = "multi"
+            digest = digest_of(files)
+            created_by = self._nop(state, f"{kw} {kind}:{digest} in {dest} ", two=False)
+            flags = "".join(f"--{n}={v} " for n, v in (("from", ins.from_), ("chown", chown), ("chmod", chmod_s)) if v)
+            shown = f"{kw} {flags}{' '.join(srcs_raw)} {dest}"
+            cfg = state.config
+            probe = Probe(parent=state.parent_id, keyword=kw, instruction=shown, files=files,
+                          extra=json.dumps([_config_digest(cfg), workdir]))
+            image = await self._cached(state, probe)
+            if image is None:
+                def apply(rootfs: str) -> None:
+                    uid, gid = parse_chown(chown, rootfs) if chown else (0, 0)
+                    Copier(rootfs, uid, gid, chmod).copy(sources, dest, workdir, is_add=ins.is_add)
+
+                image = await self.runner.fs_step(state.image, apply, copy.deepcopy(cfg),
+                                                  {"created_by": created_by})
+                self._remember(probe, image)
+            await self._advance(state, image)
+
+        if from_ref is not None:
+            async with self.runner.mount_image(from_ref) as root:
+                await perform(root)
+        else:
+            await perform(None)
+
+
+def _host_arch() -> str:
+    m = os.uname().machine
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(m, m)
+
+
+async def run_build(runner: StepRunner, cache: BuildCache | None, context: BuildContext,
+                    options: BuildOptions, emit: Emit) -> ImageRef:
+    """Build and tag; emits Docker's legacy-builder JSON messages."""
+    builder = Builder(runner, cache, context, options, emit)
+    image = await builder.build()
+    tagged = await runner.tag(image.id, options.tags) if options.tags else []
+    if options.quiet:
+        await emit({"stream": image.id + "\n"})
+        return image
+    await emit({"aux": {"ID": image.id}})
+    await emit({"stream": f"Successfully built {image.id.removeprefix('sha256:')[:12]}\n"})
+    for t in tagged:
+        await emit({"stream": f"Successfully tagged {t}\n"})
+    return image
+
+
+__all__ = ["Builder", "BuildError", "BuildOptions", "ImageRef", "NotFound", "RunRequest",
+           "StepFailed", "StepRunner", "run_build"]

@@ -1,0 +1,249 @@
+"""Builds through the Engine API (POST /build with a context tar) against a real berthd:
+RUN in real containers, COPY into snapshots, cache hits and miss reasons, failures that
+leave nothing behind, the real docker CLI (legacy builder) and docker-py."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.root]
+
+
+def make_context(files: dict[str, str | bytes | tuple[str, int]],
+                 symlinks: dict[str, str] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, content in files.items():
+            mode = 0o644
+            if isinstance(content, tuple):
+                content, mode = content
+            data = content.encode() if isinstance(content, str) else content
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            ti.mode = mode
+            ti.mtime = int(time.time())
+            tar.addfile(ti, io.BytesIO(data))
+        for name, target in (symlinks or {}).items():
+            ti = tarfile.TarInfo(name)
+            ti.type = tarfile.SYMTYPE
+            ti.linkname = target
+            tar.addfile(ti)
+    return buf.getvalue()
+
+
+def build(daemon: Any, files: dict[str, Any], timeout: float = 120, **params: Any) -> tuple[list[dict[str, Any]], str]:
+    """POST /build; returns (messages, all stream text)."""
+    ctx = make_context(files, params.pop("symlinks", None))
+    q: dict[str, Any] = {}
+    for k, v in params.items():
+        q[k] = v
+    r = daemon.api("POST", "/build", params=q, body=ctx,
+                   headers={"Content-Type": "application/x-tar"}, timeout=timeout)
+    if r.status != 200:
+        return [{"status": r.status, "message": r.json().get("message", r.text)}], r.text
+    msgs = [json.loads(line) for line in r.text.splitlines() if line.strip()]
+    text = "".join(m.get("stream", "") for m in msgs)
+    return msgs, text
+
+
+def image_id(msgs: list[dict[str, Any]]) -> str:
+    ids = [m["aux"]["ID"] for m in msgs if "aux" in m]
+    assert ids, f"no image id in {msgs}"
+    return ids[-1]
+
+
+def error_of(msgs: list[dict[str, Any]]) -> str | None:
+    for m in msgs:
+        if "error" in m:
+            return m["error"]
+        if "status" in m:
+            return m["message"]
+    return None
+
+
+def run_output(daemon: Any, image: str, *cmd: str) -> str:
+    p = daemon.docker("run", "--rm", image, *cmd, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def build_containers(daemon: Any) -> list[str]:
+    """Containers of the run's data root (hidden ones included) still on disk."""
+    d = Path(daemon.names.data_root) / "containers"
+    return [p.name for p in d.iterdir()] if d.exists() else []
+
+
+HELLO_DOCKERFILE = """FROM busybox
+WORKDIR /app
+COPY hello.py /app
+CMD ["cat", "/app/hello.py"]
+"""
+
+
+def test_hello_world_builds_and_runs(daemon: Any, busybox_image: str) -> None:
+    msgs, text = build(daemon, {"Dockerfile": HELLO_DOCKERFILE, "hello.py": "print('hello')\n"},
+                       t="hello-build:1")
+    assert error_of(msgs) is None, msgs
+    assert "Step 1/4 : FROM busybox" in text
+    assert "Step 4/4 : CMD [\"cat\", \"/app/hello.py\"]" in text
+    assert "Successfully tagged hello-build:1" in text
+    assert run_output(daemon, "hello-build:1") == "print('hello')\n"
+    info = daemon.api("GET", "/images/hello-build:1/json").json()
+    assert info["Config"]["WorkingDir"] == "/app"
+    assert info["Config"]["Cmd"] == ["cat", "/app/hello.py"]
+    hist = daemon.api("GET", "/images/hello-build:1/history").json()
+    created_by = [h["CreatedBy"] for h in hist]
+    assert created_by[0] == '/bin/sh -c #(nop)  CMD ["cat" "/app/hello.py"]'
+    assert created_by[1].startswith("/bin/sh -c #(nop) COPY file:") and created_by[1].endswith(" in /app ")
+    assert created_by[2] == "/bin/sh -c #(nop) WORKDIR /app"
+
+
+def test_run_output_and_rebuild_fully_cached(daemon: Any, busybox_image: str) -> None:
+    files = {"Dockerfile": "FROM busybox\nRUN echo built-$((6*7)) > /x && cat /x\nCOPY f /f\nCMD [\"cat\",\"/x\"]\n",
+             "f": "one\n"}
+    msgs, text = build(daemon, files, t="cache-test:1")
+    assert error_of(msgs) is None, msgs
+    assert "built-42" in text  # the RUN's output is streamed
+    assert "Running in" in text
+    first = image_id(msgs)
+    assert run_output(daemon, "cache-test:1") == "built-42\n"
+    msgs2, text2 = build(daemon, files, t="cache-test:1")
+    assert error_of(msgs2) is None, msgs2
+    assert image_id(msgs2) == first
+    assert text2.count("Using cache") == 3
+    assert "Running in" not in text2 and "Cache miss" not in text2
+
+
+def test_changed_file_invalidates_from_its_step_and_names_it(daemon: Any, busybox_image: str) -> None:
+    df = ("FROM busybox\nRUN echo a > /a\nCOPY app/ /app/\nRUN cat /app/main.txt > /copy\n"
+          "CMD [\"cat\",\"/copy\"]\n")
+    files = {"Dockerfile": df, "app/main.txt": "v1\n", "app/other.txt": "same\n"}
+    msgs, _ = build(daemon, files)
+    assert error_of(msgs) is None, msgs
+    # same content, new mtime: still cached
+    time.sleep(1.1)
+    msgs, text = build(daemon, files)
+    assert text.count("Using cache") == 4, text
+    files["app/main.txt"] = "v2\n"
+    msgs, text = build(daemon, files, t="changed:1")
+    assert error_of(msgs) is None, msgs
+    steps = text.split("Step ")
+    assert "Using cache" in steps[2]           # RUN echo a: still cached
+    assert "Using cache" not in steps[3]       # COPY: rebuilt
+    assert "Cache miss: file changed: app/main.txt" in steps[3]
+    assert "other.txt" not in steps[3]
+    assert "Using cache" not in steps[4]
+    assert run_output(daemon, "changed:1") == "v2\n"
+
+
+def test_build_arg_change_is_named(daemon: Any, busybox_image: str) -> None:
+    files = {"Dockerfile": "FROM busybox\nARG FLAVOUR=plain\nRUN echo $FLAVOUR > /flavour\n"}
+    msgs, _ = build(daemon, files, buildargs={"FLAVOUR": "mint"})
+    assert error_of(msgs) is None, msgs
+    msgs, text = build(daemon, files, buildargs={"FLAVOUR": "lemon"}, t="flavour:1")
+    assert error_of(msgs) is None, msgs
+    assert "build arg FLAVOUR changed from 'mint' to 'lemon'" in text
+    assert run_output(daemon, "flavour:1", "cat", "/flavour") == "lemon\n"
+    hist = daemon.api("GET", "/images/flavour:1/history").json()
+    assert hist[0]["CreatedBy"] == "|1 FLAVOUR=lemon /bin/sh -c echo $FLAVOUR > /flavour"
+
+
+def test_failing_run_reports_output_and_code_and_leaves_nothing(daemon: Any, busybox_image: str) -> None:
+    before = set(build_containers(daemon))
+    msgs, text = build(daemon, {"Dockerfile": "FROM busybox\nRUN echo about-to-fail && exit 3\n"},
+                       t="never-tagged:1")
+    assert "about-to-fail" in text
+    err = error_of(msgs)
+    assert err == "The command '/bin/sh -c echo about-to-fail && exit 3' returned a non-zero code: 3"
+    detail = [m for m in msgs if "errorDetail" in m][0]["errorDetail"]
+    assert detail["code"] == 3
+    assert daemon.api("GET", "/images/never-tagged:1/json").status == 404
+    assert set(build_containers(daemon)) == before
+    mounts = Path("/proc/mounts").read_text()
+    assert "build-" not in "".join(ln for ln in mounts.splitlines() if str(daemon.names.root) in ln)
+
+
+def test_syntax_error_reports_line(daemon: Any, busybox_image: str) -> None:
+    msgs, _ = build(daemon, {"Dockerfile": "FROM busybox\nRUN true\nFORM x\n"})
+    assert error_of(msgs) == "Dockerfile:3: unknown instruction: FORM"
+    assert msgs[0]["status"] == 400
+
+
+@pytest.mark.parametrize("df,symlinks", [
+    ("FROM busybox\nCOPY ../secret /s\n", None),
+    ("FROM busybox\nCOPY link /s\n", {"link": "/etc/passwd"}),
+    ("FROM busybox\nCOPY dir/up /s\n", {"dir/up": "../../.."}),
+])
+def test_copy_outside_context_is_refused(daemon: Any, busybox_image: str, df: str,
+                                         symlinks: dict[str, str] | None) -> None:
+    before = set(build_containers(daemon))
+    msgs, _ = build(daemon, {"Dockerfile": df, "dir/x": "x"}, symlinks=symlinks, t="outside:1")
+    err = error_of(msgs)
+    assert err is not None and "outside the build context" in err, msgs
+    assert daemon.api("GET", "/images/outside:1/json").status == 404
+    assert set(build_containers(daemon)) == before
+
+
+def test_multistage_target_and_copy_from(daemon: Any, busybox_image: str) -> None:
+    df = """ARG BASE=busybox
+FROM ${BASE} AS builder
+RUN mkdir -p /out && echo compiled > /out/artifact
+FROM busybox AS unused
+RUN exit 1
+FROM busybox
+COPY --from=builder /out/artifact /artifact
+ENV GREETING="hi there"
+CMD echo "$GREETING" && cat /artifact
+"""
+    msgs, text = build(daemon, {"Dockerfile": df}, t="multi:1")
+    assert error_of(msgs) is None, msgs
+    assert "exit 1" not in text  # the unused stage is not built
+    assert run_output(daemon, "multi:1") == "hi there\ncompiled\n"
+    msgs, text = build(daemon, {"Dockerfile": df}, t="multi:builder", target="builder")
+    assert error_of(msgs) is None, msgs
+    assert run_output(daemon, "multi:builder", "cat", "/out/artifact") == "compiled\n"
+    msgs, _ = build(daemon, {"Dockerfile": df}, target="nope")
+    assert "nope" in (error_of(msgs) or "")
+
+
+def test_docker_cli_legacy_build(daemon: Any, busybox_image: str, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(HELLO_DOCKERFILE)
+    (tmp_path / "hello.py").write_text("print('from docker cli')\n")
+    (tmp_path / "ignored.txt").write_text("x")
+    (tmp_path / ".dockerignore").write_text("ignored.txt\n")
+    env_cmd = ["build", "-t", "docker-cli-built:1", str(tmp_path)]
+    import os
+    import subprocess
+    env = dict(daemon.env, DOCKER_BUILDKIT="0")
+    p = subprocess.run(["/usr/bin/docker", *env_cmd], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "Successfully tagged docker-cli-built:1" in p.stdout
+    assert run_output(daemon, "docker-cli-built:1") == "print('from docker cli')\n"
+    p = subprocess.run(["/usr/bin/docker", "build", "-q", "-f", str(tmp_path / "Dockerfile"), str(tmp_path)],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().startswith("sha256:")
+    del os
+
+
+def test_docker_py_build(daemon: Any, busybox_image: str, tmp_path: Path) -> None:
+    docker = pytest.importorskip("docker")
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nLABEL made.by=docker-py\nRUN echo py > /py\n")
+    client = docker.DockerClient(base_url=daemon.host, version="1.43")
+    try:
+        image, logs = client.images.build(path=str(tmp_path), tag="docker-py-built:1", rm=True)
+        assert "docker-py-built:1" in image.tags
+        assert image.labels.get("made.by") == "docker-py"
+        assert any("Step 3/3" in (entry.get("stream") or "") for entry in logs)
+        with pytest.raises(docker.errors.BuildError) as ei:
+            client.images.build(fileobj=io.BytesIO(b"FROM busybox\nRUN exit 7\n"), rm=True)
+        assert "returned a non-zero code: 7" in str(ei.value)
+    finally:
+        client.close()
