@@ -476,8 +476,10 @@ def create_body(o: Parsed, image: str, cmd: list[str], detach: bool = False) -> 
         raise UsageError("Conflicting options: Nano CPUs and CPU Period cannot both be set")
 
     restart = parse_restart(o.restart or "no")
-    autoremove = bool(o.opts.get("rm"))
-    if autoremove and restart["Name"] != "no":
+    # --rm with -d: the daemon removes the container (AutoRemove). In the foreground the CLI
+    # removes it itself after reading the exit status, so the status can never be lost.
+    autoremove = bool(o.opts.get("rm")) and detach
+    if o.opts.get("rm") and restart["Name"] != "no":
         raise UsageError("Conflicting options: cannot specify both --restart and --rm")
 
     attach = [a.lower() for a in o.attach]
