@@ -31,13 +31,12 @@ async def version_middleware(request: web.Request, handler):  # type: ignore[no-
     if m:
         version = m.group(1)
         if _vtuple(version) > _vtuple(API_VERSION):
-            return web.json_response(
-                {"message": f"client version {version} is too new. Maximum supported API version is {API_VERSION}"},
-                status=400)
+            return json_error(
+                f"client version {version} is too new. Maximum supported API version is {API_VERSION}", 400)
         if _vtuple(version) < _vtuple(MIN_API_VERSION):
-            return web.json_response(
-                {"message": f"client version {version} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"},
-                status=400)
+            return json_error(
+                f"client version {version} is too old. Minimum supported API version is {MIN_API_VERSION}, "
+                "please upgrade your client to a newer version", 400)
     request["api_version"] = version
     resp = await handler(request)
     return resp

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sys
 from typing import Any
 
@@ -63,11 +64,32 @@ def _ready(line: bytes) -> dict[str, Any]:
     return msg
 
 
+def connect_unix(path: str) -> socket.socket:
+    """A connected AF_UNIX socket, also for paths longer than sun_path allows (through
+    /proc/self/fd/<dir fd>/<name>)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        if len(path.encode()) < 100:
+            s.connect(path)
+        else:
+            dfd = os.open(os.path.dirname(path), os.O_PATH | os.O_CLOEXEC)
+            try:
+                s.connect(f"/proc/self/fd/{dfd}/{os.path.basename(path)}")
+            finally:
+                os.close(dfd)
+    except BaseException:
+        s.close()
+        raise
+    s.setblocking(False)
+    return s
+
+
 async def _connect(sock: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     try:
-        return await asyncio.open_unix_connection(sock, limit=2**20)
+        s = connect_unix(sock)
     except (FileNotFoundError, ConnectionRefusedError) as exc:
         raise ShimGone(f"shim at {sock} is gone", "ShimGone") from exc
+    return await asyncio.open_unix_connection(sock=s, limit=2**20)
 
 
 async def call(sock: str, msg: dict[str, Any], timeout: float = 30) -> dict[str, Any]:

@@ -115,7 +115,7 @@ class Shim:
     # --- stdio -------------------------------------------------------------------------
     def _console_socket(self) -> tuple[socket.socket, str]:
         self.console_n += 1
-        path = os.path.join(os.path.dirname(self.cfg.socket), f"console-{self.console_n}.sock")
+        path = f"console-{self.console_n}.sock"  # relative to our cwd: sun_path is short
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -196,12 +196,15 @@ class Shim:
         return pid
 
     def listen(self) -> None:
+        # bind relative to the shim dir: absolute paths can exceed sun_path's 108 bytes
+        os.chdir(os.path.dirname(self.cfg.socket))
+        name = os.path.basename(self.cfg.socket)
         try:
-            os.unlink(self.cfg.socket)
+            os.unlink(name)
         except FileNotFoundError:
             pass
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        s.bind(self.cfg.socket)
+        s.bind(name)
         s.listen(64)
         s.setblocking(False)
         self.listener = s

@@ -1,0 +1,173 @@
+"""The real docker CLI (/usr/bin/docker) driving berthd: version, run, ps, logs, exec, stop,
+rm, inspect, images, `run -it` through a real pty."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import time
+
+import pytest
+
+from fixtures.daemon import DOCKER_CLI, run_cgroups
+from support import host_state
+
+pytestmark = [pytest.mark.root, pytest.mark.skipif(not os.path.exists(DOCKER_CLI), reason="docker CLI missing")]
+
+
+def test_version(daemon):
+    r = daemon.docker("version", "--format", "{{json .}}")
+    assert r.returncode == 0, r.stderr
+    v = json.loads(r.stdout)
+    assert v["Server"]["ApiVersion"] == "1.45"
+
+
+def test_run_rm_echo(daemon, busybox_image):
+    r = daemon.docker("run", "--rm", "busybox", "echo", "hi")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "hi\n"
+    assert daemon.docker("ps", "-aq", "--no-trunc").stdout.strip() == ""
+
+
+def test_run_exit_codes(daemon, busybox_image):
+    assert daemon.docker("run", "--rm", "busybox", "sh", "-c", "exit 3").returncode == 3
+    r = daemon.docker("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2")
+    assert r.stdout == "out\n" and r.stderr == "err\n"
+    r = daemon.docker("run", "--rm", "busybox", "nosuchcommand")
+    assert r.returncode == 127
+    assert "executable file not found" in r.stderr
+    r = daemon.docker("run", "--rm", "busybox", "/etc/passwd")
+    assert r.returncode == 126
+
+
+def test_stdin_pipe(daemon, busybox_image):
+    r = daemon.docker("run", "--rm", "-i", "busybox", "sh", "-c", "tr a-z A-Z", input="hello\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "HELLO\n"
+
+
+def test_detached_lifecycle(daemon, busybox_image):
+    name = f"cli-{daemon.names.run_id}"
+    r = daemon.docker("run", "-d", "--name", name, "busybox", "sh", "-c",
+                      'echo started; trap "echo got-term; exit 0" TERM; while true; do sleep 0.1; done')
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    assert len(cid) == 64
+    try:
+        ps = daemon.docker("ps", "--format", "{{.ID}} {{.Names}} {{.Status}}").stdout
+        assert f"{cid[:12]} {name} Up" in ps
+        for _ in range(50):
+            logs = daemon.docker("logs", name)
+            if "started" in logs.stdout:
+                break
+            time.sleep(0.1)
+        assert logs.stdout == "started\n"
+        r = daemon.docker("exec", name, "sh", "-c", "echo $HOSTNAME; cat /etc/hostname")
+        assert r.returncode == 0 and r.stdout == f"{cid[:12]}\n{cid[:12]}\n"
+        assert daemon.docker("exec", name, "sh", "-c", "exit 7").returncode == 7
+        info = json.loads(daemon.docker("inspect", name).stdout)[0]
+        assert info["Id"] == cid and info["State"]["Running"] and info["Name"] == f"/{name}"
+        assert info["State"]["Pid"] > 0
+        t0 = time.monotonic()
+        r = daemon.docker("stop", name)
+        assert r.returncode == 0 and r.stdout.strip() == name
+        assert time.monotonic() - t0 < 5
+        assert "got-term" in daemon.docker("logs", name).stdout
+        st = json.loads(daemon.docker("inspect", name).stdout)[0]["State"]
+        assert st["Status"] == "exited" and st["ExitCode"] == 0
+        assert "Exited (0)" in daemon.docker("ps", "-a", "--format", "{{.Status}}", "-f", f"name={name}").stdout
+    finally:
+        r = daemon.docker("rm", "-f", name)
+    assert r.returncode == 0
+    assert daemon.docker("ps", "-aq", "-f", f"name={name}").stdout.strip() == ""
+    hs = host_state(cid[:32])
+    assert not hs.mounts and not hs.processes and not hs.cgroups
+
+
+def test_images(daemon, busybox_image):
+    r = daemon.docker("images", "--format", "{{.Repository}}:{{.Tag}}")
+    assert r.returncode == 0, r.stderr
+    assert "busybox:latest" in r.stdout.split()
+
+
+def test_run_it_pty(daemon, busybox_image):
+    """`docker run -it` with a real terminal: a working interactive shell."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(DOCKER_CLI, [DOCKER_CLI, "run", "-it", "--rm", "busybox", "sh"], daemon.env)
+
+    def read_until(token: bytes, timeout: float = 20) -> bytes:
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while token not in buf and time.monotonic() < deadline:
+            r, _, _ = select.select([fd], [], [], 0.2)
+            if r:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                buf += chunk
+        return buf
+
+    try:
+        read_until(b"# ")
+        os.write(fd, b"tty; echo $((6*7))\r")
+        out = read_until(b"42")
+        assert b"42" in out
+        assert b"/dev/pts/" in out
+        os.write(fd, b"exit 3\r")
+        deadline = time.monotonic() + 20
+        status = None
+        while time.monotonic() < deadline:
+            read_until(b"\0", 0.2)
+            wpid, status = os.waitpid(pid, os.WNOHANG)
+            if wpid:
+                break
+        assert status is not None and os.waitstatus_to_exitcode(status) == 3
+        pid = 0
+    finally:
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)
+
+
+def test_bad_input_leaves_nothing(daemon, busybox_image):
+    before = set(daemon.docker("ps", "-aq", "--no-trunc").stdout.split())
+    r = daemon.docker("run", "--rm", "no-such-image-zz:latest", "true")
+    assert r.returncode == 125 and "No such image" in r.stderr or "Unable to find image" in r.stderr
+    r = daemon.docker("run", "--rm", "-m", "1k", "busybox", "true")
+    assert r.returncode == 125 and "Minimum memory limit allowed is 6MB" in r.stderr
+    r = daemon.docker("run", "--rm", "-m", "lots", "busybox", "true")
+    assert r.returncode == 125
+    r = daemon.docker("run", "--rm", "--bogus-flag", "busybox", "true")
+    assert r.returncode == 125
+    r = daemon.docker("run", "--rm", "busybox", "nosuchcommand")
+    assert r.returncode == 127
+    name = f"dup-{daemon.names.run_id}"
+    r = daemon.docker("create", "--name", name, "busybox", "true")
+    assert r.returncode == 0
+    try:
+        r = daemon.docker("create", "--name", name, "busybox", "true")
+        assert r.returncode != 0 and "is already in use" in r.stderr
+        assert len(daemon.docker("ps", "-aq", "-f", f"name=^{name}$").stdout.split()) == 1
+    finally:
+        daemon.docker("rm", "-f", name)
+    after = set(daemon.docker("ps", "-aq", "--no-trunc").stdout.split())
+    assert after == before
+    # nothing of a failed container: no mounts under containers/, no shim, no cgroup
+    cdir = daemon.names.data_root / "containers"
+    leftovers = [d.name for d in cdir.iterdir()] if cdir.exists() else []
+    assert not set(leftovers) - before
+    mounts = [ln for ln in open("/proc/mounts").read().splitlines() if str(cdir) in ln]
+    assert all(any(b in m for b in before) for m in mounts)
+    cgroups = [p for p in run_cgroups(daemon.names) if not any(b in p for b in before)]
+    assert cgroups == []
+    shims = subprocess.run(["pgrep", "-f", f"berth.shim.*{daemon.names.root}"], capture_output=True,
+                           text=True).stdout.split()
+    assert len(shims) <= len(before)
