@@ -88,3 +88,15 @@ def test_new_image_config_shape() -> None:
     doc = spec.new_image_config([D1], {"Cmd": ["sh"]}, [{"created": "x"}], "2024-01-01T00:00:00Z")
     assert json.loads(json.dumps(doc))["rootfs"] == {"type": "layers", "diff_ids": [D1]}
     assert doc["os"] == "linux" and doc["config"]["Cmd"] == ["sh"]
+
+
+def test_image_config_keeps_unknown_keys() -> None:
+    raw = {"architecture": "arm64", "variant": "v8", "os": "linux", "config": {"Cmd": ["sh"]},
+           "created": "2024-01-01T00:00:00Z", "container": "abc",
+           "history": [{"created": "a", "created_by": "x"}, {"created": "b", "empty_layer": True}],
+           "rootfs": {"type": "layers", "diff_ids": [D1]}}
+    cfg = spec.ImageConfig.from_dict(raw)
+    assert cfg.architecture == "arm64" and cfg.extra == {"variant": "v8", "container": "abc"}
+    assert cfg.to_dict() == raw
+    assert len(cfg.layer_history) == len(cfg.diff_ids) == 1
+    assert spec.History.from_dict(raw["history"][1]).to_dict() == {"created": "b", "empty_layer": True}

@@ -186,18 +186,77 @@ CONFIG_KEYS = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", 
                "MacAddress", "OnBuild", "Labels", "StopSignal", "StopTimeout", "Shell")
 
 
+@dataclass
+class History:
+    created: str = ""
+    created_by: str = ""
+    comment: str = ""
+    author: str = ""
+    empty_layer: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"created": self.created}
+        for k in ("created_by", "comment", "author"):
+            if getattr(self, k):
+                d[k] = getattr(self, k)
+        if self.empty_layer:
+            d["empty_layer"] = True
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> History:
+        return cls(created=d.get("created", ""), created_by=d.get("created_by", ""),
+                   comment=d.get("comment", ""), author=d.get("author", ""),
+                   empty_layer=bool(d.get("empty_layer")))
+
+
+@dataclass
+class ImageConfig:
+    """The image config document (OCI `application/vnd.oci.image.config.v1+json`, the same
+    keys as Docker's). `config` is the container config (`Env`, `Cmd`, ...); keys berth
+    does not model are kept in `extra` so a loaded config re-serialises unchanged."""
+
+    diff_ids: list[str]
+    config: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    created: str = ""
+    architecture: str = "amd64"
+    os: str = "linux"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "architecture": self.architecture,
+            "config": self.config,
+            "created": self.created,
+            "history": self.history,
+            "os": self.os,
+            "rootfs": {"type": "layers", "diff_ids": list(self.diff_ids)},
+        }
+        doc.update(self.extra)
+        return doc
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ImageConfig:
+        known = {"architecture", "config", "created", "history", "os", "rootfs"}
+        return cls(diff_ids=list((d.get("rootfs") or {}).get("diff_ids") or []),
+                   config=dict(d.get("config") or {}), history=list(d.get("history") or []),
+                   created=d.get("created", ""), architecture=d.get("architecture", ""),
+                   os=d.get("os", ""), extra={k: v for k, v in d.items() if k not in known})
+
+    @property
+    def layer_history(self) -> list[dict[str, Any]]:
+        """History entries that produced a layer (one per diff_id in a valid image)."""
+        return [h for h in self.history if not h.get("empty_layer")]
+
+
 def new_image_config(diff_ids: list[str], config: dict[str, Any] | None, history: list[dict[str, Any]],
                      created: str, architecture: str = "amd64", os_: str = "linux",
                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """An image config document (OCI / docker, identical keys for what we write)."""
-    doc: dict[str, Any] = {
-        "architecture": architecture,
-        "config": config or {},
-        "created": created,
-        "history": history,
-        "os": os_,
-        "rootfs": {"type": "layers", "diff_ids": list(diff_ids)},
-    }
-    if extra:
-        doc.update(extra)
-    return doc
+    return ImageConfig(diff_ids=list(diff_ids), config=config or {}, history=history,
+                       created=created, architecture=architecture, os=os_,
+                       extra=dict(extra or {})).to_dict()
