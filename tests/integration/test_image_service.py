@@ -108,6 +108,8 @@ def test_commit_makes_a_layer_with_whiteouts(svc: ImageService, busybox_tar: str
         assert Path(merged, "etc/motd").read_text() == "welcome\n"
         assert not os.path.exists(os.path.join(merged, "etc/passwd"))
         assert os.path.exists(os.path.join(merged, "etc/group"))
+        assert os.listdir(os.path.join(merged, "var")) == []  # opaque: the lower var/www is hidden
+        assert os.path.isdir(os.path.join(svc.lower_dirs(base)[0], "var/www"))
     finally:
         svc.snapshots.remove("check")
     # nothing changed -> no layer, an empty_layer history entry
