@@ -311,3 +311,27 @@ def test_metadata_only_commit(svc: ImageService, busybox_tar: str) -> None:
                                          "empty_layer": True}
     assert svc.resolve("meta:1").config["config"]["Env"] == ["X=1"]
     assert [h["Size"] for h in svc.history("meta:1")] == [0, base.size]
+
+
+def test_gc_removes_orphan_layers_only(svc: ImageService, busybox_tar: str) -> None:
+    img = _import(svc, busybox_tar)
+    orphan = svc.layers.apply(io.BytesIO(_one_file_tar("orphan")), img.layers[-1])
+    stacked = svc.layers.apply(io.BytesIO(_one_file_tar("stacked")), img.layers[-1])
+    svc.snapshots.prepare("holder", svc.layers.lower_dirs([*img.layers, stacked.chain_id]), mount=False)
+    try:
+        assert svc.gc_layers() == [orphan.chain_id]
+        assert not svc.layers.exists(orphan.chain_id) and not svc.content.exists(orphan.blob or "")
+        assert svc.layers.exists(stacked.chain_id) and svc.layers.exists(img.layers[0])
+    finally:
+        svc.snapshots.remove("holder")
+    assert svc.gc_layers() == [stacked.chain_id]
+    assert svc.resolve("busybox").id == img.id
+
+
+def _one_file_tar(name: str) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        ti = tarfile.TarInfo(name)
+        ti.size = 1
+        t.addfile(ti, io.BytesIO(b"x"))
+    return buf.getvalue()

@@ -85,6 +85,48 @@ class ImageService:
                         except OSError:
                             pass
 
+    async def start(self) -> None:
+        import asyncio
+        await asyncio.to_thread(self.gc_layers)
+
+    def gc_layers(self) -> list[str]:
+        """Remove layers no image lists and no snapshot stacks on (left by a pull, load or
+        commit interrupted by a crash), with their blobs. Run at daemon start-up."""
+        with self._lock:
+            used: set[str] = set()
+            for img in self.store.list():
+                used.update(img.layers)
+            links: set[str] = set()
+            try:
+                entries = list(os.scandir(self.config.containers_dir))
+            except FileNotFoundError:
+                entries = []
+            for e in entries:
+                try:
+                    lowers = self.snapshots.lower_dirs(e.name)
+                except (NotFound, ValueError, KeyError, InvalidParameter):
+                    continue
+                links.update(os.path.basename(p) for p in lowers)
+            removed: list[str] = []
+            dropped: set[str] = set()
+            for chain in self.layers.list():
+                if chain in used:
+                    continue
+                try:
+                    layer = self.layers.get(chain)
+                except NotFound:
+                    continue
+                if os.path.basename(layer.link) in links:
+                    continue
+                self.layers.remove(chain)
+                removed.append(chain)
+                if layer.blob:
+                    dropped.add(layer.blob)
+            if dropped:
+                for b in dropped - self.store.layer_blobs_in_use():
+                    self.content.delete(b)
+            return removed
+
     def _event(self, action: str, actor: str, **attrs: str) -> None:
         if self.events is not None:
             try:
