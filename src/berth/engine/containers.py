@@ -26,7 +26,6 @@ from berth.engine import specgen
 from berth.engine.humanize import ZERO_TIME, parse_time, status_string
 from berth.engine.names import random_name, validate
 from berth.errors import BerthError, Conflict, InvalidParameter, NotFound, NotModified
-from berth.runtime import capabilities
 from berth.shim import client as shim
 from berth.shim.protocol import ShimConfig, frame, rfc3339_nano
 
@@ -394,8 +393,7 @@ class ContainerService:
             spec = specgen.generate(specgen.SpecInputs(
                 id=c.id, rootfs=c.rootfs, config=c.config, host_config=hc, cgroup_parent=parent,
                 hostname=c.config.get("Hostname") or c.id[:12], netns=netns, share_host_network=share_host,
-                files=files, extra_mounts=c.oci_mounts, seccomp=_seccomp_profile(
-                    capabilities.docker_set(hc.get("CapAdd"), hc.get("CapDrop"), bool(hc.get("Privileged"))))))
+                files=files, extra_mounts=c.oci_mounts, seccomp=_seccomp_profile(specgen.container_caps(hc))))
             bundle = self._dir(c.id)
             tmp = bundle / "config.json.tmp"
             tmp.write_text(json.dumps(spec))
@@ -1071,8 +1069,7 @@ class ContainerService:
             e.config["Tty"] = bool(tty) or e.config["Tty"]
         if console_size:
             e.config["ConsoleSize"] = console_size
-        caps = capabilities.docker_set(c.host_config.get("CapAdd"), c.host_config.get("CapDrop"),
-                                       bool(c.host_config.get("Privileged")))
+        caps = specgen.container_caps(c.host_config)
         env = list(c.config.get("Env") or [])
         proc = specgen.exec_process(c.config, e.config, c.rootfs, env, caps)
         e.started = True

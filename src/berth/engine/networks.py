@@ -155,6 +155,7 @@ class NetworkService:
                 net = ipaddress.ip_network(row["subnet"])
                 await asyncio.to_thread(_bridge().ensure_bridge, row["bridge"], row["gateway"], net.prefixlen)
             await self._restore_sandboxes()
+            self._purge_stale_attachments()
             await self._sync_firewall()
 
     async def _ensure_default_bridge(self) -> None:
@@ -309,6 +310,7 @@ class NetworkService:
             row = self._row(id_or_name)
             if row["builtin"]:
                 raise Forbidden(f"{row['name']} is a pre-defined network and cannot be removed")
+            self._purge_stale_attachments()
             users = [r["container_id"] for r in self.db.execute(
                 "SELECT container_id FROM net_endpoints WHERE network_id = ? UNION "
                 "SELECT container_id FROM net_attachments WHERE network_id = ?", (row["id"], row["id"]))]
@@ -441,6 +443,14 @@ class NetworkService:
             return ""
         return str(row["name"]) if row is not None and row["name"] else ""
 
+    def _purge_stale_attachments(self) -> None:
+        """Drop remembered connections of containers that no longer exist (when the
+        container service's table is there to tell; `forget_container` is the main path)."""
+        try:
+            self.db.execute("DELETE FROM net_attachments WHERE container_id NOT IN (SELECT id FROM containers)")
+        except sqlite3.Error:
+            pass
+
     def _write_files(self, container_id: str, hosts: str, resolv: str, hostname: str) -> dict[str, str]:
         d = self._container_dir(container_id)
         d.mkdir(parents=True, exist_ok=True)
@@ -515,7 +525,10 @@ class NetworkService:
         await asyncio.to_thread(br.create_netns, path)
         wanted = [(primary, aliases, ipv4)]
         for att in self.db.execute("SELECT * FROM net_attachments WHERE container_id = ?", (container_id,)):
-            if att["network_id"] != primary["id"]:
+            if att["network_id"] == primary["id"]:   # connected before start to its own network
+                merged = list(dict.fromkeys([*aliases, *json.loads(att["aliases"])]))
+                wanted[0] = (primary, merged, ipv4 or att["ipv4"])
+            else:
                 wanted.append((self._row(att["network_id"]), json.loads(att["aliases"]), att["ipv4"]))
         for seq, (net, als, ip) in enumerate(wanted):
             await self._attach(container_id, net, als, ip, seq)
@@ -628,8 +641,8 @@ class NetworkService:
             att = self.db.one("SELECT 1 FROM net_attachments WHERE container_id = ? AND network_id = ?",
                               (container_id, net["id"]))
             if ep is None and att is None:
-                if force:
-                    return
+                if force or self._sandbox_row(container_id) is None:
+                    return   # not running: the network mode's own network is dropped by the engine
                 raise NotFound(f"container {container_id[:12]} is not connected to network {net['name']}")
             self.db.execute("DELETE FROM net_attachments WHERE container_id = ? AND network_id = ?",
                             (container_id, net["id"]))

@@ -277,9 +277,28 @@ def resources(hc: dict[str, Any]) -> dict[str, Any]:
     return r
 
 
+def host_bounding_caps() -> int:
+    """The daemon's own capability bounding set: --privileged gives what the host has."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return (1 << 64) - 1
+
+
+def container_caps(hc: dict[str, Any]) -> list[str]:
+    from berth.runtime import capabilities
+
+    caps = capabilities.docker_set(hc.get("CapAdd"), hc.get("CapDrop"), bool(hc.get("Privileged")))
+    bnd = host_bounding_caps()
+    return [c for c in caps if bnd & (1 << capabilities.CAP_NUMBERS[c])]
+
+
 def generate(inp: SpecInputs) -> dict[str, Any]:
     """The OCI config.json for a container, as a JSON-ready dict."""
-    from berth.runtime import capabilities
 
     c, hc = inp.config, inp.host_config
     privileged = bool(hc.get("Privileged"))
@@ -292,7 +311,7 @@ def generate(inp: SpecInputs) -> dict[str, Any]:
         env.append("TERM=xterm")
     if "HOME" not in keys:
         env.append(f"HOME={user.home or '/'}")
-    caps = capabilities.docker_set(hc.get("CapAdd"), hc.get("CapDrop"), privileged)
+    caps = container_caps(hc)
     process: dict[str, Any] = {
         "terminal": bool(c.get("Tty")),
         "user": {"uid": user.uid, "gid": user.gid},
@@ -394,8 +413,7 @@ def exec_process(config: dict[str, Any], exec_cfg: dict[str, Any], rootfs: str, 
     if not cmd:
         raise InvalidParameter("No exec command specified")
     if exec_cfg.get("Privileged"):
-        from berth.runtime import capabilities
-        caps = capabilities.all_caps()
+        caps = container_caps({"Privileged": True})
     p: dict[str, Any] = {
         "terminal": bool(exec_cfg.get("Tty")),
         "user": {"uid": user.uid, "gid": user.gid},
