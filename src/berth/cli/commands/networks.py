@@ -1,0 +1,231 @@
+"""network create/ls/inspect/rm/connect/disconnect/prune."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from berth.cli import format as fmt
+from berth.cli.client import CLIError, path_part
+from berth.cli.commands.common import filters_param
+from berth.cli.context import Context
+from berth.cli.flags import BOOL, LIST, STR, Flag, Parsed, Spec, UsageError
+
+CREATE = Spec("network create", "[OPTIONS] NETWORK", [
+    Flag("attachable", BOOL, help="Enable manual container attachment"),
+    Flag("aux-address", LIST, help="Auxiliary IPv4 or IPv6 addresses used by Network driver"),
+    Flag("driver", STR, "d", default="bridge", help="Driver to manage the Network"),
+    Flag("gateway", LIST, help="IPv4 or IPv6 Gateway for the master subnet"),
+    Flag("internal", BOOL, help="Restrict external access to the network"),
+    Flag("ip-range", LIST, help="Allocate container ip from a sub-range"),
+    Flag("ipam-driver", STR, default="default", help="IP Address Management Driver"),
+    Flag("ipam-opt", LIST, help="Set IPAM driver specific options"),
+    Flag("ipv6", BOOL, help="Enable or disable IPv6 networking"),
+    Flag("label", LIST, help="Set metadata on a network"),
+    Flag("opt", LIST, "o", help="Set driver specific options"),
+    Flag("scope", STR, help="Control the network's scope"),
+    Flag("subnet", LIST, help="Subnet in CIDR format that represents a network segment"),
+], min_args=1, max_args=1, help="Create a network")
+
+
+def _kv(values: list[str]) -> dict[str, str]:
+    out = {}
+    for v in values:
+        k, _, val = v.partition("=")
+        out[k] = val
+    return out
+
+
+def ipam_config(subnets: list[str], gateways: list[str], ranges: list[str],
+                aux: list[str]) -> list[dict[str, Any]]:
+    """Pair each --gateway/--ip-range with the --subnet containing it, as docker does."""
+    import ipaddress
+
+    if (gateways or ranges) and not subnets:
+        raise UsageError("every ip-range or gateway must have a corresponding subnet")
+    configs: list[dict[str, Any]] = []
+    nets = []
+    for s in subnets:
+        try:
+            net = ipaddress.ip_network(s, strict=False)
+        except ValueError:
+            raise UsageError(f'invalid argument "{s}" for "--subnet" flag: invalid CIDR address: {s}') from None
+        for other in nets:
+            if net.overlaps(other):
+                raise UsageError("multiple overlapping subnet configuration is not allowed")
+        nets.append(net)
+        configs.append({"Subnet": s})
+
+    def owner(addr: str, what: str) -> dict[str, Any]:
+        try:
+            ip = ipaddress.ip_network(addr, strict=False) if "/" in addr else ipaddress.ip_address(addr)
+        except ValueError:
+            raise UsageError(f"invalid {what} address: {addr}") from None
+        for net, cfg in zip(nets, configs, strict=True):
+            if isinstance(ip, ipaddress.IPv4Network | ipaddress.IPv6Network):
+                inside = ip.version == net.version and ip.subnet_of(net)  # type: ignore[arg-type]
+            else:
+                inside = ip.version == net.version and ip in net
+            if inside:
+                return cfg
+        raise UsageError(f"no matching subnet for {what} {addr}")
+    for g in gateways:
+        cfg = owner(g, "gateway")
+        if "Gateway" in cfg:
+            raise UsageError(f"cannot configure multiple gateways ({g}, {cfg['Gateway']}) for the same subnet ({cfg['Subnet']})")
+        cfg["Gateway"] = g
+    for r in ranges:
+        cfg = owner(r, "range")
+        if "IPRange" in cfg:
+            raise UsageError(f"cannot configure multiple ranges ({r}, {cfg['IPRange']}) on the same subnet ({cfg['Subnet']})")
+        cfg["IPRange"] = r
+    for a in aux:
+        name, _, addr = a.partition("=")
+        owner(addr, "aux-address").setdefault("AuxiliaryAddresses", {})[name] = addr
+    return configs
+
+
+def cmd_create(ctx: Context, p: Parsed) -> int:
+    body: dict[str, Any] = {
+        "Name": p.args[0], "CheckDuplicate": True, "Driver": p.driver or "bridge",
+        "Internal": p.internal, "Attachable": p.attachable, "EnableIPv6": p.ipv6,
+        "Options": _kv(p.opt), "Labels": _kv(p.label),
+        "IPAM": {"Driver": p.ipam_driver or "default", "Options": _kv(p.ipam_opt),
+                 "Config": ipam_config(p.subnet, p.gateway, p.ip_range, p.aux_address)},
+    }
+    if p.scope:
+        body["Scope"] = p.scope
+    res = ctx.client.post("/networks/create", body=body) or {}
+    if res.get("Warning"):
+        ctx.warn(f"WARNING: {res['Warning']}")
+    ctx.print(res.get("Id", ""))
+    return 0
+
+
+LS = Spec("network ls", "[OPTIONS]", [
+    Flag("filter", LIST, "f", help="Provide filter values (e.g. \"driver=bridge\")"),
+    Flag("format", STR, help="Format output using a custom template"),
+    Flag("no-trunc", BOOL, help="Do not truncate the output"),
+    Flag("quiet", BOOL, "q", help="Only display network IDs"),
+], max_args=0, help="List networks")
+
+NET_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+               "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT"}
+
+
+def cmd_ls(ctx: Context, p: Parsed) -> int:
+    nets = ctx.client.get("/networks", {"filters": filters_param(p.filter)}) or []
+    nets = sorted(nets, key=lambda n: n.get("Name", ""))
+    trunc = not p.no_trunc
+    if p.quiet:
+        for n in nets:
+            ctx.print(fmt.short_id(n["Id"]) if trunc else n["Id"])
+        return 0
+    rows = [{"ID": fmt.short_id(n.get("Id", "")) if trunc else n.get("Id", ""), "Name": n.get("Name", ""),
+             "Driver": n.get("Driver", ""), "Scope": n.get("Scope", "local"),
+             "IPv6": "true" if n.get("EnableIPv6") else "false",
+             "Internal": "true" if n.get("Internal") else "false",
+             "Labels": ",".join(f"{k}={v}" for k, v in sorted((n.get("Labels") or {}).items())),
+             "CreatedAt": n.get("Created", "")} for n in nets]
+    cols = ["ID", "Name", "Driver", "Scope"]
+
+    def default() -> str:
+        return fmt.table([NET_HEADERS[c] for c in cols], [[r[c] for c in cols] for r in rows])
+    ctx.out.write(fmt.render_format(p.format, rows, NET_HEADERS, default=default) if p.format else default())
+    return 0
+
+
+INSPECT = Spec("network inspect", "[OPTIONS] NETWORK [NETWORK...]", [
+    Flag("format", STR, "f", help="Format output using a custom template"),
+    Flag("verbose", BOOL, "v", help="Verbose output for diagnostics"),
+], min_args=1, help="Display detailed information on one or more networks")
+
+
+def cmd_inspect(ctx: Context, p: Parsed) -> int:
+    from berth.cli.commands.system import show_inspected
+
+    objs = []
+    failed = False
+    for name in p.args:
+        try:
+            objs.append(ctx.client.get(f"/networks/{path_part(name)}", {"verbose": p.verbose or None}))
+        except CLIError as exc:
+            failed = True
+            ctx.warn(f"berth: {exc}")
+    show_inspected(ctx, objs, p.format)
+    return 1 if failed else 0
+
+
+RM = Spec("network rm", "NETWORK [NETWORK...]", [
+    Flag("force", BOOL, "f", help="Do not error if the network does not exist"),
+], min_args=1, help="Remove one or more networks")
+
+
+def cmd_rm(ctx: Context, p: Parsed) -> int:
+    def rm(name: str) -> str | None:
+        try:
+            ctx.client.delete(f"/networks/{path_part(name)}")
+        except CLIError as exc:
+            if p.force and getattr(exc, "http_status", 0) == 404:
+                return None
+            raise
+        return name
+    return ctx.for_each(p.args, rm)
+
+
+CONNECT = Spec("network connect", "[OPTIONS] NETWORK CONTAINER", [
+    Flag("alias", LIST, help="Add network-scoped alias for the container"),
+    Flag("driver-opt", LIST, help="driver options for the network"),
+    Flag("ip", STR, help="IPv4 address (e.g., \"172.30.100.104\")"),
+    Flag("ip6", STR, help="IPv6 address (e.g., \"2001:db8::33\")"),
+    Flag("link", LIST, help="Add link to another container"),
+    Flag("link-local-ip", LIST, help="Add a link-local address for the container"),
+], min_args=2, max_args=2, help="Connect a container to a network")
+
+
+def cmd_connect(ctx: Context, p: Parsed) -> int:
+    net, container = p.args
+    ep: dict[str, Any] = {"Aliases": p.alias or None, "Links": p.link or None,
+                          "DriverOpts": _kv(p.driver_opt) or None}
+    if p.ip or p.ip6 or p.link_local_ip:
+        ep["IPAMConfig"] = {"IPv4Address": p.ip or "", "IPv6Address": p.ip6 or "",
+                            "LinkLocalIPs": p.link_local_ip or None}
+    ctx.client.post(f"/networks/{path_part(net)}/connect",
+                    body={"Container": container, "EndpointConfig": ep})
+    return 0
+
+
+DISCONNECT = Spec("network disconnect", "[OPTIONS] NETWORK CONTAINER", [
+    Flag("force", BOOL, "f", help="Force the container to disconnect from a network"),
+], min_args=2, max_args=2, help="Disconnect a container from a network")
+
+
+def cmd_disconnect(ctx: Context, p: Parsed) -> int:
+    net, container = p.args
+    ctx.client.post(f"/networks/{path_part(net)}/disconnect",
+                    body={"Container": container, "Force": p.force})
+    return 0
+
+
+PRUNE = Spec("network prune", "[OPTIONS]", [
+    Flag("filter", LIST, help='Provide filter values (e.g. "until=<timestamp>")'),
+    Flag("force", BOOL, "f", help="Do not prompt for confirmation"),
+], max_args=0, help="Remove all unused networks")
+
+
+def cmd_prune(ctx: Context, p: Parsed) -> int:
+    if not p.force and not ctx.confirm("WARNING! This will remove all custom networks not used by at least one container."):
+        return 0
+    res = ctx.client.post("/networks/prune", {"filters": filters_param(p.filter)}) or {}
+    deleted = res.get("NetworksDeleted") or []
+    if deleted:
+        ctx.print("Deleted Networks:")
+        for d in deleted:
+            ctx.print(d)
+    return 0
+
+
+COMMANDS = {
+    "create": (CREATE, cmd_create), "ls": (LS, cmd_ls), "inspect": (INSPECT, cmd_inspect),
+    "rm": (RM, cmd_rm), "connect": (CONNECT, cmd_connect), "disconnect": (DISCONNECT, cmd_disconnect),
+    "prune": (PRUNE, cmd_prune),
+}
