@@ -39,23 +39,30 @@ class _Log:
             self.write("debug", msg)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="berth-runtime", description="OCI runtime (runc-compatible)")
-    p.add_argument("--root", default=DEFAULT_ROOT, help="state directory")
-    p.add_argument("--log", default=None)
-    p.add_argument("--log-format", default="text", choices=["text", "json"])
-    p.add_argument("--debug", action="store_true")
-    p.add_argument("--systemd-cgroup", action="store_true")
-    p.add_argument("--criu", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--rootless", default=None, help=argparse.SUPPRESS)
-    p.add_argument("-v", "--version", action="store_true")
-    sub = p.add_subparsers(dest="command")
+_GLOBAL_WITH_VALUE = {"--root", "--log", "--log-format", "--criu", "--rootless"}
+_NAMES = ("create", "run", "start", "state", "pause", "resume", "kill", "delete", "exec", "ps", "list", "spec",
+          "features")
 
-    def cmd(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help)
 
-    for name in ("create", "run"):
-        c = cmd(name, "create a container" if name == "create" else "create, start and wait")
+def _command_of(argv: list[str]) -> str | None:
+    """The command word in argv (after the global options), without parsing everything."""
+    skip = False
+    for tok in argv:
+        if skip:
+            skip = False
+            continue
+        if tok in _GLOBAL_WITH_VALUE:
+            skip = True
+            continue
+        if tok.startswith("-"):
+            continue
+        return tok if tok in _NAMES else None
+    return None
+
+
+def _add_command(sub, name: str) -> None:
+    if name in ("create", "run"):
+        c = sub.add_parser(name, help="create a container" if name == "create" else "create, start and wait")
         c.add_argument("-b", "--bundle", default=".")
         c.add_argument("--pid-file")
         c.add_argument("--console-socket")
@@ -66,46 +73,79 @@ def build_parser() -> argparse.ArgumentParser:
             c.add_argument("-d", "--detach", action="store_true")
             c.add_argument("--keep", action="store_true")
         c.add_argument("id")
-    for name in ("start", "state", "pause", "resume"):
-        cmd(name, f"{name} a container").add_argument("id")
-    c = cmd("kill", "send a signal to the container's init (or all its processes)")
-    c.add_argument("-a", "--all", action="store_true")
-    c.add_argument("id")
-    c.add_argument("signal", nargs="?", default="SIGTERM")
-    c = cmd("delete", "delete a container")
-    c.add_argument("-f", "--force", action="store_true")
-    c.add_argument("id")
-    c = cmd("exec", "run a process in a running container")
-    c.add_argument("-p", "--process")
-    c.add_argument("-d", "--detach", action="store_true")
-    c.add_argument("--pid-file")
-    c.add_argument("--console-socket")
-    c.add_argument("-t", "--tty", action="store_true")
-    c.add_argument("--cwd")
-    c.add_argument("-e", "--env", action="append", default=[])
-    c.add_argument("-u", "--user")
-    c.add_argument("-g", "--additional-gids", action="append", default=[])
-    c.add_argument("-c", "--cap", action="append", default=[])
-    c.add_argument("--no-new-privs", action="store_true")
-    c.add_argument("--preserve-fds", type=int, default=0)
-    c.add_argument("id")
-    c.add_argument("args", nargs=argparse.REMAINDER)
-    c = cmd("ps", "list the container's processes")
-    c.add_argument("-f", "--format", default="table", choices=["table", "json"])
-    c.add_argument("id")
-    c.add_argument("ps_args", nargs=argparse.REMAINDER)
-    c = cmd("list", "list containers")
-    c.add_argument("-f", "--format", default="table", choices=["table", "json"])
-    c.add_argument("-q", "--quiet", action="store_true")
-    c = cmd("spec", "write a default config.json")
-    c.add_argument("-b", "--bundle", default=".")
-    c.add_argument("--rootless", action="store_true")
-    cmd("features", "print the runtime's features as JSON")
+    elif name in ("start", "state", "pause", "resume"):
+        sub.add_parser(name, help=f"{name} a container").add_argument("id")
+    elif name == "kill":
+        c = sub.add_parser(name, help="send a signal to the container's init (or all its processes)")
+        c.add_argument("-a", "--all", action="store_true")
+        c.add_argument("id")
+        c.add_argument("signal", nargs="?", default="SIGTERM")
+    elif name == "delete":
+        c = sub.add_parser(name, help="delete a container")
+        c.add_argument("-f", "--force", action="store_true")
+        c.add_argument("id")
+    elif name == "exec":
+        c = sub.add_parser(name, help="run a process in a running container")
+        c.add_argument("-p", "--process")
+        c.add_argument("-d", "--detach", action="store_true")
+        c.add_argument("--pid-file")
+        c.add_argument("--console-socket")
+        c.add_argument("-t", "--tty", action="store_true")
+        c.add_argument("--cwd")
+        c.add_argument("-e", "--env", action="append", default=[])
+        c.add_argument("-u", "--user")
+        c.add_argument("-g", "--additional-gids", action="append", default=[])
+        c.add_argument("-c", "--cap", action="append", default=[])
+        c.add_argument("--no-new-privs", action="store_true")
+        c.add_argument("--preserve-fds", type=int, default=0)
+        c.add_argument("id")
+        c.add_argument("args", nargs=argparse.REMAINDER)
+    elif name == "ps":
+        c = sub.add_parser(name, help="list the container's processes")
+        c.add_argument("-f", "--format", default="table", choices=["table", "json"])
+        c.add_argument("id")
+        c.add_argument("ps_args", nargs=argparse.REMAINDER)
+    elif name == "list":
+        c = sub.add_parser(name, help="list containers")
+        c.add_argument("-f", "--format", default="table", choices=["table", "json"])
+        c.add_argument("-q", "--quiet", action="store_true")
+    elif name == "spec":
+        c = sub.add_parser(name, help="write a default config.json")
+        c.add_argument("-b", "--bundle", default=".")
+        c.add_argument("--rootless", action="store_true")
+    elif name == "features":
+        sub.add_parser(name, help="print the runtime's features as JSON")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or (for speed on the create/start path) one with only `only`."""
+    p = argparse.ArgumentParser(prog="berth-runtime", description="OCI runtime (runc-compatible)")
+    p.add_argument("--root", default=DEFAULT_ROOT, help="state directory")
+    p.add_argument("--log", default=None)
+    p.add_argument("--log-format", default="text", choices=["text", "json"])
+    p.add_argument("--debug", action="store_true")
+    p.add_argument("--systemd-cgroup", action="store_true")
+    p.add_argument("--criu", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--rootless", default=None, help=argparse.SUPPRESS)
+    p.add_argument("-v", "--version", action="store_true")
+    sub = p.add_subparsers(dest="command")
+    for name in ([only] if only else _NAMES):
+        _add_command(sub, name)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    code = _main(sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        # as a program: skip the interpreter's tear-down (it is most of a short run's exit)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(argv: list[str]) -> int:
+    args = build_parser(_command_of(argv)).parse_args(argv)
     if args.version:
         from berth.runtime.spec import OCI_VERSION
         print(f"berth-runtime version {VERSION}\nspec: {OCI_VERSION}")
@@ -300,17 +340,16 @@ def _close_listener(listener) -> None:
 
 def _run(args, log: _Log) -> int:
     from berth import kernel
-    from berth.runtime import spec
-    from berth.runtime.runtime import Runtime
+    from berth.runtime.runtime import Runtime, load_bundle
     rt = Runtime(args.root)
-    config = spec.load(args.bundle)
+    config = load_bundle(os.path.abspath(args.bundle))
     terminal = bool(config.process and config.process.terminal)
     if not args.detach:
         kernel.prctl(kernel.PR_SET_CHILD_SUBREAPER, 1)
     listener, sock_path = _tty_console(args.console_socket, terminal and not args.detach)
     try:
         pid = rt.create(args.id, args.bundle, stdio=None, console_socket=sock_path, pid_file=args.pid_file,
-                        no_pivot=args.no_pivot, preserve_fds=args.preserve_fds)
+                        no_pivot=args.no_pivot, preserve_fds=args.preserve_fds, config=config)
         master = _take_master(listener) if listener else None
         listener = None
     finally:

@@ -5,10 +5,10 @@ namespaces given by path, unshares the new ones and forks again, so the grandchi
 PID 1 of a new pid namespace. The bridge reports the grandchild's pid and exits; the
 grandchild is re-parented to the caller (a subreaper). The grandchild (the container
 init) sets up mounts, pivot_root, hostname, limits, user and capabilities, checks that
-the executable exists, reports `ready` over the sync socket, then blocks opening
+the executable exists, reports `ready` over the sync pipes, then blocks opening
 `exec.fifo` until `start` opens the other end, and finally loads seccomp and execs.
 
-Messages on the sync socket are JSON lines: {"type": "pid"|"hooks"|"ready"|"error", ...};
+Messages on the sync pipes are JSON lines: {"type": "pid"|"hooks"|"ready"|"error", ...};
 the runtime answers "hooks" with {"type": "ok"} or {"type": "error"}.
 """
 
@@ -30,7 +30,8 @@ from berth.runtime.errors import ExecNotFound, ExecNotPermitted
 class InitConfig:
     spec: Any                                  # spec.Spec
     rootfs: str
-    sync_fd: int
+    sync_r: int                                # pipe from the runtime
+    sync_w: int                                # pipe to the runtime
     stdio: tuple[int, int, int] | None = None
     fifo_path: str | None = None               # None for exec (no waiting for start)
     console_fd: int | None = None              # connected console socket
@@ -45,19 +46,29 @@ class InitConfig:
     has_hooks: bool = False
 
 
-class _Sync:
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
+class Sync:
+    """JSON lines over a pair of pipes (cheaper to set up than a socketpair)."""
+
+    def __init__(self, rfd: int, wfd: int) -> None:
+        self.rfd = rfd
+        self.wfd = wfd
         self.buf = b""
 
     def send(self, **msg: Any) -> None:
         data = (json.dumps(msg) + "\n").encode()
         while data:
-            data = data[os.write(self.fd, data):]
+            data = data[os.write(self.wfd, data):]
+
+    def close(self) -> None:
+        for fd in (self.rfd, self.wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def recv(self) -> dict[str, Any]:
         while b"\n" not in self.buf:
-            chunk = os.read(self.fd, 4096)
+            chunk = os.read(self.rfd, 4096)
             if not chunk:
                 raise EOFError("sync socket closed")
             self.buf += chunk
@@ -102,7 +113,7 @@ def _preload(cfg: InitConfig) -> None:
 
 def bridge(cfg: InitConfig) -> None:
     """Runs in the first child; never returns."""
-    sync = _Sync(cfg.sync_fd)
+    sync = Sync(cfg.sync_r, cfg.sync_w)
     try:
         _preload(cfg)
         _setup_stdio(cfg.stdio)
@@ -143,7 +154,7 @@ def _message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _container_init(cfg: InitConfig, sync: _Sync) -> None:
+def _container_init(cfg: InitConfig, sync: Sync) -> None:
     try:
         _container_setup(cfg, sync)
     except BaseException as exc:  # noqa: BLE001
@@ -153,7 +164,7 @@ def _container_init(cfg: InitConfig, sync: _Sync) -> None:
             os._exit(1)
 
 
-def _container_setup(cfg: InitConfig, sync: _Sync) -> None:
+def _container_setup(cfg: InitConfig, sync: Sync) -> None:
     spec = cfg.spec
     proc = spec.process
     linux = spec.linux
@@ -236,7 +247,7 @@ def _container_setup(cfg: InitConfig, sync: _Sync) -> None:
 
     filt = _finish_process(proc, linux, sync, cwd)
     sync.send(type="ready")
-    os.close(sync.fd)
+    sync.close()
     if fifo_fd is not None:
         # blocks until `start` opens the fifo for reading
         fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
@@ -246,7 +257,7 @@ def _container_setup(cfg: InitConfig, sync: _Sync) -> None:
     _exec(proc, filt, cfg.preserve_fds)
 
 
-def _finish_process(proc, linux, sync: _Sync, cwd: str) -> Any:
+def _finish_process(proc, linux, sync: Sync, cwd: str) -> Any:
     """Everything after the filesystem: limits, user, capabilities, executable check.
     Returns the prepared seccomp filter (loaded just before exec)."""
     if proc.oom_score_adj is not None:
@@ -317,7 +328,7 @@ def _cloexec_from(low: int) -> None:
                 pass
 
 
-def _exec_init(cfg: InitConfig, sync: _Sync) -> None:
+def _exec_init(cfg: InitConfig, sync: Sync) -> None:
     """A process joining a running container (`exec`)."""
     try:
         os.setsid()
@@ -339,7 +350,7 @@ def _exec_init(cfg: InitConfig, sync: _Sync) -> None:
             raise OSError("terminal is true but no console socket was given")
         filt = _finish_process(proc, linux, sync, proc.cwd or "/")
         sync.send(type="ready")
-        os.close(sync.fd)
+        sync.close()
         _exec(proc, filt, cfg.preserve_fds)
     except BaseException as exc:  # noqa: BLE001
         try:

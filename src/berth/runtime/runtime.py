@@ -8,12 +8,10 @@ container's init and exec'd processes are re-parented to it, and it reaps them.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import re
 import select
 import signal as _signal
-import socket
 import time
 from typing import Any
 
@@ -109,15 +107,13 @@ class Runtime:
     # --- create --------------------------------------------------------------------------
     def create(self, cid: str, bundle: str, stdio: tuple[int, int, int] | None = (0, 1, 2),
                console_socket: str | None = None, pid_file: str | None = None,
-               no_pivot: bool = False, preserve_fds: int = 0) -> int:
+               no_pivot: bool = False, preserve_fds: int = 0, config: _spec.Spec | None = None) -> int:
+        """Create container `cid` from `bundle` (its config.json, or `config` if given, already
+        loaded from that bundle). Returns the init's pid; the init waits for `start`."""
         d = self._dir(cid)
         bundle = os.path.abspath(bundle)
-        try:
-            config = _spec.load(bundle)
-        except FileNotFoundError:
-            raise RuntimeFailure(f"bundle {bundle} has no config.json") from None
-        except (ValueError, TypeError) as exc:
-            raise RuntimeFailure(f"bundle {bundle}: invalid config.json: {exc}") from None
+        if config is None:
+            config = load_bundle(bundle)
         if config.process is None or not config.process.args:
             raise RuntimeFailure("config.json: process.args must name the command to run")
         if config.root is None:
@@ -138,14 +134,13 @@ class Runtime:
             raise ContainerExists(f"container with id {cid} already exists") from None
         cg = None
         console_fd = None
-        parent_sock = child_sock = None
+        pipes: list[int] = []
         init_pid = 0
         try:
             fifo = os.path.join(d, EXEC_FIFO)
             os.mkfifo(fifo, 0o622)
             st = State(id=cid, bundle=bundle, rootfs=rootfs, created=_now(),
                        annotations=config.annotations or {}, config=config.to_dict())
-            _state.save(d, st)
             from berth.runtime import cgroups
             cg = cgroups.manager_for(linux.cgroups_path, cid)
             cg.create()
@@ -160,15 +155,15 @@ class Runtime:
                 except OSError as exc:
                     raise RuntimeFailure(f"cannot connect to console socket {console_socket}: "
                                          f"{exc.strerror}") from None
-            parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            pipes = [*os.pipe(), *os.pipe()]  # runtime->init, init->runtime
             hooks = config.hooks
             has_hooks = bool(hooks and (hooks.prestart or hooks.create_runtime or hooks.create_container))
             from berth.runtime.init import InitConfig
-            cfg = InitConfig(spec=config, rootfs=rootfs, sync_fd=child_sock.fileno(), stdio=stdio,
+            cfg = InitConfig(spec=config, rootfs=rootfs, sync_r=pipes[0], sync_w=pipes[3], stdio=stdio,
                              fifo_path=fifo, console_fd=console_fd, cgroup=cg, join=join,
                              unshare_flags=flags, no_pivot=no_pivot, preserve_fds=preserve_fds,
                              has_hooks=has_hooks)
-            init_pid = self._spawn(cfg, parent_sock, child_sock, on_hooks=lambda pid: self._hooks_create(
+            init_pid = self._spawn(cfg, pipes, on_hooks=lambda pid: self._hooks_create(
                 st, pid, config))
             st.pid = init_pid
             st.init_start = _state.proc_start_time(init_pid)
@@ -192,31 +187,33 @@ class Runtime:
             _rmtree(d)
             raise
         finally:
-            for s in (parent_sock, child_sock):
-                if s is not None:
-                    s.close()
+            _close_all(pipes)
             if console_fd is not None:
                 os.close(console_fd)
 
-    def _spawn(self, cfg, parent_sock: socket.socket, child_sock: socket.socket, on_hooks=None) -> int:
-        """Fork the bridge child, follow the sync protocol, return the init's host pid."""
+    def _spawn(self, cfg, pipes: list[int], on_hooks=None) -> int:
+        """Fork the bridge child, follow the sync protocol, return the init's host pid.
+        `pipes` is [runtime->init read, write, init->runtime read, write]; all are closed."""
         from berth.runtime import init
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
             try:
-                parent_sock.close()
+                os.close(pipes[1])
+                os.close(pipes[2])
                 init.bridge(cfg)
             finally:
                 os._exit(1)
-        child_sock.close()
-        f = parent_sock.makefile("rb")
+        os.close(pipes[0])
+        os.close(pipes[3])
+        sync = init.Sync(pipes[2], pipes[1])
+        pipes.clear()
         init_pid = 0
         try:
             while True:
-                line = f.readline()
-                if not line:
-                    raise RuntimeFailure("container init exited during set-up without a message")
-                msg = json.loads(line)
+                try:
+                    msg = sync.recv()
+                except EOFError:
+                    raise RuntimeFailure("container init exited during set-up without a message") from None
                 kind = msg.get("type")
                 if kind == "pid":
                     init_pid = msg["pid"]
@@ -227,9 +224,9 @@ class Runtime:
                         if on_hooks is not None:
                             on_hooks(init_pid)
                     except RuntimeFailure as exc:
-                        parent_sock.sendall((json.dumps({"type": "error", "message": str(exc)}) + "\n").encode())
+                        sync.send(type="error", message=str(exc))
                         raise
-                    parent_sock.sendall(b'{"type": "ok"}\n')
+                    sync.send(type="ok")
                 elif kind == "ready":
                     return init_pid
                 elif kind == "error":
@@ -244,7 +241,7 @@ class Runtime:
                 _kill_wait(init_pid)
             raise
         finally:
-            f.close()
+            sync.close()
             if pid:
                 try:
                     os.waitpid(pid, 0)
@@ -414,20 +411,38 @@ class Runtime:
                 raise RuntimeFailure("exec with a terminal needs a console socket")
             from berth.runtime import console
             console_fd = console.connect(console_socket)
-        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pipes = [*os.pipe(), *os.pipe()]
         from berth.runtime.init import InitConfig
-        cfg = InitConfig(spec=config, rootfs="/", sync_fd=child_sock.fileno(), stdio=stdio,
+        cfg = InitConfig(spec=config, rootfs="/", sync_r=pipes[0], sync_w=pipes[3], stdio=stdio,
                          console_fd=console_fd, cgroup_procs=procs_files, join=join, is_exec=True,
                          process=process, preserve_fds=preserve_fds)
         try:
-            pid = self._spawn(cfg, parent_sock, child_sock)
+            pid = self._spawn(cfg, pipes)
         finally:
-            parent_sock.close()
+            _close_all(pipes)
             if console_fd is not None:
                 os.close(console_fd)
         if pid_file:
             _write_pid_file(pid_file, pid)
         return pid
+
+
+def load_bundle(bundle: str) -> _spec.Spec:
+    try:
+        return _spec.load(bundle)
+    except FileNotFoundError:
+        raise RuntimeFailure(f"bundle {bundle} has no config.json") from None
+    except (ValueError, TypeError) as exc:
+        raise RuntimeFailure(f"bundle {bundle}: invalid config.json: {exc}") from None
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    fds.clear()
 
 
 def _write_pid_file(path: str, pid: int) -> None:

@@ -94,6 +94,8 @@ class _Struct:
 
 @dataclass(eq=False, repr=False)
 class User(_Struct):
+    """Process.user."""
+
     uid: int = 0
     gid: int = 0
     umask: int | None = None
@@ -103,6 +105,8 @@ class User(_Struct):
 
 @dataclass(eq=False, repr=False)
 class Capabilities(_Struct):
+    """Process.capabilities."""
+
     bounding: list[str] | None = None
     effective: list[str] | None = None
     inheritable: list[str] | None = None
@@ -112,6 +116,8 @@ class Capabilities(_Struct):
 
 @dataclass(eq=False, repr=False)
 class Rlimit(_Struct):
+    """One process.rlimits entry."""
+
     type: str = ""
     hard: int = 0
     soft: int = 0
@@ -119,12 +125,16 @@ class Rlimit(_Struct):
 
 @dataclass(eq=False, repr=False)
 class ConsoleSize(_Struct):
+    """Process.consoleSize."""
+
     height: int = 0
     width: int = 0
 
 
 @dataclass(eq=False, repr=False)
 class Process(_Struct):
+    """The container process."""
+
     terminal: bool | None = None
     console_size: ConsoleSize | None = None
     user: User = field(default_factory=User)
@@ -144,12 +154,16 @@ class Process(_Struct):
 
 @dataclass(eq=False, repr=False)
 class Root(_Struct):
+    """Root: the rootfs."""
+
     path: str = "rootfs"
     readonly: bool | None = None
 
 
 @dataclass(eq=False, repr=False)
 class Mount(_Struct):
+    """One mounts entry."""
+
     destination: str = ""
     type: str | None = None
     source: str | None = None
@@ -158,6 +172,8 @@ class Mount(_Struct):
 
 @dataclass(eq=False, repr=False)
 class Hook(_Struct):
+    """One hook."""
+
     path: str = ""
     args: list[str] | None = None
     env: list[str] | None = None
@@ -166,6 +182,8 @@ class Hook(_Struct):
 
 @dataclass(eq=False, repr=False)
 class Hooks(_Struct):
+    """Hooks by lifecycle point."""
+
     prestart: list[Hook] | None = None
     create_runtime: list[Hook] | None = None
     create_container: list[Hook] | None = None
@@ -178,6 +196,8 @@ class Hooks(_Struct):
 
 @dataclass(eq=False, repr=False)
 class IDMapping(_Struct):
+    """A uid/gid mapping."""
+
     container_id: int = 0
     host_id: int = 0
     size: int = 0
@@ -185,6 +205,8 @@ class IDMapping(_Struct):
 
 @dataclass(eq=False, repr=False)
 class DeviceCgroup(_Struct):
+    """Linux.resources.devices entry."""
+
     allow: bool = False
     type: str | None = None
     major: int | None = None
@@ -194,6 +216,8 @@ class DeviceCgroup(_Struct):
 
 @dataclass(eq=False, repr=False)
 class Memory(_Struct):
+    """Linux.resources.memory."""
+
     limit: int | None = None
     reservation: int | None = None
     swap: int | None = None
@@ -207,6 +231,8 @@ class Memory(_Struct):
 
 @dataclass(eq=False, repr=False)
 class CPU(_Struct):
+    """Linux.resources.cpu."""
+
     shares: int | None = None
     quota: int | None = None
     period: int | None = None
@@ -219,11 +245,15 @@ class CPU(_Struct):
 
 @dataclass(eq=False, repr=False)
 class Pids(_Struct):
+    """Linux.resources.pids."""
+
     limit: int = 0
 
 
 @dataclass(eq=False, repr=False)
 class Resources(_Struct):
+    """Linux.resources."""
+
     devices: list[DeviceCgroup] | None = None
     memory: Memory | None = None
     cpu: CPU | None = None
@@ -239,12 +269,16 @@ class Resources(_Struct):
 
 @dataclass(eq=False, repr=False)
 class Namespace(_Struct):
+    """Linux.namespaces entry."""
+
     type: str = ""
     path: str | None = None
 
 
 @dataclass(eq=False, repr=False)
 class Device(_Struct):
+    """Linux.devices entry."""
+
     path: str = ""
     type: str = "c"
     major: int = 0
@@ -256,6 +290,8 @@ class Device(_Struct):
 
 @dataclass(eq=False, repr=False)
 class SeccompArg(_Struct):
+    """Seccomp syscall argument condition."""
+
     index: int = 0
     value: int = 0
     value_two: int | None = None
@@ -264,6 +300,8 @@ class SeccompArg(_Struct):
 
 @dataclass(eq=False, repr=False)
 class Syscall(_Struct):
+    """Seccomp syscall rule."""
+
     names: list[str] = field(default_factory=list)
     action: str = "SCMP_ACT_ALLOW"
     errno_ret: int | None = None
@@ -273,6 +311,8 @@ class Syscall(_Struct):
 
 @dataclass(eq=False, repr=False)
 class Seccomp(_Struct):
+    """Linux.seccomp."""
+
     default_action: str = "SCMP_ACT_ERRNO"
     default_errno_ret: int | None = None
     architectures: list[str] | None = None
@@ -285,6 +325,8 @@ class Seccomp(_Struct):
 
 @dataclass(eq=False, repr=False)
 class Linux(_Struct):
+    """Linux: the Linux-specific part."""
+
     uid_mappings: list[IDMapping] | None = None
     gid_mappings: list[IDMapping] | None = None
     sysctl: dict[str, str] | None = None
@@ -307,6 +349,8 @@ class Linux(_Struct):
 
 @dataclass(eq=False, repr=False)
 class Spec(_Struct):
+    """Config.json as a whole."""
+
     oci_version: str = OCI_VERSION
     process: Process | None = None
     root: Root | None = None

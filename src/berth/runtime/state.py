@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from berth.runtime.spec import OCI_VERSION
@@ -52,7 +52,8 @@ def save(directory: str, state: State) -> None:
     path = os.path.join(directory, STATE_FILE)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(asdict(state), f)
+        # not dataclasses.asdict: it deep-copies the whole config, which is already plain data
+        json.dump({f.name: getattr(state, f.name) for f in fields(state)}, f)
     os.replace(tmp, path)
 
 
