@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import tarfile
 import time
 from pathlib import Path
@@ -218,11 +219,8 @@ def test_docker_cli_legacy_build(daemon: Any, busybox_image: str, tmp_path: Path
     (tmp_path / "hello.py").write_text("print('from docker cli')\n")
     (tmp_path / "ignored.txt").write_text("x")
     (tmp_path / ".dockerignore").write_text("ignored.txt\n")
-    env_cmd = ["build", "-t", "docker-cli-built:1", str(tmp_path)]
-    import os
-    import subprocess
     env = dict(daemon.env, DOCKER_BUILDKIT="0")
-    p = subprocess.run(["/usr/bin/docker", *env_cmd], capture_output=True, text=True, env=env, timeout=120)
+    p = subprocess.run(["/usr/bin/docker", "build", "-t", "docker-cli-built:1", str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "Successfully tagged docker-cli-built:1" in p.stdout
     assert run_output(daemon, "docker-cli-built:1") == "print('from docker cli')\n"
@@ -230,7 +228,6 @@ def test_docker_cli_legacy_build(daemon: Any, busybox_image: str, tmp_path: Path
                        capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip().startswith("sha256:")
-    del os
 
 
 def test_docker_py_build(daemon: Any, busybox_image: str, tmp_path: Path) -> None:

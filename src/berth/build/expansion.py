@@ -14,11 +14,6 @@ from dataclasses import dataclass, field
 
 from berth.errors import InvalidParameter
 
-# Instructions whose arguments the builder expands (RUN/CMD/ENTRYPOINT/SHELL/HEALTHCHECK
-# are left for the shell in the container).
-EXPANDED = frozenset({"add", "copy", "env", "expose", "from", "label", "stopsignal", "user",
-                      "volume", "workdir", "arg", "onbuild"})
-
 _NAME_START = re.compile(r"[A-Za-z_]")
 _NAME_CHAR = re.compile(r"[A-Za-z0-9_]")
 

@@ -1,0 +1,373 @@
+"""The builder against an in-memory StepRunner: image config and history as Docker writes
+them, expansion in exactly the instructions where Docker does it, ARG/ENV/SHELL/CMD/
+ENTRYPOINT semantics, ONBUILD, multi-stage and --target, and the cache with its miss
+reasons. Images are directories copied per step; RUN records what it was asked to run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from berth.build.builder import BuildError, BuildOptions, ImageRef, RunRequest, StepFailed, run_build
+from berth.build.cache import BuildCache
+from berth.build.context import BuildContext
+from berth.engine.db import Database
+from berth.errors import InvalidParameter, NotFound
+
+pytestmark = pytest.mark.root  # COPY chowns files to 0:0
+
+
+class FakeRunner:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.images: dict[str, tuple[ImageRef, Path]] = {}
+        self.runs: list[RunRequest] = []
+        self.tags: dict[str, str] = {}
+        self.n = 0
+        base = root / "base"
+        (base / "etc").mkdir(parents=True)
+        (base / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+        (base / "etc/group").write_text("root:x:0:\n")
+        self.base = self._new(None, base, {"Env": ["PATH=/bin"], "Cmd": ["sh"]}, {"created_by": "base"})
+        self.tags["busybox:latest"] = self.base.id
+
+    def _new(self, parent: ImageRef | None, fs: Path, cfg: dict[str, Any], hist: dict[str, Any]) -> ImageRef:
+        self.n += 1
+        doc = {"config": cfg, "history": [*((parent.config.get("history") or []) if parent else []), hist],
+               "n": self.n}
+        iid = "sha256:" + hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+        ref = ImageRef(id=iid, config=doc)
+        self.images[iid] = (ref, fs)
+        return ref
+
+    def _fork(self, parent: ImageRef | None) -> Path:
+        self.n += 1
+        dst = self.root / f"fs{self.n}"
+        if parent is None:
+            dst.mkdir()
+        else:
+            shutil.copytree(self.images[parent.id][1], dst, symlinks=True)
+        return dst
+
+    def fs(self, image_id: str) -> Path:
+        return self.images[image_id][1]
+
+    async def resolve(self, name: str, *, pull: bool, platform: str | None, emit: Any) -> ImageRef:
+        if name in self.tags:
+            return self.images[self.tags[name]][0]
+        if name + ":latest" in self.tags:
+            return self.images[self.tags[name + ":latest"]][0]
+        raise NotFound(f"No such image: {name}")
+
+    async def exists(self, image_id: str) -> bool:
+        return image_id in self.images
+
+    async def get(self, image_id: str) -> ImageRef:
+        return self.images[image_id][0]
+
+    async def run(self, parent: ImageRef | None, req: RunRequest,
+                  on_start: Callable[[str], Awaitable[None]],
+                  on_output: Callable[[bytes], Awaitable[None]]) -> ImageRef:
+        self.runs.append(req)
+        await on_start("c" * 64)
+        fs = self._fork(parent)
+        if req.prepare:
+            req.prepare(str(fs))
+        script = req.cmd[-1]
+        await on_output(f"ran: {script}\n".encode())
+        if script.startswith("exit "):
+            raise StepFailed(int(script.split()[1]))
+        if req.cleanup:
+            req.cleanup(str(fs))
+        return self._new(parent, fs, req.config, req.history)
+
+    async def fs_step(self, parent: ImageRef | None, apply: Callable[[str], None],
+                      config: dict[str, Any], history: dict[str, Any]) -> ImageRef:
+        fs = self._fork(parent)
+        apply(str(fs))
+        return self._new(parent, fs, config, history)
+
+    async def commit_config(self, parent: ImageRef | None, config: dict[str, Any],
+                            history: dict[str, Any]) -> ImageRef:
+        fs = self.images[parent.id][1] if parent else self._fork(None)
+        return self._new(parent, fs, config, history)
+
+    @contextlib.asynccontextmanager
+    async def mount_image(self, image: ImageRef) -> AsyncIterator[str]:
+        yield str(self.fs(image.id))
+
+    async def path_is_dir(self, image: ImageRef | None, path: str) -> bool:
+        return image is not None and (self.fs(image.id) / path.lstrip("/")).is_dir()
+
+    async def tag(self, image_id: str, tags: list[str]) -> list[str]:
+        for t in tags:
+            self.tags[t] = image_id
+        return tags
+
+
+class Env:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.runner = FakeRunner(tmp / "images")
+        self.db = Database(tmp / "db.sqlite")
+        self.cache = BuildCache(self.db)
+        self.ctx = tmp / "ctx"
+        self.ctx.mkdir()
+
+    def write(self, files: dict[str, str]) -> None:
+        for name, content in files.items():
+            p = self.ctx / name
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(content)
+
+    def build(self, dockerfile: str, **opts: Any) -> tuple[ImageRef, str, list[dict[str, Any]]]:
+        self.write({"Dockerfile": dockerfile})
+        msgs: list[dict[str, Any]] = []
+
+        async def emit(m: dict[str, Any]) -> None:
+            msgs.append(m)
+
+        img = asyncio.run(run_build(self.runner, self.cache, BuildContext(str(self.ctx)),
+                                    BuildOptions(**opts), emit))
+        return img, "".join(m.get("stream", "") for m in msgs), msgs
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    e = Env(tmp_path)
+    yield e
+    e.db.close()
+
+
+def cfg(img: ImageRef) -> dict[str, Any]:
+    return img.config["config"]
+
+
+def history(img: ImageRef) -> list[str]:
+    return [h["created_by"] for h in img.config["history"]][1:]
+
+
+def test_hello_world_config_history_and_output(env: Env) -> None:
+    env.write({"hello.py": "print('hi')\n"})
+    img, text, msgs = env.build("FROM busybox\nWORKDIR /app\nCOPY hello.py /app\nCMD [\"python\", \"./hello.py\"]\n",
+                                tags=["hello:latest"])
+    assert cfg(img)["WorkingDir"] == "/app"
+    assert cfg(img)["Cmd"] == ["python", "./hello.py"]
+    h = history(img)
+    assert h[0] == "/bin/sh -c #(nop) WORKDIR /app"
+    assert h[1].startswith("/bin/sh -c #(nop) COPY file:") and h[1].endswith(" in /app ")
+    assert h[2] == '/bin/sh -c #(nop)  CMD ["python" "./hello.py"]'
+    assert img.config["history"][-1]["empty_layer"] is True
+    assert (env.runner.fs(img.id) / "app/hello.py").read_text() == "print('hi')\n"
+    assert "Step 1/4 : FROM busybox\n" in text and "Step 4/4 : CMD [\"python\", \"./hello.py\"]\n" in text
+    assert msgs[-3] == {"aux": {"ID": img.id}}
+    assert msgs[-2]["stream"] == f"Successfully built {img.id[7:19]}\n"
+    assert msgs[-1]["stream"] == "Successfully tagged hello:latest\n"
+    assert env.runner.tags["hello:latest"] == img.id
+
+
+def test_expansion_happens_only_where_docker_does_it(env: Env) -> None:
+    env.write({"f-1.txt": "x"})
+    img, _, _ = env.build(
+        "FROM busybox\nENV V=1 DIR=/opt NAME=web\nWORKDIR $DIR/sub\nCOPY f-${V}.txt ${DIR}/\n"
+        "LABEL app=$NAME\nEXPOSE 80${V}\nUSER ${NAME}\nVOLUME $DIR/data\nSTOPSIGNAL SIG${NAME:+TERM}\n"
+        "RUN echo $V\nCMD echo $V\nENTRYPOINT [\"echo\", \"$V\"]\n")
+    c = cfg(img)
+    assert c["WorkingDir"] == "/opt/sub"
+    assert (env.runner.fs(img.id) / "opt/f-1.txt").exists()
+    assert c["Labels"] == {"app": "web"}
+    assert c["ExposedPorts"] == {"801/tcp": {}}
+    assert c["User"] == "web"
+    assert c["Volumes"] == {"/opt/data": {}}
+    assert c["StopSignal"] == "SIGTERM"
+    assert env.runner.runs[0].cmd == ["/bin/sh", "-c", "echo $V"]     # left to the shell
+    assert c["Entrypoint"] == ["echo", "$V"]
+    assert c["Cmd"] == ["/bin/sh", "-c", "echo $V"]  # set in this stage: ENTRYPOINT keeps it
+
+
+def test_env_forms_and_simultaneous_substitution(env: Env) -> None:
+    img, _, _ = env.build('FROM busybox\nENV A=old\nENV A=new B=$A C="two words"\nENV D the rest of it\n')
+    e = cfg(img)["Env"]
+    assert "A=new" in e and "B=old" in e and "C=two words" in e and "D=the rest of it" in e
+    assert history(img)[1] == "/bin/sh -c #(nop)  ENV A=new B=old C=two words"
+
+
+def test_args_defaults_build_args_proxies_and_history(env: Env) -> None:
+    img, text, _ = env.build(
+        "ARG TAG=latest\nFROM busybox:${TAG}\nARG TAG\nARG MODE=dev\nARG http_proxy\n"
+        "RUN echo $MODE $TAG\nENV MODE=from-env\nRUN echo again\n",
+        build_args={"MODE": "prod", "http_proxy": "http://proxy:3128", "UNUSED": "x"})
+    first, second = env.runner.runs
+    assert "MODE=prod" in first.env and "TAG=latest" in first.env
+    assert "http_proxy=http://proxy:3128" in first.env
+    assert first.history["created_by"] == "|2 MODE=prod TAG=latest /bin/sh -c echo $MODE $TAG"
+    assert "proxy:3128" not in json.dumps(img.config["history"])  # proxy values stay out of history
+    # an ENV of the same name wins over the ARG
+    assert "MODE=from-env" in second.env and "MODE=prod" not in second.env
+    assert "[Warning] One or more build-args [UNUSED] were not consumed" in text
+    assert not any(e.startswith(("MODE=", "TAG=")) for e in cfg(img)["Env"] if e != "MODE=from-env")
+
+
+def test_shell_instruction_changes_run_and_cmd(env: Env) -> None:
+    img, _, _ = env.build('FROM busybox\nSHELL ["/bin/bash", "-ec"]\nRUN echo a\nCMD echo b\n')
+    assert env.runner.runs[0].cmd == ["/bin/bash", "-ec", "echo a"]
+    assert cfg(img)["Cmd"] == ["/bin/bash", "-ec", "echo b"]
+    assert cfg(img)["Shell"] == ["/bin/bash", "-ec"]
+    assert history(img)[-1] == '/bin/bash -ec #(nop)  CMD ["/bin/bash" "-ec" "echo b"]'
+
+
+def test_exec_form_run_has_no_shell(env: Env) -> None:
+    env.build('FROM busybox\nRUN ["echo", "a b"]\n')
+    assert env.runner.runs[0].cmd == ["echo", "a b"]
+    assert env.runner.runs[0].history["created_by"] == "echo a b"
+
+
+def test_entrypoint_resets_inherited_cmd_but_not_one_set_here(env: Env) -> None:
+    img, _, _ = env.build('FROM busybox\nENTRYPOINT ["top"]\n')
+    assert cfg(img)["Entrypoint"] == ["top"] and cfg(img)["Cmd"] is None
+    img, _, _ = env.build('FROM busybox\nCMD ["-b"]\nENTRYPOINT top\n')
+    assert cfg(img)["Entrypoint"] == ["/bin/sh", "-c", "top"] and cfg(img)["Cmd"] == ["-b"]
+
+
+def test_metadata_instructions(env: Env) -> None:
+    img, _, _ = env.build(
+        "FROM busybox\nMAINTAINER someone@example.com\nEXPOSE 80 53/udp 8000-8001\n"
+        "HEALTHCHECK --interval=30s --timeout=3s CMD wget -q localhost || exit 1\n"
+        "ONBUILD RUN echo child\nUSER 1000:1000\n", labels={"extra": "yes"})
+    c = cfg(img)
+    assert c["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}, "8000/tcp": {}, "8001/tcp": {}}
+    assert c["Healthcheck"] == {"Test": ["CMD-SHELL", "wget -q localhost || exit 1"],
+                                "Interval": 30_000_000_000, "Timeout": 3_000_000_000}
+    assert c["OnBuild"] == ["RUN echo child"]
+    assert c["User"] == "1000:1000"
+    assert c["Labels"] == {"extra": "yes"}
+    assert img.config["history"][1]["author"] == "someone@example.com"
+
+
+def test_onbuild_triggers_run_in_the_child_build(env: Env) -> None:
+    parent, _, _ = env.build("FROM busybox\nONBUILD RUN echo from-trigger\n", tags=["withtrigger:latest"])
+    img, text, _ = env.build("FROM withtrigger\nCMD x\n")
+    assert "# Executing 1 build trigger" in text
+    assert env.runner.runs[-1].cmd[-1] == "echo from-trigger"
+    assert cfg(img).get("OnBuild") is None
+    del parent
+
+
+def test_run_heredocs(env: Env) -> None:
+    env.build("FROM busybox\nRUN <<EOF\necho one\necho two\nEOF\n")
+    assert env.runner.runs[-1].cmd == ["/bin/sh", "-c", "echo one\necho two\n"]
+    env.build("FROM busybox\nRUN cat <<'EOF' > /x\n$HOME\nEOF\n")
+    assert env.runner.runs[-1].cmd == ["/bin/sh", "-c", "cat <<'EOF' > /x\n$HOME\nEOF\n"]
+    env.build("FROM busybox\nRUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF\n")
+    assert env.runner.runs[-1].cmd == ["/.berth-heredoc-EOF"]
+
+
+def test_copy_heredoc_expands_unless_quoted(env: Env) -> None:
+    img, _, _ = env.build("FROM busybox\nENV WHO=world\nCOPY <<a.txt <<'b.txt' /greet/\nhello $WHO\na.txt\nhi $WHO\nb.txt\n")
+    fs = env.runner.fs(img.id)
+    assert (fs / "greet/a.txt").read_text() == "hello world\n"
+    assert (fs / "greet/b.txt").read_text() == "hi $WHO\n"
+
+
+def test_failing_run_raises_build_error_with_code(env: Env) -> None:
+    with pytest.raises(BuildError) as ei:
+        env.build("FROM busybox\nRUN exit 3\n", tags=["never:latest"])
+    assert str(ei.value) == "The command '/bin/sh -c exit 3' returned a non-zero code: 3"
+    assert ei.value.code == 3
+    assert "never:latest" not in env.runner.tags
+
+
+def test_errors_name_the_line(env: Env) -> None:
+    with pytest.raises(InvalidParameter, match="^Dockerfile:3: COPY failed: file not found"):
+        env.build("FROM busybox\nRUN true\nCOPY missing.txt /\n")
+    with pytest.raises(InvalidParameter, match="^Dockerfile:2: .*forbidden path outside the build context: ../x"):
+        env.build("FROM busybox\nCOPY ../x /\n")
+    with pytest.raises(InvalidParameter, match="Dockerfile:2: Invalid signal: SIGNOPE"):
+        env.build("FROM busybox\nSTOPSIGNAL SIGNOPE\n")
+
+
+def test_multistage_target_skips_unneeded_stages(env: Env) -> None:
+    df = ("FROM busybox AS build\nRUN echo build\nCOPY src.txt /out/\n"
+          "FROM busybox AS other\nRUN echo other\n"
+          "FROM busybox\nCOPY --from=build /out/src.txt /final.txt\nCOPY --from=0 /out /out2\n")
+    env.write({"src.txt": "artifact"})
+    img, text, _ = env.build(df)
+    assert [r.cmd[-1] for r in env.runner.runs] == ["echo build"]
+    assert (env.runner.fs(img.id) / "final.txt").read_text() == "artifact"
+    assert (env.runner.fs(img.id) / "out2/src.txt").exists()
+    assert "Step 1/6 : FROM busybox AS build" in text and "Step 6/6" in text
+    img, _, _ = env.build(df, target="other")
+    assert env.runner.runs[-1].cmd[-1] == "echo other"
+    with pytest.raises(InvalidParameter, match="failed to reach build target nope"):
+        env.build(df, target="nope")
+
+
+def test_from_a_previous_stage(env: Env) -> None:
+    img, _, _ = env.build("FROM busybox AS base\nENV FROM_BASE=1\nFROM base\nENV CHILD=1\n")
+    assert "FROM_BASE=1" in cfg(img)["Env"] and "CHILD=1" in cfg(img)["Env"]
+
+
+def test_rebuild_is_fully_cached_and_no_cache_rebuilds(env: Env) -> None:
+    env.write({"a.txt": "1", "b.txt": "2"})
+    df = "FROM busybox\nRUN echo x\nCOPY a.txt b.txt /d/\nENV K=v\nCMD [\"x\"]\n"
+    img1, _, _ = env.build(df)
+    runs = len(env.runner.runs)
+    img2, text, _ = env.build(df)
+    assert img2.id == img1.id and text.count("Using cache") == 4 and len(env.runner.runs) == runs
+    img3, text, _ = env.build(df, no_cache=True)
+    assert img3.id != img1.id and "Using cache" not in text and "Cache miss" not in text
+
+
+def test_changed_file_misses_from_its_step_and_names_it(env: Env) -> None:
+    env.write({"a.txt": "1", "b.txt": "2"})
+    df = "FROM busybox\nRUN echo x\nCOPY a.txt b.txt /d/\nRUN echo y\n"
+    env.build(df)
+    os.utime(env.ctx / "a.txt", (1, 1))  # mtime alone changes nothing
+    _, text, _ = env.build(df)
+    assert text.count("Using cache") == 3
+    (env.ctx / "b.txt").write_text("changed")
+    _, text, _ = env.build(df)
+    steps = text.split("Step ")
+    assert "Using cache" in steps[2]
+    assert " ---> Cache miss: file changed: b.txt\n" in steps[3]
+    assert "Using cache" not in steps[3] + steps[4]
+    assert "Cache miss" not in steps[4]  # explained once, at the first miss
+
+
+def test_changed_instruction_and_build_arg_are_named(env: Env) -> None:
+    env.build("FROM busybox\nARG V\nRUN echo one\n", build_args={"V": "1"})
+    _, text, _ = env.build("FROM busybox\nARG V\nRUN echo two\n", build_args={"V": "1"})
+    assert "Cache miss: instruction changed (was: /bin/sh -c echo one)" in text
+    _, text, _ = env.build("FROM busybox\nARG V\nRUN echo two\n", build_args={"V": "2"})
+    assert "Cache miss: build arg V changed from '1' to '2'" in text
+    assert text.count("Using cache") == 1  # the ARG step itself stays cached
+
+
+def test_cache_entry_of_a_deleted_image_is_a_miss(env: Env) -> None:
+    img, _, _ = env.build("FROM busybox\nRUN echo x\n")
+    del env.runner.images[img.id]
+    img2, text, _ = env.build("FROM busybox\nRUN echo x\n")
+    assert img2.id != img.id and "Using cache" not in text
+
+
+def test_quiet_emits_only_the_id(env: Env) -> None:
+    img, text, msgs = env.build("FROM busybox\nENV A=1\n", quiet=True)
+    assert msgs == [{"stream": img.id + "\n"}]
+
+
+def test_scratch_base(env: Env) -> None:
+    env.write({"bin.txt": "b"})
+    img, _, _ = env.build("FROM scratch\nCOPY bin.txt /\nCMD [\"/bin.txt\"]\n")
+    assert (env.runner.fs(img.id) / "bin.txt").exists()
+    assert cfg(img)["Env"] == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    assert copy.deepcopy(img.config["history"][0]["created_by"]).startswith("/bin/sh -c #(nop) COPY file:")
