@@ -367,7 +367,8 @@ def test_token_auth_scopes(berth_token_registry: RunningRegistry) -> None:
                                                          "scope": "repository:t/tok:pull"},
                              auth=(reg.user, reg.password)).json()["token"]
     r = requests.post(f"{reg.url}/v2/t/tok/blobs/uploads/", headers={"Authorization": f"Bearer {pull_only}"})
-    assert r.status_code == 401, "push needs the push scope"
+    assert r.status_code == 403, "push needs the push scope"
+    assert 'error="insufficient_scope"' in r.headers["WWW-Authenticate"] and error_codes(r) == ["DENIED"]
     push_tok = requests.get(f"{reg.url}/token", params={"service": "berth-registry",
                                                         "scope": "repository:t/tok:pull,push"},
                             auth=(reg.user, reg.password)).json()["token"]
@@ -377,7 +378,7 @@ def test_token_auth_scopes(berth_token_registry: RunningRegistry) -> None:
     assert r.status_code == 201, r.text
     # a token for one repository does not open another
     r = requests.get(f"{reg.url}/v2/t/other/tags/list", headers={"Authorization": f"Bearer {push_tok}"})
-    assert r.status_code == 401
+    assert r.status_code == 403
     forged = push_tok[:-4] + ("AAAA" if not push_tok.endswith("AAAA") else "BBBB")
     r = requests.get(f"{reg.url}/v2/t/tok/blobs/{digest_of(data)}", headers={"Authorization": f"Bearer {forged}"})
     assert r.status_code == 401

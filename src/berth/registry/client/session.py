@@ -191,8 +191,10 @@ class RegistrySession:
             resp = await self.http.request(method, url, headers=hdrs, data=data, params=params,
                                            allow_redirects=False, ssl=self._ssl_for(url),
                                            timeout=timeout or aiohttp.ClientTimeout(total=None, sock_read=300))
-            if resp.status == 401 and attempt == 0 and retry_auth:
-                ch = pick(parse_challenges(resp.headers.getall("WWW-Authenticate", [])))
+            ch = pick(parse_challenges(resp.headers.getall("WWW-Authenticate", []))) \
+                if resp.status in (401, 403) else None
+            if attempt == 0 and retry_auth and (resp.status == 401 or (
+                    resp.status == 403 and ch is not None and ch.error == "insufficient_scope")):
                 await resp.read()
                 resp.release()
                 if ch is None:

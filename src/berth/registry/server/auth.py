@@ -162,7 +162,14 @@ class Authenticator:
                        for a in claims.get("access", []) if isinstance(a, dict)]
             if all(any(g.covers(n) for g in granted) for n in needed):
                 return str(claims.get("sub", ""))
-            raise RegistryError("UNAUTHORIZED", "authentication required: the token lacks scope "
+            if not claims.get("sub"):
+                raise RegistryError("UNAUTHORIZED", "authentication required",
+                                    detail=[{"Type": s.type, "Name": s.name, "Action": a}
+                                            for s in needed for a in s.actions],
+                                    headers=self._challenge(realm_base, needed, "insufficient_scope"))
+            # RFC 6750: a user's valid token without the scope gets 403 insufficient_scope
+            # (clients fetch a wider token from the challenge and retry)
+            raise RegistryError("DENIED", "requested access to the resource is denied: the token lacks scope "
                                 + " ".join(str(s) for s in needed),
                                 detail=[{"Type": s.type, "Name": s.name, "Action": a}
                                         for s in needed for a in s.actions],
