@@ -1,0 +1,98 @@
+"""Live restore: kill -9 the daemon while containers run; they keep running, and a restarted
+daemon lists them, streams their logs, learns exits it missed and stops them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from fixtures.daemon import _cleanup_host, run_cgroups, start_daemon
+from support import busybox_rootfs_tar, new_run_names
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def own_daemon():
+    names = new_run_names()
+    names.root.mkdir(parents=True)
+    h = None
+    try:
+        h = start_daemon(names)
+        tar = busybox_rootfs_tar(names.root / "bb.tar")
+        r = h.api("POST", "/images/create", params={"fromSrc": "-", "repo": "busybox", "tag": "latest"},
+                  body=Path(tar).read_bytes())
+        assert r.status == 200, r.text
+        yield h
+    finally:
+        if h is not None:
+            if h.proc is None:
+                try:
+                    h.start()
+                except RuntimeError:
+                    pass
+            if h.proc is not None:
+                h.remove_all_containers()
+            h.stop()
+        _cleanup_host(names)
+        shutil.rmtree(names.root, ignore_errors=True)
+
+
+def _frames(data: bytes) -> bytes:
+    out = b""
+    while len(data) >= 8:
+        n = int.from_bytes(data[4:8], "big")
+        out += data[8:8 + n]
+        data = data[8 + n:]
+    return out
+
+
+def test_kill9_daemon_containers_survive(own_daemon):
+    d = own_daemon
+    ids = {}
+    for name, cmd in (("ticker", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"),
+                      ("shortlived", "sleep 1.5; exit 4")):
+        r = d.api("POST", "/containers/create", params={"name": name},
+                  json={"Image": "busybox", "Cmd": ["sh", "-c", cmd]})
+        assert r.status == 201, r.text
+        ids[name] = r.json()["Id"]
+        assert d.api("POST", f"/containers/{ids[name]}/start").status == 204
+    pid = d.api("GET", f"/containers/{ids['ticker']}/json").json()["State"]["Pid"]
+    assert pid > 0
+
+    d.kill9()
+    time.sleep(2.0)  # "shortlived" exits while the daemon is down
+    os.kill(pid, 0)   # the container's init is still alive
+    d.start()
+
+    running = d.api("GET", "/containers/json").json()
+    assert [c["Id"] for c in running] == [ids["ticker"]]
+    st = d.api("GET", f"/containers/{ids['shortlived']}/json").json()["State"]
+    assert st["Status"] == "exited" and st["ExitCode"] == 4
+    st = d.api("GET", f"/containers/{ids['ticker']}/json").json()["State"]
+    assert st["Running"] and st["Pid"] == pid
+
+    # logs written while the daemon was away, and new lines keep arriving with follow
+    r = d.api("GET", f"/containers/{ids['ticker']}/logs", params={"stdout": 1, "tail": "all"})
+    before = _frames(r.body).decode()
+    assert "tick 0\n" in before and before.count("tick") >= 8
+    r = d.api("GET", f"/containers/{ids['ticker']}/logs",
+              params={"stdout": 1, "follow": 1, "tail": 0, "until": f"{time.time() + 1.2:.3f}"}, timeout=20)
+    assert "tick" in _frames(r.body).decode()
+
+    # exec and stop still work through the re-found shim
+    eid = d.api("POST", f"/containers/{ids['ticker']}/exec", json={"Cmd": ["echo", "still here"],
+                                                                   "AttachStdout": True}).json()["Id"]
+    r = d.api("POST", f"/exec/{eid}/start", json={"Detach": False})
+    assert _frames(r.body) == b"still here\n"
+    r = d.api("POST", f"/containers/{ids['ticker']}/stop", params={"t": 1}, timeout=30)
+    assert r.status == 204
+    st = d.api("GET", f"/containers/{ids['ticker']}/json").json()["State"]
+    assert st["Status"] == "exited" and st["ExitCode"] == 137
+    for cid in ids.values():
+        assert d.api("DELETE", f"/containers/{cid}").status == 204
+    assert run_cgroups(d.names) == []
