@@ -34,6 +34,35 @@ def svc(run_names: RunNames) -> Iterator[ImageService]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+# First in the file: berthd is started before dockerd, so that the session's dockerd is
+# stopped before the daemon fixture checks the host for the run's leftovers.
+def test_docker_save_loads_into_berthd_and_runs(daemon, dockerd, busybox_tar: str,  # type: ignore[no-untyped-def]
+                                                tmp_path: Path) -> None:
+    r = dockerd.docker("import", "-c", 'CMD ["cat", "/etc/hostname-from-docker"]', busybox_tar, "dockermade/run:1")
+    assert r.returncode == 0, r.stderr
+    try:
+        r = dockerd.docker("run", "--name", "berth-img-run", "--network", "none", "dockermade/run:1",
+                           "sh", "-c", "echo written-in-docker > /etc/hostname-from-docker")
+        assert r.returncode == 0, r.stderr
+        r = dockerd.docker("commit", "-c", 'CMD ["cat", "/etc/hostname-from-docker"]', "berth-img-run",
+                           "dockermade/run:2")
+        assert r.returncode == 0, r.stderr
+        archive = tmp_path / "docker.tar"
+        r = dockerd.docker("save", "-o", str(archive), "dockermade/run:2")
+        assert r.returncode == 0, r.stderr
+    finally:
+        dockerd.docker("rm", "-f", "berth-img-run")
+        dockerd.docker("rmi", "-f", "dockermade/run:2", "dockermade/run:1")
+    r = daemon.docker("load", "-i", str(archive))
+    assert r.returncode == 0 and "Loaded image: dockermade/run:2" in r.stdout, r.stderr
+    try:
+        r = daemon.docker("run", "--rm", "--network", "none", "dockermade/run:2")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "written-in-docker\n"
+    finally:
+        daemon.docker("rmi", "-f", "dockermade/run:2")
+
+
 def test_berth_save_loads_and_runs_in_dockerd(dockerd, svc: ImageService, busybox_tar: str,  # type: ignore[no-untyped-def]
                                               tmp_path: Path) -> None:
     with open(busybox_tar, "rb") as f:
@@ -97,28 +126,3 @@ def test_docker_save_loads_into_berth(dockerd, svc: ImageService, busybox_tar: s
     subprocess.run(["tar", "xf", str(out), "-C", str(work)], check=True)
     manifest = json.loads((work / "manifest.json").read_text())
     assert manifest[0]["Config"].endswith(docker_id[7:])
-
-
-def test_docker_save_loads_into_berthd_and_runs(dockerd, daemon, busybox_tar: str,  # type: ignore[no-untyped-def]
-                                                tmp_path: Path) -> None:
-    r = dockerd.docker("import", "-c", 'CMD ["cat", "/etc/hostname-from-docker"]', busybox_tar, "dockermade/run:1")
-    assert r.returncode == 0, r.stderr
-    try:
-        r = dockerd.docker("run", "--name", "berth-img-run", "--network", "none", "dockermade/run:1",
-                           "sh", "-c", "echo written-in-docker > /etc/hostname-from-docker")
-        assert r.returncode == 0, r.stderr
-        assert dockerd.docker("commit", "berth-img-run", "dockermade/run:2").returncode == 0
-        archive = tmp_path / "docker.tar"
-        r = dockerd.docker("save", "-o", str(archive), "dockermade/run:2")
-        assert r.returncode == 0, r.stderr
-    finally:
-        dockerd.docker("rm", "-f", "berth-img-run")
-        dockerd.docker("rmi", "-f", "dockermade/run:2", "dockermade/run:1")
-    r = daemon.docker("load", "-i", str(archive))
-    assert r.returncode == 0 and "Loaded image: dockermade/run:2" in r.stdout, r.stderr
-    try:
-        r = daemon.docker("run", "--rm", "--network", "none", "dockermade/run:2")
-        assert r.returncode == 0, r.stderr
-        assert r.stdout == "written-in-docker\n"
-    finally:
-        daemon.docker("rmi", "-f", "dockermade/run:2")
