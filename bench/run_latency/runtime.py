@@ -1,0 +1,116 @@
+"""`berth-runtime run` beside `runc run` and `crun run` on the same busybox bundle.
+
+Usage (as root): .venv/bin/python bench/run_latency/runtime.py [--runs 20] [--cmd true]
+
+Each runtime runs the bundle's command (`true` by default) `--runs` times, interleaved
+(berth, runc, crun, berth, ...) so load changes hit every runtime alike; the script prints
+medians and the ratio berth/peer. The bundle is runc's default spec with terminal off and
+the busybox rootfs from tests/support.py. berth-runtime is called through its console
+script, as dockerd/containerd call it; the interpreter's own start-up (`python -c pass`,
+which on this machine includes the site-packages .pth files) is printed for reference.
+Byte-code is compiled first so no run pays for compiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "src"))
+
+from berth.runtime import spec  # noqa: E402
+from support import busybox_rootfs_tar  # noqa: E402
+
+VENV = REPO / ".venv" / "bin"
+
+
+def make_bundle(base: Path, cmd: list[str]) -> Path:
+    bundle = base / "bundle"
+    (bundle / "rootfs").mkdir(parents=True)
+    tar_path = busybox_rootfs_tar(base / "busybox.tar")
+    with tarfile.open(tar_path) as tar:
+        tar.extractall(bundle / "rootfs")
+    sp = spec.default_spec()
+    sp.process.terminal = False
+    sp.process.args = cmd
+    sp.linux.cgroups_path = f"/berth-bench-{os.getpid()}/c"
+    spec.dump(sp, str(bundle))
+    return bundle
+
+
+def time_once(argv: list[str], cwd: Path) -> float:
+    t = time.perf_counter()
+    res = subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - t
+    if res.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed: {res.stderr.decode(errors='replace')}")
+    return elapsed * 1000
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--cmd", default="true")
+    args = ap.parse_args()
+    compileall.compile_dir(str(REPO / "src" / "berth"), quiet=1)
+    base = Path(tempfile.mkdtemp(prefix="berth-bench-rt-", dir="/var/tmp"))
+    try:
+        bundle = make_bundle(base, args.cmd.split())
+        runtimes = {"berth-runtime": [str(VENV / "berth-runtime")]}
+        skipped = {}
+        for peer in ("runc", "crun"):
+            exe = shutil.which(peer)
+            if not exe:
+                continue
+            try:  # crun refuses hybrid cgroup hosts (v1 controllers + a v2 mount), like this one
+                time_once([exe, "--root", str(base / f"state-{peer}"), "run", "probe"], bundle)
+                runtimes[peer] = [exe]
+            except RuntimeError as exc:
+                skipped[peer] = str(exc).strip().splitlines()[-1]
+        times: dict[str, list[float]] = {name: [] for name in runtimes}
+        times["python -c pass"] = []
+        for i in range(args.runs + 1):  # the first round warms caches and is dropped
+            for name, exe in runtimes.items():
+                root = base / f"state-{name}"
+                ms = time_once([*exe, "--root", str(root), "run", f"bench{i}"], bundle)
+                if i:
+                    times[name].append(ms)
+            ms = time_once([str(VENV / "python"), "-c", "pass"], bundle)
+            if i:
+                times["python -c pass"].append(ms)
+        med = {name: statistics.median(v) for name, v in times.items()}
+        print(f"runtime run latency, bundle busybox `{args.cmd}`, {args.runs} runs each (median ms)")
+        for name, m in med.items():
+            print(f"  {name:<16} {m:8.1f} ms")
+        for peer in ("runc", "crun"):
+            if peer in med:
+                print(f"  ratio berth-runtime/{peer}: {med['berth-runtime'] / med[peer]:.2f}")
+        for peer, why in skipped.items():
+            print(f"  {peer}: skipped ({why})")
+        print(json.dumps({"median_ms": med, "skipped": skipped}))
+    finally:
+        for ctrl in Path("/sys/fs/cgroup").iterdir():
+            d = ctrl / f"berth-bench-{os.getpid()}"
+            for sub in (d / "c", d):
+                try:
+                    sub.rmdir()
+                except OSError:
+                    pass
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
