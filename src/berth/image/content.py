@@ -78,6 +78,7 @@ class BlobWriter:
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(self.tmp_path, 0o644)
             os.replace(self.tmp_path, dest)
+            _fsync_dir(dest.parent)
             self.digest = digest
             return digest
         except BaseException:
@@ -99,6 +100,14 @@ class BlobWriter:
     def __exit__(self, *exc: object) -> None:
         if self.digest is None:
             self.abort()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class ContentStore:
