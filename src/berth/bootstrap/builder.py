@@ -37,7 +37,7 @@ from .rootfs import (
 from .sources import SourceEntry, describe, for_suite, mirror_uris, read_sources, render_deb822
 
 # Bump when the builder's output changes for the same recipe (invalidates caches).
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 CACHE_ENV = "BERTH_BOOTSTRAP_CACHE"
 
 
@@ -69,17 +69,19 @@ def _main_versions(recipe: Recipe, installed: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def _labels(recipe: Recipe, reference: str, versions: dict[str, str], mirrors: list[str],
+def _labels(recipe: Recipe, versions: dict[str, str], mirrors: list[str],
             created: str) -> dict[str, str]:
+    """Labels name the recipe's canonical reference, so aliases (debian:12-slim and
+    debian:bookworm-slim) are one image with one id, as on Docker Hub."""
     first = recipe.main_packages[0]
     labels = {
-        "org.opencontainers.image.title": reference,
+        "org.opencontainers.image.title": recipe.reference,
         "org.opencontainers.image.description":
             f"{recipe.summary}; built by berth bootstrap from Debian {recipe.suite} packages",
         "org.opencontainers.image.source": " ".join(mirrors),
         "org.opencontainers.image.version": upstream_version(versions[first]),
         "org.opencontainers.image.created": created,
-        "io.berth.bootstrap.recipe": reference,
+        "io.berth.bootstrap.recipe": recipe.reference,
         "io.berth.bootstrap.suite": recipe.suite,
         "io.berth.bootstrap.packages": " ".join(f"{p}={v}" for p, v in versions.items()),
     }
@@ -89,7 +91,7 @@ def _labels(recipe: Recipe, reference: str, versions: dict[str, str], mirrors: l
 
 def _describe(recipe: Recipe, reference: str, versions: dict[str, str], origin: str,
               count: int, created: str) -> str:
-    how = ("the host's busybox-static package" if recipe.source == "busybox" else
+    how = ("no mmdebstrap: the binary of the host's busybox-static package" if recipe.source == "busybox" else
            f"mmdebstrap --variant={recipe.variant}"
            + (" (slim: no docs, man pages, locales, apt lists)" if recipe.slim else ""))
     pkgs = ", ".join(f"{p} {v}" for p, v in versions.items())
@@ -186,7 +188,7 @@ def build_image(name_tag: str, out_path: str | Path, log: Callable[[str], None] 
             return hit
     origin = describe(sources) or "this host's dpkg database"
     if recipe.source == "busybox":
-        origin = f"this host's installed busybox-static package (apt sources: {origin})"
+        origin = f"this host's installed busybox-static (apt sources: {origin})"
     log(f"bootstrap: building {reference} from Debian {recipe.suite} ({origin})")
     work = Path(tempfile.mkdtemp(prefix="berth-bootstrap-", dir=work_dir))
     tmp_out = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
@@ -215,8 +217,8 @@ def build_image(name_tag: str, out_path: str | Path, log: Callable[[str], None] 
         env = [f"{k}={v}" for k, v in recipe.env]
         env += [f"{k}={upstream_version(installed[p])}" for k, p in recipe.version_env]
         mirrors = mirror_uris(sources)
-        labels = _labels(recipe, reference, versions, mirrors, created)
-        created_by = f"berth bootstrap {reference} (recipe {recipe.reference}, Debian {recipe.suite})"
+        labels = _labels(recipe, versions, mirrors, created)
+        created_by = f"berth bootstrap {recipe.reference} (Debian {recipe.suite})"
         config = image_config(
             diff_id=layer.diff_id, epoch=epoch, env=env, cmd=list(recipe.cmd),
             entrypoint=list(recipe.entrypoint), workdir=recipe.workdir,
