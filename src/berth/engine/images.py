@@ -5,9 +5,12 @@ a worker thread (`asyncio.to_thread`)."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import fnmatch
 import json
 import os
+import shutil
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -77,7 +80,6 @@ class ImageService:
                 if n.startswith(prefixes):
                     p = os.path.join(d, n)
                     if os.path.isdir(p) and not os.path.islink(p):
-                        import shutil
                         shutil.rmtree(p, ignore_errors=True)
                     else:
                         try:
@@ -86,7 +88,6 @@ class ImageService:
                             pass
 
     async def start(self) -> None:
-        import asyncio
         await asyncio.to_thread(self.gc_layers)
 
     def gc_layers(self) -> list[str]:
@@ -396,10 +397,9 @@ class ImageService:
                             "CreatedBy": h.get("created_by", ""), "Tags": None, "Size": size,
                             "Comment": h.get("comment", "")})
         if not entries:  # images without history: one line per layer
-            for i, s in enumerate(sizes):
+            for size in sizes:
                 entries.append({"Id": "<missing>", "Created": created_unix(img.created),
-                                "CreatedBy": "", "Tags": None, "Size": s, "Comment": ""})
-                del i
+                                "CreatedBy": "", "Tags": None, "Size": size, "Comment": ""})
         entries.reverse()
         if entries:
             entries[0]["Id"] = img.id
@@ -448,7 +448,6 @@ def _single_repo(refs: list[str]) -> bool:
 
 
 def _ref_matches(tag: str, pattern: str) -> bool:
-    import fnmatch
     name = tag.rsplit(":", 1)[0]
     if ":" in pattern.rsplit("/", 1)[-1]:
         return fnmatch.fnmatchcase(tag, pattern)
