@@ -1,0 +1,104 @@
+"""Seccomp, no_new_privs, capabilities changes, the v2 cgroup manager, and `runc spec`
+parity, on a real kernel."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+from pathlib import Path
+
+import pytest
+from test_runtime_container import box, go, rt  # noqa: F401 - shared fixtures
+
+from berth.runtime import capabilities, seccomp, spec
+from berth.runtime.cgroups.v2 import V2Manager
+
+pytestmark = [pytest.mark.root]
+
+
+def test_docker_default_seccomp_profile(rt, box):  # noqa: F811
+    def edit(sp):
+        sp.linux.seccomp = seccomp.docker_default(capabilities.DOCKER_DEFAULT)
+        sp.process.no_new_privileges = False  # Docker's default: the filter is loaded before caps drop
+    _, res = go(rt, box, ["sh", "-c", "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; unshare -U true"
+                          " || echo DENIED; echo ok > /tmp/f && cat /tmp/f; sleep 0 & wait"], edit)
+    lines = res.out.split("\n")
+    assert lines[:2] == ["NoNewPrivs:\t0", "Seccomp:\t2"], res
+    assert "DENIED" in lines and "ok" in lines, res
+
+
+def test_without_seccomp_unshare_works(rt, box):  # noqa: F811
+    _, res = go(rt, box, ["sh", "-c", "grep '^Seccomp:' /proc/self/status; unshare -U true && echo ALLOWED"])
+    assert res.out.split("\n")[:2] == ["Seccomp:\t0", "ALLOWED"], res
+
+
+def test_custom_profile_errno_and_nnp(rt, box):  # noqa: F811
+    def edit(sp):
+        sp.linux.seccomp = spec.Seccomp(
+            default_action="SCMP_ACT_ALLOW",
+            syscalls=[spec.Syscall(names=["mkdir", "mkdirat"], action="SCMP_ACT_ERRNO", errno_ret=13),
+                      spec.Syscall(names=["no_such_syscall_anywhere"], action="SCMP_ACT_ERRNO")])
+        sp.process.no_new_privileges = True
+    _, res = go(rt, box, ["sh", "-c", "grep '^NoNewPrivs:' /proc/self/status; mkdir /tmp/x || echo REFUSED"], edit)
+    assert res.out.split("\n")[:2] == ["NoNewPrivs:\t1", "REFUSED"], res
+    assert "Permission denied" in res.err  # errno 13, as the profile asked
+
+
+def test_cap_add_and_drop(rt, box):  # noqa: F811
+    def edit(sp):
+        caps = capabilities.docker_set(cap_add=["NET_ADMIN", "SYS_ADMIN"], cap_drop=["CHOWN"])
+        sp.process.capabilities = spec.Capabilities(bounding=caps, effective=caps, permitted=caps)
+    _, res = go(rt, box, ["sh", "-c", "grep '^CapEff:' /proc/self/status; ip link set lo down && echo NETADMIN;"
+                          " chown 65534 /tmp || echo NOCHOWN"], edit)
+    capeff = int(res.out.split()[1], 16)
+    assert capeff == capabilities.mask(capabilities.docker_set(cap_add=["NET_ADMIN", "SYS_ADMIN"],
+                                                               cap_drop=["CHOWN"]))
+    assert "NETADMIN" in res.out and "NOCHOWN" in res.out, res
+
+
+def test_non_root_user_loses_effective_caps_at_exec(rt, box):  # noqa: F811
+    def edit(sp):
+        sp.process.user = spec.User(uid=1000, gid=1000)
+        caps = capabilities.DOCKER_DEFAULT
+        sp.process.capabilities = spec.Capabilities(bounding=list(caps), permitted=list(caps),
+                                                    effective=list(caps))
+    _, res = go(rt, box, ["sh", "-c", "id -u; grep -E '^Cap(Eff|Bnd):' /proc/self/status"], edit)
+    uid, _, capeff, _, capbnd = res.out.split()
+    # as with runc and Docker (`-u 1000`): without ambient caps, execve as a non-root user
+    # clears the permitted/effective sets; the bounding set is the spec's
+    assert (uid, capeff, capbnd) == ("1000", "0000000000000000", "00000000a80425fb")
+
+
+def test_v2_manager_on_the_unified_hierarchy(run_names):
+    """The v2 manager on this hybrid host's (controller-less) cgroup2 mount: create, join,
+    freeze, thaw, procs, destroy."""
+    mount = "/sys/fs/cgroup/unified"
+    if not os.path.exists(f"{mount}/cgroup.procs"):
+        pytest.skip("no cgroup2 mount on this host")
+    mgr = V2Manager.for_path(f"/{run_names.cgroup_parent}-v2/c{secrets.token_hex(3)}", mount=mount)
+    mgr.create()
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        mgr.add(proc.pid)
+        assert mgr.procs() == [proc.pid]
+        mgr.freeze()
+        assert mgr.frozen()
+        assert Path(f"/proc/{proc.pid}/stat").read_text().split(") ")[1][0] in "DS"
+        mgr.thaw()
+        assert not mgr.frozen()
+        assert mgr.oom_killed() is False
+    finally:
+        proc.kill()
+        proc.wait()
+        mgr.destroy()
+        os.rmdir(os.path.dirname(mgr.path))
+    assert not os.path.exists(mgr.path)
+
+
+def test_default_spec_matches_runc_spec(tmp_path):
+    if subprocess.run(["which", "runc"], capture_output=True).returncode != 0:
+        pytest.skip("runc is not installed")
+    subprocess.run(["runc", "spec"], cwd=tmp_path, check=True)
+    assert json.loads((tmp_path / "config.json").read_text()) == spec.default_spec().to_dict()
