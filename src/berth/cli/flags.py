@@ -17,6 +17,10 @@ from berth.cli import typos
 class UsageError(Exception):
     """A command line berth refuses before talking to the daemon (exit status 125)."""
 
+    def __init__(self, message: str, kind: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind      # "dash": a dash look-alike; main then shows the corrected line
+
 
 BOOL = "bool"
 STR = "string"
@@ -210,15 +214,19 @@ def parse(spec: Spec, argv: list[str]) -> Parsed:
                     raise UsageError(f"flag needs an argument: '{letter}' in {word}")
                 break
             continue
-        slip = typos.dash_slip(word, spec) or typos.quote_slip(word)
+        slip = typos.dash_slip(word, spec)
+        if slip:
+            raise UsageError(slip, kind="dash")
+        slip = typos.quote_slip(word)
         if slip:
             raise UsageError(slip)
         args.append(word)
         if not spec.interspersed:
-            for rest in argv[i:]:
-                slip = typos.quote_slip(rest)
-                if slip:
-                    raise UsageError(slip)
+            if spec.name:   # the global parse leaves the command's words to the command
+                for rest in argv[i:]:
+                    slip = typos.quote_slip(rest)
+                    if slip:
+                        raise UsageError(slip)
             args.extend(argv[i:])
             break
     if want_help:

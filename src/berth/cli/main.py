@@ -161,8 +161,12 @@ def _fail(message: str, status: int = 125) -> int:
     return status
 
 
-def _usage_error(spec: Spec, message: str) -> int:
-    sys.stderr.write(f"berth: {message}\n\n{spec.usage_line()}\n\n"
+def _usage_error(spec: Spec, exc: Exception, argv: list[str] | None = None) -> int:
+    if getattr(exc, "kind", "") == "dash" and argv is not None:
+        fixed = typos.corrected_command(argv, spec)
+        sys.stderr.write(f"berth: {exc}\nThe command with plain hyphens would be:\n  {fixed}\n")
+        return 125
+    sys.stderr.write(f"berth: {exc}\n\n{spec.usage_line()}\n\n"
                      f"Run 'berth {spec.name} --help' for more information\n")
     return 125
 
@@ -246,7 +250,7 @@ def _main(argv: list[str]) -> int:
     try:
         p = parse(spec, rest)
     except UsageError as exc:
-        return _usage_error(spec, str(exc))
+        return _usage_error(spec, exc, argv)
     if p.help:
         sys.stdout.write(spec.help_text())
         return 0
@@ -264,7 +268,7 @@ def _main(argv: list[str]) -> int:
     try:
         return int(handler(ctx, p) or 0)
     except UsageError as exc:
-        return _usage_error(spec, str(exc))
+        return _usage_error(spec, exc)
     except CLIError as exc:
         return _fail(str(exc), exc.status)
     except BrokenPipeError:

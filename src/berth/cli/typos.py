@@ -31,23 +31,35 @@ PLURAL_GROUPS = {"images": "image", "containers": "container", "networks": "netw
                  "volumes": "volume"}
 
 
+def fix_dashes(word: str, spec: Spec | None = None) -> str:
+    """The word with its leading dash look-alikes turned into the hyphens meant."""
+    if not word or word[0] not in DASH_LOOKALIKES:
+        return word
+    rest = word.lstrip("".join(DASH_LOOKALIKES) + "-")
+    name = rest.split("=", 1)[0]
+    lead = len(word) - len(rest)
+    if spec is not None and spec.by_long(name) is not None:
+        return "--" + rest
+    if spec is not None and len(name) == 1 and lead == 1:
+        return "-" + rest
+    if lead >= 2 or (len(name) > 1 and spec is None and word[0] == "\u2014"):
+        return "--" + rest
+    return "-" + rest
+
+
 def dash_slip(word: str, spec: Spec | None = None) -> str | None:
     """`–it` or `—name` where `-it` / `--name` was meant."""
     if not word or word[0] not in DASH_LOOKALIKES:
         return None
     what = DASH_LOOKALIKES[word[0]]
-    rest = word.lstrip("".join(DASH_LOOKALIKES) + "-")
-    name = rest.split("=", 1)[0]
-    lead = len(word) - len(rest)
-    if spec is not None and spec.by_long(name) is not None:
-        fixed = "--" + rest
-    elif spec is not None and len(name) == 1 and spec.by_short(name) is None and lead == 1:
-        fixed = "-" + rest
-    elif lead >= 2 or (len(name) > 1 and spec is None and word[0] == "\u2014"):
-        fixed = "--" + rest
-    else:
-        fixed = "-" + rest
-    return f'"{word}" starts with {what}, not a hyphen; did you mean "{fixed}"?'
+    return f'"{word}" starts with {what}, not a hyphen; did you mean "{fix_dashes(word, spec)}"?'
+
+
+def corrected_command(argv: list[str], spec: Spec | None) -> str:
+    """The whole command line with every dash look-alike fixed, ready to copy."""
+    import shlex
+
+    return "berth " + shlex.join(fix_dashes(w, spec) for w in argv)
 
 
 def single_dash_long(word: str, spec: Spec) -> str | None:
