@@ -77,6 +77,32 @@ def test_failed_build_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert _mounts_with(str(work)) == []
 
 
+class _Stop(Exception):
+    pass
+
+
+def test_interrupted_build_leaves_nothing(tmp_path: Path) -> None:
+    """Interrupted while mmdebstrap has /proc, /sys and /dev mounted in the rootfs: every
+    process of the build is stopped, every mount undone, the temp dir and archive gone."""
+    work = tmp_path / "work"
+    work.mkdir()
+    seen: list[str] = []
+
+    def log(line: str) -> None:
+        seen.append(line)
+        if "installing essential packages" in line or "installing remaining packages" in line:
+            assert _mounts_with(str(work)), "expected mmdebstrap's mounts at this point"
+            raise _Stop()
+
+    with pytest.raises(_Stop):
+        build_image("debian:bookworm-slim", tmp_path / "x.tar", log=log, work_dir=work)
+    assert list(work.iterdir()) == []
+    assert _mounts_with(str(work)) == []
+    assert not (tmp_path / "x.tar").exists()
+    procs = subprocess.run(["pgrep", "-af", str(work)], capture_output=True, text=True).stdout
+    assert procs == "", procs
+
+
 @pytest.mark.slow
 def test_debian_slim_is_reproducible(tmp_path: Path) -> None:
     """Two full mmdebstrap builds (the second through the 12-slim alias): one image id."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import subprocess
 from collections import deque
 from collections.abc import Callable
@@ -142,7 +143,12 @@ def run_mmdebstrap(recipe: Recipe, root: Path, sources: list[SourceEntry], work:
                 log("bootstrap: mmdebstrap " + line)
         rc = proc.wait()
     except BaseException:
-        proc.kill()
+        # mmdebstrap's apt and dpkg children share its session: stop them all before the
+        # caller unmounts and deletes the half-made rootfs.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         proc.wait()
         raise
     if rc != 0:
