@@ -11,6 +11,8 @@ import json
 import logging
 from typing import Any, Protocol
 
+import aiohttp
+
 from berth import errors
 from berth.image.layers import chain_ids
 from berth.image.reference import Reference
@@ -190,6 +192,9 @@ class Puller:
                     await self.rep.bytes("Downloading", sid, done, d.size)
                 await self.rep.status("Verifying Checksum", sid)
                 await asyncio.to_thread(writer.commit)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                writer.abort()
+                raise errors.BerthError(f"fetching layer {d.digest} failed: {type(exc).__name__}: {exc}") from exc
             except BaseException:
                 writer.abort()
                 raise
