@@ -1,0 +1,233 @@
+"""`berth` against the session daemon: run, exit codes, the container life cycle, -it, errors."""
+
+from __future__ import annotations
+
+import os
+import pty
+import secrets
+import select
+import subprocess
+import time
+
+import pytest
+
+from support import venv_exe
+
+pytestmark = pytest.mark.root
+
+
+def uniq(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(3)}"
+
+
+def all_names(daemon) -> set[str]:  # type: ignore[no-untyped-def]
+    r = daemon.cli("ps", "-a", "--format", "{{.Names}}", check=True)
+    return set(r.stdout.split())
+
+
+def test_run_rm_echo_prints_hi_and_leaves_nothing(daemon, busybox_image) -> None:  # type: ignore[no-untyped-def]
+    name = uniq("hi")
+    r = daemon.cli("run", "--rm", "--name", name, "busybox", "echo", "hi")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "hi\n"
+    assert name not in all_names(daemon)
+
+
+def test_exit_status_is_the_containers(daemon, busybox_image) -> None:  # type: ignore[no-untyped-def]
+    r = daemon.cli("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert r.returncode == 3
+    assert r.stdout == "out\n" and r.stderr == "err\n"
+
+
+def test_missing_command_exits_127_and_rm_cleans_up(daemon, busybox_image) -> None:  # type: ignore[no-untyped-def]
+    name = uniq("missing")
+    r = daemon.cli("run", "--rm", "--name", name, "busybox", "no-such-command")
+    assert r.returncode == 127, (r.stdout, r.stderr)
+    assert r.stderr.startswith("berth: Error response from daemon:") and "no-such-command" in r.stderr
+    assert name not in all_names(daemon)
+
+
+def test_stdin_is_piped_with_i(daemon, busybox_image) -> None:  # type: ignore[no-untyped-def]
+    r = daemon.cli("run", "--rm", "-i", "busybox", "sh", "-c", "tr a-z A-Z; echo done", input="piped data\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "PIPED DATA\ndone\n"
+
+
+def test_detached_lifecycle_ps_logs_exec_stop_rm(daemon, busybox_image) -> None:  # type: ignore[no-untyped-def]
+    name = uniq("life")
+    r = daemon.cli("run", "-d", "--name", name, "-e", "GREETING=hello", "busybox", "sh", "-c",
+                   "trap 'echo got TERM; exit 0' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done")
+    try:
+        assert r.returncode == 0, r.stderr
+        cid = r.stdout.strip()
+        assert len(cid) == 64
+        ps = daemon.cli("ps", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.Status}}")
+        line = next(ln for ln in ps.stdout.splitlines() if name in ln)
+        assert line.startswith(cid) and " Up " in line
+        assert daemon.cli("ps", "-q").stdout.split().count(cid[:12]) == 1
+        shown = daemon.cli("inspect", "-f", "{{.State.Status}} {{json .Config.Env}}", name).stdout
+        assert shown.startswith("running [") and '"GREETING=hello"' in shown
+
+        ex = daemon.cli("exec", name, "sh", "-c", 'echo "$GREETING from exec"; exit 7')
+        assert ex.returncode == 7 and ex.stdout == "hello from exec\n"
+        ex = daemon.cli("exec", "-e", "X=1", "-w", "/tmp", name, "sh", "-c", "echo $X $(pwd)")
+        assert ex.stdout == "1 /tmp\n"
+
+        # logs -f follows until the container stops
+        follow = subprocess.Popen([venv_exe("berth"), "logs", "-f", name], env=daemon.env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        st = daemon.cli("stop", "-t", "5", name)
+        assert st.returncode == 0 and st.stdout == f"{name}\n"
+        assert time.monotonic() - t0 < 5          # the TERM trap ended it, no SIGKILL wait
+        out, _ = follow.communicate(timeout=20)
+        assert follow.returncode == 0
+        assert "tick 0\n" in out and out.rstrip().endswith("got TERM")
+
+        tail = daemon.cli("logs", "--tail", "1", name)
+        assert tail.stdout == "got TERM\n"
+        assert daemon.cli("inspect", "-f", "{{.State.ExitCode}}", name).stdout == "0\n"
+        assert daemon.cli("wait", name).stdout == "0\n"
+    finally:
+        rm = daemon.cli("rm", "-f", name)
+    assert rm.returncode == 0 and rm.stdout == f"{name}\n"
+    assert name not in all_names(daemon)
+
+
+def test_stop_kills_after_timeout(daemon, busybox_image) -> None:  # type: ignore[no-untyped-def]
+    name = uniq("stubborn")
+    assert daemon.cli("run", "-d", "--name", name, "busybox", "sh", "-c", "trap '' TERM; while true; do sleep 0.1; done").returncode == 0
+    try:
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        assert daemon.cli("stop", "-t", "1", name).returncode == 0
+        took = time.monotonic() - t0
+        assert 0.9 <= took < 10
+        assert daemon.cli("inspect", "-f", "{{.State.ExitCode}}", name).stdout == "137\n"
+    finally:
+        daemon.cli("rm", "-f", name)
+
+
+def test_run_it_through_a_real_pty(daemon, busybox_image) -> None:  # type: ignore[no-untyped-def]
+    pid, fd = pty.fork()
+    if pid == 0:  # child: berth on the pty's slave side
+        os.execve(venv_exe("berth"), ["berth", "run", "-it", "--rm", "busybox", "sh"], daemon.env)
+    buf = b""
+
+    def read_until(token: bytes, timeout: float = 20) -> bytes:
+        nonlocal buf
+        end = time.monotonic() + timeout
+        while token not in buf and time.monotonic() < end:
+            r, _, _ = select.select([fd], [], [], 0.2)
+            if r:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not data:
+                    break
+                buf += data
+        return buf
+    try:
+        assert b"# " in read_until(b"# "), buf
+        os.write(fd, b"echo $((6*7)); tty; stty size\r")
+        out = read_until(b"/dev/pts/")
+        assert b"42" in out and b"/dev/pts/" in out, out
+        os.write(fd, b"exit 4\r")
+        deadline = time.monotonic() + 20
+        status = None
+        while time.monotonic() < deadline:
+            done, st = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = os.waitstatus_to_exitcode(st)
+                break
+            read_until(b"\0", 0.2)
+        assert status == 4
+    finally:
+        try:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(fd)
+
+
+def test_detach_keys_leave_the_container_running(daemon, busybox_image) -> None:  # type: ignore[no-untyped-def]
+    name = uniq("detach")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(venv_exe("berth"), ["berth", "run", "-it", "--name", name, "busybox", "sh"], daemon.env)
+    try:
+        buf = b""
+        end = time.monotonic() + 20
+        while b"# " not in buf and time.monotonic() < end:
+            r, _, _ = select.select([fd], [], [], 0.2)
+            if r:
+                buf += os.read(fd, 4096)
+        os.write(fd, b"\x10\x11")   # ctrl-p ctrl-q
+        _, st = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(st) == 0
+        assert daemon.cli("inspect", "-f", "{{.State.Running}}", name).stdout == "true\n"
+    finally:
+        daemon.cli("rm", "-f", name)
+        os.close(fd)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--no-such-flag", "busybox"], "unknown flag: --no-such-flag"),
+    (["run", "-m", "lots", "busybox", "true"], "invalid size: 'lots'"),
+    (["run", "--restart", "sometimes", "busybox"], "invalid restart policy"),
+    (["run", "\u2013it", "busybox", "sh"], 'starts with an en dash (\u2013), not a hyphen; did you mean "-it"?'),
+    (["run", "-name", "x", "busybox"], 'did you mean "--name"?'),
+])
+def test_bad_flags_exit_125_and_create_nothing(daemon, busybox_image, argv, message) -> None:  # type: ignore[no-untyped-def]
+    before = daemon.cli("ps", "-aq", "--no-trunc").stdout.split()
+    r = daemon.cli(*argv)
+    assert r.returncode == 125
+    assert message in r.stderr
+    assert r.stdout == ""
+    assert daemon.cli("ps", "-aq", "--no-trunc").stdout.split() == before
+
+
+def test_copied_command_with_dashes_shows_the_fixed_line(daemon) -> None:  # type: ignore[no-untyped-def]
+    r = daemon.cli("run", "\u2013it", "\u2013d", "\u2013p", "8001:80", "--name", "nginxserver", "nginx:latest")
+    assert r.returncode == 125
+    assert "berth run -it -d -p 8001:80 --name nginxserver nginx:latest" in r.stderr
+
+
+def test_command_slips(daemon) -> None:  # type: ignore[no-untyped-def]
+    r = daemon.cli("images", "ls")
+    assert r.returncode == 125 and 'did you mean "berth image ls"?' in r.stderr
+    r = daemon.cli("container", "list", "-a")
+    assert r.returncode == 0 and r.stdout.startswith("CONTAINER ID")
+
+
+def test_duplicate_name_is_refused(daemon, busybox_image) -> None:  # type: ignore[no-untyped-def]
+    name = uniq("dup")
+    assert daemon.cli("create", "--name", name, "busybox", "true").returncode == 0
+    try:
+        r = daemon.cli("run", "--name", name, "busybox", "true")
+        assert r.returncode == 125
+        assert "berth: Error response from daemon:" in r.stderr and name in r.stderr
+    finally:
+        daemon.cli("rm", name)
+
+
+def test_unknown_image_is_pulled_then_fails_clearly(daemon) -> None:  # type: ignore[no-untyped-def]
+    r = daemon.cli("run", "--rm", "127.0.0.1:1/nothing/here:v1", "true")
+    assert r.returncode == 125
+    assert "Unable to find image '127.0.0.1:1/nothing/here:v1' locally" in r.stderr
+    assert "berth: " in r.stderr
+
+
+def test_no_daemon_on_a_named_socket(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    sock = tmp_path / "none.sock"
+    r = subprocess.run([venv_exe("berth"), "-H", f"unix://{sock}", "ps"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1
+    assert f"Cannot connect to the berth daemon at unix://{sock}" in r.stderr
+    assert not sock.exists()          # nothing was started for a non-default socket
+    r = subprocess.run([venv_exe("berth"), "-H", f"unix://{sock}", "run", "busybox"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 125
