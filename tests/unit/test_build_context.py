@@ -241,3 +241,12 @@ def test_glob_in_image_rootfs(rootfs: Path) -> None:
     (rootfs / "usr/bin/a1").write_text("")
     (rootfs / "usr/bin/a2").write_text("")
     assert glob_in(str(rootfs), "/bin/a*", clamp=True) == ["bin/a1", "bin/a2"]
+
+
+def test_extract_accepts_a_last_member_without_padding(tmp_path: Path) -> None:
+    # what the docker CLI sends when -f names a Dockerfile outside the context
+    raw = tar_of([("f", "file", "data\n"), (".dockerfile.abc", "file", "FROM x\n")]).getvalue()
+    cut = 512 + 512 + 512 + len("FROM x\n")  # no padding, no end blocks
+    extract_tar(io.BytesIO(raw[:cut]), tmp_path / "ctx")
+    assert (tmp_path / "ctx/.dockerfile.abc").read_text() == "FROM x\n"
+    assert (tmp_path / "ctx/f").read_text() == "data\n"

@@ -223,7 +223,7 @@ class Builder:
             labels.update(self.opts.labels)
             cfg["Labels"] = labels
             shell = " ".join(cfg.get("Shell") or DEFAULT_SHELL)
-            text_l = " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(self.opts.labels.items()))
+            text_l = " ".join(f"{k}={v}" for k, v in sorted(self.opts.labels.items()))
             result = await self.runner.commit_config(
                 result, cfg, {"created_by": f"{shell} #(nop)  LABEL {text_l}", "empty_layer": True})
         unused = sorted(k for k in self.opts.build_args
@@ -431,7 +431,7 @@ class Builder:
                 key = expand_word(k, env, self.escape)
                 val = expand_word(v, env, self.escape)
                 labels[key] = val
-                parts.append(f"{key}={json.dumps(val)}")
+                parts.append(f"{key}={val}")
             cfg["Labels"] = labels
             await self._meta(state, ins, self._nop(state, "LABEL " + " ".join(parts)))
         elif isinstance(ins, I.Arg):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import io
 import os
 import posixpath
 import shutil
@@ -31,11 +32,54 @@ def _inside(root: str, path: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
+def _peek(f: BinaryIO) -> bytes:
+    try:
+        pos = f.tell()
+        head = f.read(6)
+        f.seek(pos)
+        return head
+    except (AttributeError, OSError, ValueError):
+        return b""
+
+
+class _Padded(io.RawIOBase):
+    """A reader that, at the end of the real data, supplies the NULs a tar stream is
+    missing: up to the next 512-byte boundary plus two 512-byte end blocks."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.count = 0
+        self.extra: int | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self.extra is None:
+            data = self.raw.read(len(buf))
+            if data:
+                buf[:len(data)] = data
+                self.count += len(data)
+                return len(data)
+            self.extra = (-self.count) % 512 + 1024
+        n = min(len(buf), self.extra)
+        buf[:n] = b"\0" * n
+        self.extra -= n
+        return n
+
+
 def extract_tar(fileobj: BinaryIO, dest: str | Path) -> None:
     """Extract a (possibly compressed) tar stream into dest. Refuses members that would land
     outside dest: `..` names and paths through symlinks. Symlinks themselves are kept."""
     root = os.path.realpath(dest)
     os.makedirs(root, exist_ok=True)
+    # The docker CLI sends an archive whose last member lacks its padding and end blocks
+    # when it adds a Dockerfile from outside the context; Go's tar reader accepts that, so
+    # an uncompressed stream is padded with what is missing (at most the last block's
+    # padding and the two end blocks).
+    head = _peek(fileobj)
+    if not head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")):
+        fileobj = _Padded(fileobj)  # type: ignore[assignment]
     try:
         tar = tarfile.open(fileobj=fileobj, mode="r|*")
     except tarfile.TarError as exc:
