@@ -214,6 +214,30 @@ CMD echo "$GREETING" && cat /artifact
     assert "nope" in (error_of(msgs) or "")
 
 
+def test_run_steps_use_the_default_bridge_unless_told_otherwise(daemon: Any, busybox_image: str) -> None:
+    df = "FROM busybox\nRUN ip -4 route > /routes; ip -4 addr > /addrs\nCMD [\"cat\", \"/routes\"]\n"
+    msgs, _ = build(daemon, {"Dockerfile": df}, t="netcheck:bridge", nocache=True)
+    assert error_of(msgs) is None, msgs
+    gateway = daemon.names.subnet.rsplit(".", 1)[0] + ".1"
+    assert f"default via {gateway}" in run_output(daemon, "netcheck:bridge")
+    msgs, _ = build(daemon, {"Dockerfile": df}, t="netcheck:none", networkmode="none", nocache=True)
+    assert error_of(msgs) is None, msgs
+    assert "default via" not in run_output(daemon, "netcheck:none")
+
+
+def test_gzip_context_and_prune(daemon: Any, busybox_image: str) -> None:
+    import gzip
+    body = gzip.compress(make_context({"Dockerfile": "FROM busybox\nCOPY x /x\n", "x": "zipped\n"}))
+    r = daemon.api("POST", "/build", params={"t": "gz:1"}, body=body,
+                   headers={"Content-Type": "application/x-tar"}, timeout=120)
+    assert r.status == 200 and "Successfully tagged gz:1" in r.text, r.text
+    assert run_output(daemon, "gz:1", "cat", "/x") == "zipped\n"
+    r = daemon.api("POST", "/build/prune", params={"all": True})
+    assert r.status == 200 and r.json()["CachesDeleted"], r.text
+    msgs, text = build(daemon, {"Dockerfile": "FROM busybox\nCOPY x /x\n", "x": "zipped\n"})
+    assert "Using cache" not in text
+
+
 def test_docker_cli_legacy_build(daemon: Any, busybox_image: str, tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text(HELLO_DOCKERFILE)
     (tmp_path / "hello.py").write_text("print('from docker cli')\n")
@@ -228,6 +252,25 @@ def test_docker_cli_legacy_build(daemon: Any, busybox_image: str, tmp_path: Path
                        capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip().startswith("sha256:")
+    # a Dockerfile outside the context, build args, labels, several tags and --iidfile
+    other = tmp_path.parent / (tmp_path.name + "-df")
+    other.mkdir()
+    (other / "Dockerfile").write_text("FROM busybox\nARG WHO=nobody\nRUN echo hello $WHO > /greeting\n"
+                                      "CMD [\"cat\", \"/greeting\"]\n")
+    p = subprocess.run(["/usr/bin/docker", "build", "-f", str(other / "Dockerfile"), "--build-arg", "WHO=cli",
+                        "--label", "via=cli", "-t", "cli-a:1", "-t", "cli-b:2", "--iidfile", str(other / "iid"),
+                        str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    iid = (other / "iid").read_text().strip()
+    assert iid.startswith("sha256:")
+    assert run_output(daemon, "cli-b:2") == "hello cli\n"
+    info = daemon.api("GET", "/images/cli-a:1/json").json()
+    assert info["Id"] == iid and info["Config"]["Labels"] == {"via": "cli"}
+    # a syntax error is reported with its line by the CLI
+    (other / "Dockerfile").write_text("FROM busybox\nRUN true\nFORM x\n")
+    p = subprocess.run(["/usr/bin/docker", "build", "-f", str(other / "Dockerfile"), str(tmp_path)],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode != 0 and "Dockerfile:3: unknown instruction: FORM" in p.stderr
 
 
 def test_docker_py_build(daemon: Any, busybox_image: str, tmp_path: Path) -> None:
