@@ -257,11 +257,8 @@ def test_nginx_serves_welcome_page(daemon, nginx_tar: Path) -> None:  # noqa: AN
 # --- the same archive in Debian's dockerd: proof it is a proper image ----------------------
 
 def _docker(dockerd, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
-    """The docker CLI against the fixture's dockerd (its `.docker()` when it has one)."""
-    if hasattr(dockerd, "docker"):
-        return dockerd.docker(*args)
-    host = getattr(dockerd, "host", None) or f"unix://{dockerd.socket}"
-    return subprocess.run(["docker", "-H", host, *args], capture_output=True, text=True, timeout=300)
+    """The docker CLI against the fixture's isolated dockerd (tests/fixtures/dockerd.py)."""
+    return dockerd.docker(*args, timeout=300)
 
 
 @pytest.mark.peer
