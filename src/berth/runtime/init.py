@@ -44,6 +44,8 @@ class InitConfig:
     process: Any = None                        # spec.Process for exec
     preserve_fds: int = 0
     has_hooks: bool = False
+    container_id: str = ""
+    bundle: str = ""
 
 
 class Sync:
@@ -254,7 +256,36 @@ def _container_setup(cfg: InitConfig, sync: Sync) -> None:
         os.write(fd, b"0")
         os.close(fd)
         os.close(fifo_fd)
+    if spec.hooks is not None and spec.hooks.start_container:
+        _start_container_hooks(spec, cfg)
     _exec(proc, filt, cfg.preserve_fds)
+
+
+def _start_container_hooks(spec, cfg: InitConfig) -> None:
+    """startContainer hooks run in the container, after start, before the user process."""
+    state = json.dumps({"ociVersion": spec.oci_version, "id": cfg.container_id, "status": "running",
+                        "pid": os.getpid(), "bundle": cfg.bundle}).encode()
+    for h in spec.hooks.start_container:
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(w)
+            os.dup2(r, 0)
+            try:
+                env = {k: v for k, _, v in (e.partition("=") for e in h.env or [])}
+                os.execve(h.path, h.args or [h.path], env)
+            finally:
+                os._exit(127)
+        os.close(r)
+        try:
+            os.write(w, state)
+        except OSError:
+            pass
+        os.close(w)
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.stderr.write(f"berth-runtime: startContainer hook {h.path} failed\n")
+            os._exit(1)
 
 
 def _finish_process(proc, linux, sync: Sync, cwd: str) -> Any:

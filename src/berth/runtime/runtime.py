@@ -162,7 +162,7 @@ class Runtime:
             cfg = InitConfig(spec=config, rootfs=rootfs, sync_r=pipes[0], sync_w=pipes[3], stdio=stdio,
                              fifo_path=fifo, console_fd=console_fd, cgroup=cg, join=join,
                              unshare_flags=flags, no_pivot=no_pivot, preserve_fds=preserve_fds,
-                             has_hooks=has_hooks)
+                             has_hooks=has_hooks, container_id=cid, bundle=bundle)
             init_pid = self._spawn(cfg, pipes, on_hooks=lambda pid: self._hooks_create(
                 st, pid, config))
             st.pid = init_pid
