@@ -51,6 +51,13 @@ def test_dockerfile_outside_the_context_is_sent(ctxdir: Path, tmp_path: Path) ->
         with tarfile.open(bc.tar_path) as t:
             f = t.extractfile(bc.dockerfile)
             assert f is not None and f.read() == b"FROM scratch\n"
+            ignore = t.extractfile(".dockerignore")
+            assert ignore is not None
+            assert ignore.read().decode().splitlines()[-1] == bc.dockerfile   # docker lists it there too
+            assert [m.name for m in t.getmembers()].count(".dockerignore") == 1
+        again = make_context(str(ctxdir), str(outside))
+        os.unlink(again.tar_path)
+        assert again.dockerfile == bc.dockerfile      # same Dockerfile, same name: cache-friendly
     finally:
         os.unlink(bc.tar_path)
 

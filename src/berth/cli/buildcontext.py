@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import os
-import secrets
 import tarfile
 from dataclasses import dataclass
 
@@ -16,6 +15,14 @@ from berth.cli.client import CLIError
 class Context:
     tar_path: str | None       # a temporary file holding the tar (removed by the caller)
     dockerfile: str            # the `dockerfile` query parameter (path inside the context)
+
+
+def _private_name(dockerfile: bytes) -> str:
+    """The name an outside Dockerfile travels under: from its content, so that the same
+    Dockerfile gives the same context (and build cache hits) every time."""
+    import hashlib
+
+    return ".dockerfile." + hashlib.sha256(dockerfile).hexdigest()[:20]
 
 
 def _read_ignore(context_dir: str) -> list[str]:
@@ -100,7 +107,7 @@ def make_context(context_dir: str, dockerfile: str | None, tmp_dir: str | None =
     extra_name: str | None = None
     extra_bytes: bytes | None = None
     if dockerfile_text is not None:
-        extra_name = f".dockerfile.{secrets.token_hex(10)}"
+        extra_name = _private_name(dockerfile_text)
         extra_bytes = dockerfile_text
         rel = extra_name
     else:
@@ -124,17 +131,29 @@ def make_context(context_dir: str, dockerfile: str | None, tmp_dir: str | None =
         if os.path.commonpath([real_ctx, real_df]) == real_ctx:
             rel = os.path.relpath(real_df, real_ctx)
         else:
-            extra_name = f".dockerfile.{secrets.token_hex(10)}"
             with open(df_path, "rb") as fh:
                 extra_bytes = fh.read()
+            extra_name = _private_name(extra_bytes)
             rel = extra_name
     patterns = _keep_build_files(_read_ignore(context_dir), rel if extra_name is None else None)
+    ignore_text: bytes | None = None
+    if extra_name is not None:
+        # As the docker CLI does: list the added Dockerfile in .dockerignore so the daemon
+        # leaves it out of what COPY sees.
+        try:
+            with open(os.path.join(context_dir, ".dockerignore"), "rb") as fh:
+                ignore_text = fh.read()
+        except FileNotFoundError:
+            ignore_text = b""
+        ignore_text += b"\n" + extra_name.encode() + b"\n"
     import tempfile
 
     fd, tar_path = tempfile.mkstemp(prefix="berth-build-", suffix=".tar", dir=tmp_dir)
     try:
         with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for rel_path in _walk(context_dir, patterns):
+                if ignore_text is not None and rel_path == ".dockerignore":
+                    continue
                 full = os.path.join(context_dir, rel_path)
                 try:
                     ti = _tarinfo(tar, full, rel_path.replace(os.sep, "/"))
@@ -148,11 +167,12 @@ def make_context(context_dir: str, dockerfile: str | None, tmp_dir: str | None =
                         raise CLIError(f"error checking context: can't open '{full}': permission denied") from None
                 else:
                     tar.addfile(ti)
-            if extra_name is not None and extra_bytes is not None:
-                ti = tarfile.TarInfo(extra_name)
-                ti.size = len(extra_bytes)
-                ti.mode = 0o600
-                tar.addfile(ti, io.BytesIO(extra_bytes))
+            if extra_name is not None and extra_bytes is not None and ignore_text is not None:
+                for name, data in ((".dockerignore", ignore_text), (extra_name, extra_bytes)):
+                    ti = tarfile.TarInfo(name)
+                    ti.size = len(data)
+                    ti.mode = 0o600
+                    tar.addfile(ti, io.BytesIO(data))
     except BaseException:
         os.unlink(tar_path)
         raise

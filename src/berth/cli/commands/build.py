@@ -131,6 +131,7 @@ def cmd_build(ctx: Context, p: Parsed) -> int:
         tar_path = bc.tar_path
         params = build_params(p, bc.dockerfile)
     image_id: list[str] = []
+    quiet_text: list[str] = []
 
     def on_aux(aux: Any) -> None:
         if isinstance(aux, dict) and aux.get("ID"):
@@ -150,7 +151,14 @@ def cmd_build(ctx: Context, p: Parsed) -> int:
             out = ctx.err if p.quiet else ctx.out
             msgs = resp.json_stream()
             if p.quiet:
-                msgs = (m for m in msgs if m.get("error") or m.get("errorDetail") or "aux" in m)
+                def quiet_filter(src: Any) -> Any:
+                    for m in src:
+                        if m.get("stream") and not (m.get("error") or m.get("errorDetail")):
+                            quiet_text.append(m["stream"])
+                            continue
+                        if m.get("error") or m.get("errorDetail") or "aux" in m:
+                            yield m
+                msgs = quiet_filter(msgs)
             progress.display(msgs, out, terminal=out.isatty(), on_aux=on_aux)
         finally:
             resp.close()
@@ -163,6 +171,10 @@ def cmd_build(ctx: Context, p: Parsed) -> int:
             except OSError:
                 pass
     ident = image_id[-1] if image_id else ""
+    if not ident and quiet_text:
+        # with q=1 the daemon may answer only with the ID as a stream line
+        lines = "".join(quiet_text).split()
+        ident = next((w for w in reversed(lines) if w.startswith("sha256:")), "")
     if p.quiet and ident:
         ctx.print(ident)
     if p.iidfile:
