@@ -162,6 +162,7 @@ class ContainerService:
         self._closing = False
         self._create_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._template: Any = None
         for r in self.db.execute("SELECT * FROM containers"):
             c = Container.from_row(r)
             self._c[c.id] = c
@@ -169,13 +170,25 @@ class ContainerService:
 
     # --- life of the service -----------------------------------------------------------------
     async def _service_start(self) -> None:
-        """Live restore: reconnect to shims that are still running, learn missed exits."""
+        """Start the shim template, then live restore: reconnect to shims that are still
+        running and learn exits that happened while the daemon was away."""
+        if os.environ.get("BERTH_SHIM_TEMPLATE", "1") != "0":
+            from berth.shim.template import TemplateClient
+            self._template = TemplateClient(str(self.config.shims_dir))
+            try:
+                await self._template.start()
+                shim.use_template(self._template)
+            except OSError:
+                log.warning("shim template unavailable; shims start with a fresh interpreter", exc_info=True)
         for c in list(self._c.values()):
             if c.state.get("Status") in ("running", "paused", "restarting"):
                 await self._restore(c)
 
     async def _service_stop(self) -> None:
         self._closing = True
+        if self._template is not None:
+            shim.use_template(None)
+            await self._template.stop()
         for c in self._c.values():
             if c.monitor is not None:
                 c.monitor.cancel()
@@ -377,8 +390,10 @@ class ContainerService:
         hc = c.host_config
         cfg = self.config
         sandbox = None
+        t0 = time.perf_counter()
         try:
             sandbox = await self._network_up(c)
+            t_net = time.perf_counter()
             files = dict(getattr(sandbox, "files", None) or {})
             if not files:
                 files = self._write_net_files(c, getattr(sandbox, "share_host", False))
@@ -407,10 +422,12 @@ class ContainerService:
                               exit_path=self._exit_path(c.id), tty=c.tty,
                               open_stdin=bool(c.config.get("OpenStdin")),
                               stdin_once=bool(c.config.get("StdinOnce")))
+            t_spec = time.perf_counter()
             try:
                 ready = await shim.spawn_shim(scfg)
             except shim.ShimError as exc:
                 raise self._start_error(c, exc) from None
+            t_shim = time.perf_counter()
             # attach streams asked for before start get connected before the process runs
             for opts, fut in c.attach_waiters:
                 try:
@@ -424,6 +441,9 @@ class ContainerService:
                         fut.set_exception(exc)
             c.attach_waiters.clear()
             await shim.call(scfg.socket, {"op": "start"})
+            log.debug("start %s: network %.1f ms, spec %.1f ms, shim+create %.1f ms, start %.1f ms",
+                      c.id[:12], 1000 * (t_net - t0), 1000 * (t_spec - t_net), 1000 * (t_shim - t_spec),
+                      1000 * (time.perf_counter() - t_shim))
         except BaseException as exc:
             await self._network_down(c)
             for _, fut in c.attach_waiters:
@@ -535,7 +555,9 @@ class ContainerService:
                        ExitCode=code, OOMKilled=oom, FinishedAt=info.get("finished_at") or rfc3339_nano())
         if info.get("started_at") and c.state.get("StartedAt", ZERO_TIME) == ZERO_TIME:
             c.state["StartedAt"] = info["started_at"]
+        t0 = time.perf_counter()
         await self._network_down(c)
+        log.debug("exit %s: network teardown %.1f ms", c.id[:12], 1000 * (time.perf_counter() - t0))
         if c.id not in self._c:
             return
         if oom:

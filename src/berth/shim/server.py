@@ -513,6 +513,7 @@ class Shim:
 
     # --- the end -----------------------------------------------------------------------
     def _finish(self) -> None:
+        t0 = time.monotonic()
         oom = False
         try:
             oom = bool(self.rt.oom_killed(self.cfg.id))
@@ -525,6 +526,10 @@ class Shim:
         code = self.init.exit_code if self.init.exit_code is not None else 255
         info = {"exit_code": code, "oom_killed": oom, "finished_at": rfc3339_nano(),
                 "started_at": self.started_at}
+        if os.environ.get("BERTH_SHIM_DEBUG"):
+            with open(os.environ["BERTH_SHIM_DEBUG"], "a") as dbg:
+                print(f"shim {self.cfg.id[:12]}: exit handled {1000 * (t0 - (self.init.exited_at or t0)):.1f} ms "
+                      f"after reap, oom+delete {1000 * (time.monotonic() - t0):.1f} ms", file=dbg)
         tmp = self.cfg.exit_path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(info, f)
