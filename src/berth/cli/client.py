@@ -1,12 +1,12 @@
 """The Engine API client: HTTP/1.1 over the daemon's unix socket, nothing else.
 
-Plain `http.client` for ordinary calls (fast to import), a raw socket for the hijacked
-attach/exec streams. Every path is sent under the API version berth speaks.
+A minimal HTTP/1.1 exchange per request (http.client would cost ~40 ms of imports on every
+command), the same socket kept raw for hijacked attach/exec streams. Every path is sent
+under the API version berth speaks.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
@@ -62,23 +62,6 @@ def socket_path(host: str) -> str:
                    "socket (unix:///path/to/berth.sock)")
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float | None = None) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        if self.timeout is not None:
-            s.settimeout(self.timeout)
-        try:
-            s.connect(self._path)
-        except OSError:
-            s.close()
-            raise
-        self.sock = s
-
-
 def query(params: dict[str, Any] | None) -> str:
     if not params:
         return ""
@@ -101,18 +84,126 @@ def path_part(s: str) -> str:
     return quote(s, safe="")
 
 
-class Response:
-    """A streamed response: `.status`, `.headers`, and readers for its body."""
+class _Conn:
+    """One HTTP/1.1 exchange over a unix socket, read through a small buffer.
 
-    def __init__(self, conn: _UnixConnection, resp: http.client.HTTPResponse) -> None:
+    http.client would cost ~40 ms of imports (email, ssl) on every `berth` command."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = b""
+        self.eof = False
+
+    def fill(self) -> bool:
+        if self.eof:
+            return False
+        try:
+            more = self.sock.recv(65536)
+        except (ConnectionResetError, OSError):
+            more = b""
+        if not more:
+            self.eof = True
+            return False
+        self.buf += more
+        return True
+
+    def take(self, n: int) -> bytes:
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def read_head(self) -> tuple[int, dict[str, str]]:
+        while b"\r\n\r\n" not in self.buf:
+            if not self.fill():
+                raise ConnectionResetError("Remote end closed connection without response")
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(None, 2)
+        try:
+            status = int(parts[1])
+        except (IndexError, ValueError):
+            raise CLIError(f"unexpected answer from the berth daemon: {lines[0]!r}") from None
+        headers: dict[str, str] = {}
+        for ln in lines[1:]:
+            k, _, v = ln.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        return status, headers
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Response:
+    """A streamed response: `.status`, `.headers` (lower-case names), and body readers."""
+
+    def __init__(self, conn: _Conn, status: int, headers: dict[str, str], method: str = "GET") -> None:
         self._conn = conn
-        self.raw = resp
-        self.status = resp.status
-        self.headers = resp.headers
+        self.status = status
+        self.headers = headers
+        self._chunked = headers.get("transfer-encoding", "").lower() == "chunked"
+        length = headers.get("content-length")
+        self._left: int | None = int(length) if length is not None and not self._chunked else None
+        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            self._left = 0
+        self._chunk_left = 0
+        self._done = False
+
+    def read1(self, n: int = 65536) -> bytes:
+        """Some bytes of the body (at most n); b"" at its end."""
+        if self._done:
+            return b""
+        c = self._conn
+        if self._chunked:
+            while self._chunk_left == 0:
+                while b"\r\n" not in c.buf:
+                    if not c.fill():
+                        self._done = True
+                        return b""
+                line, _, c.buf = c.buf.partition(b"\r\n")
+                if not line.strip():
+                    continue
+                try:
+                    self._chunk_left = int(line.split(b";")[0], 16)
+                except ValueError:
+                    self._done = True
+                    return b""
+                if self._chunk_left == 0:
+                    self._done = True
+                    return b""
+            if not c.buf and not c.fill():
+                self._done = True
+                return b""
+            data = c.take(min(n, self._chunk_left))
+            self._chunk_left -= len(data)
+            return data
+        if self._left is not None:
+            if self._left == 0:
+                self._done = True
+                return b""
+            n = min(n, self._left)
+        if not c.buf and not c.fill():
+            self._done = True
+            return b""
+        data = c.take(n)
+        if self._left is not None:
+            self._left -= len(data)
+        return data
+
+    def read_exact(self, n: int) -> bytes:
+        """n bytes; fewer only at the end of the body."""
+        out = b""
+        while len(out) < n:
+            more = self.read1(n - len(out))
+            if not more:
+                break
+            out += more
+        return out
 
     def read(self) -> bytes:
         try:
-            return self.raw.read()
+            return b"".join(self.chunks())
         finally:
             self.close()
 
@@ -120,13 +211,9 @@ class Response:
         data = self.read()
         return json.loads(data) if data.strip() else None
 
-    def read_exact(self, n: int) -> bytes:
-        """Up to n bytes; fewer only at the end of the body."""
-        return self.raw.read(n)
-
     def chunks(self, size: int = 65536) -> Iterator[bytes]:
         while True:
-            data = self.raw.read1(size)
+            data = self.read1(size)
             if not data:
                 return
             yield data
@@ -155,7 +242,6 @@ class Response:
                 pass
 
     def close(self) -> None:
-        self.raw.close()
         self._conn.close()
 
 
@@ -177,13 +263,36 @@ class Client:
 
             autostart.ensure_daemon(self.path)
 
+    def _connect(self, timeout: float | None = None) -> socket.socket:
+        self._ensure_daemon()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if timeout is not None:
+            sock.settimeout(timeout)
+        try:
+            sock.connect(self.path)
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            raise DaemonUnreachable(
+                f"Cannot connect to the berth daemon at {self.host}. Is the berth daemon running?"
+            ) from None
+        except PermissionError:
+            sock.close()
+            raise DaemonUnreachable(
+                f"permission denied while trying to connect to the berth daemon socket at {self.host}"
+            ) from None
+        return sock
+
+    def _head(self, method: str, path: str, params: dict[str, Any] | None,
+              headers: dict[str, str]) -> bytes:
+        lines = [f"{method} {self.prefix}{path}{query(params)} HTTP/1.1", "Host: localhost",
+                 f"User-Agent: berth-cli/{API_VERSION}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+
     def _send(self, method: str, path: str, params: dict[str, Any] | None = None,
               body: Any = None, headers: dict[str, str] | None = None,
               timeout: float | None = None) -> Response:
-        self._ensure_daemon()
-        conn = _UnixConnection(self.path, timeout=timeout)
-        hdrs = {"User-Agent": f"berth-cli/{API_VERSION}"}
-        hdrs.update(headers or {})
+        hdrs = dict(headers or {})
         data: Any = None
         if body is not None:
             if isinstance(body, bytes | bytearray):
@@ -195,36 +304,39 @@ class Client:
             else:
                 data = json.dumps(body).encode()
                 hdrs["Content-Type"] = "application/json"
+        streaming = data is not None and hasattr(data, "read")
+        if streaming and "Content-Length" not in hdrs:
+            hdrs["Transfer-Encoding"] = "chunked"
+        elif not streaming:
+            hdrs["Content-Length"] = str(len(data) if data is not None else 0)
+        hdrs.setdefault("Connection", "close")
+        sock = self._connect(timeout)
+        conn = _Conn(sock)
         try:
-            if data is not None and hasattr(data, "read") and "Content-Length" not in hdrs:
-                conn.putrequest(method, self.prefix + path + query(params))
-                hdrs["Transfer-Encoding"] = "chunked"
-                for k, v in hdrs.items():
-                    conn.putheader(k, v)
-                conn.endheaders()
+            head = self._head(method, path, params, hdrs)
+            if streaming:
+                sock.sendall(head)
+                chunked = "Transfer-Encoding" in hdrs
                 while True:
                     piece = data.read(1 << 20)
                     if not piece:
                         break
-                    conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
-                conn.send(b"0\r\n\r\n")
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+                if chunked:
+                    sock.sendall(b"0\r\n\r\n")
             else:
-                conn.request(method, self.prefix + path + query(params), body=data, headers=hdrs)
-            raw = conn.getresponse()
-        except (FileNotFoundError, ConnectionRefusedError):
-            conn.close()
-            raise DaemonUnreachable(
-                f"Cannot connect to the berth daemon at {self.host}. Is the berth daemon running?"
-            ) from None
-        except PermissionError:
-            conn.close()
-            raise DaemonUnreachable(
-                f"permission denied while trying to connect to the berth daemon socket at {self.host}"
-            ) from None
+                sock.sendall(head + (data or b""))
+            status, rh = conn.read_head()
+            while status == 100:
+                status, rh = conn.read_head()
         except (BrokenPipeError, ConnectionResetError) as exc:
+            # the daemon may refuse early and close while we still send: read its answer
             conn.close()
             raise CLIError(f"the connection to the berth daemon was lost ({exc})") from None
-        return Response(conn, raw)
+        except TimeoutError:
+            conn.close()
+            raise CLIError("the berth daemon did not answer in time") from None
+        return Response(conn, status, rh, method)
 
     def request(self, method: str, path: str, params: dict[str, Any] | None = None,
                 body: Any = None, headers: dict[str, str] | None = None,
@@ -237,7 +349,7 @@ class Client:
         if stream:
             return resp
         data = resp.read()
-        ctype = resp.headers.get("Content-Type", "")
+        ctype = resp.headers.get("content-type", "")
         if not data.strip():
             return None
         if "json" in ctype or data[:1] in (b"{", b"["):
@@ -266,70 +378,24 @@ class Client:
 
     # -- hijacked streams (attach, exec start) ---------------------------------------------
     def hijack(self, path: str, params: dict[str, Any] | None = None, body: Any = None) -> HijackedStream:
-        self._ensure_daemon()
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.connect(self.path)
-        except (FileNotFoundError, ConnectionRefusedError):
-            s.close()
-            raise DaemonUnreachable(
-                f"Cannot connect to the berth daemon at {self.host}. Is the berth daemon running?"
-            ) from None
+        """POST with `Upgrade: tcp`; after the 101 (or 200) the socket carries raw stdio."""
+        sock = self._connect()
         data = json.dumps(body).encode() if body is not None else b""
-        head = (f"POST {self.prefix}{path}{query(params)} HTTP/1.1\r\n"
-                "Host: localhost\r\n"
-                f"User-Agent: berth-cli/{API_VERSION}\r\n"
-                "Connection: Upgrade\r\nUpgrade: tcp\r\n"
-                "Content-Type: application/json\r\n"
-                f"Content-Length: {len(data)}\r\n\r\n").encode()
-        s.sendall(head + data)
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            more = s.recv(65536)
-            if not more:
-                s.close()
-                raise CLIError("the berth daemon closed the connection before answering")
-            buf += more
-        header, _, rest = buf.partition(b"\r\n\r\n")
-        lines = header.decode("latin-1").split("\r\n")
+        head = self._head("POST", path, params, {
+            "Connection": "Upgrade", "Upgrade": "tcp", "Content-Type": "application/json",
+            "Content-Length": str(len(data))})
+        conn = _Conn(sock)
         try:
-            status = int(lines[0].split()[1])
-        except (IndexError, ValueError):
-            s.close()
-            raise CLIError(f"unexpected answer from the berth daemon: {lines[0]!r}") from None
-        hdrs = {}
-        for ln in lines[1:]:
-            k, _, v = ln.partition(":")
-            hdrs[k.strip().lower()] = v.strip()
+            sock.sendall(head + data)
+            status, hdrs = conn.read_head()
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            conn.close()
+            raise CLIError(f"the connection to the berth daemon was lost ({exc})") from None
         if status >= 400:
-            body_bytes = rest
-            length = int(hdrs.get("content-length", "-1"))
-            while length < 0 or len(body_bytes) < length:
-                more = s.recv(65536)
-                if not more:
-                    break
-                body_bytes += more
-            s.close()
-            if hdrs.get("transfer-encoding", "").lower() == "chunked":
-                body_bytes = _dechunk(body_bytes)
-            raise DaemonError(status, _error_message(status, body_bytes))
-        return HijackedStream(s, rest, chunked=status == 200 and
+            resp = Response(conn, status, hdrs)
+            raise DaemonError(status, _error_message(status, resp.read()))
+        return HijackedStream(sock, conn.buf, chunked=status == 200 and
                               hdrs.get("transfer-encoding", "").lower() == "chunked")
-
-
-def _dechunk(data: bytes) -> bytes:
-    out = b""
-    while data:
-        size_line, _, data = data.partition(b"\r\n")
-        try:
-            size = int(size_line.split(b";")[0], 16)
-        except ValueError:
-            break
-        if size == 0:
-            break
-        out += data[:size]
-        data = data[size + 2:]
-    return out
 
 
 def _error_message(status: int, data: bytes) -> str:
@@ -340,7 +406,7 @@ def _error_message(status: int, data: bytes) -> str:
             return str(obj["message"])
     except ValueError:
         pass
-    return text or f"{status} {http.client.responses.get(status, '')}".strip()
+    return text or f"HTTP status {status}"
 
 
 class HijackedStream:
