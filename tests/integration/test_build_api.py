@@ -48,7 +48,7 @@ def build(daemon: Any, files: dict[str, Any], timeout: float = 120, **params: An
     r = daemon.api("POST", "/build", params=q, body=ctx,
                    headers={"Content-Type": "application/x-tar"}, timeout=timeout)
     if r.status != 200:
-        return [{"status": r.status, "message": r.json().get("message", r.text)}], r.text
+        return [{"http_status": r.status, "message": r.json().get("message", r.text)}], r.text
     msgs = [json.loads(line) for line in r.text.splitlines() if line.strip()]
     text = "".join(m.get("stream", "") for m in msgs)
     return msgs, text
@@ -64,7 +64,7 @@ def error_of(msgs: list[dict[str, Any]]) -> str | None:
     for m in msgs:
         if "error" in m:
             return m["error"]
-        if "status" in m:
+        if "http_status" in m:
             return m["message"]
     return None
 
@@ -174,7 +174,7 @@ def test_failing_run_reports_output_and_code_and_leaves_nothing(daemon: Any, bus
 def test_syntax_error_reports_line(daemon: Any, busybox_image: str) -> None:
     msgs, _ = build(daemon, {"Dockerfile": "FROM busybox\nRUN true\nFORM x\n"})
     assert error_of(msgs) == "Dockerfile:3: unknown instruction: FORM"
-    assert msgs[0]["status"] == 400
+    assert msgs[0]["http_status"] == 400
 
 
 @pytest.mark.parametrize("df,symlinks", [
@@ -287,3 +287,34 @@ def test_docker_py_build(daemon: Any, busybox_image: str, tmp_path: Path) -> Non
         assert "returned a non-zero code: 7" in str(ei.value)
     finally:
         client.close()
+
+
+def test_missing_base_is_pulled_with_x_registry_config(daemon: Any, busybox_image: str,
+                                                       berth_registry: Any) -> None:
+    import base64
+    import secrets
+    repo = f"{berth_registry.host}/build/base-{secrets.token_hex(3)}"
+    auth = {"username": berth_registry.user, "password": berth_registry.password,
+            "serveraddress": berth_registry.host}
+    from berth.registry.auth_config import encode_registry_auth
+    r = daemon.api("POST", f"/images/{busybox_image}/tag", params={"repo": repo, "tag": "v1"})
+    assert r.status == 201, r.text
+    r = daemon.api("POST", f"/images/{repo}/push", params={"tag": "v1"},
+                   headers={"X-Registry-Auth": encode_registry_auth(auth)}, timeout=120)
+    assert r.status == 200 and '"error"' not in r.text, r.text
+    assert daemon.api("DELETE", f"/images/{repo}:v1").status == 200
+    config = base64.urlsafe_b64encode(json.dumps({berth_registry.host: auth}).encode()).decode()
+    ctx = make_context({"Dockerfile": f"FROM {repo}:v1\nRUN echo pulled > /p\n"})
+    r = daemon.api("POST", "/build", params={"t": "pulled-base:1"}, body=ctx,
+                   headers={"Content-Type": "application/x-tar", "X-Registry-Config": config}, timeout=120)
+    assert r.status == 200, r.text
+    msgs = [json.loads(line) for line in r.text.splitlines() if line.strip()]
+    assert error_of(msgs) is None, msgs
+    assert any("status" in m for m in msgs)  # pull progress is streamed
+    assert daemon.api("GET", f"/images/{repo}:v1/json").status == 200
+    assert run_output(daemon, "pulled-base:1", "cat", "/p") == "pulled\n"
+    # without credentials the pull fails and the error is reported
+    daemon.api("DELETE", f"/images/{repo}:v1", params={"force": True})
+    msgs, _ = build(daemon, {"Dockerfile": f"FROM {repo}:v1\n"}, t="never-pulled:1")
+    assert error_of(msgs) is not None
+    assert daemon.api("GET", "/images/never-pulled:1/json").status == 404
