@@ -104,6 +104,8 @@ _libc.syscall.restype = ctypes.c_long
 SYS_pivot_root = 155  # x86_64
 SYS_capget = 125
 SYS_capset = 126
+SYS_keyctl = 250
+KEYCTL_JOIN_SESSION_KEYRING = 1
 
 
 def _check(ret: int, what: str) -> int:
@@ -153,6 +155,11 @@ def setdomainname(name: str) -> None:
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     return _check(_libc.prctl(option, arg2, arg3, arg4, arg5), f"prctl {option}")
+
+
+def join_session_keyring(name: str) -> int:
+    """keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a fresh session keyring; returns its serial."""
+    return _check(_libc.syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, _b(name)), f"join keyring {name}")
 
 
 class _CapHeader(ctypes.Structure):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import select
 import socket
 import subprocess
 import time
@@ -379,3 +380,73 @@ def test_cli_create_start_state_kill_delete(box, run_names):
     finally:
         cli("delete", "--force", cid)
     assert_clean(Runtime(root), cid)
+
+
+def test_update_limits_of_running_container(rt, box, run_names):
+    cid, bundle, sp = box(["sleep", "60"])
+    sp.linux.resources = spec.Resources(memory=spec.Memory(limit=64 << 20), pids=spec.Pids(limit=50))
+    write(bundle, sp)
+    rt.create(cid, str(bundle), stdio=(0, 1, 2))
+    try:
+        rt.start(cid)
+        exe = venv_exe("berth-runtime")
+        res = subprocess.run([exe, "--root", rt.root, "update", "--memory", "48m", "--pids-limit", "30", cid],
+                             capture_output=True, text=True, timeout=30)
+        assert res.returncode == 0, res.stderr
+        res = subprocess.run([exe, "--root", rt.root, "update", "-r", "-", cid], capture_output=True, text=True,
+                             input='{"cpu": {"shares": 512}}', timeout=30)
+        assert res.returncode == 0, res.stderr
+        stats = rt.stats(cid)
+        assert stats["memory"]["limit"] == 48 << 20 and stats["pids"]["limit"] == 30
+        cpu_dir = rt._cgroup(rt.state(cid))._dir("cpu")
+        assert open(f"{cpu_dir}/cpu.shares").read().strip() == "512"
+        assert rt.state(cid).config["linux"]["resources"]["memory"]["limit"] == 48 << 20
+    finally:
+        rt.delete(cid, force=True)
+    assert_clean(rt, cid)
+
+
+def test_session_keyring_per_container(rt, box):
+    cid, bundle, sp = box(["sleep", "60"])
+    write(bundle, sp)
+    rt.create(cid, str(bundle), stdio=(0, 1, 2))
+    try:
+        assert f"_ses.{cid}" in open("/proc/keys").read()
+    finally:
+        rt.delete(cid, force=True)
+
+
+def test_cli_run_with_terminal_relays_a_pty(box, run_names):
+    import pty
+    cid, bundle, sp = box(["sh"])
+    sp.process.terminal = True
+    sp.process.env = ["PATH=/bin", "PS1=$ "]
+    write(bundle, sp)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([venv_exe("berth-runtime"), "--root", str(run_names.root / "cli-state"), "run",
+                             "-b", str(bundle), cid], stdin=slave, stdout=slave, stderr=slave,
+                            start_new_session=True)
+    os.close(slave)
+
+    def read_until(pred, seconds: float) -> bytes:
+        buf = b""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not pred(buf):
+            r, _, _ = select.select([master], [], [], 0.2)
+            if r:
+                try:
+                    buf += os.read(master, 4096)
+                except OSError:  # EIO: every slave fd is closed
+                    break
+        return buf
+
+    try:
+        read_until(lambda b: b"$ " in b, 20)  # the shell's prompt: it is ready for input
+        os.write(master, b"tty; echo $((6*7)); exit 5\n")
+        out = read_until(lambda b: proc.poll() is not None, 20)
+        assert proc.wait(20) == 5
+        assert b"42" in out and b"/dev/pts/0" in out, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)

@@ -41,7 +41,7 @@ class _Log:
 
 _GLOBAL_WITH_VALUE = {"--root", "--log", "--log-format", "--criu", "--rootless"}
 _NAMES = ("create", "run", "start", "state", "pause", "resume", "kill", "delete", "exec", "ps", "list", "spec",
-          "features")
+          "features", "update")
 
 
 def _command_of(argv: list[str]) -> str | None:
@@ -115,6 +115,19 @@ def _add_command(sub, name: str) -> None:
         c.add_argument("--rootless", action="store_true")
     elif name == "features":
         sub.add_parser(name, help="print the runtime's features as JSON")
+    elif name == "update":
+        c = sub.add_parser(name, help="update a container's cgroup limits")
+        c.add_argument("-r", "--resources", help="LinuxResources JSON file, '-' for stdin")
+        c.add_argument("-m", "--memory")
+        c.add_argument("--memory-swap")
+        c.add_argument("--memory-reservation")
+        c.add_argument("--cpu-shares", type=int)
+        c.add_argument("--cpu-quota", type=int)
+        c.add_argument("--cpu-period", type=int)
+        c.add_argument("--cpuset-cpus")
+        c.add_argument("--cpuset-mems")
+        c.add_argument("--pids-limit", type=int)
+        c.add_argument("id")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -171,7 +184,8 @@ def _rt(args):
 
 def _create(args, log: _Log) -> int:
     _rt(args).create(args.id, args.bundle, stdio=None, console_socket=args.console_socket,
-                     pid_file=args.pid_file, no_pivot=args.no_pivot, preserve_fds=args.preserve_fds)
+                     pid_file=args.pid_file, no_pivot=args.no_pivot, preserve_fds=args.preserve_fds,
+                     new_keyring=not args.no_new_keyring)
     return 0
 
 
@@ -349,7 +363,8 @@ def _run(args, log: _Log) -> int:
     listener, sock_path = _tty_console(args.console_socket, terminal and not args.detach)
     try:
         pid = rt.create(args.id, args.bundle, stdio=None, console_socket=sock_path, pid_file=args.pid_file,
-                        no_pivot=args.no_pivot, preserve_fds=args.preserve_fds, config=config)
+                        no_pivot=args.no_pivot, preserve_fds=args.preserve_fds, config=config,
+                        new_keyring=not args.no_new_keyring)
         master = _take_master(listener) if listener else None
         listener = None
     finally:
@@ -426,7 +441,40 @@ def _exec(args, log: _Log) -> int:
     return _wait_for(pid, master)
 
 
-_COMMANDS = {"create": _create, "start": _start, "state": _state, "kill": _kill, "delete": _delete,
+def _bytes(v: str | None) -> int | None:
+    if v is None:
+        return None
+    if v == "-1":
+        return -1
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    s = v.strip().lower().rstrip("b")
+    if s and s[-1] in units:
+        return int(float(s[:-1]) * units[s[-1]])
+    return int(s)
+
+
+def _update(args, log: _Log) -> int:
+    from berth.runtime import spec
+    if args.resources:
+        raw = sys.stdin.read() if args.resources == "-" else open(args.resources).read()
+        res = spec.Resources.from_dict(json.loads(raw))
+    else:
+        res = spec.Resources()
+    mem = {k: v for k, v in (("limit", _bytes(args.memory)), ("swap", _bytes(args.memory_swap)),
+                             ("reservation", _bytes(args.memory_reservation))) if v is not None}
+    if mem:
+        res.memory = spec.Memory(**mem)
+    cpu = {k: v for k, v in (("shares", args.cpu_shares), ("quota", args.cpu_quota), ("period", args.cpu_period),
+                             ("cpus", args.cpuset_cpus), ("mems", args.cpuset_mems)) if v is not None}
+    if cpu:
+        res.cpu = spec.CPU(**cpu)
+    if args.pids_limit is not None:
+        res.pids = spec.Pids(limit=args.pids_limit)
+    _rt(args).update(args.id, res)
+    return 0
+
+
+_COMMANDS = {"update": _update, "create": _create, "start": _start, "state": _state, "kill": _kill, "delete": _delete,
              "pause": _pause, "resume": _resume, "ps": _ps, "list": _list, "spec": _spec_cmd,
              "features": _features, "run": _run, "exec": _exec}
 

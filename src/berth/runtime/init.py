@@ -44,6 +44,7 @@ class InitConfig:
     process: Any = None                        # spec.Process for exec
     preserve_fds: int = 0
     has_hooks: bool = False
+    new_keyring: bool = True
     container_id: str = ""
     bundle: str = ""
 
@@ -181,6 +182,13 @@ def _container_setup(cfg: InitConfig, sync: Sync) -> None:
     if not flags & kernel.CLONE_NEWNS and "mount" not in joined:
         raise OSError("the spec has no mount namespace; berth-runtime needs one")
     fifo_fd = os.open(cfg.fifo_path, os.O_PATH | os.O_CLOEXEC) if cfg.fifo_path else None
+
+    if cfg.new_keyring:
+        try:  # a session keyring of its own, so keys never leak between containers (as runc)
+            kernel.join_session_keyring(f"_ses.{cfg.container_id}"[:64])
+        except OSError as exc:
+            if exc.errno not in (38, 13, 1):  # ENOSYS, EACCES, EPERM: no keyrings here
+                raise
 
     # --- filesystem ----------------------------------------------------------------------
     mounts.prepare_root(rootfs, linux.rootfs_propagation if linux else None)

@@ -107,7 +107,8 @@ class Runtime:
     # --- create --------------------------------------------------------------------------
     def create(self, cid: str, bundle: str, stdio: tuple[int, int, int] | None = (0, 1, 2),
                console_socket: str | None = None, pid_file: str | None = None,
-               no_pivot: bool = False, preserve_fds: int = 0, config: _spec.Spec | None = None) -> int:
+               no_pivot: bool = False, preserve_fds: int = 0, config: _spec.Spec | None = None,
+               new_keyring: bool = True) -> int:
         """Create container `cid` from `bundle` (its config.json, or `config` if given, already
         loaded from that bundle). Returns the init's pid; the init waits for `start`."""
         d = self._dir(cid)
@@ -162,7 +163,7 @@ class Runtime:
             cfg = InitConfig(spec=config, rootfs=rootfs, sync_r=pipes[0], sync_w=pipes[3], stdio=stdio,
                              fifo_path=fifo, console_fd=console_fd, cgroup=cg, join=join,
                              unshare_flags=flags, no_pivot=no_pivot, preserve_fds=preserve_fds,
-                             has_hooks=has_hooks, container_id=cid, bundle=bundle)
+                             has_hooks=has_hooks, container_id=cid, bundle=bundle, new_keyring=new_keyring)
             init_pid = self._spawn(cfg, pipes, on_hooks=lambda pid: self._hooks_create(
                 st, pid, config))
             st.pid = init_pid
@@ -335,6 +336,31 @@ class Runtime:
         if st.status != "paused":
             raise InvalidState(f"cannot resume a container that is {st.status}")
         self._cgroup(st).thaw()
+
+    def update(self, cid: str, resources: _spec.Resources) -> None:
+        """Apply new cgroup limits to a created/running/paused container (`runc update`)."""
+        st = self.state(cid)
+        if st.status == "stopped":
+            raise InvalidState(f"cannot update container {cid}: it is stopped")
+        self._cgroup(st).apply(resources)
+        config = _spec.Spec.from_dict(st.config)
+        linux = config.linux or _spec.Linux()
+        cur = linux.resources or _spec.Resources()
+        for name in ("memory", "cpu", "pids"):
+            new = getattr(resources, name)
+            if new is None:
+                continue
+            old = getattr(cur, name)
+            if old is None:
+                setattr(cur, name, new)
+                continue
+            for key, value in vars(new).items():
+                if value is not None:
+                    setattr(old, key, value)
+        linux.resources = cur
+        config.linux = linux
+        st.config = config.to_dict()
+        _state.save(self._dir(cid), st)
 
     def ps(self, cid: str) -> list[int]:
         return self._cgroup(self._load(cid)).procs()
