@@ -7,12 +7,11 @@ import json
 import os
 import pty
 import select
-import subprocess
 import time
 
 import pytest
 
-from fixtures.daemon import DOCKER_CLI, run_cgroups
+from fixtures.daemon import DOCKER_CLI, run_cgroups, shim_processes
 from support import host_state
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(not os.path.exists(DOCKER_CLI), reason="docker CLI missing")]
@@ -168,6 +167,4 @@ def test_bad_input_leaves_nothing(daemon, busybox_image):
     assert all(any(b in m for b in before) for m in mounts)
     cgroups = [p for p in run_cgroups(daemon.names) if not any(b in p for b in before)]
     assert cgroups == []
-    shims = subprocess.run(["pgrep", "-f", f"berth.shim.*{daemon.names.root}"], capture_output=True,
-                           text=True).stdout.split()
-    assert len(shims) <= len(before)
+    assert not set(shim_processes(daemon.names).values()) - before

@@ -79,6 +79,7 @@ class Container:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     exec_ids: list[str] = field(default_factory=list)
     netns: str | None = None
+    net_up: bool = False
 
     def doc(self) -> str:
         return json.dumps({
@@ -201,6 +202,7 @@ class ContainerService:
             st = await shim.call(sock, {"op": "state"}, timeout=5)
         except (TimeoutError, shim.ShimError, OSError):
             st = None
+        c.net_up = True
         if st is not None and st.get("running"):
             c.state["Pid"] = st.get("pid") or c.state.get("Pid", 0)
             c.monitor = asyncio.create_task(self._monitor(c))
@@ -392,6 +394,7 @@ class ContainerService:
         sandbox = None
         t0 = time.perf_counter()
         try:
+            c.net_up = True
             sandbox = await self._network_up(c)
             t_net = time.perf_counter()
             files = dict(getattr(sandbox, "files", None) or {})
@@ -497,14 +500,25 @@ class ContainerService:
         return _Sandbox(None, False, {}, {"Networks": {"none" if mode == "none" else "bridge": {}},
                                           "Ports": {}})
 
-    async def _network_down(self, c: Container) -> None:
-        if self.networks is not None and hasattr(self.networks, "teardown_container"):
-            try:
-                res = self.networks.teardown_container(c.id)
-                if asyncio.iscoroutine(res):
-                    await res
-            except Exception:  # noqa: BLE001
-                log.exception("network teardown of %s failed", c.id[:12])
+    async def _network_down(self, c: Container, forget: bool = False) -> None:
+        """Tear the sandbox down (once per start); `forget` also drops the container's
+        network attachments (it is being removed)."""
+        if self.networks is None:
+            return
+        name = "forget_container" if forget and hasattr(self.networks, "forget_container") else \
+            "teardown_container"
+        if name == "teardown_container" and not c.net_up:
+            return
+        fn = getattr(self.networks, name, None)
+        if fn is None:
+            return
+        try:
+            res = fn(c.id)
+            if asyncio.iscoroutine(res):
+                await res
+            c.net_up = False
+        except Exception:  # noqa: BLE001
+            log.exception("network teardown of %s failed", c.id[:12])
 
     def _write_net_files(self, c: Container, share_host: bool) -> dict[str, str]:
         d = self._dir(c.id)
@@ -780,7 +794,7 @@ class ContainerService:
         prev = c.state.get("Status")
         c.state["Status"] = "removing"
         try:
-            await self._network_down(c)
+            await self._network_down(c, forget=True)
             if self.volumes is not None:
                 await asyncio.to_thread(self.volumes.release, c.id, volumes)
             if self.images is not None and c.rootfs:
