@@ -231,3 +231,52 @@ def test_no_daemon_on_a_named_socket(tmp_path) -> None:  # type: ignore[no-untyp
     r = subprocess.run([venv_exe("berth"), "-H", f"unix://{sock}", "run", "busybox"], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 125
+
+
+def test_terminal_size_follows_the_local_terminal(daemon, busybox_image) -> None:  # type: ignore[no-untyped-def]
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+
+    def controlling_tty() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([venv_exe("berth"), "run", "-it", "--rm", "busybox", "sh"], env=daemon.env,
+                            stdin=slave, stdout=slave, stderr=slave, preexec_fn=controlling_tty)
+    os.close(slave)
+    buf = b""
+
+    def read_until(token: bytes, timeout: float = 20) -> bytes:
+        nonlocal buf
+        end = time.monotonic() + timeout
+        while token not in buf and time.monotonic() < end:
+            r, _, _ = select.select([master], [], [], 0.2)
+            if r:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:
+                    break
+                if not data:
+                    break
+                buf += data
+        return buf
+    try:
+        assert b"# " in read_until(b"# ")
+        os.write(master, b"stty size\r")
+        assert b"40 100" in read_until(b"40 100"), buf
+        # the local terminal changes size: SIGWINCH -> resize the container's pty
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 90, 0, 0))
+        time.sleep(0.5)
+        os.write(master, b"stty size\r")
+        assert b"30 90" in read_until(b"30 90"), buf
+        os.write(master, b"exit\r")
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
