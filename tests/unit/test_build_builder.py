@@ -371,3 +371,44 @@ def test_scratch_base(env: Env) -> None:
     assert (env.runner.fs(img.id) / "bin.txt").exists()
     assert cfg(img)["Env"] == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
     assert copy.deepcopy(img.config["history"][0]["created_by"]).startswith("/bin/sh -c #(nop) COPY file:")
+
+
+def test_add_from_url_downloads_with_mode_0600_and_copy_refuses_urls(env: Env) -> None:
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            if self.path != "/files/tool.txt":
+                self.send_error(404)
+                return
+            body = b"downloaded\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Last-Modified", "Wed, 21 Oct 2015 07:28:00 GMT")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        base = f"http://127.0.0.1:{srv.server_address[1]}"
+        img, text, _ = env.build(f"FROM busybox\nADD {base}/files/tool.txt /opt/\n")
+        f = env.runner.fs(img.id) / "opt/tool.txt"
+        assert f.read_text() == "downloaded\n"
+        assert f.stat().st_mode & 0o777 == 0o600
+        assert int(f.stat().st_mtime) == 1445412480
+        _, text, _ = env.build(f"FROM busybox\nADD {base}/files/tool.txt /opt/\n")
+        assert "Using cache" in text  # same content: cached
+        with pytest.raises(InvalidParameter, match="status 404"):
+            env.build(f"FROM busybox\nADD {base}/missing /x\n")
+        with pytest.raises(InvalidParameter, match="source can't be a URL for COPY"):
+            env.build(f"FROM busybox\nCOPY {base}/files/tool.txt /x\n")
+        assert not [p for p in env.tmp.iterdir() if p.name.startswith(".berth-add-")]
+    finally:
+        srv.shutdown()
+        srv.server_close()

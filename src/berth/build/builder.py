@@ -14,6 +14,7 @@ import json
 import os
 import posixpath
 import re
+import shutil
 import signal as _signal
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -192,6 +193,7 @@ class Builder:
         self.stage_results: dict[int, ImageRef] = {}
         self.stages: list[I.Stage] = []
         self.filename = options.dockerfile
+        self._cleanup: list[str] = []
 
     # --- output -------------------------------------------------------------------------
     async def say(self, text: str) -> None:
@@ -639,6 +641,42 @@ class Builder:
         await self._advance(state, image)
 
     # --- COPY / ADD ---------------------------------------------------------------------
+    async def _download(self, url: str) -> tuple[str, str]:
+        """ADD <url>: fetch into a directory of its own beside the context (mode 0600, mtime
+        from Last-Modified, as Docker does). Returns (directory, file name)."""
+        import email.utils
+        import tempfile
+        import urllib.parse
+
+        import aiohttp
+
+        name = posixpath.basename(urllib.parse.urlparse(url).path.rstrip("/")) or "download"
+        d = tempfile.mkdtemp(prefix=".berth-add-", dir=os.path.dirname(self.ctx.root))
+        self._cleanup.append(d)
+        path = os.path.join(d, name)
+        await self.say(f"Downloading {url}\n")
+        try:
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=300)
+            async with aiohttp.ClientSession(timeout=timeout, trust_env=True) as session:
+                async with session.get(url) as resp:
+                    if resp.status >= 400:
+                        raise InvalidParameter(
+                            f"failed to GET {url} with status {resp.status}: {resp.reason}")
+                    with open(path, "wb") as f:
+                        async for chunk in resp.content.iter_chunked(1 << 16):
+                            await asyncio.to_thread(f.write, chunk)
+                    modified = resp.headers.get("Last-Modified")
+        except aiohttp.ClientError as exc:
+            raise InvalidParameter(f"failed to download {url}: {exc}") from None
+        os.chmod(path, 0o600)
+        if modified:
+            try:
+                ts = email.utils.parsedate_to_datetime(modified).timestamp()
+                os.utime(path, (ts, ts))
+            except (TypeError, ValueError):
+                pass
+        return d, name
+
     async def _copy(self, state: _State, ins: I.Copy) -> None:
         env = self._env(state)
         kw = ins.keyword
@@ -656,15 +694,23 @@ class Builder:
                 from_ref = self.stage_results[si]
             else:
                 from_ref = await self.runner.resolve(f, pull=self.opts.pull, platform=None, emit=self._emit)
+        downloads: dict[str, tuple[str, str]] = {}
         for s in srcs_raw:
             if s.startswith(("http://", "https://")) and s not in heredocs:
-                raise InvalidParameter(f"{kw} from a URL is not supported: {s}")
+                if not ins.is_add:
+                    raise InvalidParameter(f"source can't be a URL for COPY: {s}")
+                downloads[s] = await self._download(s)
         workdir = state.config.get("WorkingDir") or "/"
 
         def gather(root: str | None) -> tuple[list[Source], dict[str, str]]:
             sources: list[Source] = []
             files: dict[str, str] = {}
             for s in srcs_raw:
+                if s in downloads:
+                    d, name = downloads[s]
+                    sources.append(Source(root=d, rel=name))
+                    files[s] = hash_tree(os.path.join(d, name), name)[name]
+                    continue
                 if s in heredocs and from_ref is None:
                     h = heredocs[s]
                     content = expand_heredoc(h.content, env, self.escape) if h.expand else h.content
@@ -691,7 +737,9 @@ class Builder:
             sources, files = await asyncio.to_thread(gather, root)
             if from_ref is not None:
                 files = {f"{from_ref.id}:{s.rel}": "" for s in sources}
-            if len(sources) == 1 and sources[0].inline is None:
+            if downloads and len(sources) == 1:
+                kind = "file"
+            elif len(sources) == 1 and sources[0].inline is None:
                 host = resolve_in_root(sources[0].root, sources[0].rel, clamp=sources[0].clamp)
                 kind = "dir" if os.path.isdir(host) else "file"
             else:
@@ -730,7 +778,11 @@ async def run_build(runner: StepRunner, cache: BuildCache | None, context: Build
                     options: BuildOptions, emit: Emit) -> ImageRef:
     """Build and tag; emits Docker's legacy-builder JSON messages."""
     builder = Builder(runner, cache, context, options, emit)
-    image = await builder.build()
+    try:
+        image = await builder.build()
+    finally:
+        for d in builder._cleanup:
+            await asyncio.to_thread(shutil.rmtree, d, True)
     tagged = await runner.tag(image.id, options.tags) if options.tags else []
     if options.quiet:
         await emit({"stream": image.id + "\n"})
