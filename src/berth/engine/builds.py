@@ -290,7 +290,7 @@ class BuildService:
                 except Exception:  # noqa: BLE001
                     log.exception("removing leftover build snapshot %s", n)
         for n in os.listdir(self.config.tmp_dir) if self.config.tmp_dir.is_dir() else []:
-            if n.startswith("build-ctx-"):
+            if n.startswith(("build-ctx-", ".berth-add-")):
                 shutil.rmtree(self.config.tmp_dir / n, ignore_errors=True)
 
     async def build(self, context_tar: str, options: BuildOptions, emit: Emit,
