@@ -485,13 +485,18 @@ class ContainerService:
     async def _network_up(self, c: Container) -> Any:
         mode = c.host_config.get("NetworkMode") or "default"
         if self.networks is not None and hasattr(self.networks, "setup_container"):
-            aliases = []
+            aliases: list[str] = []
+            ipv4 = ""
             for ep in (c.network_settings.get("_aliases") or {}).values():
                 aliases += (ep or {}).get("Aliases") or []
+                ipv4 = ipv4 or ((ep or {}).get("IPAMConfig") or {}).get("IPv4Address") or ""
+            hc = c.host_config
             res = self.networks.setup_container(
                 c.id, mode, c.config.get("Hostname") or c.id[:12], c.config.get("Domainname") or "",
-                aliases, c.host_config.get("PortBindings") or {}, c.host_config.get("Dns") or [],
-                c.host_config.get("DnsSearch") or [], c.host_config.get("ExtraHosts") or [])
+                aliases, hc.get("PortBindings") or {}, hc.get("Dns") or [], hc.get("DnsSearch") or [],
+                hc.get("ExtraHosts") or [], name=c.name, exposed_ports=c.config.get("ExposedPorts") or {},
+                publish_all=bool(hc.get("PublishAllPorts")), dns_options=hc.get("DnsOptions") or [],
+                ipv4_address=ipv4)
             if asyncio.iscoroutine(res):
                 return await res
             return res

@@ -359,6 +359,8 @@ def generate(inp: SpecInputs) -> dict[str, Any]:
             pass
         mounts.append({"destination": dest, "type": "bind", "source": src, "options": opts})
     for tmp_dest, tmp_opts in (hc.get("Tmpfs") or {}).items():
+        if tmp_dest in dests:
+            continue
         opts = ["nosuid", "nodev", "noexec"] + [o for o in tmp_opts.split(",") if o]
         mounts.append({"destination": tmp_dest, "type": "tmpfs", "source": "tmpfs", "options": opts})
     mounts.extend(inp.extra_mounts)
