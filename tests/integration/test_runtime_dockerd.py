@@ -3,6 +3,9 @@ berth-runtime as `--runtime berth`."""
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
 pytestmark = [pytest.mark.root, pytest.mark.peer, pytest.mark.slow]
@@ -43,3 +46,82 @@ def test_docker_exec_and_stop(dockerd):
         assert dockerd.docker("inspect", "-f", "{{.State.ExitCode}}", cid).stdout.strip() == "137"
     finally:
         dockerd.docker("rm", "-f", cid)
+
+
+def test_docker_oom_pids_readonly_privileged(dockerd):
+    res = dockerd.docker("run", "--name", "oomer", "--runtime", "berth", "-m", "32m", "--memory-swap", "32m",
+                         "busybox", "sh", "-c", "tail /dev/zero")
+    try:
+        assert res.returncode == 137, res.stderr
+        # containerd's shim sends the OOM event (from memory.oom_control) apart from the exit
+        # event; dockerd may record it just after `docker run` returned, as with runc
+        for _ in range(50):
+            if dockerd.docker("inspect", "-f", "{{.State.OOMKilled}}", "oomer").stdout.strip() == "true":
+                break
+            time.sleep(0.1)
+        assert dockerd.docker("inspect", "-f", "{{.State.OOMKilled}}", "oomer").stdout.strip() == "true"
+    finally:
+        dockerd.docker("rm", "-f", "oomer")
+    res = dockerd.docker("run", "--rm", "--runtime", "berth", "--pids-limit", "20", "busybox", "sh", "-c",
+                         "i=0; while [ $i -lt 100 ]; do sleep 5 & i=$((i+1)); echo $i; done")
+    assert res.returncode == 2 and "can't fork" in res.stderr
+    assert int(res.stdout.split()[-1]) < 20
+    res = dockerd.docker("run", "--rm", "--runtime", "berth", "--read-only", "busybox", "sh", "-c",
+                         "touch /x || echo RO")
+    assert res.stdout.strip() == "RO"
+    res = dockerd.docker("run", "--rm", "--runtime", "berth", "--privileged", "busybox", "sh", "-c",
+                         "grep CapEff /proc/self/status; grep Seccomp: /proc/self/status; ls /dev | wc -l;"
+                         " mkdir -p /tmp/m && mount -t tmpfs none /tmp/m && echo MOUNTED")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.split("\n")
+    capeff = int(lines[0].split()[1], 16)
+    # every capability Docker knows and this host grants (CAP_SYS_RESOURCE is not granted here)
+    assert capeff & (1 << 21) and bin(capeff).count("1") >= 37
+    assert lines[1].split()[1] == "0" and int(lines[2]) > 10 and "MOUNTED" in lines
+
+
+def test_docker_pause_top_update_stats(dockerd):
+    cid = dockerd.docker("run", "-d", "--runtime", "berth", "-m", "64m", "busybox", "sleep", "300").stdout.strip()
+    try:
+        assert dockerd.docker("pause", cid).returncode == 0
+        assert dockerd.docker("inspect", "-f", "{{.State.Status}}", cid).stdout.strip() == "paused"
+        assert dockerd.docker("unpause", cid).returncode == 0
+        top = dockerd.docker("top", cid)
+        assert top.returncode == 0 and "sleep 300" in top.stdout, top.stderr
+        upd = dockerd.docker("update", "-m", "48m", "--memory-swap", "96m", cid)
+        assert upd.returncode == 0, upd.stderr
+        assert dockerd.docker("inspect", "-f", "{{.HostConfig.Memory}}", cid).stdout.strip() == str(48 << 20)
+        stats = dockerd.docker("stats", "--no-stream", "--format", "{{.MemUsage}}", cid)
+        assert stats.returncode == 0 and "48MiB" in stats.stdout, stats
+    finally:
+        dockerd.docker("rm", "-f", cid)
+
+
+def test_docker_tty_and_exec_tty(dockerd):
+    import pty
+    import select
+    import subprocess
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(["/usr/bin/docker", "run", "--rm", "-it", "--runtime", "berth", "busybox", "sh"],
+                            stdin=slave, stdout=slave, stderr=slave, env=dockerd.env, start_new_session=True)
+    os.close(slave)
+    out = b""
+    try:
+        deadline = time.monotonic() + 30
+        sent = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            r, _, _ = select.select([master], [], [], 0.2)
+            if r:
+                try:
+                    out += os.read(master, 4096)
+                except OSError:
+                    break
+            if not sent and b"# " in out:
+                os.write(master, b"tty; echo $((6*7)); exit 4\r")
+                sent = True
+        assert proc.wait(30) == 4, out
+        assert b"42" in out and b"/dev/pts/0" in out, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)

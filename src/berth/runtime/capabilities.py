@@ -88,6 +88,20 @@ def drop_bounding(keep: int) -> None:
 
 
 def apply(effective: int, permitted: int, inheritable: int, ambient: int) -> None:
+    """Set the process' capability sets. Capabilities the runtime itself does not hold
+    (e.g. CAP_SYS_RESOURCE in a restricted host) cannot be granted; they are left out, as
+    `--privileged` means "everything the host allows" rather than a failure."""
+    _eff, have, _inh = kernel.capget()
+    bounding = 0
+    for num in range(last_cap() + 1):
+        try:
+            if kernel.prctl(kernel.PR_CAPBSET_READ, num) == 1:
+                bounding |= 1 << num
+        except OSError:
+            pass
+    permitted &= have
+    effective &= permitted
+    inheritable &= have | bounding
     kernel.capset(effective, permitted, inheritable)
     if ambient:
         for num in range(last_cap() + 1):
