@@ -450,3 +450,21 @@ def test_cli_run_with_terminal_relays_a_pty(box, run_names):
         if proc.poll() is None:
             proc.kill()
         os.close(master)
+
+
+def test_cgroup_namespace_and_cgroup_mount(rt, box):
+    def edit(sp):
+        sp.linux.namespaces.append(spec.Namespace("cgroup"))
+        sp.linux.resources = spec.Resources(pids=spec.Pids(limit=33))
+    _, res = go(rt, box, ["sh", "-c", "grep -E ':(pids|memory):' /proc/self/cgroup; cat /sys/fs/cgroup/pids/pids.max;"
+                          " touch /sys/fs/cgroup/pids/x || echo RO"], edit)
+    lines = res.out.splitlines()
+    assert len(lines) == 4 and all(ln.endswith(":/") for ln in lines[:2]), res  # the namespace's root
+    assert lines[2:] == ["33", "RO"], res
+
+
+def test_host_cgroup_namespace_shows_own_cgroup_mounted(rt, box, run_names):
+    cid, res = go(rt, box, ["sh", "-c", "grep ':pids:' /proc/self/cgroup; cat /sys/fs/cgroup/pids/pids.max"],
+                  lambda sp: setattr(sp.linux, "resources", spec.Resources(pids=spec.Pids(limit=44))))
+    path, limit = res.out.splitlines()
+    assert path.endswith(f":pids:/{run_names.cgroup_parent}/{cid}") and limit == "44", res
