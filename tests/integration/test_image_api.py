@@ -200,3 +200,9 @@ def test_docker_py_images(daemon, busybox_tar: str) -> None:  # type: ignore[no-
         client.images.remove(image_id, force=True)
     finally:
         client.close()
+
+
+def test_save_missing_image_is_404(daemon) -> None:  # type: ignore[no-untyped-def]
+    r = daemon.api("GET", "/images/get", params={"names": "apitest/none:here"})
+    assert r.status == 404 and r.json()["message"] == "No such image: apitest/none:here"
+    assert list((daemon.names.data_root / "tmp").iterdir()) == []

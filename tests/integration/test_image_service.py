@@ -335,3 +335,17 @@ def _one_file_tar(name: str) -> bytes:
         ti.size = 1
         t.addfile(ti, io.BytesIO(b"x"))
     return buf.getvalue()
+
+
+def test_save_repository_name_saves_every_tag(svc_root: Path, svc: ImageService, busybox_tar: str) -> None:
+    img = _import(svc, busybox_tar, "repo", "a")
+    svc.tag(img.id, "repo", "b")
+    svc.tag(img.id, "repo-other", "c")
+    buf = io.BytesIO()
+    svc.save(["repo"], buf)
+    buf.seek(0)
+    with tarfile.open(fileobj=buf) as t:
+        manifest = json.load(t.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert manifest[0]["RepoTags"] == ["repo:a", "repo:b"]
+    with pytest.raises(NotFound):
+        svc.save(["nothere"], io.BytesIO())

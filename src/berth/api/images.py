@@ -271,14 +271,12 @@ async def save_one(request: web.Request) -> web.StreamResponse:
 async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
     svc = _svc(request)
     fmt = "oci" if request.query.get("format") == "oci" else "docker"
-    for n in names:
-        await asyncio.to_thread(svc.resolve, n)  # 404 before streaming
     fd, path = tempfile.mkstemp(prefix="save-", dir=str(svc.config.tmp_dir))
     try:
         def run() -> None:
             with os.fdopen(fd, "wb") as f:
                 svc.save(names, f, fmt)
-        await asyncio.to_thread(run)
+        await asyncio.to_thread(run)  # a missing image fails here, before anything is sent
         resp = web.StreamResponse(status=200, headers={"Content-Type": "application/x-tar"})
         await resp.prepare(request)
         with open(path, "rb") as f:

@@ -79,6 +79,17 @@ def save(svc: Any, names: list[str], out: IO[bytes], fmt: str = "docker") -> Non
     del fmt  # one layout serves both readers
     wanted: list[tuple[Image, str | None]] = []
     for n in names:
+        # a repository name alone (`busybox`) saves every tag of it, as docker does
+        try:
+            bare = reference.parse(n, default_tag=False)
+        except InvalidParameter:
+            bare = None
+        if bare is not None and not bare.tag and not bare.digest:
+            tagged = svc.store.tags_in_repository(bare.name)
+            if tagged:
+                for full, image_id in tagged:
+                    wanted.append((svc.store.get(image_id), full))
+                continue
         img = svc.resolve(n)
         tag = None
         by_id = reference.looks_like_id(n) and img.id.removeprefix("sha256:").startswith(

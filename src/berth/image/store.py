@@ -157,6 +157,12 @@ class ImageStore:
         shown = ref.familiar if ref is not None else s
         raise NotFound(f"No such image: {shown}")
 
+    def tags_in_repository(self, name: str) -> list[tuple[str, str]]:
+        """(full tag ref, image id) for every tag of a full repository name."""
+        rows = self.db.execute("SELECT ref, image_id FROM image_tags WHERE ref > ? AND ref < ? ORDER BY ref",
+                               (f"{name}:", f"{name};"))
+        return [(r["ref"], r["image_id"]) for r in rows if r["ref"].rsplit(":", 1)[0] == name]
+
     def children(self, image_id: str) -> list[str]:
         return [r["id"] for r in self.db.execute("SELECT id FROM images WHERE parent=?", (image_id,))]
 
