@@ -1,0 +1,237 @@
+"""Networks and volumes through berthd with the real docker CLI (the `daemon` and
+`busybox_image` session fixtures): published ports, outbound NAT, names on user networks,
+isolation, internal networks, named volumes, and a host left clean."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from berth.network import firewall
+from support import BUSYBOX
+
+pytestmark = [pytest.mark.root]
+
+HTTPD = "mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www"
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("0.0.0.0", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _host_address() -> str:
+    words = subprocess.run(["ip", "-4", "-o", "route", "get", "192.0.2.1"], capture_output=True,
+                           text=True).stdout.split()
+    return words[words.index("src") + 1]
+
+
+def _fetch(url: str, deadline: float = 15) -> str:
+    end = time.monotonic() + deadline
+    out = ""
+    while time.monotonic() < end:
+        r = subprocess.run([BUSYBOX, "wget", "-q", "-O-", url], capture_output=True, text=True, timeout=10)
+        if r.returncode == 0:
+            return r.stdout
+        out = r.stderr
+        time.sleep(0.1)
+    raise AssertionError(f"{url}: {out}")
+
+
+@pytest.fixture
+def cleanup(daemon) -> Iterator[list[str]]:  # noqa: ANN001
+    """Names of containers, networks (prefixed `net:`) and volumes (`vol:`) to remove."""
+    made: list[str] = []
+    yield made
+    for item in reversed(made):
+        kind, _, name = item.rpartition(":")
+        if kind == "net":
+            daemon.docker("network", "rm", name)
+        elif kind == "vol":
+            daemon.docker("volume", "rm", "-f", name)
+        else:
+            daemon.docker("rm", "-f", "-v", name)
+
+
+def _ok(r: subprocess.CompletedProcess) -> str:
+    assert r.returncode == 0, (r.args, r.stdout, r.stderr)
+    return r.stdout
+
+
+def test_docker_cli_network_commands(daemon, cleanup) -> None:  # noqa: ANN001
+    d = daemon
+    cleanup += ["net:nt-a", "net:nt-b", "net:nt-dangling"]
+    net_id = _ok(d.docker("network", "create", "--driver", "bridge", "--subnet", "10.213.0.0/24",
+                          "--gateway", "10.213.0.254", "--label", "team=net", "nt-a")).strip()
+    assert len(net_id) == 64
+    info = json.loads(_ok(d.docker("network", "inspect", "nt-a")))[0]
+    assert info["Id"] == net_id and info["Driver"] == "bridge" and info["Labels"] == {"team": "net"}
+    assert info["IPAM"]["Config"] == [{"Subnet": "10.213.0.0/24", "Gateway": "10.213.0.254"}]
+    names = _ok(d.docker("network", "ls", "--format", "{{.Name}}")).split()
+    assert {"bridge", "host", "none", "nt-a"} <= set(names)
+    assert _ok(d.docker("network", "ls", "-q", "--filter", "label=team=net")).split() == [net_id[:12]]
+    r = d.docker("network", "create", "--subnet", "10.213.0.128/25", "nt-overlap")
+    assert r.returncode != 0 and "overlaps" in r.stderr
+    r = d.docker("network", "create", "--subnet", "10.213.0.7/99", "nt-bad")
+    assert r.returncode != 0 and "invalid" in r.stderr.lower()
+    r = d.docker("network", "create", "nt-a")
+    assert r.returncode != 0 and "already exists" in r.stderr
+    r = d.docker("network", "rm", "bridge")
+    assert r.returncode != 0 and "pre-defined" in r.stderr
+    _ok(d.docker("network", "create", "--internal", "nt-b"))
+    assert json.loads(_ok(d.docker("network", "inspect", "nt-b")))[0]["Internal"] is True
+    _ok(d.docker("network", "create", "nt-dangling"))
+    pruned = _ok(d.docker("network", "prune", "-f", "--filter", "label=team=nobody"))
+    assert "nt-dangling" not in pruned
+    _ok(d.docker("network", "rm", "nt-a", "nt-b"))
+    r = d.docker("network", "inspect", "nt-a")
+    assert r.returncode != 0 and "No such network" in r.stderr
+    assert "nt-dangling" in _ok(d.docker("network", "prune", "-f"))
+    assert "nt-dangling" not in _ok(d.docker("network", "ls"))
+
+
+def test_docker_cli_volume_commands(daemon, cleanup) -> None:  # noqa: ANN001
+    d = daemon
+    cleanup += ["vol:nt-vol", "vol:nt-vol2"]
+    assert _ok(d.docker("volume", "create", "--label", "k=v", "nt-vol")).strip() == "nt-vol"
+    info = json.loads(_ok(d.docker("volume", "inspect", "nt-vol")))[0]
+    assert info["Name"] == "nt-vol" and info["Driver"] == "local" and info["Labels"] == {"k": "v"}
+    assert info["Mountpoint"] == str(d.names.data_root / "volumes" / "nt-vol" / "_data")
+    assert "nt-vol" in _ok(d.docker("volume", "ls", "-q")).split()
+    assert _ok(d.docker("volume", "ls", "-q", "--filter", "label=k=v")).split() == ["nt-vol"]
+    _ok(d.docker("volume", "create", "nt-vol2"))
+    assert "nt-vol2" not in _ok(d.docker("volume", "prune", "-f"))       # named: only with all=true
+    r = d.api("POST", "/volumes/prune", params={"filters": {"all": ["true"], "label": ["k=v"]}})
+    assert r.status == 200 and r.json()["VolumesDeleted"] == ["nt-vol"]
+    _ok(d.docker("volume", "rm", "nt-vol2"))
+    r = d.docker("volume", "inspect", "nt-vol2")
+    assert r.returncode != 0 and "no such volume" in r.stderr.lower()
+
+
+def test_published_port_serves_httpd(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
+    d = daemon
+    port = _free_port()
+    cleanup.append("nt-web")
+    _ok(d.docker("run", "-d", "--name", "nt-web", "-p", f"{port}:80", busybox_image, "sh", "-c",
+                 HTTPD.format(text="published")))
+    assert _fetch(f"http://127.0.0.1:{port}/") == "published\n"
+    assert _fetch(f"http://{_host_address()}:{port}/") == "published\n"
+    assert f"0.0.0.0:{port}" in _ok(d.docker("port", "nt-web", "80"))
+    ports = json.loads(_ok(d.docker("inspect", "nt-web")))[0]["NetworkSettings"]["Ports"]
+    assert ports["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": str(port)}]
+    # the same host port again: refused, the second container does not run, nothing leaks
+    cleanup.append("nt-web2")
+    rules = firewall.current_rules(d.names.firewall_prefix)
+    netns = sorted(p.name for p in (d.names.exec_root / "netns").iterdir())
+    r = d.docker("run", "-d", "--name", "nt-web2", "-p", f"{port}:80", busybox_image, "sleep", "60")
+    assert r.returncode != 0
+    assert f"Bind for 0.0.0.0:{port} failed: port is already allocated" in r.stderr
+    state = json.loads(_ok(d.docker("inspect", "nt-web2")))[0]["State"]
+    assert not state["Running"]
+    assert firewall.current_rules(d.names.firewall_prefix) == rules
+    assert sorted(p.name for p in (d.names.exec_root / "netns").iterdir()) == netns
+
+
+def test_default_network_reaches_debian_mirror(daemon, busybox_image) -> None:  # noqa: ANN001
+    r = daemon.docker("run", "--rm", busybox_image, "sh", "-c",
+                      "wget -q -O- http://deb.debian.org/debian/dists/bookworm/Release | head -n 5")
+    assert "Origin: Debian" in r.stdout, (r.stdout, r.stderr)
+
+
+def test_user_network_names_and_isolation(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
+    d = daemon
+    cleanup += ["net:nt-front", "net:nt-back", "nt-srv"]
+    _ok(d.docker("network", "create", "nt-front"))
+    _ok(d.docker("network", "create", "nt-back"))
+    _ok(d.docker("run", "-d", "--name", "nt-srv", "--network", "nt-front", "--network-alias", "www",
+                 busybox_image, "sh", "-c", HTTPD.format(text="by-name")))
+    srv_ip = json.loads(_ok(d.docker("inspect", "nt-srv")))[0]["NetworkSettings"]["Networks"]["nt-front"]["IPAddress"]
+    assert srv_ip
+    script = "for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O- http://{host}/ && exit 0; sleep 0.3; done; exit 1"
+    for host in ("nt-srv", "www"):
+        r = d.docker("run", "--rm", "--network", "nt-front", busybox_image, "sh", "-c", script.format(host=host))
+        assert r.stdout == "by-name\n", (host, r.stdout, r.stderr)
+    # from another network: no name, no route
+    # (wget is not the shell's last command: as PID 1 it would ignore timeout's SIGTERM)
+    r = d.docker("run", "--rm", "--network", "nt-back", busybox_image, "sh", "-c",
+                 f"nslookup nt-srv; timeout 3 wget -q -O- http://{srv_ip}/; echo wget=$?")
+    assert srv_ip not in r.stdout.split("nt-srv", 1)[-1] and "by-name" not in r.stdout
+    assert "wget=0" not in r.stdout and "wget=" in r.stdout, r.stdout
+    # connect the running server to nt-back too: now reachable from there by name
+    _ok(d.docker("network", "connect", "nt-back", "nt-srv"))
+    r = d.docker("run", "--rm", "--network", "nt-back", busybox_image, "sh", "-c", script.format(host="nt-srv"))
+    assert r.stdout == "by-name\n", r.stderr
+    r = d.docker("network", "rm", "nt-back")
+    assert r.returncode != 0
+    _ok(d.docker("network", "disconnect", "nt-back", "nt-srv"))
+    # the hosts and resolv.conf a container gets
+    out = _ok(d.docker("run", "--rm", "--network", "nt-front", "--hostname", "box", "--add-host", "extra:10.1.1.1",
+                       busybox_image, "sh", "-c", "cat /etc/hostname /etc/hosts /etc/resolv.conf"))
+    assert out.startswith("box\n") and "10.1.1.1\textra" in out and "nameserver 127.0.0.11" in out
+
+
+def test_internal_network_has_no_way_out(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
+    d = daemon
+    cleanup += ["net:nt-sealed"]
+    _ok(d.docker("network", "create", "--internal", "nt-sealed"))
+    r = d.docker("run", "--rm", "--network", "nt-sealed", busybox_image, "sh", "-c",
+                 "ip route; timeout 4 wget -q -O- http://deb.debian.org/ && echo LEAKED; "
+                 f"ping -c1 -W2 {_host_address()} && echo LEAKED; exit 0")
+    assert r.returncode == 0, r.stderr
+    assert "default" not in r.stdout and "LEAKED" not in r.stdout
+
+
+def test_named_volume_data_survives_the_container(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
+    d = daemon
+    cleanup += ["vol:nt-data"]
+    _ok(d.docker("run", "--rm", "-v", "nt-data:/data", busybox_image, "sh", "-c", "echo kept > /data/file"))
+    assert _ok(d.docker("run", "--rm", "-v", "nt-data:/data:ro", busybox_image, "cat", "/data/file")) == "kept\n"
+    r = d.docker("run", "--rm", "-v", "nt-data:/data:ro", busybox_image, "sh", "-c", "echo x > /data/file")
+    assert r.returncode != 0
+    # in use -> 409; anonymous volumes go with rm -v
+    cleanup.append("nt-holder")
+    _ok(d.docker("create", "--name", "nt-holder", "-v", "nt-data:/data", "-v", "/scratch", busybox_image, "true"))
+    r = d.docker("volume", "rm", "nt-data")
+    assert r.returncode != 0 and "in use" in r.stderr
+    mounts = json.loads(_ok(d.docker("inspect", "nt-holder")))[0]["Mounts"]
+    anon = [m["Name"] for m in mounts if m["Destination"] == "/scratch"]
+    assert len(anon) == 1 and len(anon[0]) == 64
+    _ok(d.docker("rm", "-v", "nt-holder"))
+    assert anon[0] not in _ok(d.docker("volume", "ls", "-q")).split()
+    assert "nt-data" in _ok(d.docker("volume", "ls", "-q")).split()
+
+
+def test_nothing_of_ours_left_after_removal(daemon, busybox_image) -> None:  # noqa: ANN001
+    """After the containers and networks of this module are gone, the host holds only the
+    default bridge and its base rules: no veth, no netns mount, no DNAT, no user bridge."""
+    d = daemon
+    _ok(d.docker("network", "create", "nt-last"))
+    port = _free_port()
+    _ok(d.docker("run", "-d", "--name", "nt-last", "--network", "nt-last", "-p", f"{port}:80", busybox_image,
+                 "sleep", "300"))
+    _ok(d.docker("rm", "-f", "nt-last"))
+    _ok(d.docker("network", "rm", "nt-last"))
+    mine = [c for c in _ok(d.docker("ps", "-aq", "--filter", "name=nt-")).split() if c]
+    assert mine == []
+    netns_dir = d.names.exec_root / "netns"
+    left_ns = [p.name for p in netns_dir.iterdir()] if netns_dir.exists() else []
+    running = set(_ok(d.docker("ps", "-q", "--no-trunc")).split())
+    assert [n for n in left_ns if n not in running] == []
+    assert [ln for ln in Path("/proc/mounts").read_text().splitlines()
+            if str(netns_dir) in ln and not any(c in ln for c in running)] == []
+    rules = firewall.current_rules(d.names.firewall_prefix)
+    assert not any("DNAT --to-destination" in r for r in rules), rules
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.splitlines()
+    stem = d.names.firewall_prefix.lower()[:8]
+    assert [ln for ln in links if f"{stem}-" in ln] == []
+    if not running:
+        assert [ln for ln in links if f"master {d.names.bridge}" in ln] == []
