@@ -37,7 +37,7 @@ from .rootfs import (
 from .sources import SourceEntry, describe, for_suite, mirror_uris, read_sources, render_deb822
 
 # Bump when the builder's output changes for the same recipe (invalidates caches).
-BUILDER_VERSION = "2"
+BUILDER_VERSION = "3"
 CACHE_ENV = "BERTH_BOOTSTRAP_CACHE"
 
 

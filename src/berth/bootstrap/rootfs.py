@@ -111,7 +111,10 @@ def busybox_rootfs(root: Path, busybox: str = BUSYBOX) -> None:
 
 def mmdebstrap_command(recipe: Recipe, root: Path, sources_file: Path) -> list[str]:
     cmd = ["mmdebstrap", "--mode=root", "--format=directory", f"--variant={recipe.variant}",
-           "--aptopt=Acquire::Languages \"none\"", f"--hook-dir={MERGED_USR_HOOKS}"]
+           "--aptopt=Acquire::Languages \"none\"", f"--hook-dir={MERGED_USR_HOOKS}",
+           # no fsync per unpacked file (a third faster here); Docker's debian images ship
+           # the same setting (docker-apt-speedup), so it stays in 99mmdebstrap too.
+           "--dpkgopt=force-unsafe-io"]
     cmd += [f"--dpkgopt={o}" for o in recipe.dpkg_filters()]
     if recipe.packages:
         cmd.append("--include=" + ",".join(recipe.packages))
