@@ -440,11 +440,22 @@ class ImageService:
 
 
 def _single_repo(refs: list[str]) -> bool:
-    """True when all references belong to one repository (docker's isSingleReference)."""
-    repos = set()
+    """docker's isSingleReference: one reference, or one tag plus digest references of
+    that same repository only."""
+    if len(refs) <= 1:
+        return len(refs) == 1
+    tag_repo = None
+    digest_repos = set()
     for r in refs:
-        repos.add(r.split("@")[0] if "@" in r else r.rsplit(":", 1)[0])
-    return len(repos) <= 1
+        if "@" in r:
+            digest_repos.add(r.split("@", 1)[0])
+        elif tag_repo is None:
+            tag_repo = r.rsplit(":", 1)[0]
+        else:
+            return False
+    if tag_repo is None:
+        tag_repo = refs[0].split("@", 1)[0]
+    return digest_repos == {tag_repo}
 
 
 def _ref_matches(tag: str, pattern: str) -> bool:
