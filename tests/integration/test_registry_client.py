@@ -256,10 +256,12 @@ def test_interrupted_pull_leaves_no_half_image_and_retry_succeeds(local: Local) 
     assert local.content.exists(sha(gz)) and _leftovers(local) == []
 
 
-def test_blob_not_matching_its_digest_is_refused(local: Local) -> None:
+@pytest.mark.parametrize("index", [0, 1])
+def test_blob_not_matching_its_digest_is_refused(local: Local, index: int) -> None:
+    """Layer 0 is unpacked while it downloads, layer 1 after: neither may publish anything."""
     built = build_image()
     fake = FakeRegistry(built, "bad/blob")
-    fake.corrupt_blob = built.layer_digests[1]
+    fake.corrupt_blob = built.layer_digests[index]
 
     async def go() -> None:
         runner, host = await _serve(fake.app())
@@ -270,8 +272,35 @@ def test_blob_not_matching_its_digest_is_refused(local: Local) -> None:
             await runner.cleanup()
     with pytest.raises(BerthError, match="does not match"):
         asyncio.run(go())
-    assert not local.content.exists(built.layer_digests[1])
+    assert not local.content.exists(built.layer_digests[index])
     assert local.store.list() == [] and _leftovers(local) == []
+    if index == 0:
+        assert local.layers.list() == []
+
+
+def test_same_content_other_compression_is_refused_while_streaming(local: Local) -> None:
+    """Bytes that unpack to the right diff_id but are not the announced blob: the layer that
+    was being unpacked alongside the download is not published."""
+    built = build_image(compressions=("gzip",))
+    d = built.layer_digests[0]
+    plain = gzip.decompress(built.blobs[d])
+    impostor = gzip.compress(plain, compresslevel=9, mtime=12345)
+    assert impostor != built.blobs[d]
+    fake = FakeRegistry(built, "bad/recompressed")
+    built.blobs = {**built.blobs}
+
+    async def go() -> None:
+        built.blobs[d] = impostor  # served under the original digest
+        runner, host = await _serve(fake.app())
+        try:
+            async with RegistryClient() as c:
+                await c.pull(f"{host}/bad/recompressed:latest", local)
+        finally:
+            await runner.cleanup()
+    with pytest.raises(BerthError, match="does not match"):
+        asyncio.run(go())
+    assert local.layers.list() == [] and local.store.list() == [] and _leftovers(local) == []
+    assert not local.content.exists(d)
 
 
 def test_redirect_to_another_host_gets_no_credentials(local: Local) -> None:

@@ -20,6 +20,7 @@ from berth.registry import mediatypes as mt
 from berth.registry.client.platform import Platform, select
 from berth.registry.client.progress import Reporter, short
 from berth.registry.client.session import RegistrySession, error_from
+from berth.registry.client.stream import Pipe, PipeAborted
 from berth.registry.names import valid_digest
 from berth.registry.scope import repository
 
@@ -139,24 +140,30 @@ class Puller:
     async def _layers(self, repo: str, layers: list[mt.Descriptor], diff_ids: list[str],
                       chains: list[str]) -> None:
         sem = asyncio.Semaphore(CONCURRENT_DOWNLOADS)
-        tasks: list[asyncio.Task[None] | None] = []
+        tasks: list[asyncio.Task[bool] | None] = []
         for i, d in enumerate(layers):
             if self.images.layers.exists(chains[i]):
                 await self.rep.status("Already exists", short(d.digest))
                 tasks.append(None)
                 continue
             await self.rep.status("Pulling fs layer", short(d.digest))
-            tasks.append(asyncio.create_task(self._download(repo, d, sem)))
+            # the first missing layer whose parent is present is unpacked while it downloads
+            parent = chains[i - 1] if i else None
+            stream = (parent is None or self.images.layers.exists(parent)) and \
+                not any(t is not None for t in tasks)
+            tasks.append(asyncio.create_task(
+                self._download(repo, d, sem, (parent, diff_ids[i]) if stream else None)))
         try:
-            parent: str | None = None
+            parent_chain: str | None = None
             for i, d in enumerate(layers):
                 task = tasks[i]
                 if task is not None:
-                    await task
-                    await self.rep.status("Extracting", short(d.digest))
-                    await asyncio.to_thread(self._apply, d, parent, diff_ids[i])
+                    applied = await task
+                    if not applied:
+                        await self.rep.status("Extracting", short(d.digest))
+                        await asyncio.to_thread(self._apply, d, parent_chain, diff_ids[i])
                     await self.rep.status("Pull complete", short(d.digest))
-                parent = chains[i]
+                parent_chain = chains[i]
         finally:
             for t in tasks:
                 if t is not None and not t.done():
@@ -168,38 +175,74 @@ class Puller:
             self.images.layers.apply(f, parent, blob=d.digest, media_type=d.media_type or None,
                                      expected_diff_id=diff_id)
 
-    async def _download(self, repo: str, d: mt.Descriptor, sem: asyncio.Semaphore) -> None:
+    def _apply_stream(self, pipe: Pipe, d: mt.Descriptor, parent: str | None, diff_id: str) -> None:
+        try:
+            self.images.layers.apply(pipe, parent, blob=d.digest, media_type=d.media_type or None,
+                                     expected_diff_id=diff_id)
+        finally:
+            pipe.close()
+
+    async def _download(self, repo: str, d: mt.Descriptor, sem: asyncio.Semaphore,
+                        stream_apply: tuple[str | None, str] | None = None) -> bool:
+        """Fetch a layer blob into the content store (verified). With `stream_apply`
+        (parent chain, diff_id) the layer is unpacked while it downloads; returns True then."""
         content = self.images.content
         sid = short(d.digest)
         if content.exists(d.digest) and content.size(d.digest) == d.size:
             await self.rep.status("Download complete", sid)
-            return
+            return False
         async with sem:
             await self.rep.status("Waiting", sid)
             resp = await self.session.request("GET", f"/v2/{repo}/blobs/{d.digest}",
                                               scopes=[repository(repo, "pull")])
             writer = content.writer(d.digest, d.size)
+            pipe: Pipe | None = None
+            unpack: asyncio.Future[None] | None = None
+            if stream_apply is not None and resp.status == 200:
+                pipe = Pipe()
+                unpack = asyncio.ensure_future(asyncio.to_thread(self._apply_stream, pipe, d, *stream_apply))
+
+            def sink(chunk: bytes) -> None:
+                writer.write(chunk)
+                if pipe is not None:
+                    pipe.put(chunk)
             try:
                 if resp.status != 200:
                     raise error_from(resp.status, await resp.read(), f"fetching layer {d.digest}")
                 done = 0
                 async for chunk in resp.content.iter_chunked(1 << 20):
-                    if len(chunk) >= (256 << 10):
-                        await asyncio.to_thread(writer.write, chunk)
+                    if len(chunk) >= (256 << 10) or pipe is not None:
+                        await asyncio.to_thread(sink, chunk)
                     else:
                         writer.write(chunk)
                     done += len(chunk)
                     await self.rep.bytes("Downloading", sid, done, d.size)
                 await self.rep.status("Verifying Checksum", sid)
                 await asyncio.to_thread(writer.commit)
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                if pipe is not None and unpack is not None:
+                    await self.rep.status("Download complete", sid)
+                    await self.rep.status("Extracting", sid)
+                    pipe.finish()  # only now may the unpacker see the end and publish the layer
+                    await unpack
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 writer.abort()
                 raise errors.BerthError(f"fetching layer {d.digest} failed: {type(exc).__name__}: {exc}") from exc
-            except BaseException:
+            except PipeAborted:
                 writer.abort()
+                if unpack is not None:
+                    await unpack  # raises the unpacker's own error (bad tar, diff_id mismatch)
                 raise
+            except BaseException as exc:
+                writer.abort()
+                raise exc
             finally:
+                if pipe is not None:
+                    pipe.fail(errors.BerthError(f"download of {d.digest} did not complete"))
+                    if unpack is not None and not unpack.done():
+                        await asyncio.gather(unpack, return_exceptions=True)
                 resp.release()
         if self.sources is not None:
             self.sources.remember(d.digest, self.session.endpoint.domain, repo)
-        await self.rep.status("Download complete", sid)
+        if pipe is None:
+            await self.rep.status("Download complete", sid)
+        return pipe is not None

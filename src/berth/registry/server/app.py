@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import re
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,6 +209,11 @@ class Registry:
         if request.method == "HEAD":
             headers["Content-Length"] = str(size)
             return web.Response(status=200, headers=headers)
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is not None and size > (8 << 20):
+            # a bigger send buffer means fewer wake-ups of the event loop per sendfile()
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
         return web.FileResponse(self.driver.blob_path(digest), headers=headers, chunk_size=1 << 20)
 
     async def _blob_delete(self, request: web.Request, name: str, digest: str) -> web.StreamResponse:

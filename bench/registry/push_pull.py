@@ -1,0 +1,220 @@
+"""One 256 MiB random layer pushed and pulled through local registries by berth, docker and
+skopeo, in the same run.
+
+Usage (as root): .venv/bin/python bench/registry/push_pull.py [--size-mib 256] [--skip-docker]
+
+Set-up: a tar holding one file of random bytes becomes a one-layer OCI image (gzip -1 via
+pigz) in an OCI layout. Every push goes to a fresh berth-registry (htpasswd auth, loopback)
+so no tool can skip or mount a blob the target already has.
+
+  skopeo push   oci layout -> registry A             skopeo pull   A -> oci layout
+  berth pull    A -> berthd (download, verify, unpack) berth push    berthd -> registry B
+  docker pull   A -> dockerd (download, unpack)        docker push   dockerd -> registry C
+  berth push*   the same layer imported uncompressed, so berth must gzip it too (as docker does)
+
+Rates are the layer size over wall time of the whole command or API call. Printed: MiB/s per
+tool and the ratios berth/skopeo and berth/docker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "src"))
+
+from berth.registry.auth_config import encode_registry_auth  # noqa: E402
+from fixtures.daemon import DaemonHandle, _cleanup_host, start_daemon  # noqa: E402
+from fixtures.registry import RunningRegistry, start_berth_registry  # noqa: E402
+from support import new_run_names  # noqa: E402
+
+
+def sha(b: bytes) -> str:
+    return "sha256:" + hashlib.sha256(b).hexdigest()
+
+
+def make_layer_tar(path: Path, size: int) -> None:
+    with tarfile.open(path, "w") as t:
+        ti = tarfile.TarInfo("big.bin")
+        ti.size = size
+        ti.mode = 0o644
+        with open("/dev/urandom", "rb") as rnd:
+            t.addfile(ti, _Limited(rnd, size))
+        for d in ("bin", "tmp"):
+            di = tarfile.TarInfo(d)
+            di.type = tarfile.DIRTYPE
+            di.mode = 0o755
+            t.addfile(di)
+
+
+class _Limited(io.RawIOBase):
+    def __init__(self, f: Any, n: int) -> None:
+        self.f, self.n = f, n
+
+    def read(self, k: int = -1) -> bytes:
+        if self.n <= 0:
+            return b""
+        k = self.n if k < 0 else min(k, self.n)
+        data = self.f.read(k)
+        self.n -= len(data)
+        return data
+
+
+def file_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def make_layout(dest: Path, tar_path: Path) -> None:
+    blobs = dest / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    gz = dest / "layer.gz"
+    pigz = shutil.which("pigz")
+    with open(tar_path, "rb") as src, open(gz, "wb") as out:
+        subprocess.run([pigz, "-1", "-n", "-c"] if pigz else ["gzip", "-1", "-n", "-c"], stdin=src, stdout=out,
+                       check=True)
+    layer_digest = file_sha(gz)
+    os.replace(gz, blobs / layer_digest.split(":")[1])
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/true"]},
+                         "rootfs": {"type": "layers", "diff_ids": [file_sha(tar_path)]}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": sha(config), "size": len(config)},
+                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                                       "digest": layer_digest,
+                                       "size": (blobs / layer_digest.split(':')[1]).stat().st_size}]}).encode()
+    for b in (config, manifest):
+        (blobs / sha(b).split(":")[1]).write_bytes(b)
+    (dest / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (dest / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(manifest),
+         "size": len(manifest), "annotations": {"org.opencontainers.image.ref.name": "v1"}}]}))
+
+
+def timed(fn: Any) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def run(argv: list[str], **kw: Any) -> None:
+    r = subprocess.run(argv, capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:3])} failed: {r.stderr[-2000:]}")
+
+
+def api_stream(d: DaemonHandle, method: str, path: str, **kw: Any) -> None:
+    r = d.api(method, path, timeout=900, **kw)
+    if r.status != 200 or '"error"' in r.text:
+        raise RuntimeError(f"{path}: {r.status} {r.text[-2000:]}")
+
+
+def auth_header(reg: RunningRegistry) -> dict[str, str]:
+    return {"X-Registry-Auth": encode_registry_auth({"username": reg.user, "password": reg.password,
+                                                     "serveraddress": reg.host})}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size-mib", type=int, default=256)
+    ap.add_argument("--skip-docker", action="store_true")
+    a = ap.parse_args()
+    size = a.size_mib << 20
+    mib = size / (1 << 20)
+    names = new_run_names()
+    names.root.mkdir(parents=True)
+    work = names.root / "bench"
+    work.mkdir()
+    results: dict[str, float] = {}
+    daemon = None
+    dockerd = None
+    try:
+        tar_path = work / "layer.tar"
+        make_layer_tar(tar_path, size)
+        layout = work / "layout"
+        make_layout(layout, tar_path)
+        daemon = start_daemon(names)
+        with contextlib.ExitStack() as stack:
+            def registry() -> RunningRegistry:
+                return stack.enter_context(start_berth_registry(work / "registries"))
+            src = registry()
+            creds = f"{src.user}:{src.password}"
+            results["skopeo push"] = timed(lambda: run(
+                ["skopeo", "copy", "--dest-tls-verify=false", "--dest-creds", creds, f"oci:{layout}:v1",
+                 f"docker://{src.host}/big/image:v1"]))
+            results["skopeo pull"] = timed(lambda: run(
+                ["skopeo", "copy", "--src-tls-verify=false", "--src-creds", creds,
+                 f"docker://{src.host}/big/image:v1", f"oci:{work / 'skopeo-out'}:v1"]))
+            results["berth pull"] = timed(lambda: api_stream(
+                daemon, "POST", "/images/create", params={"fromImage": f"{src.host}/big/image", "tag": "v1"},
+                headers=auth_header(src)))
+            dst = registry()
+            daemon.api("POST", f"/images/{src.host}/big/image:v1/tag", params={"repo": f"{dst.host}/big/image",
+                                                                                "tag": "v1"})
+            results["berth push"] = timed(lambda: api_stream(
+                daemon, "POST", f"/images/{dst.host}/big/image/push", params={"tag": "v1"},
+                headers=auth_header(dst)))
+            # the same layer as an uncompressed import: berth compresses it on push
+            with open(tar_path, "rb") as f:
+                r = daemon.api("POST", "/images/create", params={"fromSrc": "-", "repo": "plain/big", "tag": "v1"},
+                               body=f.read(), timeout=900)
+            if r.status != 200:
+                raise RuntimeError(r.text)
+            dst2 = registry()
+            daemon.api("POST", "/images/plain/big:v1/tag", params={"repo": f"{dst2.host}/plain/big", "tag": "v1"})
+            results["berth push*"] = timed(lambda: api_stream(
+                daemon, "POST", f"/images/{dst2.host}/plain/big/push", params={"tag": "v1"},
+                headers=auth_header(dst2)))
+            if not a.skip_docker:
+                from fixtures.dockerd import start_dockerd
+                dockerd = start_dockerd(names)
+                env = dict(dockerd.env, DOCKER_CONFIG=str(work / "docker-config"))
+                dst3 = registry()
+                for reg in (src, dst3):
+                    run(["docker", "login", "-u", reg.user, "--password-stdin", reg.host], env=env,
+                        input=reg.password + "\n")
+                results["docker pull"] = timed(lambda: run(["docker", "pull", f"{src.host}/big/image:v1"], env=env))
+                run(["docker", "tag", f"{src.host}/big/image:v1", f"{dst3.host}/big/image:v1"], env=env)
+                results["docker push"] = timed(lambda: run(["docker", "push", f"{dst3.host}/big/image:v1"], env=env))
+    finally:
+        if dockerd is not None:
+            from fixtures.dockerd import stop_dockerd
+            stop_dockerd(dockerd)
+        if daemon is not None:
+            daemon.remove_all_containers()
+            daemon.stop()
+        _cleanup_host(names)
+        shutil.rmtree(names.root, ignore_errors=True)
+    rate = {k: mib / v for k, v in results.items()}
+    print(f"registry push/pull of one {a.size_mib} MiB random layer (MiB/s, wall time of the whole operation)")
+    for k in sorted(rate):
+        print(f"  {k:12s} {rate[k]:8.1f} MiB/s  ({results[k]:.2f} s)")
+    for op in ("push", "pull"):
+        b = rate[f"berth {op}"]
+        line = f"  berth {op}: ratio berth/skopeo {b / rate[f'skopeo {op}']:.2f}"
+        if f"docker {op}" in rate:
+            line += f"   ratio berth/docker {b / rate[f'docker {op}']:.2f}"
+        print(line)
+    if "docker push" in rate:
+        print(f"  berth push* (compressing) : ratio berth/docker {rate['berth push*'] / rate['docker push']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
