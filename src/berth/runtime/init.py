@@ -1,9 +1,12 @@
 """The child side of `create` and `exec`: the ordered set-up between fork and execve.
 
-Process model (as runc's): the runtime forks a *bridge* child which enters the cgroup, joins
-namespaces given by path, unshares the new ones and forks again, so the grandchild is
-PID 1 of a new pid namespace. The bridge reports the grandchild's pid and exits; the
-grandchild is re-parented to the caller (a subreaper). The grandchild (the container
+Process model (as runc's): the runtime forks a *bridge* child which joins namespaces given
+by path, unshares the new ones and forks again, so the grandchild is PID 1 of a new pid
+namespace. The bridge reports the grandchild's pid and exits; the grandchild is
+re-parented to the caller (a subreaper). The runtime moves the grandchild into the
+container's cgroups while the grandchild already sets up its mounts (a cgroup v1 move
+waits for an RCU grace period: doing it in parallel hides most of it), then tells it
+{"type": "cgroup"}; the grandchild unshares its cgroup namespace (if asked) only then. The grandchild (the container
 init) sets up mounts, pivot_root, hostname, limits, user and capabilities, checks that
 the executable exists, reports `ready` over the sync pipes, then blocks opening
 `exec.fifo` until `start` opens the other end, and finally loads seccomp and execs.
@@ -35,7 +38,7 @@ class InitConfig:
     stdio: tuple[int, int, int] | None = None
     fifo_path: str | None = None               # None for exec (no waiting for start)
     console_fd: int | None = None              # connected console socket
-    cgroup: Any = None                         # manager to join (create) or None
+    cgroup: Any = None                         # the container's manager (create) or None
     cgroup_procs: list[str] = field(default_factory=list)  # exec: cgroup.procs files to join
     join: list[tuple[str, str]] = field(default_factory=list)
     unshare_flags: int = 0
@@ -120,8 +123,6 @@ def bridge(cfg: InitConfig) -> None:
     try:
         _preload(cfg)
         _setup_stdio(cfg.stdio)
-        if cfg.cgroup is not None:
-            cfg.cgroup.add(os.getpid())
         for procs in cfg.cgroup_procs:
             try:
                 with open(procs, "w") as f:
@@ -130,9 +131,12 @@ def bridge(cfg: InitConfig) -> None:
                 pass  # the container's cgroup in this hierarchy is gone; not fatal for exec
         fds = namespaces.open_paths(cfg.join)
         namespaces.join(fds)
-        if cfg.unshare_flags:
+        flags = cfg.unshare_flags
+        if not cfg.is_exec:
+            flags &= ~kernel.CLONE_NEWCGROUP  # the init unshares it once it is in its cgroup
+        if flags:
             try:
-                kernel.unshare(cfg.unshare_flags)
+                kernel.unshare(flags)
             except OSError as exc:
                 raise OSError(exc.errno, f"unshare namespaces: {exc.strerror}") from None
         pid = os.fork()
@@ -182,6 +186,11 @@ def _container_setup(cfg: InitConfig, sync: Sync) -> None:
     if not flags & kernel.CLONE_NEWNS and "mount" not in joined:
         raise OSError("the spec has no mount namespace; berth-runtime needs one")
     fifo_fd = os.open(cfg.fifo_path, os.O_PATH | os.O_CLOEXEC) if cfg.fifo_path else None
+    in_cgroup = False
+    if flags & kernel.CLONE_NEWCGROUP:
+        _wait_cgroup(sync)
+        in_cgroup = True
+        kernel.unshare(kernel.CLONE_NEWCGROUP)
 
     if cfg.new_keyring:
         try:  # a session keyring of its own, so keys never leak between containers (as runc)
@@ -207,6 +216,8 @@ def _container_setup(cfg: InitConfig, sync: Sync) -> None:
     cwd_host = mounts.secure_join(rootfs, cwd)
     if not os.path.exists(cwd_host):
         os.makedirs(cwd_host, mode=0o755)
+    if not in_cgroup:
+        _wait_cgroup(sync)
     if cfg.has_hooks:
         sync.send(type="hooks")
         reply = sync.recv()
@@ -294,6 +305,12 @@ def _start_container_hooks(spec, cfg: InitConfig) -> None:
         if os.waitstatus_to_exitcode(status) != 0:
             sys.stderr.write(f"berth-runtime: startContainer hook {h.path} failed\n")
             os._exit(1)
+
+
+def _wait_cgroup(sync: Sync) -> None:
+    msg = sync.recv()
+    if msg.get("type") != "cgroup":
+        raise OSError(msg.get("message") or f"unexpected message from the runtime: {msg}")
 
 
 def _finish_process(proc, linux, sync: Sync, cwd: str) -> Any:

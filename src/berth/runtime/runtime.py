@@ -220,6 +220,13 @@ class Runtime:
                     init_pid = msg["pid"]
                     os.waitpid(pid, 0)
                     pid = 0
+                    if cfg.cgroup is not None and not cfg.is_exec:
+                        try:
+                            cfg.cgroup.add(init_pid)
+                        except RuntimeFailure as exc:
+                            sync.send(type="error", message=str(exc))
+                            raise
+                        sync.send(type="cgroup")
                 elif kind == "hooks":
                     try:
                         if on_hooks is not None:
