@@ -318,3 +318,30 @@ def test_missing_base_is_pulled_with_x_registry_config(daemon: Any, busybox_imag
     msgs, _ = build(daemon, {"Dockerfile": f"FROM {repo}:v1\n"}, t="never-pulled:1")
     assert error_of(msgs) is not None
     assert daemon.api("GET", "/images/never-pulled:1/json").status == 404
+
+
+def test_client_disconnect_cancels_the_build_and_cleans_up(daemon: Any, busybox_image: str) -> None:
+    import socket as socketlib
+    before = set(build_containers(daemon))
+    ctx = make_context({"Dockerfile": "FROM busybox\nRUN echo $((40+2))-go; sleep 37; echo never\n"})
+    s = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(daemon.socket)
+    s.sendall(b"POST /build?t=cancelled:1&nocache=1 HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n"
+              + f"Content-Length: {len(ctx)}\r\n\r\n".encode() + ctx)
+    seen = b""
+    while b"42-go" not in seen:
+        chunk = s.recv(65536)
+        assert chunk, seen
+        seen += chunk
+    assert b"Running in" in seen
+    s.close()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if set(build_containers(daemon)) == before:
+            break
+        time.sleep(0.2)
+    assert set(build_containers(daemon)) == before
+    procs = subprocess.run(["pgrep", "-f", "sleep 37"], capture_output=True, text=True).stdout.split()
+    assert procs == []
+    assert daemon.api("GET", "/images/cancelled:1/json").status == 404

@@ -85,6 +85,16 @@ def options_from_request(request: web.Request) -> BuildOptions:
     )
 
 
+async def _cancel_on_disconnect(request: web.Request, task: asyncio.Future[Any]) -> None:
+    """Docker cancels a build whose client disconnected (^C on `docker build`)."""
+    while not task.done():
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            task.cancel()
+            return
+        await asyncio.sleep(0.2)
+
+
 @routes.post("/build")
 async def build(request: web.Request) -> web.StreamResponse:
     d = request.app["daemon"]
@@ -109,10 +119,14 @@ async def build(request: web.Request) -> web.StreamResponse:
                 await resp.prepare(request)
             await resp.write(json.dumps(msg).encode() + b"\r\n")
 
+        task = asyncio.ensure_future(svc.build(path, opts, emit, registry=getattr(d, "registry", None),
+                                               auth=_registry_config(request)))
+        watcher = asyncio.ensure_future(_cancel_on_disconnect(request, task))
         try:
-            await svc.build(path, opts, emit, registry=getattr(d, "registry", None),
-                            auth=_registry_config(request))
+            await task
         except (BerthError, OSError) as exc:
+            if request.transport is None or request.transport.is_closing():
+                return resp  # the client is gone: nobody to tell
             if not resp.prepared:
                 # nothing was streamed yet: a plain error response with its status
                 if isinstance(exc, BerthError):
@@ -122,6 +136,8 @@ async def build(request: web.Request) -> web.StreamResponse:
             if isinstance(exc, BuildError) and exc.code is not None:
                 detail["code"] = exc.code
             await resp.write(json.dumps({"errorDetail": detail, "error": str(exc)}).encode() + b"\r\n")
+        finally:
+            watcher.cancel()
         if not resp.prepared:
             await resp.prepare(request)
         await resp.write_eof()
