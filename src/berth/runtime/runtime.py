@@ -8,6 +8,7 @@ container's init and exec'd processes are re-parented to it, and it reaps them.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import select
@@ -141,7 +142,8 @@ class Runtime:
             fifo = os.path.join(d, EXEC_FIFO)
             os.mkfifo(fifo, 0o622)
             st = State(id=cid, bundle=bundle, rootfs=rootfs, created=_now(),
-                       annotations=config.annotations or {}, config=config.to_dict())
+                       annotations=config.annotations or {},
+                       config=config.__dict__.get("_source") or config.to_dict())
             from berth.runtime import cgroups
             cg = cgroups.manager_for(linux.cgroups_path, cid)
             cg.create()
@@ -304,8 +306,8 @@ class Runtime:
         finally:
             os.close(fd)
         os.unlink(fifo)
-        config = _spec.Spec.from_dict(st.config)
-        if config.hooks and config.hooks.poststart:
+        if (st.config.get("hooks") or {}).get("poststart"):  # cheap check, no re-parse
+            config = _spec.Spec.from_dict(st.config)
             from berth.runtime import hooks as _hooks
             st.status = "running"
             for h in config.hooks.poststart:
@@ -404,9 +406,9 @@ class Runtime:
                 pass
         if cg is not None:
             cg.destroy()
-        config = _spec.Spec.from_dict(st.config)
         _rmtree(d)
-        if config.hooks and config.hooks.poststop:
+        if (st.config.get("hooks") or {}).get("poststop"):
+            config = _spec.Spec.from_dict(st.config)
             from berth.runtime import hooks as _hooks
             st.status = "stopped"
             for h in config.hooks.poststop:
@@ -461,8 +463,14 @@ class Runtime:
 
 
 def load_bundle(bundle: str) -> _spec.Spec:
+    """The bundle's spec; the parsed JSON is kept as `_source` so `create` can store it in
+    the state without serialising the spec again (do not modify a spec you pass on)."""
     try:
-        return _spec.load(bundle)
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            raw = json.loads(f.read())
+        config = _spec.Spec.from_dict(raw)
+        config._source = raw  # type: ignore[attr-defined]
+        return config
     except FileNotFoundError:
         raise RuntimeFailure(f"bundle {bundle} has no config.json") from None
     except (ValueError, TypeError) as exc:
