@@ -97,7 +97,7 @@ def test_docker_pause_top_update_stats(dockerd):
         dockerd.docker("rm", "-f", cid)
 
 
-def test_docker_tty_and_exec_tty(dockerd):
+def test_docker_run_tty(dockerd):
     import pty
     import select
     import subprocess
@@ -125,3 +125,35 @@ def test_docker_tty_and_exec_tty(dockerd):
         if proc.poll() is None:
             proc.kill()
         os.close(master)
+
+
+def test_docker_exec_tty(dockerd):
+    import pty
+    import select
+    import subprocess
+    cid = dockerd.docker("run", "-d", "--runtime", "berth", "busybox", "sleep", "300").stdout.strip()
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(["/usr/bin/docker", "exec", "-it", cid, "sh"], stdin=slave, stdout=slave,
+                            stderr=slave, env=dockerd.env, start_new_session=True)
+    os.close(slave)
+    out = b""
+    try:
+        deadline = time.monotonic() + 30
+        sent = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            r, _, _ = select.select([master], [], [], 0.2)
+            if r:
+                try:
+                    out += os.read(master, 4096)
+                except OSError:
+                    break
+            if not sent and b"# " in out:
+                os.write(master, b"tty; echo $((7*6)); exit 6\r")
+                sent = True
+        assert proc.wait(30) == 6, out
+        assert b"42" in out and b"/dev/pts/" in out, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+        dockerd.docker("rm", "-f", cid)
