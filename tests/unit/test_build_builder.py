@@ -412,3 +412,25 @@ def test_add_from_url_downloads_with_mode_0600_and_copy_refuses_urls(env: Env) -
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_copy_from_an_image_and_lowercase_dockerfile(env: Env) -> None:
+    (env.ctx / "dockerfile").write_text("FROM scratch\nCOPY --from=busybox:latest /etc/passwd /passwd\n")
+    msgs: list[dict[str, Any]] = []
+
+    async def emit(m: dict[str, Any]) -> None:
+        msgs.append(m)
+
+    img = asyncio.run(run_build(env.runner, env.cache, BuildContext(str(env.ctx)), BuildOptions(), emit))
+    assert (env.runner.fs(img.id) / "passwd").read_text().startswith("root:")
+
+
+def test_run_output_is_framed_like_the_legacy_builder(env: Env) -> None:
+    _, text, _ = env.build("FROM busybox\nRUN echo hi\n")
+    lines = text.splitlines()
+    i = lines.index("Step 2/2 : RUN echo hi")
+    assert lines[i + 1].startswith(" ---> Cache miss: ")
+    assert lines[i + 2] == " ---> Running in cccccccccccc"
+    assert lines[i + 3] == "ran: echo hi"
+    assert lines[i + 4] == "Removing intermediate container cccccccccccc"
+    assert lines[i + 5].startswith(" ---> ") and len(lines[i + 5]) == 6 + 12

@@ -202,6 +202,9 @@ class Builder:
 
     # --- entry point --------------------------------------------------------------------
     async def build(self) -> ImageRef:
+        if self.opts.dockerfile == "Dockerfile" and not os.path.lexists(os.path.join(self.ctx.root, "Dockerfile")) \
+                and os.path.lexists(os.path.join(self.ctx.root, "dockerfile")):
+            self.opts.dockerfile = "dockerfile"  # the legacy builder's fallback
         text = await asyncio.to_thread(self.ctx.read_text, self.opts.dockerfile)
         name = posixpath.basename(self.opts.dockerfile) or "Dockerfile"
         if name.startswith(".dockerfile."):
@@ -632,11 +635,19 @@ class Builder:
             async def on_output(data: bytes) -> None:
                 await self.say(data.decode("utf-8", errors="replace"))
 
+            started: list[str] = []
+
+            async def on_start_(cid: str) -> None:
+                started.append(cid)
+                await on_start(cid)
+
             try:
-                image = await self.runner.run(state.image, req, on_start, on_output)
+                image = await self.runner.run(state.image, req, on_start_, on_output)
             except StepFailed as exc:
                 raise BuildError(f"The command '{' '.join(argv)}' returned a non-zero code: {exc.exit_code}",
                                  code=exc.exit_code) from None
+            if started:
+                await self.say(f"Removing intermediate container {started[0][:12]}\n")
             self._remember(probe, image)
         await self._advance(state, image)
 
