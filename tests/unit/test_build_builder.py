@@ -434,3 +434,11 @@ def test_run_output_is_framed_like_the_legacy_builder(env: Env) -> None:
     assert lines[i + 3] == "ran: echo hi"
     assert lines[i + 4] == "Removing intermediate container cccccccccccc"
     assert lines[i + 5].startswith(" ---> ") and len(lines[i + 5]) == 6 + 12
+
+
+def test_run_network_flag_and_build_network_mode(env: Env) -> None:
+    env.build("FROM busybox\nRUN --network=none echo a\nRUN echo b\n")
+    assert [r.network_mode for r in env.runner.runs[-2:]] == ["none", "bridge"]
+    env.build("FROM busybox\nRUN echo c\n", network_mode="host")
+    assert env.runner.runs[-1].network_mode == "host"
+    assert env.runner.runs[-1].workdir == "/" and env.runner.runs[-1].user == ""
