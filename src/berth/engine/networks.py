@@ -117,9 +117,8 @@ class NetworkService:
     def _user_bridge_name(self, net_id: str) -> str:
         return f"{self._stem}-{net_id[: 14 - len(self._stem)]}"
 
-    def _veth_names(self, container_id: str, net_id: str) -> tuple[str, str]:
-        h = _hash(container_id, net_id)
-        return f"{self._stem}{h[: 15 - len(self._stem)]}", f"bp{h[20:33]}"
+    def _veth_name(self, container_id: str, net_id: str) -> str:
+        return f"{self._stem}{_hash(container_id, net_id)[: 15 - len(self._stem)]}"
 
     def _netns_path(self, container_id: str) -> str:
         return str(self.config.netns_dir / container_id)
@@ -542,14 +541,15 @@ class NetworkService:
                         (json.dumps(files), container_id))
         if user_net:
             await self._start_dns(container_id)
-        await self._sync_firewall()
+        if mappings:   # rules depend on networks and published ports only
+            await self._sync_firewall()
         return Sandbox(path, False, files, self._settings(container_id))
 
     async def _attach(self, container_id: str, net: Any, aliases: list[str], ipv4: str, seq: int) -> None:
         subnet = ipaddress.ip_network(net["subnet"])
         taken = [r["ip"] for r in self.db.execute("SELECT ip FROM net_endpoints WHERE network_id = ?", (net["id"],))]
         ip = ipam.allocate(subnet, ipaddress.ip_address(net["gateway"]), taken, ipv4 or None)
-        host_if, peer = self._veth_names(container_id, net["id"])
+        host_if = self._veth_name(container_id, net["id"])
         ifname = f"eth{seq}"
         used = {r["ifname"] for r in self.db.execute("SELECT ifname FROM net_endpoints WHERE container_id = ?",
                                                      (container_id,))}
@@ -565,7 +565,7 @@ class NetworkService:
              json.dumps(aliases), seq))
         try:
             await asyncio.to_thread(_bridge().attach, self._netns_path(container_id), net["bridge"], host_if,
-                                    peer, ifname, str(ip), subnet.prefixlen,
+                                    ifname, str(ip), subnet.prefixlen,
                                     None if net["internal"] or seq > 0 else net["gateway"], mac)
         except BaseException:
             self.db.execute("DELETE FROM net_endpoints WHERE container_id = ? AND network_id = ?",
@@ -591,7 +591,7 @@ class NetworkService:
         with self.db.transaction() as tx:
             tx.execute("DELETE FROM net_endpoints WHERE container_id = ?", (container_id,))
             tx.execute("DELETE FROM net_sandboxes WHERE container_id = ?", (container_id,))
-        if had_rules or sb is not None:
+        if had_rules:
             await self._sync_firewall()
 
     async def forget_container(self, container_id: str) -> None:

@@ -76,7 +76,7 @@ def delete_link(name: str) -> None:
 
 
 def create_netns(path: str) -> None:
-    """A new network namespace kept alive by a bind mount on `path` (loopback up).
+    """A new network namespace kept alive by a bind mount on `path`.
 
     util-linux `unshare --net=PATH` makes and bind-mounts it from a short-lived child, so
     the (multi-threaded) daemon never forks itself and the netns directory needs no shared
@@ -89,10 +89,6 @@ def create_netns(path: str) -> None:
         proc = subprocess.run(["unshare", f"--net={path}", "true"], capture_output=True, text=True)
         if proc.returncode != 0:
             raise BerthError(f"cannot create network namespace {path}: {proc.stderr.strip()}")
-        with IPRoute(netns=path) as ns:
-            lo = link_index(ns, "lo")
-            if lo is not None:
-                ns.link("set", index=lo, state="up")
     except BaseException:
         remove_netns(path)
         raise
@@ -122,36 +118,40 @@ def release_netns_dir(path: str) -> None:
             kernel.umount(path, kernel.MNT_DETACH)
 
 
-def attach(netns_path: str, bridge: str, host_if: str, peer_tmp: str, ifname: str,
-           address: str, prefixlen: int, gateway: str | None, mac: str,
-           mtu: int = DEFAULT_MTU) -> None:
-    """A veth pair: `host_if` on `bridge`, the peer moved into the namespace as `ifname`
-    with `address`, `mac` and (unless `gateway` is None) a default route."""
+def attach(netns_path: str, bridge: str, host_if: str, ifname: str, address: str, prefixlen: int,
+           gateway: str | None, mac: str, mtu: int = DEFAULT_MTU) -> None:
+    """A veth pair: `host_if` on `bridge`, the peer made directly inside the namespace as
+    `ifname` with `address`, `mac` and (unless `gateway` is None) a default route; the
+    namespace's loopback is brought up too. Netlink inside the namespace goes through a
+    thread that joined it (much cheaper than pyroute2's forked helper)."""
     with IPRoute() as ipr:
         br = link_index(ipr, bridge)
         if br is None:
             raise BerthError(f"bridge {bridge} does not exist")
+        fd = os.open(netns_path, os.O_RDONLY)
         try:
-            ipr.link("add", ifname=host_if, kind="veth", peer={"ifname": peer_tmp}, mtu=mtu)
+            ipr.link("add", ifname=host_if, kind="veth", mtu=mtu,
+                     peer={"ifname": ifname, "net_ns_fd": fd, "address": mac, "mtu": mtu})
         except NetlinkError as exc:
             raise BerthError(f"cannot create veth {host_if}: {exc}") from None
+        finally:
+            os.close(fd)
         try:
             hidx = link_index(ipr, host_if)
-            pidx = link_index(ipr, peer_tmp)
             ipr.link("set", index=hidx, master=br, state="up")
             _sysctl(f"/sys/class/net/{host_if}/brport/hairpin_mode", "1")
-            fd = os.open(netns_path, os.O_RDONLY)
-            try:
-                ipr.link("set", index=pidx, net_ns_fd=fd)
-            finally:
-                os.close(fd)
-            with IPRoute(netns=netns_path) as ns:
-                idx = link_index(ns, peer_tmp)
-                ns.link("set", index=idx, ifname=ifname, address=mac)
-                ns.addr("add", index=idx, address=address, prefixlen=prefixlen)
-                ns.link("set", index=idx, state="up")
-                if gateway:
-                    ns.route("add", dst="0.0.0.0/0", gateway=gateway)
+
+            def configure() -> None:
+                with IPRoute() as ns:
+                    lo = link_index(ns, "lo")
+                    if lo is not None:
+                        ns.link("set", index=lo, state="up")
+                    idx = link_index(ns, ifname)
+                    ns.addr("add", index=idx, address=address, prefixlen=prefixlen)
+                    ns.link("set", index=idx, state="up")
+                    if gateway:
+                        ns.route("add", dst="0.0.0.0/0", gateway=gateway)
+            in_netns(netns_path, configure)
         except BaseException:
             with contextlib.suppress(NetlinkError):
                 ipr.link("del", ifname=host_if)
