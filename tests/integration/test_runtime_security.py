@@ -102,3 +102,68 @@ def test_default_spec_matches_runc_spec(tmp_path):
         pytest.skip("runc is not installed")
     subprocess.run(["runc", "spec"], cwd=tmp_path, check=True)
     assert json.loads((tmp_path / "config.json").read_text()) == spec.default_spec().to_dict()
+
+
+def test_v2_only_host_simulated(box, run_names):  # noqa: F811
+    """A cgroup2-only host, simulated: in a private mount namespace the hybrid's cgroup2
+    hierarchy is bind-mounted over /sys/fs/cgroup, so berth-runtime picks its v2 manager:
+    run, the container's cgroup namespace and cgroup2 mount, pause/resume via cgroup.freeze,
+    and clean removal."""
+    if not os.path.exists("/sys/fs/cgroup/unified/cgroup.procs"):
+        pytest.skip("no cgroup2 mount on this host")
+    cid, bundle, sp = box(["sh", "-c", "cat /proc/self/cgroup; cat /sys/fs/cgroup/cgroup.type 2>&1"])
+    sp.linux.namespaces.append(spec.Namespace("cgroup"))
+    from test_runtime_support import write
+    write(bundle, sp)
+    cid2, bundle2, sp2 = box(["sleep", "60"])
+    write(bundle2, sp2)
+    cg2 = sp2.linux.cgroups_path
+    root = str(run_names.root / "v2-state")
+    exe = os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "..", ".venv", "bin", "berth-runtime")
+    script = f"""
+set -e
+mount --bind /sys/fs/cgroup/unified /sys/fs/cgroup
+B="{exe} --root {root}"
+$B run -b {bundle} {cid}
+$B create -b {bundle2} {cid2} </dev/null >/dev/null 2>&1
+$B start {cid2}
+$B pause {cid2}
+$B state {cid2} | grep -q '"status": "paused"' && echo PAUSED
+test "$(cat /sys/fs/cgroup{cg2}/cgroup.freeze)" = 1 && echo FROZEN
+$B resume {cid2}
+$B state {cid2} | grep -q '"status": "running"' && echo RUNNING
+$B delete --force {cid2}
+test ! -e /sys/fs/cgroup{cg2} && echo REMOVED
+"""
+    try:
+        res = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                             capture_output=True, text=True, timeout=60)
+    finally:  # whatever the script left (its state points into the private mount namespace)
+        for d in Path(root).glob("*/state.json"):
+            pid = json.loads(d.read_text()).get("pid")
+            if pid:
+                subprocess.run(["kill", "-9", str(pid)], capture_output=True)
+        for path in (sp.linux.cgroups_path, cg2):
+            leaf = Path(f"/sys/fs/cgroup/unified{path}")
+            for _ in range(100):
+                try:
+                    leaf.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    import time
+                    time.sleep(0.02)
+    for _ in range(20):  # reap the killed init (re-parented to us, the subreaper)
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                break
+        except ChildProcessError:
+            break
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    # the v2 line shows the cgroup namespace's root; /sys/fs/cgroup is a cgroup2 mount
+    assert lines.index("0::/") + 1 == lines.index("domain"), res.stdout
+    assert lines[-4:] == ["PAUSED", "FROZEN", "RUNNING", "REMOVED"], res.stdout
+    assert not os.path.exists(f"/sys/fs/cgroup/unified{sp.linux.cgroups_path}")
+    assert not os.path.exists(f"/sys/fs/cgroup/unified{cg2}")

@@ -27,7 +27,8 @@ class V2Manager:
     def for_path(cls, cgpath: str, mount: str | None = None) -> V2Manager:
         if mount is None:
             mount = "/sys/fs/cgroup"
-            for fstype, mnt, _root, _opts in cgroup_mounts():
+            for fstype, mnt, _root, _opts in ([] if os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+                                              else cgroup_mounts()):
                 if fstype == "cgroup2":
                     mount = mnt
                     break
