@@ -453,7 +453,7 @@ class Builder:
                 parts.append(name if default is None else f"{name}={default}")
             await self._meta(state, ins, self._nop(state, "ARG " + " ".join(parts)))
         elif isinstance(ins, I.Cmd):
-            cmd = state.shell + ins.cmd if ins.prepend_shell else list(ins.cmd)
+            cmd = state.shell + ins.cmd if ins.prepend_shell and ins.cmd else list(ins.cmd)
             cfg["Cmd"] = cmd
             state.cmd_set = True
             await self._meta(state, ins, self._nop(state, "CMD " + _go_quote_list(cmd)))
