@@ -97,6 +97,9 @@ def main() -> int:
         for peer in ("runc", "crun"):
             if peer in med:
                 print(f"  ratio berth-runtime/{peer}: {med['berth-runtime'] / med[peer]:.2f}")
+        # informational: what berth-runtime itself adds on top of starting the interpreter
+        own = med["berth-runtime"] - med["python -c pass"]
+        print(f"  berth-runtime minus interpreter start-up: {own:.1f} ms")
         for peer, why in skipped.items():
             print(f"  {peer}: skipped ({why})")
         print(json.dumps({"median_ms": med, "skipped": skipped}))
