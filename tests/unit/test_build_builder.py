@@ -290,7 +290,7 @@ def test_failing_run_raises_build_error_with_code(env: Env) -> None:
 def test_errors_name_the_line(env: Env) -> None:
     with pytest.raises(InvalidParameter, match="^Dockerfile:3: COPY failed: file not found"):
         env.build("FROM busybox\nRUN true\nCOPY missing.txt /\n")
-    with pytest.raises(InvalidParameter, match="^Dockerfile:2: .*forbidden path outside the build context: ../x"):
+    with pytest.raises(InvalidParameter, match="^Dockerfile:2: COPY failed: forbidden path outside the build context: ../x$"):
         env.build("FROM busybox\nCOPY ../x /\n")
     with pytest.raises(InvalidParameter, match="Dockerfile:2: Invalid signal: SIGNOPE"):
         env.build("FROM busybox\nSTOPSIGNAL SIGNOPE\n")

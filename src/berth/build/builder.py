@@ -23,7 +23,14 @@ from typing import Any, Protocol
 
 from berth.build import instructions as I
 from berth.build.cache import BuildCache, Probe
-from berth.build.context import BuildContext, digest_of, glob_in, hash_tree, resolve_in_root
+from berth.build.context import (
+    BuildContext,
+    OutsideContext,
+    digest_of,
+    glob_in,
+    hash_tree,
+    resolve_in_root,
+)
 from berth.build.copier import Copier, Source, parse_chmod, parse_chown
 from berth.build.expansion import env_to_dict, expand_heredoc, expand_word, expand_words
 from berth.build.parser import DockerfileSyntaxError, parse
@@ -773,11 +780,14 @@ class Builder:
                 self._remember(probe, image)
             await self._advance(state, image)
 
-        if from_ref is not None:
-            async with self.runner.mount_image(from_ref) as root:
-                await perform(root)
-        else:
-            await perform(None)
+        try:
+            if from_ref is not None:
+                async with self.runner.mount_image(from_ref) as root:
+                    await perform(root)
+            else:
+                await perform(None)
+        except OutsideContext as exc:
+            raise InvalidParameter(f"{kw} failed: {exc}") from None
 
 
 def _host_arch() -> str:
