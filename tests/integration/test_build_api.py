@@ -345,3 +345,52 @@ def test_client_disconnect_cancels_the_build_and_cleans_up(daemon: Any, busybox_
     procs = subprocess.run(["pgrep", "-f", "sleep 37"], capture_output=True, text=True).stdout.split()
     assert procs == []
     assert daemon.api("GET", "/images/cancelled:1/json").status == 404
+
+
+def _examples_context(name: str, base: str) -> dict[str, Any]:
+    """The files of examples/<name>/ with FROM pointed at a stand-in base."""
+    from support import REPO
+    root = REPO / "examples" / name
+    files: dict[str, Any] = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            files[str(p.relative_to(root))] = p.read_bytes()
+    df = files["Dockerfile"].decode()
+    assert df.startswith("FROM python:3.11-slim\n")
+    files["Dockerfile"] = df.replace("FROM python:3.11-slim\n", f"FROM {base}\n", 1)
+    return files
+
+
+@pytest.fixture(scope="module")
+def python_standin(daemon: Any, busybox_image: str) -> str:
+    """A tiny stand-in for python:3.11-slim: `python` prints a script's print("...") lines,
+    `pip` records how it was called."""
+    tag = "berth-test-python-standin:3.11-slim"
+    files = {
+        "Dockerfile": "FROM busybox\nCOPY --chmod=755 python pip /usr/local/bin/\n",
+        "python": "#!/bin/sh\nsed -n 's/^print(\"\\(.*\\)\")$/\\1/p' \"$1\"\n",
+        "pip": "#!/bin/sh\necho \"pip $*\" >> /pip.log\n",
+    }
+    msgs, _ = build(daemon, files, t=tag)
+    assert error_of(msgs) is None, msgs
+    return tag
+
+
+def test_hello_world_journey_dockerfile(daemon: Any, python_standin: str) -> None:
+    files = _examples_context("hello-world-python", python_standin)
+    msgs, text = build(daemon, files, t="hello-world-python:latest")
+    assert error_of(msgs) is None, msgs
+    out = run_output(daemon, "hello-world-python")
+    assert out == "Hello, World! This greeting comes from a Python container built and run by berth.\n"
+    msgs, text = build(daemon, files, t="hello-world-python:latest")
+    assert text.count("Using cache") == 3
+
+
+def test_scikit_learn_journey_dockerfile(daemon: Any, python_standin: str) -> None:
+    files = _examples_context("scikit-learn", python_standin)
+    msgs, text = build(daemon, files, t="sklearn-journey:1")
+    assert error_of(msgs) is None, msgs
+    assert run_output(daemon, "sklearn-journey:1", "cat", "/pip.log") == \
+        "pip install --no-cache-dir -r requirements.txt\n"
+    listing = run_output(daemon, "sklearn-journey:1", "ls", "/app")
+    assert listing.split() == ["iris.csv", "model_learn.py", "requirements.txt"]
