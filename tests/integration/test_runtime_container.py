@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import select
@@ -354,7 +355,6 @@ def test_cli_create_start_state_kill_delete(box, run_names):
                               str(pid_file), cid], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, timeout=60)
     assert created.returncode == 0
-    import json
     try:
         state = json.loads(cli("state", cid).stdout)
         assert state["status"] == "created" and state["pid"] == int(pid_file.read_text())
@@ -468,3 +468,77 @@ def test_host_cgroup_namespace_shows_own_cgroup_mounted(rt, box, run_names):
                   lambda sp: setattr(sp.linux, "resources", spec.Resources(pids=spec.Pids(limit=44))))
     path, limit = res.out.splitlines()
     assert path.endswith(f":pids:/{run_names.cgroup_parent}/{cid}") and limit == "44", res
+
+
+def test_bind_mounts_ro_rw_and_propagation(rt, box, run_names):
+    shared = run_names.root / f"bind-{secrets.token_hex(3)}"
+    (shared / "ro").mkdir(parents=True)
+    (shared / "rw").mkdir()
+    (shared / "ro" / "hello").write_text("from host\n")
+    (shared / "file.txt").write_text("single file\n")
+
+    def edit(sp):
+        sp.mounts += [
+            spec.Mount("/data/ro", "bind", str(shared / "ro"), ["rbind", "ro", "rprivate"]),
+            spec.Mount("/data/rw", "bind", str(shared / "rw"), ["rbind", "rw", "rshared"]),
+            spec.Mount("/etc/extra.txt", "bind", str(shared / "file.txt"), ["bind", "ro"]),
+        ]
+        sp.process.user.umask = 0o027
+    try:
+        _, res = go(rt, box, ["sh", "-c", "cat /data/ro/hello; touch /data/ro/x || echo RO-REFUSED;"
+                              " echo written > /data/rw/out; cat /etc/extra.txt; umask;"
+                              " grep ' /data/rw ' /proc/self/mountinfo"], edit)
+        lines = res.out.splitlines()
+        assert lines[:4] == ["from host", "RO-REFUSED", "single file", "0027"], res
+        assert "shared:" in lines[4]  # rshared: the bind is a peer group of its own
+        assert (shared / "rw" / "out").read_text() == "written\n"
+        assert not (shared / "ro" / "x").exists()
+        assert (shared / "rw" / "out").stat().st_mode & 0o777 == 0o640  # umask 027 applied
+    finally:
+        import shutil
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_devices_default_and_extra(rt, box):
+    def edit(sp):
+        sp.linux.devices = [spec.Device(path="/dev/fuse", type="c", major=10, minor=229, file_mode=0o600)]
+        sp.linux.resources = spec.Resources(devices=[spec.DeviceCgroup(allow=False, access="rwm"),
+                                                     spec.DeviceCgroup(allow=True, type="c", major=10, minor=229,
+                                                                       access="rwm")])
+    _, res = go(rt, box, ["sh", "-c", "ls -l /dev/null /dev/zero /dev/fuse /dev/ptmx | cut -c1-11;"
+                          " head -c 4 /dev/zero | wc -c; echo x > /dev/null && echo NULL-OK;"
+                          " readlink /dev/fd; readlink /dev/stdin"], edit)
+    lines = res.out.splitlines()
+    assert sorted(ln.strip() for ln in lines[:4]) == sorted(["crw-------", "crw-rw-rw-", "crw-rw-rw-", "lrwxrwxrwx"]), res
+    assert lines[4:] == ["4", "NULL-OK", "/proc/self/fd", "/proc/self/fd/0"], res
+
+
+def test_cpu_and_cpuset_limits_written(rt, box):
+    cid, bundle, sp = box(["sleep", "60"])
+    sp.linux.resources = spec.Resources(cpu=spec.CPU(shares=512, quota=50000, period=100000, cpus="0", mems="0"))
+    write(bundle, sp)
+    rt.create(cid, str(bundle), stdio=(0, 1, 2))
+    try:
+        mgr = rt._cgroup(rt.state(cid))
+        read = lambda ctrl, name: open(f"{mgr._dir(ctrl)}/{name}").read().strip()  # noqa: E731
+        assert (read("cpu", "cpu.shares"), read("cpu", "cpu.cfs_quota_us"), read("cpu", "cpu.cfs_period_us")) == \
+            ("512", "50000", "100000")
+        assert (read("cpuset", "cpuset.cpus"), read("cpuset", "cpuset.mems")) == ("0", "0")
+        assert open(f"/proc/{rt.state(cid).pid}/status").read().split("Cpus_allowed_list:")[1].split()[0] == "0"
+    finally:
+        rt.delete(cid, force=True)
+    assert_clean(rt, cid)
+
+
+def test_cli_version_features_spec(run_names):
+    exe = venv_exe("berth-runtime")
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
+    assert out.startswith("berth-runtime version ") and "spec: 1.0.2-dev" in out
+    feats = json.loads(subprocess.run([exe, "features"], capture_output=True, text=True).stdout)
+    assert "CAP_SYS_ADMIN" in feats["linux"]["capabilities"] and "rbind" in feats["mountOptions"]
+    d = run_names.root / f"spec-{secrets.token_hex(3)}"
+    d.mkdir()
+    assert subprocess.run([exe, "spec", "--bundle", str(d)]).returncode == 0
+    assert json.loads((d / "config.json").read_text()) == spec.default_spec().to_dict()
+    again = subprocess.run([exe, "spec", "--bundle", str(d)], capture_output=True, text=True)
+    assert again.returncode == 1 and "exists" in again.stderr
