@@ -20,7 +20,7 @@ from berth.registry import mediatypes as mt
 from berth.registry.client.platform import Platform, select
 from berth.registry.client.progress import Reporter, short
 from berth.registry.client.session import RegistrySession, error_from
-from berth.registry.client.stream import Pipe, PipeAborted
+from berth.registry.client.stream import GunzipFeeder, Pipe, PipeAborted
 from berth.registry.names import valid_digest
 from berth.registry.scope import repository
 
@@ -202,10 +202,14 @@ class Puller:
                 pipe = Pipe()
                 unpack = asyncio.ensure_future(asyncio.to_thread(self._apply_stream, pipe, d, *stream_apply))
 
+            gunzip = GunzipFeeder()
+
             def sink(chunk: bytes) -> None:
                 writer.write(chunk)
                 if pipe is not None:
-                    pipe.put(chunk)
+                    plain = gunzip.feed(chunk)
+                    if plain:
+                        pipe.put(plain)
             try:
                 if resp.status != 200:
                     raise error_from(resp.status, await resp.read(), f"fetching layer {d.digest}")
@@ -218,6 +222,13 @@ class Puller:
                     done += len(chunk)
                     await self.rep.bytes("Downloading", sid, done, d.size)
                 await self.rep.status("Verifying Checksum", sid)
+                if pipe is not None:
+                    try:
+                        tail = gunzip.flush()
+                    except ValueError as exc:
+                        raise errors.InvalidParameter(f"layer {d.digest}: {exc}") from None
+                    if tail:
+                        await asyncio.to_thread(pipe.put, tail)
                 await asyncio.to_thread(writer.commit)
                 if pipe is not None and unpack is not None:
                     await self.rep.status("Download complete", sid)

@@ -143,8 +143,14 @@ class Pusher:
         await self.rep.status("Compressing", sid)
 
         def run() -> Any:
+            layer = self.images.layers.get(p.chain)
+            content = self.images.content
+            if layer.blob and content.exists(layer.blob) and mt.layer_compression(layer.media_type or "") == "":
+                # the plain tar is a file: the compressor reads it directly
+                with open(content.path(layer.blob), "rb") as f:
+                    return gzip_file(f, str(content.tmp))
             with self.images.layers.open_tar(p.chain) as src:
-                return gzip_file(src, str(self.images.content.tmp))
+                return gzip_file(src, str(content.tmp))
         c = await asyncio.to_thread(run)
         p.temp, p.digest, p.size, p.media_type = c.path, c.digest, c.size, mt.OCI_LAYER_GZIP
         if self.cache:

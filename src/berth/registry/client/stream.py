@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import zlib
 
 _EOF = object()
 
@@ -19,6 +20,7 @@ class Pipe:
     def __init__(self, max_chunks: int = 32) -> None:
         self._q: queue.Queue[object] = queue.Queue(max_chunks)
         self._buf = b""
+        self._pos = 0
         self._done = False
         self._error: BaseException | None = None
         self.closed = threading.Event()   # set when the reader gave up (or finished)
@@ -50,7 +52,7 @@ class Pipe:
 
     # ---- reader side (the unpacking thread) --------------------------------------------------
     def read(self, n: int = -1) -> bytes:
-        while not self._buf and not self._done:
+        while self._pos >= len(self._buf) and not self._done:
             item = self._q.get()
             if item is _EOF:
                 self._done = True
@@ -58,17 +60,60 @@ class Pipe:
                 self._done = True
                 self._error = item
             else:
-                self._buf = item  # type: ignore[assignment]
+                self._buf, self._pos = item, 0  # type: ignore[assignment]
         if self._error is not None:
             raise PipeAborted(f"layer download failed: {self._error}")
-        if n is None or n < 0:
-            out, self._buf = self._buf, b""
-            return out
-        out, self._buf = self._buf[:n], self._buf[n:]
-        return out
+        start = self._pos
+        end = len(self._buf) if n is None or n < 0 else min(len(self._buf), start + n)
+        self._pos = end
+        if start == 0 and end == len(self._buf):
+            return self._buf
+        return self._buf[start:end]
 
     def readable(self) -> bool:
         return True
 
     def close(self) -> None:
         self.closed.set()
+
+
+class GunzipFeeder:
+    """Decompresses gzip members as chunks arrive (in the download's worker thread, so the
+    unpacking thread only parses the tar); passes anything that is not gzip through."""
+
+    def __init__(self) -> None:
+        self._mode: str | None = None    # "gzip" or "raw", decided by the first bytes
+        self._head = b""
+        self._z: zlib._Decompress | None = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self._mode is None:
+            self._head += chunk
+            if len(self._head) < 2:
+                return b""
+            self._mode = "gzip" if self._head[:2] == b"\x1f\x8b" else "raw"
+            chunk, self._head = self._head, b""
+        if self._mode == "raw":
+            return chunk
+        out = []
+        while chunk:
+            if self._z is None:
+                self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out.append(self._z.decompress(chunk))
+            if self._z.eof:
+                chunk = self._z.unused_data   # another gzip member may follow
+                self._z = None
+            else:
+                chunk = b""
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        if self._mode is None:
+            self._mode = "raw"
+            return self._head
+        if self._z is not None:
+            tail = self._z.flush()
+            if not self._z.eof:
+                raise ValueError("gzip stream ended early")
+            return tail
+        return b""
