@@ -276,3 +276,25 @@ def test_python_runs_in_dockerd(dockerd, python_tar: Path) -> None:  # noqa: ANN
         assert labels["io.berth.bootstrap.recipe"] == "python:3.11-slim"
     finally:
         _docker(dockerd, "rmi", "-f", "python:3.11-slim")
+
+
+# --- `berth bootstrap` through the CLI (the archive comes from today's cache) ----------------
+
+def test_cli_bootstrap_loads_and_states_its_origin(daemon, python_tar: Path,  # noqa: ANN001
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BERTH_BOOTSTRAP_CACHE", CACHE)      # python_tar put it there
+    r = daemon.cli("bootstrap", "python:3.11-slim", timeout=600)
+    try:
+        assert r.returncode == 0, r.stdout + r.stderr
+        out = r.stdout + r.stderr
+        assert "python3.11 3.11" in out and "bookworm" in out, out
+        assert "EXTERNALLY-MANAGED" in out                   # the deliberate difference is stated
+        inspect = daemon.api("GET", "/images/python:3.11-slim/json")
+        assert inspect.status == 200, inspect.text
+        labels = inspect.json()["Config"]["Labels"]
+        assert labels["io.berth.bootstrap.recipe"] == "python:3.11-slim"
+    finally:
+        daemon.api("DELETE", "/images/python:3.11-slim", params={"force": True})
+    r = daemon.cli("bootstrap", "python:3.8-slim")
+    assert r.returncode != 0
+    assert "bookworm ships Python 3.11" in r.stderr and "nothing is substituted" in r.stderr, r.stderr
