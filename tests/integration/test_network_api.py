@@ -210,6 +210,18 @@ def test_named_volume_data_survives_the_container(daemon, busybox_image, cleanup
     assert "nt-data" in _ok(d.docker("volume", "ls", "-q")).split()
 
 
+def test_publish_all_exposed_ports(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
+    d = daemon
+    cleanup.append("nt-puball")
+    _ok(d.docker("run", "-d", "--name", "nt-puball", "-P", "--expose", "80", "--expose", "53/udp", busybox_image,
+                 "sh", "-c", HTTPD.format(text="all-published")))
+    ports = json.loads(_ok(d.docker("inspect", "nt-puball")))[0]["NetworkSettings"]["Ports"]
+    assert set(ports) == {"80/tcp", "53/udp"}
+    host_port = int(ports["80/tcp"][0]["HostPort"])
+    assert host_port > 0 and int(ports["53/udp"][0]["HostPort"]) > 0
+    assert _fetch(f"http://127.0.0.1:{host_port}/") == "all-published\n"
+
+
 def test_nothing_of_ours_left_after_removal(daemon, busybox_image) -> None:  # noqa: ANN001
     """After the containers and networks of this module are gone, the host holds only the
     default bridge and its base rules: no veth, no netns mount, no DNAT, no user bridge."""

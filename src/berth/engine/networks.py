@@ -401,7 +401,14 @@ class NetworkService:
                               ipv4_address: str = "") -> Sandbox:
         """Build the container's network sandbox (see docs/architecture.md)."""
         mode = network_mode or "default"
-        name = (name or self._container_name(container_id)).lstrip("/")
+        if not name or exposed_ports is None:
+            known = self._container_record(container_id)
+            name = name or known.get("name", "")
+            if exposed_ports is None:
+                exposed_ports = known.get("exposed") or None
+                publish_all = publish_all or bool(known.get("publish_all"))
+                dns_options = dns_options or known.get("dns_options") or None
+        name = name.lstrip("/")
         hostname = hostname or container_id[:12]
         dns, dns_search = list(dns or []), list(dns_search or [])
         async with self._lock:
@@ -433,14 +440,25 @@ class NetworkService:
                 self.ports.release(container_id)
                 raise
 
-    def _container_name(self, container_id: str) -> str:
-        """The container's name from the container service's table, when the caller did
-        not pass it (names are what other containers resolve on user networks)."""
+    def _container_record(self, container_id: str) -> dict[str, Any]:
+        """What the container service recorded (name, exposed ports, -P, DNS options), for
+        callers that do not pass them (other containers resolve the name on user networks)."""
         try:
-            row = self.db.one("SELECT name FROM containers WHERE id = ?", (container_id,))
+            row = self.db.one("SELECT name, doc FROM containers WHERE id = ?", (container_id,))
         except sqlite3.Error:
-            return ""
-        return str(row["name"]) if row is not None and row["name"] else ""
+            return {}
+        if row is None:
+            return {}
+        out: dict[str, Any] = {"name": str(row["name"] or "")}
+        try:
+            doc = json.loads(row["doc"])
+            out["exposed"] = (doc.get("config") or {}).get("ExposedPorts") or {}
+            hc = doc.get("host_config") or {}
+            out["publish_all"] = bool(hc.get("PublishAllPorts"))
+            out["dns_options"] = list(hc.get("DnsOptions") or [])
+        except (TypeError, ValueError, AttributeError):
+            pass
+        return out
 
     def _purge_stale_attachments(self) -> None:
         """Drop remembered connections of containers that no longer exist (when the
