@@ -542,3 +542,32 @@ def test_cli_version_features_spec(run_names):
     assert json.loads((d / "config.json").read_text()) == spec.default_spec().to_dict()
     again = subprocess.run([exe, "spec", "--bundle", str(d)], capture_output=True, text=True)
     assert again.returncode == 1 and "exists" in again.stderr
+
+
+def test_bad_input_is_refused_and_leaves_nothing(rt, box, run_names):
+    from berth.runtime.errors import ContainerExists, RuntimeFailure
+    cid, bundle, sp = box(["true"])
+    sp.mounts.append(spec.Mount("/data", "bind", "/nonexistent/berth-source", ["rbind"]))
+    write(bundle, sp)
+    with pytest.raises(RuntimeFailure, match="bind mount source /nonexistent/berth-source for /data does not exist"):
+        rt.create(cid, str(bundle), stdio=(0, 1, 2))
+    assert_clean(rt, cid)
+    with pytest.raises(RuntimeFailure, match="invalid container id"):
+        rt.create("../escape", str(bundle), stdio=(0, 1, 2))
+    with pytest.raises(RuntimeFailure, match="has no config.json"):
+        rt.create(cid, str(run_names.root), stdio=(0, 1, 2))
+    assert_clean(rt, cid)
+    sp.mounts.pop()
+    sp.process.cwd = "relative/dir"
+    write(bundle, sp)
+    rt.create(cid, str(bundle), stdio=(0, 1, 2))  # relative cwd is joined to / as runc does
+    try:
+        with pytest.raises(ContainerExists, match="already exists"):
+            rt.create(cid, str(bundle), stdio=(0, 1, 2))
+    finally:
+        rt.delete(cid, force=True)
+    assert_clean(rt, cid)
+    (bundle / "config.json").write_text("{not json")
+    with pytest.raises(RuntimeFailure, match="invalid config.json"):
+        rt.create(cid, str(bundle), stdio=(0, 1, 2))
+    assert_clean(rt, cid)

@@ -223,20 +223,22 @@ class Runtime:
                     os.waitpid(pid, 0)
                     pid = 0
                     if cfg.cgroup is not None and not cfg.is_exec:
+                        # the init may already have failed and gone: its message follows in
+                        # the pipe, so sending never raises here and the loop reads on
                         try:
                             cfg.cgroup.add(init_pid)
                         except RuntimeFailure as exc:
-                            sync.send(type="error", message=str(exc))
-                            raise
-                        sync.send(type="cgroup")
+                            _send_quiet(sync, type="error", message=str(exc))
+                        else:
+                            _send_quiet(sync, type="cgroup")
                 elif kind == "hooks":
                     try:
                         if on_hooks is not None:
                             on_hooks(init_pid)
                     except RuntimeFailure as exc:
-                        sync.send(type="error", message=str(exc))
+                        _send_quiet(sync, type="error", message=str(exc))
                         raise
-                    sync.send(type="ok")
+                    _send_quiet(sync, type="ok")
                 elif kind == "ready":
                     return init_pid
                 elif kind == "error":
@@ -475,6 +477,13 @@ def load_bundle(bundle: str) -> _spec.Spec:
         raise RuntimeFailure(f"bundle {bundle} has no config.json") from None
     except (ValueError, TypeError) as exc:
         raise RuntimeFailure(f"bundle {bundle}: invalid config.json: {exc}") from None
+
+
+def _send_quiet(sync, **msg) -> None:
+    try:
+        sync.send(**msg)
+    except BrokenPipeError:
+        pass
 
 
 def _close_all(fds: list[int]) -> None:
