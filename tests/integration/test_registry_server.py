@@ -341,10 +341,11 @@ def test_search_ranks_and_describes(tmp_path: Path) -> None:
         assert requests.get(f"{reg.url}/v1/search", params={"q": "nginx"}).status_code == 401
         doc = s.get(f"{reg.url}/v1/search", params={"q": "nginx", "n": 10}).json()
         assert doc["num_results"] == 3 and doc["query"] == "nginx"
-        assert [r["name"] for r in doc["results"]] == ["library/nginx", "someone/nginx-proxy", "other/app"]
+        assert [r["name"] for r in doc["results"]] == ["nginx", "someone/nginx-proxy", "other/app"]
         first = doc["results"][0]
-        assert first == {"name": "library/nginx", "description": "the web server", "star_count": 0,
-                         "is_official": False, "is_automated": False}
+        assert first == {"name": "nginx", "description": "the web server", "star_count": 0,
+                         "is_official": True, "is_automated": False}
+        assert doc["results"][1]["is_official"] is False
         page2 = s.get(f"{reg.url}/v1/search", params={"q": "nginx", "n": 2, "page": 2}).json()
         assert [r["name"] for r in page2["results"]] == ["other/app"]
 

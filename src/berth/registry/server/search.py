@@ -1,4 +1,6 @@
-"""`/v1/search` ranking over a registry's repositories, answered in Docker Hub's shape (pure)."""
+"""`/v1/search` ranking over a registry's repositories, answered in Docker Hub's shape (pure).
+Repositories under `library/` are reported as Docker Hub reports official images: by their
+short name, with `is_official` true."""
 
 from __future__ import annotations
 
@@ -47,6 +49,12 @@ def search_response(repos: list[Repo], query: str, n: int = 25, page: int = 1) -
         "page_size": n,
         "page": page,
         "query": query,
-        "results": [{"name": r.name, "description": r.description, "star_count": 0,
-                     "is_official": False, "is_automated": False} for r in chunk],
+        "results": [_result(r) for r in chunk],
     }
+
+
+def _result(r: Repo) -> dict[str, Any]:
+    """As Docker Hub answers: `library/x` repositories are the official `x`."""
+    official = r.name.startswith("library/") and r.name.count("/") == 1
+    return {"name": r.name.removeprefix("library/") if official else r.name, "description": r.description,
+            "star_count": 0, "is_official": official, "is_automated": False}
