@@ -571,3 +571,22 @@ def test_bad_input_is_refused_and_leaves_nothing(rt, box, run_names):
     with pytest.raises(RuntimeFailure, match="invalid config.json"):
         rt.create(cid, str(bundle), stdio=(0, 1, 2))
     assert_clean(rt, cid)
+
+
+def test_join_pid_and_ipc_namespaces_by_path(rt, box):
+    cid, bundle, sp = box(["sleep", "60"])
+    write(bundle, sp)
+    pid = rt.create(cid, str(bundle), stdio=(0, 1, 2))
+    try:
+        rt.start(cid)
+
+        def edit(sp2):
+            for ns in sp2.linux.namespaces:
+                if ns.type in ("pid", "ipc"):
+                    ns.path = f"/proc/{pid}/ns/{ns.type}"
+        _, res = go(rt, box, ["sh", "-c", "echo $$; cat /proc/1/cmdline; echo; readlink /proc/self/ns/ipc"], edit)
+        mypid, cmdline, ipc = res.out.splitlines()
+        assert mypid != "1" and cmdline == "sleep\x0060\x00"  # the first container's PID 1
+        assert ipc == os.readlink(f"/proc/{pid}/ns/ipc")
+    finally:
+        rt.delete(cid, force=True)
