@@ -394,3 +394,47 @@ def test_scikit_learn_journey_dockerfile(daemon: Any, python_standin: str) -> No
         "pip install --no-cache-dir -r requirements.txt\n"
     listing = run_output(daemon, "sklearn-journey:1", "ls", "/app")
     assert listing.split() == ["iris.csv", "model_learn.py", "requirements.txt"]
+
+
+def test_daemon_crash_mid_build_is_cleaned_up_at_restart(busybox_tar: str) -> None:
+    """berthd killed during a RUN step: the step's container (kept alive by its shim) and
+    its snapshot are removed when the daemon comes back."""
+    import shutil
+    import socket as socketlib
+
+    from fixtures.daemon import _cleanup_host, start_daemon
+    from support import new_run_names
+
+    names = new_run_names()
+    names.root.mkdir(parents=True)
+    h = start_daemon(names)
+    try:
+        r = h.api("POST", "/images/create", params={"fromSrc": "-", "repo": "busybox", "tag": "latest"},
+                  body=Path(busybox_tar).read_bytes(), headers={"Content-Type": "application/x-tar"}, timeout=120)
+        assert r.status == 200, r.text
+        ctx = make_context({"Dockerfile": "FROM busybox\nRUN echo $((40+2))-go; sleep 61\n"})
+        s = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
+        s.settimeout(30)
+        s.connect(h.socket)
+        s.sendall(b"POST /build HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n"
+                  + f"Content-Length: {len(ctx)}\r\n\r\n".encode() + ctx)
+        seen = b""
+        while b"42-go" not in seen:
+            chunk = s.recv(65536)
+            assert chunk, seen
+            seen += chunk
+        h.kill9()
+        s.close()
+        assert subprocess.run(["pgrep", "-f", "sleep 61"], capture_output=True).returncode == 0
+        h.start()
+        containers = names.data_root / "containers"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(containers.iterdir()):
+            time.sleep(0.2)
+        assert list(containers.iterdir()) == []
+        assert subprocess.run(["pgrep", "-f", "sleep 61"], capture_output=True).returncode == 1
+        assert str(containers) not in Path("/proc/mounts").read_text()
+    finally:
+        h.stop()
+        _cleanup_host(names)
+        shutil.rmtree(names.root, ignore_errors=True)

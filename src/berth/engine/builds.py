@@ -35,6 +35,7 @@ from berth.image.spec import new_image_config
 log = logging.getLogger("berth.builds")
 
 _SNAP_PREFIX = "build-"
+BUILD_LABEL = "berth.build.step"   # on the hidden containers that run RUN steps
 
 
 def _ref(img: Any) -> ImageRef:
@@ -197,7 +198,7 @@ class EngineStepRunner:
             raise InvalidParameter("RUN needs a base image with a shell (FROM scratch has none)")
         body = {"Image": parent.id, "Cmd": req.cmd, "Entrypoint": [], "Env": req.env,
                 "WorkingDir": req.workdir, "User": req.user, "AttachStdout": True,
-                "AttachStderr": True, "Labels": {},
+                "AttachStderr": True, "Labels": {BUILD_LABEL: "1"},
                 "HostConfig": {"NetworkMode": req.network_mode}}
         cid = await self.containers.create(None, body, hidden=True)
         try:
@@ -292,6 +293,20 @@ class BuildService:
         for n in os.listdir(self.config.tmp_dir) if self.config.tmp_dir.is_dir() else []:
             if n.startswith(("build-ctx-", ".berth-add-")):
                 shutil.rmtree(self.config.tmp_dir / n, ignore_errors=True)
+
+    async def start(self) -> None:
+        """RUN containers of builds interrupted by a daemon crash are removed (the restored
+        container service still knows them, hidden)."""
+        try:
+            left = self.containers.list(all=True, filters={"label": [BUILD_LABEL]}, hidden=True)
+        except TypeError:
+            return
+        for c in left:
+            try:
+                await self.containers.remove(c["Id"], force=True)
+                log.info("removed build container %s left by an interrupted build", c["Id"][:12])
+            except Exception:  # noqa: BLE001
+                log.exception("removing leftover build container %s", c["Id"][:12])
 
     async def build(self, context_tar: str, options: BuildOptions, emit: Emit,
                     registry: Any = None, auth: dict[str, Any] | None = None) -> ImageRef:
