@@ -60,6 +60,25 @@ def test_busybox_twice_gives_the_same_image(tmp_path: Path) -> None:
     assert {"bin/busybox", "bin/sh", "etc/passwd", "etc/group"} <= set(names)
 
 
+def test_cache_reuses_todays_archive_and_drops_stale_ones(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    stale = cache / "busybox_latest-0123456789abcdef-20000101.tar"
+    stale.write_text("old")
+    other = cache / "busybox_latest-extra-0123456789abcdef-20000101.tar"   # another reference
+    other.write_text("keep")
+    first = build_image("busybox", tmp_path / "a.tar", log=lambda s: None, cache_dir=cache)
+    assert not first.cached and not stale.exists() and other.exists()
+    assert len(list(cache.glob("busybox_latest-*.tar"))) == 2
+    lines: list[str] = []
+    second = build_image("busybox:latest", tmp_path / "b.tar", log=lines.append, cache_dir=cache)
+    assert second.cached and second.image_id == first.image_id
+    assert second.tar_path == tmp_path / "b.tar"
+    assert second.tar_path.read_bytes() == first.tar_path.read_bytes()
+    assert second.description == first.description
+    assert any("built earlier today" in ln for ln in lines)
+
+
 def test_failed_build_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A mirror that does not answer: a clear error, no archive, no temp dir, no mounts."""
     dead = [SourceEntry(("deb",), ("http://127.0.0.1:9/debian",), ("bookworm",), ("main",),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -141,14 +142,20 @@ def _from_cache(tar: Path, meta: Path, out_path: Path) -> BootstrapResult | None
         data.pop("tar_path", None)
         data["cached"] = True
         result = BootstrapResult(tar_path=out_path, **data)
-    except (ValueError, TypeError):
-        return None
-    _copy_atomic(tar, out_path)
+        _copy_atomic(tar, out_path)
+    except (ValueError, TypeError, OSError):
+        return None    # unreadable or removed meanwhile: build afresh
     return result
 
 
 def _to_cache(result: BootstrapResult, tar: Path, meta: Path) -> None:
     tar.parent.mkdir(parents=True, exist_ok=True)
+    # Entries of the same reference from other days or recipes are stale: drop them.
+    ref = tar.name.rsplit("-", 2)[0]
+    same_ref = re.compile(re.escape(ref) + r"-[0-9a-f]{16}-[0-9]{8}\.(tar|json)")
+    for old in tar.parent.iterdir():
+        if old.name not in (tar.name, meta.name) and same_ref.fullmatch(old.name):
+            old.unlink(missing_ok=True)
     _copy_atomic(result.tar_path, tar)
     data = asdict(result)
     data["tar_path"] = str(tar)

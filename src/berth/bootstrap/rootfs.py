@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -165,7 +166,7 @@ def mounts_under(path: Path) -> list[str]:
     points = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
-            mp = line.split()[4].encode().decode("unicode_escape")
+            mp = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
             if mp == prefix or mp.startswith(prefix + "/"):
                 points.append(mp)
     return sorted(points, key=lambda p: p.count("/"), reverse=True)
