@@ -330,3 +330,12 @@ def test_stages_split_and_named() -> None:
     meta, stages = parse_stages(parse("FROM a AS one\nRUN x\nFROM one\nCOPY --from=one /a /b\n"))
     assert [(s.index, s.name, s.base, len(s.instructions)) for s in stages] == [
         (0, "one", "a", 1), (1, None, "one", 1)]
+
+
+def test_flag_values_are_required_except_for_booleans() -> None:
+    with pytest.raises(DockerfileSyntaxError, match="^Dockerfile:2: missing a value on flag: chown$"):
+        parse_stages(parse("FROM x\nCOPY --chown user a /b\n"))
+    with pytest.raises(DockerfileSyntaxError, match="Duplicate flag specified: from"):
+        parse_stages(parse("FROM x\nCOPY --from=a --from=b a /b\n"))
+    (_, stages) = parse_stages(parse("FROM x\nCOPY --link a /b\n"))
+    assert isinstance(stages[0].instructions[0], Copy)

@@ -21,6 +21,7 @@ _ALLOWED_FLAGS: dict[str, set[str]] = {
     "add": {"chown", "chmod", "link", "checksum", "keep-git-dir"},
     "healthcheck": {"interval", "timeout", "start-period", "start-interval", "retries"},
 }
+_BOOL_FLAGS = frozenset({"link", "keep-git-dir"})
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-_.]*$")
 
 
@@ -37,6 +38,8 @@ def parse_flags(node: Node, filename: str = "Dockerfile") -> dict[str, str | Non
             raise _err(node, f"Unknown flag: {name}", filename)
         if name in out:
             raise _err(node, f"Duplicate flag specified: {name}", filename)
+        if not eq and name not in _BOOL_FLAGS:
+            raise _err(node, f"missing a value on flag: {name}", filename)
         if len(val) >= 2 and val[0] == val[-1] and val[0] in "'\"":
             val = val[1:-1]
         out[name] = val if eq else None
