@@ -27,16 +27,21 @@ pytestmark = [pytest.mark.root]
 
 @pytest.fixture(scope="module")
 def rt(run_names: RunNames) -> Iterator[Runtime]:
-    kernel.prctl(kernel.PR_SET_CHILD_SUBREAPER, 1)  # we reap the containers' inits
+    # we reap the containers' inits; only while this module runs, so other areas' detached
+    # processes (shims, daemons) are not re-parented to pytest
+    kernel.prctl(kernel.PR_SET_CHILD_SUBREAPER, 1)
     root = run_names.root / "runtime-state"
     runtime = Runtime(str(root))
-    yield runtime
-    for st in runtime.list():
-        try:
-            runtime.delete(st.id, force=True)
-        except Exception:  # noqa: BLE001 - best effort in teardown
-            pass
-    cleanup_cgroup_parent(run_names.cgroup_parent)
+    try:
+        yield runtime
+    finally:
+        for st in runtime.list():
+            try:
+                runtime.delete(st.id, force=True)
+            except Exception:  # noqa: BLE001 - best effort in teardown
+                pass
+        kernel.prctl(kernel.PR_SET_CHILD_SUBREAPER, 0)
+        cleanup_cgroup_parent(run_names.cgroup_parent + "-rt")  # ours alone
 
 
 @pytest.fixture
@@ -47,7 +52,7 @@ def box(run_names: RunNames, busybox_tar: str, rt: Runtime):
     def factory(args: list[str]) -> tuple[str, Path, spec.Spec]:
         cid = "rt" + secrets.token_hex(5)
         bundle, sp = make_bundle(run_names.root / "bundles", cid, busybox_tar, args)
-        sp.linux.cgroups_path = f"/{run_names.cgroup_parent}/{cid}"
+        sp.linux.cgroups_path = f"/{run_names.cgroup_parent}-rt/{cid}"
         made.append((cid, bundle))
         return cid, bundle, sp
 
@@ -467,7 +472,7 @@ def test_host_cgroup_namespace_shows_own_cgroup_mounted(rt, box, run_names):
     cid, res = go(rt, box, ["sh", "-c", "grep ':pids:' /proc/self/cgroup; cat /sys/fs/cgroup/pids/pids.max"],
                   lambda sp: setattr(sp.linux, "resources", spec.Resources(pids=spec.Pids(limit=44))))
     path, limit = res.out.splitlines()
-    assert path.endswith(f":pids:/{run_names.cgroup_parent}/{cid}") and limit == "44", res
+    assert path.endswith(f":pids:/{run_names.cgroup_parent}-rt/{cid}") and limit == "44", res
 
 
 def test_bind_mounts_ro_rw_and_propagation(rt, box, run_names):
