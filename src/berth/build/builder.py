@@ -379,22 +379,24 @@ class Builder:
     async def _cached(self, state: _State, probe: Probe) -> ImageRef | None:
         if self.cache is None or self.opts.no_cache:
             return None
-        hit = self.cache.lookup(probe, lambda _id: True)
+        cache = self.cache
+        hit = await asyncio.to_thread(cache.lookup, probe, lambda _id: True)
         if hit is not None:
             if not await self.runner.exists(hit):
-                self.cache.forget_image(hit)
+                await asyncio.to_thread(cache.forget_image, hit)
                 hit = None
         if hit is None:
             if not state.missed:
                 state.missed = True
-                await self.say(f" ---> Cache miss: {self.cache.explain_miss(probe)}\n")
+                why = await asyncio.to_thread(cache.explain_miss, probe)
+                await self.say(f" ---> Cache miss: {why}\n")
             return None
         await self.say(" ---> Using cache\n")
         return await self.runner.get(hit)
 
-    def _remember(self, probe: Probe, image: ImageRef) -> None:
+    async def _remember(self, probe: Probe, image: ImageRef) -> None:
         if self.cache is not None:
-            self.cache.store(probe, image.id)
+            await asyncio.to_thread(self.cache.store, probe, image.id)
 
     async def _advance(self, state: _State, image: ImageRef) -> None:
         state.image = image
@@ -412,7 +414,7 @@ class Builder:
             if author:
                 hist["author"] = author
             image = await self.runner.commit_config(state.image, copy.deepcopy(cfg), hist)
-            self._remember(probe, image)
+            await self._remember(probe, image)
         await self._advance(state, image)
 
     # --- dispatch -----------------------------------------------------------------------
@@ -552,7 +554,7 @@ class Builder:
 
             image = await self.runner.fs_step(state.image, apply, copy.deepcopy(cfg),
                                               {"created_by": created_by})
-            self._remember(probe, image)
+            await self._remember(probe, image)
         await self._advance(state, image)
 
     # --- RUN ----------------------------------------------------------------------------
@@ -655,7 +657,7 @@ class Builder:
                                  code=exc.exit_code) from None
             if started:
                 await self.say(f"Removing intermediate container {started[0][:12]}\n")
-            self._remember(probe, image)
+            await self._remember(probe, image)
         await self._advance(state, image)
 
     # --- COPY / ADD ---------------------------------------------------------------------
@@ -777,7 +779,7 @@ class Builder:
 
                 image = await self.runner.fs_step(state.image, apply, copy.deepcopy(cfg),
                                                   {"created_by": created_by})
-                self._remember(probe, image)
+                await self._remember(probe, image)
             await self._advance(state, image)
 
         try:
