@@ -438,3 +438,14 @@ def test_daemon_crash_mid_build_is_cleaned_up_at_restart(busybox_tar: str) -> No
         h.stop()
         _cleanup_host(names)
         shutil.rmtree(names.root, ignore_errors=True)
+
+
+def test_docker_cli_add_host_and_memory_reach_run_steps(daemon: Any, busybox_image: str, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN cat /etc/hosts > /hosts\n")
+    env = dict(daemon.env, DOCKER_BUILDKIT="0")
+    p = subprocess.run(["/usr/bin/docker", "build", "--no-cache", "--add-host", "build-peer.example:10.9.8.7",
+                        "-m", "256m", "-t", "addhost:1", str(tmp_path)],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    hosts = run_output(daemon, "addhost:1", "cat", "/hosts")
+    assert any(line.split()[:2] == ["10.9.8.7", "build-peer.example"] for line in hosts.splitlines()), hosts

@@ -71,6 +71,22 @@ def options_from_request(request: web.Request) -> BuildOptions:
     build_args = {str(k): (None if v is None else str(v))
                   for k, v in _json_map(request, "buildargs").items()}
     labels = {str(k): str(v) for k, v in _json_map(request, "labels").items()}
+    hc: dict[str, Any] = {}
+    extra_hosts = [h for v in q.getall("extrahosts", []) for h in v.split(",") if h]
+    if extra_hosts:
+        hc["ExtraHosts"] = extra_hosts
+    for param, key in (("memory", "Memory"), ("memswap", "MemorySwap"), ("cpushares", "CpuShares"),
+                       ("cpuperiod", "CpuPeriod"), ("cpuquota", "CpuQuota"), ("shmsize", "ShmSize")):
+        raw = q.get(param)
+        if raw and raw not in ("0", "-0"):
+            try:
+                hc[key] = int(raw)
+            except ValueError:
+                raise InvalidParameter(f"invalid {param}: {raw!r}") from None
+    for param, key in (("cpusetcpus", "CpusetCpus"), ("cpusetmems", "CpusetMems"),
+                       ("cgroupparent", "CgroupParent")):
+        if q.get(param):
+            hc[key] = q[param]
     return BuildOptions(
         dockerfile=q.get("dockerfile") or "Dockerfile",
         tags=tags,
@@ -82,6 +98,7 @@ def options_from_request(request: web.Request) -> BuildOptions:
         network_mode=q.get("networkmode") or None,
         pull=_bool(request, "pull"),
         platform=q.get("platform") or None,
+        run_host_config=hc,
     )
 
 

@@ -83,6 +83,7 @@ class RunRequest:
     history: dict[str, Any]         # history entry of the image to commit
     prepare: Callable[[str], None] | None = None   # called with the rootfs before start
     cleanup: Callable[[str], None] | None = None   # called with the rootfs before commit
+    host_config: dict[str, Any] = field(default_factory=dict)  # extra HostConfig settings
 
 
 class StepRunner(Protocol):
@@ -121,6 +122,8 @@ class BuildOptions:
     network_mode: str | None = None
     pull: bool = False
     platform: str | None = None
+    # HostConfig settings for RUN containers (ExtraHosts, Memory, CpuShares, ShmSize, ...)
+    run_host_config: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -636,7 +639,8 @@ class Builder:
             req = RunRequest(cmd=argv, env=env, user=cfg.get("User") or "", workdir=workdir,
                              network_mode=network, config=copy.deepcopy(cfg),
                              history={"created_by": created_by}, prepare=prepare,
-                             cleanup=cleanup if prepare_files else None)
+                             cleanup=cleanup if prepare_files else None,
+                             host_config=dict(self.opts.run_host_config))
 
             async def on_start(cid: str) -> None:
                 await self.say(f" ---> Running in {cid[:12]}\n")

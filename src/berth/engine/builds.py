@@ -199,7 +199,7 @@ class EngineStepRunner:
         body = {"Image": parent.id, "Cmd": req.cmd, "Entrypoint": [], "Env": req.env,
                 "WorkingDir": req.workdir, "User": req.user, "AttachStdout": True,
                 "AttachStderr": True, "Labels": {BUILD_LABEL: "1"},
-                "HostConfig": {"NetworkMode": req.network_mode}}
+                "HostConfig": {**req.host_config, "NetworkMode": req.network_mode}}
         cid = await self.containers.create(None, body, hidden=True)
         try:
             rootfs = self.containers.rootfs(cid)
