@@ -107,3 +107,40 @@ def test_auth_endpoint(daemon: Any, berth_registry: Any, berth_token_registry: A
                                                 "serveraddress": reg.host})
         assert bad.status == 401, bad.text
         assert "incorrect username or password" in bad.json()["message"]
+
+
+def test_push_every_tag_and_search_through_the_api(daemon: Any, busybox_image: str, berth_registry: Any) -> None:
+    repo = f"{berth_registry.host}/library/alltags-{secrets.token_hex(3)}"
+    tag(daemon, busybox_image, repo, "a")
+    tag(daemon, busybox_image, repo, "b")
+    try:
+        r = daemon.api("POST", f"/images/{repo}/push", headers=_auth(berth_registry), timeout=300)
+        assert r.status == 200, r.text
+        msgs = _stream(r)
+        assert not errors_of(msgs), msgs
+        assert sorted(m["aux"]["Tag"] for m in msgs if "aux" in m) == ["a", "b"]
+        short = repo.split("/", 1)[1].removeprefix("library/")
+        s = daemon.api("GET", "/images/search", params={"term": f"{berth_registry.host}/{short}", "limit": 5},
+                       headers=_auth(berth_registry))
+        assert s.status == 200, s.text
+        names = [x["name"] for x in s.json()]
+        assert short in names
+        hit = s.json()[names.index(short)]
+        assert hit["is_official"] is True and set(hit) == {"name", "description", "star_count", "is_official",
+                                                            "is_automated"}
+        none = daemon.api("GET", "/images/search", params={"term": f"{berth_registry.host}/{short}",
+                                                           "filters": json.dumps({"is-official": ["false"]})},
+                          headers=_auth(berth_registry))
+        assert short not in [x["name"] for x in none.json()]
+        bad = daemon.api("GET", "/images/search", params={"term": "x", "filters": json.dumps({"nope": ["1"]})})
+        assert bad.status == 400
+    finally:
+        remove(daemon, f"{repo}:a")
+        remove(daemon, f"{repo}:b")
+
+
+def test_bad_names_refused_by_the_api(daemon: Any) -> None:
+    r = daemon.api("POST", "/images/create", params={"fromImage": "127.0.0.1:1/Bad/Name", "tag": "v1"})
+    assert r.status == 400 and "invalid reference format" in r.json()["message"]
+    r = daemon.api("POST", "/images/a..b/push", params={"tag": "v1"})
+    assert r.status in (400, 404), r.text

@@ -469,3 +469,33 @@ def test_tls(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_config_file(tmp_path: Path) -> None:
+    from fixtures.registry import write_htpasswd
+    write_htpasswd(tmp_path / "users", {"cfguser": "cfgpass"})
+    conf = tmp_path / "registry.toml"
+    conf.write_text(f'htpasswd = "{tmp_path / "users"}"\ntoken_auth = true\nservice = "my-registry"\n')
+    with start_berth_registry(tmp_path, auth=False, extra_args=("--config", str(conf))) as reg:
+        r = requests.get(f"{reg.url}/v2/")
+        assert r.status_code == 401 and 'service="my-registry"' in r.headers["WWW-Authenticate"]
+        tok = requests.get(f"{reg.url}/token", params={"service": "my-registry"}, auth=("cfguser", "cfgpass"))
+        assert tok.status_code == 200
+        assert requests.get(f"{reg.url}/v2/", headers={"Authorization": f"Bearer {tok.json()['token']}"}
+                            ).status_code == 200
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"listen": "127.0.0.1:1", "nonsense": 1}')
+    out = subprocess.run([venv_exe("berth-registry"), "serve", "--config", str(bad), "--root", str(tmp_path / "r")],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0 and "unknown setting(s)" in out.stderr and "nonsense" in out.stderr
+
+
+def test_one_log_line_per_request(berth_registry: RunningRegistry) -> None:
+    s = session(berth_registry)
+    marker = f"t/logline{os.getpid()}"
+    s.get(f"{berth_registry.url}/v2/{marker}/tags/list")
+    s.get(f"{berth_registry.url}/v2/{marker}/tags/list", params={"n": 1})
+    time.sleep(0.2)
+    lines = [ln for ln in berth_registry.log_text().splitlines() if marker in ln]
+    assert len(lines) == 2
+    assert f'"GET /v2/{marker}/tags/list" 404' in lines[0] and berth_registry.user in lines[0]

@@ -136,7 +136,8 @@ class RegistryClient:
             if not isinstance(item, dict):
                 continue
             name = str(item.get("name", ""))
-            out.append({"name": f"{domain}/{name}" if domain != DOCKER_IO else name,
+            # names as the registry gives them, as dockerd passes them on
+            out.append({"name": name,
                         "description": item.get("description") or "",
                         "star_count": int(item.get("star_count") or 0),
                         "is_official": bool(item.get("is_official")),
