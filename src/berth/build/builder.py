@@ -210,6 +210,11 @@ class Builder:
         if not self.opts.quiet:
             await self._emit({"stream": text})
 
+    async def _progress(self, msg: dict[str, Any]) -> None:
+        """Pull progress of a base image (not shown with -q)."""
+        if not self.opts.quiet:
+            await self._emit(msg)
+
     # --- entry point --------------------------------------------------------------------
     async def build(self) -> ImageRef:
         if self.opts.dockerfile == "Dockerfile" and not os.path.lexists(os.path.join(self.ctx.root, "Dockerfile")) \
@@ -334,7 +339,7 @@ class Builder:
         elif base == "scratch":
             image = None
         else:
-            image = await self.runner.resolve(base, pull=self.opts.pull, platform=platform, emit=self._emit)
+            image = await self.runner.resolve(base, pull=self.opts.pull, platform=platform, emit=self._progress)
         if image is not None:
             await self.say(f" ---> {image.id.removeprefix('sha256:')[:12]}\n")
             cfg = copy.deepcopy(image.inner)
@@ -717,7 +722,7 @@ class Builder:
             if si is not None and si in self.stage_results:
                 from_ref = self.stage_results[si]
             else:
-                from_ref = await self.runner.resolve(f, pull=self.opts.pull, platform=None, emit=self._emit)
+                from_ref = await self.runner.resolve(f, pull=self.opts.pull, platform=None, emit=self._progress)
         downloads: dict[str, tuple[str, str]] = {}
         for s in srcs_raw:
             if s.startswith(("http://", "https://")) and s not in heredocs:
