@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
 import struct
 
 from berth import kernel
@@ -63,7 +62,10 @@ def join(fds: list[tuple[str, int]]) -> None:
 
 
 def loopback_up() -> None:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    # the C module behind `socket`: a datagram socket for two ioctls does not need the
+    # Python wrapper, whose import (selectors, enums) costs more than the rest of this file
+    import _socket
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
     try:
         ifr = struct.pack("16sh", b"lo", 0)
         flags = struct.unpack("16sh", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, ifr + b"\0" * 22)[:18])[1]

@@ -29,10 +29,6 @@ from berth.runtime.errors import (
 from berth.runtime.state import EXEC_FIFO, State
 
 _ID_RE = re.compile(r"^[\w+\-.]+$")
-SIGNALS = {name[3:]: int(getattr(_signal, name)) for name in dir(_signal)
-           if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(getattr(_signal, name), int)}
-
-
 def parse_signal(sig: int | str) -> int:
     """9, '9', 'KILL', 'SIGKILL' -> 9."""
     if isinstance(sig, int):
@@ -40,10 +36,11 @@ def parse_signal(sig: int | str) -> int:
     s = sig.strip().upper()
     if s.isdigit():
         return int(s)
-    s = s[3:] if s.startswith("SIG") else s
-    if s not in SIGNALS:
+    s = s if s.startswith("SIG") else "SIG" + s
+    num = getattr(_signal, s, None) if not s.startswith("SIG_") else None
+    if not isinstance(num, int):
         raise RuntimeFailure(f"unknown signal {sig!r}")
-    return SIGNALS[s]
+    return int(num)
 
 
 def _now() -> str:
