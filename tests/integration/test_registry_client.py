@@ -370,3 +370,26 @@ def test_push_compresses_mounts_and_skips(berth_registry: RunningRegistry, local
     layer = s.get(f"{reg.url}/v2/pc/two/blobs/{man['layers'][0]['digest']}").content
     assert gzip.decompress(layer) == Path(busybox_tar).read_bytes() or \
         sha(gzip.decompress(layer)) == json.loads(img.config_bytes)["rootfs"]["diff_ids"][0]
+
+
+def test_mirror_serves_docker_io_and_a_dead_mirror_is_skipped(tmp_path: Path, local: Local) -> None:
+    from fixtures.registry import free_port, start_berth_registry
+    with start_berth_registry(tmp_path, token_auth=True, anonymous_pull=True) as mirror:
+        built = build_image(compressions=("gzip",))
+        upload_built(mirror, "library/mirrored", built)
+        [(md, (m, media))] = built.manifests.items()
+        tok = requests.get(f"{mirror.url}/token", params={"scope": "repository:library/mirrored:pull,push"},
+                           auth=(mirror.user, mirror.password)).json()["token"]
+        r = requests.put(f"{mirror.url}/v2/library/mirrored/manifests/v1", data=m,
+                         headers={"Content-Type": media, "Authorization": f"Bearer {tok}"})
+        assert r.status_code == 201
+        dead = f"http://127.0.0.1:{free_port()}"
+
+        async def go() -> Any:
+            async with RegistryClient(mirrors=[dead, mirror.url], hub_endpoint=dead) as c:
+                # docker.io credentials are not handed to mirrors: the anonymous pull works
+                return await c.pull("mirrored:v1", local, {"username": "hub-user", "password": "x"})
+        img = asyncio.run(go())
+        assert img.id == built.config_id
+        assert img.repo_tags == ["mirrored:v1"]
+        assert "hub-user" not in mirror.log_text()

@@ -499,3 +499,27 @@ def test_one_log_line_per_request(berth_registry: RunningRegistry) -> None:
     lines = [ln for ln in berth_registry.log_text().splitlines() if marker in ln]
     assert len(lines) == 2
     assert f'"GET /v2/{marker}/tags/list" 404' in lines[0] and berth_registry.user in lines[0]
+
+
+def test_referrers(berth_registry: RunningRegistry) -> None:
+    s = session(berth_registry)
+    url = berth_registry.url
+    md, m = push_image(s, berth_registry, "t/refs", "v1")
+    empty = upload(s, berth_registry, "t/refs", b"{}")
+    sbom = upload(s, berth_registry, "t/refs", b'{"sbom": true}')
+    art = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.sbom",
+                      "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+                      "layers": [{"mediaType": "application/json", "digest": sbom, "size": 14}],
+                      "subject": {"mediaType": OCI_MANIFEST, "digest": md, "size": len(m)},
+                      "annotations": {"org.example": "yes"}}).encode()
+    r = s.put(f"{url}/v2/t/refs/manifests/{digest_of(art)}", data=art, headers={"Content-Type": OCI_MANIFEST})
+    assert r.status_code == 201 and r.headers["OCI-Subject"] == md
+    idx = s.get(f"{url}/v2/t/refs/referrers/{md}")
+    assert idx.status_code == 200 and idx.headers["Content-Type"].startswith(OCI_INDEX)
+    assert idx.json()["manifests"] == [{"mediaType": OCI_MANIFEST, "digest": digest_of(art), "size": len(art),
+                                        "artifactType": "application/vnd.example.sbom",
+                                        "annotations": {"org.example": "yes"}}]
+    other = s.get(f"{url}/v2/t/refs/referrers/{md}", params={"artifactType": "application/other"})
+    assert other.json()["manifests"] == [] and other.headers["OCI-Filters-Applied"] == "artifactType"
+    assert s.delete(f"{url}/v2/t/refs/manifests/{digest_of(art)}").status_code == 202
+    assert s.get(f"{url}/v2/t/refs/referrers/{md}").json()["manifests"] == []

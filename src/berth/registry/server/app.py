@@ -34,6 +34,7 @@ _UPLOAD = re.compile(r"^(?P<name>.+)/blobs/uploads/(?P<uid>[^/]*)$")
 _BLOB = re.compile(r"^(?P<name>.+)/blobs/(?P<digest>[^/]+)$")
 _MANIFEST = re.compile(r"^(?P<name>.+)/manifests/(?P<ref>[^/]+)$")
 _TAGS = re.compile(r"^(?P<name>.+)/tags/list$")
+_REFERRERS = re.compile(r"^(?P<name>.+)/referrers/(?P<digest>[^/]+)$")
 
 
 @dataclass
@@ -157,7 +158,7 @@ class Registry:
             self._authorize(request, [CATALOG])
             return await self._catalog(request)
         for pattern, kind in ((_UPLOAD, "upload"), (_BLOB, "blob"), (_MANIFEST, "manifest"),
-                              (_TAGS, "tags")):
+                              (_TAGS, "tags"), (_REFERRERS, "referrers")):
             m = pattern.match(tail)
             if not m:
                 continue
@@ -194,6 +195,8 @@ class Registry:
                 return await handler(request, name, ref)
             if kind == "tags" and method == "GET":
                 return await self._tags(request, name)
+            if kind == "referrers" and method == "GET":
+                return await self._referrers(request, name, self._check_digest(m.group("digest")))
             break
         else:
             raise RegistryError("NOT_FOUND", f"no route for {method} /v2/{tail}", status=404)
@@ -383,6 +386,13 @@ class Registry:
         headers = {**API_HEADERS, "Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest,
                    "Content-Length": "0"}
         if pm.subject:
+            desc: dict[str, Any] = {"mediaType": pm.media_type, "digest": digest, "size": len(body)}
+            artifact = pm.raw.get("artifactType") or (pm.config.media_type if pm.config else "")
+            if artifact:
+                desc["artifactType"] = artifact
+            if pm.annotations:
+                desc["annotations"] = pm.annotations
+            self.driver.add_referrer(name, pm.subject.digest, desc)
             headers["OCI-Subject"] = pm.subject.digest
         return web.Response(status=201, headers=headers)
 
@@ -420,6 +430,17 @@ class Registry:
         n, last = _parse_n(request)
         tags, headers = _paginate(self.driver.tags(name), n, last, f"/v2/{quote(name)}/tags/list")
         return web.json_response({"name": name, "tags": tags}, headers={**API_HEADERS, **headers})
+
+    async def _referrers(self, request: web.Request, name: str, digest: str) -> web.StreamResponse:
+        """OCI 1.1: an index of the manifests whose `subject` is `digest`."""
+        found = self.driver.referrers(name, digest)
+        headers = dict(API_HEADERS)
+        want = request.query.get("artifactType")
+        if want:
+            found = [d for d in found if d.get("artifactType") == want]
+            headers["OCI-Filters-Applied"] = "artifactType"
+        return web.json_response({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": found},
+                                 headers=headers, content_type=mt.OCI_INDEX)
 
     async def _catalog(self, request: web.Request) -> web.StreamResponse:
         n, last = _parse_n(request)

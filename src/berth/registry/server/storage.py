@@ -7,12 +7,14 @@ partial blob: uploads grow in `uploads/<uuid>/data`, are verified, fsynced and r
     repositories/<name>/_manifests/revisions/<algo>/<hex>  manifest of <name> (holds its media type)
     repositories/<name>/_manifests/tags/<tag>              tag -> digest
     repositories/<name>/_description                       for /v1/search
+    repositories/<name>/_referrers/<algo>/<subject-hex>/<algo>-<hex>  descriptor of a referrer
     uploads/<uuid>/{repo,data}                             upload sessions
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import time
@@ -114,6 +116,10 @@ class StorageDriver(ABC):
     def delete_manifest(self, repo: str, digest: str) -> bool: ...
     @abstractmethod
     def manifest_revisions(self, repo: str) -> list[str]: ...
+    @abstractmethod
+    def add_referrer(self, repo: str, subject: str, descriptor: dict) -> None: ...
+    @abstractmethod
+    def referrers(self, repo: str, subject: str) -> list[dict]: ...
     @abstractmethod
     def set_tag(self, repo: str, tag: str, digest: str) -> None: ...
     @abstractmethod
@@ -310,10 +316,36 @@ class FilesystemDriver(StorageDriver):
             return None
         return mt if self.blob_path(digest).exists() else None
 
+    def _referrer_dir(self, repo: str, subject: str) -> Path:
+        algo, hexpart = _split(subject)
+        return self._repo(repo) / "_referrers" / algo / hexpart
+
+    def add_referrer(self, repo: str, subject: str, descriptor: dict) -> None:
+        """Remember that manifest `descriptor` names `subject` (OCI 1.1 referrers)."""
+        _atomic_write(self._referrer_dir(repo, subject) / descriptor["digest"].replace(":", "-"),
+                      json.dumps(descriptor).encode(), fsync=False)
+
+    def referrers(self, repo: str, subject: str) -> list[dict]:
+        d = self._referrer_dir(repo, subject)
+        out = []
+        for p in sorted(d.iterdir()) if d.exists() else ():
+            if p.name.startswith("."):
+                continue
+            try:
+                desc = json.loads(p.read_text())
+            except (OSError, ValueError):
+                continue
+            if self.manifest_media_type(repo, desc.get("digest", "")) is not None:
+                out.append(desc)
+        return out
+
     def delete_manifest(self, repo: str, digest: str) -> bool:
         p = self._revision(repo, digest)
         if not p.exists():
             return False
+        base = self._repo(repo) / "_referrers"
+        for link in base.glob(f"*/*/{digest.replace(':', '-')}") if base.exists() else ():
+            link.unlink(missing_ok=True)
         for tag in self.tags(repo):
             if self.get_tag(repo, tag) == digest:
                 self.delete_tag(repo, tag)
