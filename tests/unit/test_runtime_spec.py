@@ -190,3 +190,13 @@ def test_docker_seccomp_profile_depends_on_caps():
     clone_rules = [r for r in base.syscalls if "clone" in r.names]
     assert clone_rules and all(r.args for r in clone_rules if r.action == "SCMP_ACT_ALLOW")
     json.dumps(base.to_dict())  # serialisable into config.json
+
+
+def test_container_ids_are_checked(tmp_path):
+    from berth.runtime.runtime import Runtime
+    rt = Runtime(str(tmp_path))
+    for bad in ("", ".", "..", "a/b", "x y", "../etc"):
+        with pytest.raises(RuntimeFailure, match="invalid container id"):
+            rt.state(bad)
+    with pytest.raises(RuntimeFailure, match="does not exist"):
+        rt.state("fine-id_1.2+3")

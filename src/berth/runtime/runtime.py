@@ -54,7 +54,7 @@ class Runtime:
 
     # --- helpers -------------------------------------------------------------------------
     def _dir(self, cid: str) -> str:
-        if not cid or not _ID_RE.match(cid):
+        if not cid or not _ID_RE.match(cid) or cid in (".", ".."):
             raise RuntimeFailure(f"invalid container id {cid!r}: use letters, digits, '_', '+', '-', '.'")
         return os.path.join(self.root, cid)
 
