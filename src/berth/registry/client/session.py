@@ -10,6 +10,7 @@ import base64
 import json
 import logging
 import ssl
+import time
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -62,7 +63,7 @@ class RegistrySession:
         self.auth = dict(auth or {})
         self.base = ""
         self.challenge: Challenge | None = None
-        self._tokens: dict[tuple[str, ...], str] = {}
+        self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}
         self._granted_scopes: list[Scope] = []
         self._ssl = ssl_context
         self._lock = asyncio.Lock()
@@ -117,8 +118,9 @@ class RegistrySession:
 
     async def _token(self, challenge: Challenge, scopes: list[Scope]) -> str:
         key = tuple(sorted(str(s) for s in scopes))
-        if key in self._tokens:
-            return self._tokens[key]
+        cached = self._tokens.get(key)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
         realm = challenge.realm
         if not realm:
             raise errors.Unauthorized("registry sent a Bearer challenge without a realm")
@@ -154,11 +156,13 @@ class RegistrySession:
         try:
             doc = json.loads(body)
             token = doc.get("token") or doc.get("access_token")
-        except ValueError:
-            token = None
+            lifetime = int(doc.get("expires_in") or 60)
+        except (ValueError, TypeError, AttributeError):
+            token, lifetime = None, 60
         if not token:
             raise errors.Unauthorized(f"token endpoint {realm} answered without a token")
-        self._tokens[key] = token
+        # renew a little before the registry would refuse it (the spec's default life is 60 s)
+        self._tokens[key] = (token, time.monotonic() + max(lifetime - 20, lifetime / 2))
         return token
 
     async def authorization(self, scopes: list[Scope]) -> str | None:
