@@ -449,3 +449,21 @@ def test_docker_cli_add_host_and_memory_reach_run_steps(daemon: Any, busybox_ima
     assert p.returncode == 0, p.stdout + p.stderr
     hosts = run_output(daemon, "addhost:1", "cat", "/hosts")
     assert any(line.split()[:2] == ["10.9.8.7", "build-peer.example"] for line in hosts.splitlines()), hosts
+
+
+def test_run_layers_hold_only_what_the_command_changed(daemon: Any, busybox_image: str) -> None:
+    """The container's /etc/hosts, /etc/hostname and /etc/resolv.conf mount targets stay
+    out of the committed layer, as Docker's init layer does."""
+    msgs, _ = build(daemon, {"Dockerfile": "FROM busybox\nRUN echo hi > /x\nRUN true\n"}, t="layers:1",
+                    nocache=True)
+    assert error_of(msgs) is None, msgs
+    r = daemon.api("GET", "/images/layers:1/get", timeout=60)
+    assert r.status == 200
+    outer = tarfile.open(fileobj=io.BytesIO(r.body))
+    manifest = json.load(outer.extractfile("manifest.json"))[0]
+    layers = manifest["Layers"]
+    assert len(layers) == 2  # busybox + the first RUN; `RUN true` changed nothing
+    names = tarfile.open(fileobj=outer.extractfile(layers[-1])).getnames()
+    assert names == ["x"], names
+    hist = daemon.api("GET", "/images/layers:1/history").json()
+    assert hist[0]["CreatedBy"] == "/bin/sh -c true" and hist[0]["Size"] == 0

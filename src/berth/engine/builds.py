@@ -231,6 +231,8 @@ class EngineStepRunner:
 
             def commit() -> ImageRef:
                 parent_img = self.images.get(parent.id)
+                self.images.snapshots.unmount(cid)
+                _drop_mount_targets(self.images.snapshots.upper(cid))
                 return _ref(self.images.commit(cid, parent_img, req.config, req.history))
             image = await asyncio.to_thread(commit)
         finally:
@@ -239,6 +241,38 @@ class EngineStepRunner:
             except NotFound:
                 pass
         return image
+
+
+# Files the container service creates in a rootfs only to bind-mount the container's own
+# copies over them; Docker keeps them in an "init" layer that is never committed.
+_MOUNT_TARGETS = ("etc/hosts", "etc/hostname", "etc/resolv.conf")
+
+
+def _drop_mount_targets(upper: str) -> None:
+    """Remove the empty mount-target files (and a then empty etc/) from a RUN step's upper
+    dir so they do not land in the step's layer."""
+    for rel in _MOUNT_TARGETS:
+        p = os.path.join(upper, rel)
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+            os.unlink(p)
+    etc = os.path.join(upper, "etc")
+    try:
+        if os.path.isdir(etc) and not os.path.islink(etc) and not os.listdir(etc) \
+                and not _opaque(etc):
+            os.rmdir(etc)
+    except OSError:
+        pass
+
+
+def _opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+    except OSError:
+        return False
 
 
 def _with_tag(familiar: str) -> str:
