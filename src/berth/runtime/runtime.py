@@ -461,6 +461,21 @@ class Runtime:
         return pid
 
 
+def preload() -> None:
+    """Import every module create/exec may need (for fork servers: the children then pay
+    no import cost). The CLI does not call this; it imports lazily."""
+    import importlib
+    for mod in ("berth.kernel", "berth.runtime.init", "berth.runtime.cgroups", "berth.runtime.cgroups.v1",
+                "berth.runtime.cgroups.v2", "berth.runtime.mounts", "berth.runtime.namespaces",
+                "berth.runtime.devices", "berth.runtime.capabilities", "berth.runtime.process",
+                "berth.runtime.rlimits", "berth.runtime.console", "berth.runtime.hooks",
+                "berth.runtime.seccomp", "seccomp", "_socket"):
+        try:
+            importlib.import_module(mod)
+        except ImportError:
+            pass
+
+
 def load_bundle(bundle: str) -> _spec.Spec:
     """The bundle's spec; the parsed JSON is kept as `_source` so `create` can store it in
     the state without serialising the spec again (do not modify a spec you pass on)."""
