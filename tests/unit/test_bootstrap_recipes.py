@@ -105,3 +105,19 @@ def test_recipe_digest_is_stable_and_distinct() -> None:
     digests = [r.digest() for r in list_recipes()]
     assert digests == [r.digest() for r in list_recipes()]
     assert len(set(digests)) == len(digests)
+
+
+def test_module_lists_recipes(capsys: pytest.CaptureFixture[str]) -> None:
+    from berth.bootstrap.__main__ import main
+
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [ln.split()[0] for ln in out] == [r.reference for r in list_recipes()]
+
+
+def test_module_reports_refusals(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    from berth.bootstrap.__main__ import main
+
+    assert main(["-o", str(tmp_path), "nginx:1.19"]) == 1
+    assert "bookworm ships nginx 1.22" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

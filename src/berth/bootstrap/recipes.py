@@ -202,7 +202,7 @@ RECIPES: tuple[Recipe, ...] = (
                "bytecode (__pycache__) is not shipped, as in Docker's python images"),
     ),
     Recipe(
-        name="nginx", tags=("latest", "1.22", "1.22.1", "bookworm"),
+        name="nginx", tags=("latest", "1.22", "1.22.1"),
         summary="nginx 1.22 (Debian's nginx) serving the welcome page on port 80",
         packages=("nginx", "ca-certificates"),
         main_packages=("nginx",), version="1.22", ships="nginx 1.22 (nginx)",
