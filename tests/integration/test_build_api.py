@@ -467,3 +467,12 @@ def test_run_layers_hold_only_what_the_command_changed(daemon: Any, busybox_imag
     assert names == ["x"], names
     hist = daemon.api("GET", "/images/layers:1/history").json()
     assert hist[0]["CreatedBy"] == "/bin/sh -c true" and hist[0]["Size"] == 0
+
+
+def test_run_after_volume_leaves_no_anonymous_volume(daemon: Any, busybox_image: str) -> None:
+    before = {v["Name"] for v in (daemon.api("GET", "/volumes").json().get("Volumes") or [])}
+    msgs, _ = build(daemon, {"Dockerfile": "FROM busybox\nVOLUME /data\nRUN echo x > /data/x && ls /data\n"},
+                    nocache=True)
+    assert error_of(msgs) is None, msgs
+    after = {v["Name"] for v in (daemon.api("GET", "/volumes").json().get("Volumes") or [])}
+    assert after == before

@@ -237,7 +237,7 @@ class EngineStepRunner:
             image = await asyncio.to_thread(commit)
         finally:
             try:
-                await self.containers.remove(cid, force=True)
+                await self.containers.remove(cid, force=True, volumes=True)
             except NotFound:
                 pass
         return image
