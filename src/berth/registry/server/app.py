@@ -69,12 +69,12 @@ def _paginate(items: list[str], n: int | None, last: str, path: str, extra: dict
     if last:
         items = [i for i in items if i > last]
     headers = {}
+    if n == 0:
+        return [], headers
     if n is not None and len(items) > n:
         items = items[:n]
-        q = {**(extra or {}), "n": str(n), "last": items[-1] if items else last}
+        q = {**(extra or {}), "n": str(n), "last": items[-1]}
         headers["Link"] = f'<{path}?{urlencode(q)}>; rel="next"'
-    elif n == 0:
-        items = []
     return items, headers
 
 

@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     g = sub.add_parser("garbage-collect", help="remove blobs no manifest refers to")
     g.add_argument("--root", required=True)
     g.add_argument("--dry-run", action="store_true")
+    g.add_argument("--keep-recent", type=float, default=600, metavar="SECONDS",
+                   help="keep unreferenced blobs younger than this (a push may be under way); default 600")
     return ap
 
 
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     if args.cmd == "garbage-collect":
-        res = collect(FilesystemDriver(args.root), dry_run=args.dry_run)
+        res = collect(FilesystemDriver(args.root), dry_run=args.dry_run, keep_recent=args.keep_recent)
         verb = "would remove" if args.dry_run else "removed"
         for d in res.removed:
             print(f"{verb} {d}")

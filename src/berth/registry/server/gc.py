@@ -1,10 +1,15 @@
 """`berth-registry garbage-collect`: mark every blob a manifest of any repository refers to,
-then sweep the rest (and repository links to swept blobs, and stale upload sessions)."""
+then sweep the rest (and repository links to swept blobs, and stale upload sessions).
+
+A push in progress has blobs that no manifest names yet: blobs younger than `keep_recent`
+seconds (default 10 minutes) are kept, so collecting while the registry serves is safe for
+pushes shorter than that; for certainty run it with the registry stopped or `--read-only`."""
 
 from __future__ import annotations
 
 import logging
 import shutil
+import time
 from dataclasses import dataclass
 
 from berth.registry import mediatypes as mt
@@ -13,6 +18,7 @@ from berth.registry.server.storage import FilesystemDriver
 log = logging.getLogger("berth.registry.gc")
 
 STALE_UPLOAD_SECONDS = 7 * 24 * 3600
+KEEP_RECENT_SECONDS = 600
 
 
 @dataclass
@@ -51,11 +57,17 @@ def mark(driver: FilesystemDriver) -> set[str]:
 
 
 def collect(driver: FilesystemDriver, dry_run: bool = False,
-            stale_uploads: float = STALE_UPLOAD_SECONDS) -> GCResult:
+            stale_uploads: float = STALE_UPLOAD_SECONDS, keep_recent: float = KEEP_RECENT_SECONDS) -> GCResult:
+    started = time.time()
     marked = mark(driver)
     removed, freed = [], 0
     for digest in list(driver.all_blobs()):
         if digest in marked:
+            continue
+        try:
+            if started - driver.blob_path(digest).stat().st_mtime < keep_recent:
+                continue
+        except FileNotFoundError:
             continue
         size = driver.blob_size(digest) or 0
         removed.append(digest)
