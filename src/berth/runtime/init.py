@@ -176,7 +176,6 @@ def _container_setup(cfg: InitConfig, sync: Sync) -> None:
     proc = spec.process
     linux = spec.linux
     os.setsid()
-    kernel.prctl(kernel.PR_SET_PDEATHSIG, 0)
     flags = cfg.unshare_flags
     joined = {kind for kind, _ in cfg.join}
     if flags & kernel.CLONE_NEWNET:
