@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import struct
 import subprocess
 import tarfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -268,9 +270,40 @@ def test_nginx_serves_welcome_page(daemon, nginx_tar: Path) -> None:  # noqa: AN
         r = daemon.api("POST", f"/containers/{cid}/stop", params={"t": 10}, timeout=60)
         assert r.status in (204, 304), r.text
         assert daemon.api("GET", f"/containers/{cid}/json").json()["State"]["Running"] is False
+        _published_port_serves_page(daemon)
     finally:
         daemon.api("DELETE", f"/containers/{cid}", params={"force": True})
         daemon.api("DELETE", "/images/nginx:latest", params={"force": True})
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _published_port_serves_page(daemon) -> None:  # noqa: ANN001
+    """`-p 127.0.0.1:PORT:80`: the page is served on the host's loopback too."""
+    port = _free_port()
+    r = daemon.api("POST", "/containers/create", json={
+        "Image": "nginx:latest",
+        "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}}})
+    assert r.status == 201, r.text
+    cid = r.json()["Id"]
+    try:
+        r = daemon.api("POST", f"/containers/{cid}/start")
+        assert r.status == 204, r.text
+        page = ""
+        for _ in range(50):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
+                    page = resp.read().decode()
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert "<title>Welcome to nginx!</title>" in page, page
+    finally:
+        daemon.api("DELETE", f"/containers/{cid}", params={"force": True})
 
 
 # --- the same archive in Debian's dockerd: proof it is a proper image ----------------------
