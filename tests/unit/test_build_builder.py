@@ -442,3 +442,17 @@ def test_run_network_flag_and_build_network_mode(env: Env) -> None:
     env.build("FROM busybox\nRUN echo c\n", network_mode="host")
     assert env.runner.runs[-1].network_mode == "host"
     assert env.runner.runs[-1].workdir == "/" and env.runner.runs[-1].user == ""
+
+
+def test_quiet_build_shows_its_log_only_when_it_fails(env: Env) -> None:
+    with pytest.raises(BuildError):
+        env.build("FROM busybox\nRUN exit 4\n", quiet=True)
+    msgs: list[dict[str, Any]] = []
+
+    async def emit(m: dict[str, Any]) -> None:
+        msgs.append(m)
+
+    (env.ctx / "Dockerfile").write_text("FROM busybox\nRUN exit 4\n")
+    with pytest.raises(BuildError):
+        asyncio.run(run_build(env.runner, env.cache, BuildContext(str(env.ctx)), BuildOptions(quiet=True), emit))
+    assert len(msgs) == 1 and "Step 2/2 : RUN exit 4" in msgs[0]["stream"] and "ran: exit 4" in msgs[0]["stream"]

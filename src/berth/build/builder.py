@@ -204,11 +204,14 @@ class Builder:
         self.stages: list[I.Stage] = []
         self.filename = options.dockerfile
         self._cleanup: list[str] = []
+        self.quiet_log: list[str] = []
 
     # --- output -------------------------------------------------------------------------
     async def say(self, text: str) -> None:
         if not self.opts.quiet:
             await self._emit({"stream": text})
+        else:
+            self.quiet_log.append(text)  # shown only if the build fails, as docker -q does
 
     async def _progress(self, msg: dict[str, Any]) -> None:
         """Pull progress of a base image (not shown with -q)."""
@@ -812,6 +815,10 @@ async def run_build(runner: StepRunner, cache: BuildCache | None, context: Build
     builder = Builder(runner, cache, context, options, emit)
     try:
         image = await builder.build()
+    except BerthError:
+        if options.quiet and builder.quiet_log:
+            await emit({"stream": "".join(builder.quiet_log)})
+        raise
     finally:
         for d in builder._cleanup:
             await asyncio.to_thread(shutil.rmtree, d, True)
