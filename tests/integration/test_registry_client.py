@@ -393,3 +393,33 @@ def test_mirror_serves_docker_io_and_a_dead_mirror_is_skipped(tmp_path: Path, lo
         assert img.id == built.config_id
         assert img.repo_tags == ["mirrored:v1"]
         assert "hub-user" not in mirror.log_text()
+
+
+def test_tls_registry_insecure_by_default_on_loopback(tmp_path: Path, local: Local) -> None:
+    import ssl
+
+    from fixtures.registry import start_berth_registry
+    with start_berth_registry(tmp_path, tls=True) as reg:
+        built = build_image(compressions=("gzip",))
+        s = requests.Session()
+        s.auth = (reg.user, reg.password)
+        ca = str(reg.extra["cert"])  # per request: a REQUESTS_CA_BUNDLE in the environment beats Session.verify
+        for d, data in built.blobs.items():
+            assert s.post(f"{reg.url}/v2/tls/img/blobs/uploads/", params={"digest": d}, data=data,
+                          verify=ca).status_code == 201
+        [(md, (m, media))] = built.manifests.items()
+        assert s.put(f"{reg.url}/v2/tls/img/manifests/v1", data=m, headers={"Content-Type": media},
+                     verify=ca).status_code == 201
+
+        async def pull(insecure: list[str], ctx: ssl.SSLContext | None = None) -> Any:
+            async with RegistryClient(insecure=insecure, ssl_context=ctx) as c:
+                return await c.pull(f"{reg.host}/tls/img:v1", local, auth_of(reg))
+        # 127.0.0.0/8 is insecure by default: TLS without certificate checks
+        assert asyncio.run(pull(["127.0.0.0/8"])).id == built.config_id
+        # not listed as insecure: the self-signed certificate is refused ...
+        with pytest.raises(BerthError, match="unreachable"):
+            asyncio.run(pull([]))
+        # ... unless the client is given the CA
+        ctx = ssl.create_default_context(cafile=str(reg.extra["cert"]))
+        local.store.untag(f"{reg.host}/tls/img:v1")
+        assert asyncio.run(pull([], ctx)).id == built.config_id

@@ -427,51 +427,15 @@ def test_garbage_collect(tmp_path: Path) -> None:
 
 
 def test_tls(tmp_path: Path) -> None:
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    import ipaddress
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
-    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                         serialization.PrivateFormat.PKCS8,
-                                                         serialization.NoEncryption()))
     import urllib.request
-
-    from fixtures.registry import free_port, write_htpasswd
-    port = free_port()
-    write_htpasswd(tmp_path / "htpasswd", {"u": "p"})
-    proc = subprocess.Popen([venv_exe("berth-registry"), "serve", "--listen", f"127.0.0.1:{port}",
-                             "--root", str(tmp_path / "root"), "--htpasswd", str(tmp_path / "htpasswd"),
-                             "--tls-cert", str(tmp_path / "cert.pem"), "--tls-key", str(tmp_path / "key.pem")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                r = requests.get(f"https://127.0.0.1:{port}/v2/", auth=("u", "p"), verify=str(tmp_path / "cert.pem"))
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+    with start_berth_registry(tmp_path, tls=True) as reg:
+        assert reg.url.startswith("https://")
+        r = requests.get(f"{reg.url}/v2/", auth=(reg.user, reg.password), verify=str(reg.extra["cert"]))
         assert r.status_code == 200
         with pytest.raises(OSError):
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=5)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+            urllib.request.urlopen(f"http://{reg.host}/v2/", timeout=5)
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(f"{reg.url}/v2/")  # not trusted by default
 
 
 def test_config_file(tmp_path: Path) -> None:

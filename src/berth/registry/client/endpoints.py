@@ -16,6 +16,7 @@ class Endpoint:
     domain: str                      # the reference's domain (credentials are looked up by it)
     candidates: list[str] = field(default_factory=list)  # base URLs in the order to try
     mirror: bool = False
+    insecure: bool = False           # TLS certificates are not verified (docker's insecure registries)
 
     @property
     def url(self) -> str:
@@ -60,6 +61,11 @@ def _candidates(spec: str, insecure: list[str]) -> list[str]:
     return [f"https://{spec}"]
 
 
+def _endpoint(domain: str, spec: str, insecure: list[str], mirror: bool = False) -> Endpoint:
+    hostport = spec.split("://", 1)[-1].split("/", 1)[0]
+    return Endpoint(domain, _candidates(spec, insecure), mirror=mirror, insecure=is_insecure(hostport, insecure))
+
+
 def endpoints(domain: str, mirrors: list[str] | None = None, insecure: list[str] | None = None,
               hub_endpoint: str = "", push: bool = False) -> list[Endpoint]:
     """Endpoints to try for `domain`, best first. Mirrors only serve pulls of docker.io."""
@@ -68,13 +74,13 @@ def endpoints(domain: str, mirrors: list[str] | None = None, insecure: list[str]
     if domain == DOCKER_IO:
         if not push:
             for m in mirrors or []:
-                out.append(Endpoint(domain, _candidates(m, insecure), mirror=True))
-        out.append(Endpoint(domain, _candidates(hub_endpoint, insecure) if hub_endpoint else [HUB_REGISTRY]))
+                out.append(_endpoint(domain, m, insecure, mirror=True))
+        out.append(_endpoint(domain, hub_endpoint, insecure) if hub_endpoint else Endpoint(domain, [HUB_REGISTRY]))
         return out
-    return [Endpoint(domain, _candidates(domain, insecure))]
+    return [_endpoint(domain, domain, insecure)]
 
 
 def search_endpoint(domain: str, insecure: list[str] | None = None, hub_endpoint: str = "") -> Endpoint:
     if domain == DOCKER_IO:
-        return Endpoint(domain, _candidates(hub_endpoint, list(insecure or [])) if hub_endpoint else [HUB_INDEX])
-    return Endpoint(domain, _candidates(domain, list(insecure or [])))
+        return _endpoint(domain, hub_endpoint, list(insecure or [])) if hub_endpoint else Endpoint(domain, [HUB_INDEX])
+    return _endpoint(domain, domain, list(insecure or []))

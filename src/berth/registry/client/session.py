@@ -107,7 +107,11 @@ class RegistrySession:
                                       f"{', '.join(self.endpoint.candidates)}: {last_exc}")
 
     def _ssl_for(self, url: str) -> Any:
-        return self._ssl if url.startswith("https://") and self._ssl is not None else None
+        if not url.startswith("https://"):
+            return None
+        if self.endpoint.insecure and urlsplit(url).netloc == urlsplit(self.endpoint.url).netloc:
+            return False  # an insecure registry: TLS without certificate checks, as docker does
+        return self._ssl
 
     # ---- auth -----------------------------------------------------------------------------
     def _basic(self) -> str | None:
