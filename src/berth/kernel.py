@@ -106,6 +106,12 @@ SYS_capget = 125
 SYS_capset = 126
 SYS_keyctl = 250
 KEYCTL_JOIN_SESSION_KEYRING = 1
+SYS_bpf = 321
+BPF_PROG_LOAD = 5
+BPF_PROG_ATTACH = 8
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_MULTI = 2
 
 
 def _check(ret: int, what: str) -> int:
@@ -160,6 +166,35 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
 def join_session_keyring(name: str) -> int:
     """keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a fresh session keyring; returns its serial."""
     return _check(_libc.syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, _b(name)), f"join keyring {name}")
+
+
+def bpf_prog_load_cgroup_device(insns: bytes, license: str = "Apache") -> int:
+    """Load a BPF_PROG_TYPE_CGROUP_DEVICE program; returns its fd."""
+    code = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(license.encode())
+    log = ctypes.create_string_buffer(65536)
+    attr = (ctypes.c_uint8 * 128)()
+    ctypes.c_uint32.from_buffer(attr, 0).value = BPF_PROG_TYPE_CGROUP_DEVICE
+    ctypes.c_uint32.from_buffer(attr, 4).value = len(insns) // 8
+    ctypes.c_uint64.from_buffer(attr, 8).value = ctypes.addressof(code)
+    ctypes.c_uint64.from_buffer(attr, 16).value = ctypes.addressof(lic)
+    ctypes.c_uint32.from_buffer(attr, 24).value = 1                    # log_level
+    ctypes.c_uint32.from_buffer(attr, 28).value = len(log)
+    ctypes.c_uint64.from_buffer(attr, 32).value = ctypes.addressof(log)
+    ret = _libc.syscall(SYS_bpf, BPF_PROG_LOAD, ctypes.byref(attr), 128)
+    if ret == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, f"bpf prog load (cgroup device): {os.strerror(err)}: {log.value.decode(errors='replace')[-300:]}")
+    return ret
+
+
+def bpf_prog_attach_cgroup_device(cgroup_fd: int, prog_fd: int) -> None:
+    attr = (ctypes.c_uint8 * 128)()
+    ctypes.c_uint32.from_buffer(attr, 0).value = cgroup_fd
+    ctypes.c_uint32.from_buffer(attr, 4).value = prog_fd
+    ctypes.c_uint32.from_buffer(attr, 8).value = BPF_CGROUP_DEVICE
+    ctypes.c_uint32.from_buffer(attr, 12).value = BPF_F_ALLOW_MULTI
+    _check(_libc.syscall(SYS_bpf, BPF_PROG_ATTACH, ctypes.byref(attr), 128), "bpf prog attach (cgroup device)")
 
 
 class _CapHeader(ctypes.Structure):

@@ -169,3 +169,27 @@ test ! -e /sys/fs/cgroup{cg2} && echo REMOVED
     assert lines[-4:] == ["PAUSED", "FROZEN", "RUNNING", "REMOVED"], res.stdout
     assert not os.path.exists(f"/sys/fs/cgroup/unified{sp.linux.cgroups_path}")
     assert not os.path.exists(f"/sys/fs/cgroup/unified{cg2}")
+
+
+def test_v2_device_filter_bpf(run_names):
+    """linux.resources.devices on cgroup v2 is an eBPF program: checked on this host's
+    cgroup2 hierarchy (device programs need no controller)."""
+    mount = "/sys/fs/cgroup/unified"
+    if not os.path.exists(f"{mount}/cgroup.procs"):
+        pytest.skip("no cgroup2 mount on this host")
+    mgr = V2Manager.for_path(f"/{run_names.cgroup_parent}-bpf/c{secrets.token_hex(3)}", mount=mount)
+    mgr.create()
+    try:
+        mgr.apply(spec.Resources(devices=[spec.DeviceCgroup(allow=False, access="rwm"),
+                                          spec.DeviceCgroup(allow=True, type="c", major=1, minor=11,
+                                                            access="r")]))
+        script = ("read -r go; head -c 3 /dev/zero | wc -c; echo x > /dev/null && echo NULL-OK;"
+                  " head -c 1 /dev/vda >/dev/null 2>&1 || echo BLOCK-DENIED;"
+                  " exec 3</dev/kmsg && echo KMSG-READ; echo x 2>/dev/null > /dev/kmsg || echo KMSG-WRITE-DENIED")
+        proc = subprocess.Popen(["sh", "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        mgr.add(proc.pid)
+        out, _ = proc.communicate("go\n", timeout=20)
+        assert out.split() == ["3", "NULL-OK", "BLOCK-DENIED", "KMSG-READ", "KMSG-WRITE-DENIED"], out
+    finally:
+        mgr.destroy()
+        os.rmdir(os.path.dirname(mgr.path))

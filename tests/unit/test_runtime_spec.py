@@ -200,3 +200,21 @@ def test_container_ids_are_checked(tmp_path):
             rt.state(bad)
     with pytest.raises(RuntimeFailure, match="does not exist"):
         rt.state("fine-id_1.2+3")
+
+
+def test_device_bpf_program_shape():
+    from berth.runtime.cgroups import devices_bpf
+    from berth.runtime.spec import DeviceCgroup as D
+    deny_all = D(allow=False, access="rwm")
+    prog = devices_bpf.program([deny_all])
+    assert len(prog) % 8 == 0
+    # prologue (6) + the unconditional deny (2); nothing after it (unreachable code is refused)
+    assert len(prog) // 8 == 8 and prog[-8] == 0x95
+    prog = devices_bpf.program([deny_all, D(allow=True, type="c", major=1, minor=3, access="rwm"),
+                                D(allow=True, type="c", major=1, minor=11, access="r")])
+    insns = [prog[i:i + 8] for i in range(0, len(prog), 8)]
+    # last rule first: type, access (2 + jump), major, minor checks, then mov/exit
+    assert insns[6][0] == 0xBC and insns[7][0] == 0x54 and insns[7][4:] == (2).to_bytes(4, "little")
+    jumps = [i for i in insns[6:13] if i[0] in (0x55, 0x5D)]
+    assert len(jumps) == 4
+    assert insns[-2][0] == 0xB4 and insns[-1][0] == 0x95  # ends with the unconditional deny

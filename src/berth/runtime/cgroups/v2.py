@@ -96,6 +96,17 @@ class V2Manager:
             _write(self._file("pids.max"), "max" if limit <= 0 else str(limit))
         for key, value in (resources.unified or {}).items():
             _write(self._file(key), value)
+        if resources.devices:
+            # v2 has no devices.allow: access control is an eBPF program on the cgroup
+            from berth.runtime.cgroups import devices_bpf
+            from berth.runtime.devices import DEFAULT_ALLOW
+            from berth.runtime.spec import DeviceCgroup
+            rules = list(resources.devices) + [DeviceCgroup(allow=True, type=t, major=ma, minor=mi, access="rwm")
+                                               for t, ma, mi in DEFAULT_ALLOW]
+            try:
+                devices_bpf.attach(self.path, rules)
+            except OSError as exc:
+                raise RuntimeFailure(f"cgroup {self.path}: cannot install the device filter: {exc}") from None
 
     def add(self, pid: int) -> None:
         _write(self._file("cgroup.procs"), str(pid))
