@@ -1,7 +1,8 @@
 """The one thin module through which berth talks to the Linux kernel directly.
 
-mount, umount2, unshare, setns, pivot_root, sethostname, prctl and capget/capset are libc
-calls made through ctypes; everything above this module stays testable without root.
+mount, umount2, unshare, setns, pivot_root, sethostname, prctl, capget/capset, keyctl (join a
+session keyring) and bpf (load/attach a cgroup device program) are libc calls made through
+ctypes; everything above this module stays testable without root.
 Each wrapper raises OSError with the errno and a message naming what was attempted.
 """
 
