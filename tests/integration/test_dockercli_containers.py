@@ -168,3 +168,46 @@ def test_bad_input_leaves_nothing(daemon, busybox_image):
     cgroups = [p for p in run_cgroups(daemon.names) if not any(b in p for b in before)]
     assert cgroups == []
     assert not set(shim_processes(daemon.names).values()) - before
+
+
+def test_exec_it_pty(daemon, busybox_image):
+    name = f"execit-{daemon.names.run_id}"
+    assert daemon.docker("run", "-d", "--name", name, "busybox", "sleep", "60").returncode == 0
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(DOCKER_CLI, [DOCKER_CLI, "exec", "-it", name, "sh"], daemon.env)
+    try:
+        buf = b""
+        deadline = time.monotonic() + 20
+        sent = False
+        while time.monotonic() < deadline and b"tty-ok" not in buf:
+            r, _, _ = select.select([fd], [], [], 0.2)
+            if r:
+                try:
+                    buf += os.read(fd, 4096)
+                except OSError:
+                    break
+            if not sent and b"# " in buf:
+                os.write(fd, b"tty && echo tty-$((1+1))ok | tr -d 2\r")
+                sent = True
+        assert b"tty-ok" in buf and b"/dev/pts/" in buf
+        os.write(fd, b"exit 5\r")
+        deadline = time.monotonic() + 20
+        status = None
+        while time.monotonic() < deadline:
+            select.select([fd], [], [], 0.2)
+            try:
+                os.read(fd, 4096)
+            except OSError:
+                pass
+            wpid, status = os.waitpid(pid, os.WNOHANG)
+            if wpid:
+                break
+        assert status is not None and os.waitstatus_to_exitcode(status) == 5
+        pid = 0
+    finally:
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)
+        daemon.docker("rm", "-f", name)
