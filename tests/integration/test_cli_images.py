@@ -148,3 +148,19 @@ def test_run_pulls_a_missing_image(daemon, busybox_image, berth_registry, tmp_pa
         assert search.stdout.splitlines()[0].split() == ["NAME", "DESCRIPTION", "STARS", "OFFICIAL"]
     finally:
         berth(daemon, "rmi", "-f", ref)
+
+
+def test_bootstrap_busybox_and_an_unbuildable_tag(daemon) -> None:  # type: ignore[no-untyped-def]
+    refused = berth(daemon, "bootstrap", "python:3.8-slim")
+    assert refused.returncode == 1
+    assert "3.8" in refused.stderr and "3.11" in refused.stderr
+    assert berth(daemon, "images", "-q", "python:3.8-slim").stdout == ""
+    r = berth(daemon, "bootstrap", "busybox:1.35")
+    try:
+        assert r.returncode == 0, r.stderr
+        assert "Loaded image: busybox:1.35" in r.stdout
+        assert "busybox-static" in r.stdout            # says what it was built from
+        run = berth(daemon, "run", "--rm", "busybox:1.35", "sh", "-c", "echo bootstrapped")
+        assert run.stdout == "bootstrapped\n"
+    finally:
+        berth(daemon, "rmi", "busybox:1.35")

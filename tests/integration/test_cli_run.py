@@ -280,3 +280,22 @@ def test_terminal_size_follows_the_local_terminal(daemon, busybox_image) -> None
             proc.kill()
             proc.wait()
         os.close(master)
+
+
+def test_signals_are_proxied_to_the_container(daemon, busybox_image) -> None:  # type: ignore[no-untyped-def]
+    import signal
+
+    proc = subprocess.Popen([venv_exe("berth"), "run", "--rm", "busybox", "sh", "-c",
+                             "trap 'echo got TERM; exit 9' TERM; echo ready; while true; do sleep 0.1; done"],
+                            env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 9, err
+        assert out == "got TERM\n"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
