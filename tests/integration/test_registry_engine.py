@@ -144,3 +144,22 @@ def test_bad_names_refused_by_the_api(daemon: Any) -> None:
     assert r.status == 400 and "invalid reference format" in r.json()["message"]
     r = daemon.api("POST", "/images/a..b/push", params={"tag": "v1"})
     assert r.status in (400, 404), r.text
+
+
+def test_pull_all_tags(daemon: Any, busybox_image: str, berth_registry: Any) -> None:
+    repo = f"{berth_registry.host}/alltags/pull-{secrets.token_hex(3)}"
+    for t in ("one", "two"):
+        tag(daemon, busybox_image, repo, t)
+    try:
+        msgs = push(daemon, repo, "", _auth(berth_registry))
+        assert not errors_of(msgs)
+        for t in ("one", "two"):
+            remove(daemon, f"{repo}:{t}")
+        r = daemon.api("POST", "/images/create", params={"fromImage": repo}, headers=_auth(berth_registry),
+                       timeout=300)
+        assert r.status == 200 and not errors_of(_stream(r)), r.text
+        for t in ("one", "two"):
+            assert daemon.api("GET", f"/images/{repo}:{t}/json").status == 200
+    finally:
+        for t in ("one", "two"):
+            remove(daemon, f"{repo}:{t}")

@@ -82,6 +82,17 @@ class RegistryService:
 
     async def pull(self, ref: str, auth: dict[str, Any] | None, progress: Progress | None,
                    platform: str | None = None) -> Any:
+        """Pull `ref`; a bare repository name (no tag, no digest) pulls every tag of it, as
+        the Engine API does for `fromImage` without `tag` (`docker pull --all-tags`)."""
+        bare = reference.parse(ref, default_tag=False)
+        if not bare.tag and not bare.digest:
+            tags = await self.client().tags(bare, self._auth(auth))
+            if not tags:
+                raise NotFound(f"repository {bare.familiar_name} has no tags")
+            img = None
+            for t in tags:
+                img = await self.pull(bare.with_tag(t).full, auth, progress, platform)
+            return img
         r = reference.parse(ref)
         lock = self._pull_locks.setdefault(r.full, asyncio.Lock())
         async with lock:

@@ -18,6 +18,7 @@ from berth.registry.client.progress import Progress, Reporter
 from berth.registry.client.pull import LocalImages, Puller
 from berth.registry.client.push import PushCache, Pusher
 from berth.registry.client.session import RegistrySession, RegistryUnreachable, error_from
+from berth.registry.scope import repository
 
 _RETRY_ON_MIRROR = (RegistryUnreachable, errors.NotFound, aiohttp.ClientError, asyncio.TimeoutError)
 
@@ -92,6 +93,26 @@ class RegistryClient:
                     raise
         assert last is not None
         raise last
+
+    async def tags(self, ref: str | Reference, auth: dict[str, Any] | None = None) -> list[str]:
+        """Every tag of a repository (following the registry's `Link` pagination)."""
+        r = reference.parse(ref, default_tag=False) if isinstance(ref, str) else ref
+        ep = endpoints(r.domain, self.mirrors, self.insecure, self.hub_endpoint, push=True)[0]
+        sess = self.session(ep, auth)
+        out: list[str] = []
+        url: str | None = f"/v2/{r.path}/tags/list?n=1000"
+        for _ in range(1000):
+            if url is None:
+                break
+            resp = await sess.request("GET", url, scopes=[repository(r.path, "pull")])
+            body = await resp.read()
+            resp.release()
+            if resp.status != 200:
+                raise error_from(resp.status, body, f"listing tags of {r.familiar_name}")
+            out += [t for t in (json.loads(body).get("tags") or []) if t not in out]
+            link = resp.headers.get("Link", "")
+            url = link[link.index("<") + 1:link.index(">")] if "<" in link and 'rel="next"' in link else None
+        return out
 
     # ---- push ---------------------------------------------------------------------------
     async def push(self, ref: str | Reference, image: Any, images: LocalImages,
