@@ -126,10 +126,25 @@ HEADERS = {"Api-Version": API_VERSION, "Server": "berth", "Docker-Experimental":
            "Ostype": "linux"}
 
 
+@web.middleware
+async def timing_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    """With --debug: one log line per request with its duration."""
+    import time
+
+    t0 = time.perf_counter()
+    try:
+        return await handler(request)
+    finally:
+        log.debug("%s %s %.1f ms", request.method, request.path_qs, 1000 * (time.perf_counter() - t0))
+
+
 def build_app(daemon: object) -> web.Application:
     from berth.api import build, containers, execs, images, networks, registry, system, volumes
 
-    app = web.Application(middlewares=[version_middleware, error_middleware], client_max_size=0)
+    middlewares = [version_middleware, error_middleware]
+    if getattr(getattr(daemon, "config", None), "debug", False):
+        middlewares.insert(0, timing_middleware)
+    app = web.Application(middlewares=middlewares, client_max_size=0)
     app["daemon"] = daemon
     for mod in (system, containers, execs, images, build, networks, volumes, registry):
         for route in mod.routes:
