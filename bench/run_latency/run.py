@@ -50,6 +50,17 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def pss_kib(pid: int) -> int:
+    """Proportional set size: pages shared with the template (copy-on-write) count in part."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def pids_matching(pred) -> list[int]:
     out = []
     for e in os.listdir("/proc"):
@@ -148,7 +159,7 @@ def main() -> None:
         shim_dir = str(names.exec_root / "shims" / cid)
         shims = pids_matching(lambda p, cmd, cwd: cwd == shim_dir and "berth.shim" in cmd)
         if shims:
-            print(f"  berth shim (running)      {rss_kib(shims[0]) / 1024:6.1f} MiB")
+            print(f"  berth shim (running)      {rss_kib(shims[0]) / 1024:6.1f} MiB   (PSS {pss_kib(shims[0]) / 1024:.1f} MiB)")
         tmpl = pids_matching(lambda p, cmd, cwd: "--template" in cmd and str(names.exec_root) in cmd)
         if tmpl:
             print(f"  berth shim template       {rss_kib(tmpl[0]) / 1024:6.1f} MiB (one per daemon)")
@@ -159,7 +170,7 @@ def main() -> None:
             time.sleep(0.5)
             cs = pids_matching(lambda p, cmd, cwd: "containerd-shim" in cmd and dcid in cmd)
             if cs:
-                print(f"  containerd-shim-runc-v2   {rss_kib(cs[0]) / 1024:6.1f} MiB")
+                print(f"  containerd-shim-runc-v2   {rss_kib(cs[0]) / 1024:6.1f} MiB   (PSS {pss_kib(cs[0]) / 1024:.1f} MiB)")
             print(f"  dockerd with 1 container  {rss_kib(dockerd.proc.pid) / 1024:6.1f} MiB")
             dockerd.docker("rm", "-f", dcid)
     finally:
