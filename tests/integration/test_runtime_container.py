@@ -595,3 +595,22 @@ def test_join_pid_and_ipc_namespaces_by_path(rt, box):
         assert ipc == os.readlink(f"/proc/{pid}/ns/ipc")
     finally:
         rt.delete(cid, force=True)
+
+
+def test_delete_force_cleans_a_create_killed_half_way(rt, box):
+    """A create killed after its state was written (simulated: an init that never reports)
+    can still be removed with delete --force."""
+    cid, bundle, sp = box(["sleep", "60"])
+    write(bundle, sp)
+    rt.create(cid, str(bundle), stdio=(0, 1, 2))
+    # forget the pid, as if the runtime died before recording it
+    from berth.runtime import state as _state
+    d = os.path.join(rt.root, cid)
+    st = _state.load(d)
+    pid = st.pid
+    st.pid, st.status = 0, "creating"
+    _state.save(d, st)
+    assert rt.state(cid).status == "creating"
+    rt.delete(cid, force=True)  # kills what is in the cgroup, removes cgroups and state
+    assert wait_pid(pid, 10) == 128 + 9
+    assert_clean(rt, cid)

@@ -143,9 +143,12 @@ class Runtime:
                        config=config.__dict__.get("_source") or config.to_dict())
             from berth.runtime import cgroups
             cg = cgroups.manager_for(linux.cgroups_path, cid)
+            st.cgroup = cg.to_state()
+            # on disk before anything is made, so `delete --force` can clean up after a
+            # create that was killed half-way
+            _state.save(d, st)
             cg.create()
             cg.apply(linux.resources)
-            st.cgroup = cg.to_state()
             if config.process.terminal:
                 if not console_socket:
                     raise RuntimeFailure("config.json asks for a terminal: pass --console-socket")
