@@ -476,3 +476,14 @@ def test_run_after_volume_leaves_no_anonymous_volume(daemon: Any, busybox_image:
     assert error_of(msgs) is None, msgs
     after = {v["Name"] for v in (daemon.api("GET", "/volumes").json().get("Volumes") or [])}
     assert after == before
+
+
+def test_dockerignore_in_the_context_is_applied_by_the_daemon(daemon: Any, busybox_image: str) -> None:
+    files = {"Dockerfile": "FROM busybox\nCOPY . /ctx/\nCMD [\"find\", \"/ctx\", \"-type\", \"f\"]\n",
+             ".dockerignore": "# build junk\n**/*.log\nsecrets/\n!secrets/public.txt\nDockerfile\n",
+             "app/main.txt": "m", "app/debug.log": "x", "top.log": "x",
+             "secrets/key": "k", "secrets/public.txt": "p"}
+    msgs, _ = build(daemon, files, t="ignored:1")
+    assert error_of(msgs) is None, msgs
+    listed = sorted(run_output(daemon, "ignored:1").split())
+    assert listed == ["/ctx/.dockerignore", "/ctx/app/main.txt", "/ctx/secrets/public.txt"]

@@ -131,12 +131,17 @@ def test_dockerignore_applied_to_extracted_context(tmp_path: Path) -> None:
     (Path(ctx.root) / ".dockerignore").write_text("src/pkg\n*.txt\n!keep.txt\n")
     (Path(ctx.root) / "keep.txt").write_text("k")
     (Path(ctx.root) / "Dockerfile").write_text("FROM x")
-    ctx.apply_dockerignore(keep=("Dockerfile",))
+    ctx.apply_dockerignore(preload=("Dockerfile",))
     root = Path(ctx.root)
     assert not (root / "src/pkg/a.py").exists()
     assert not (root / "top.txt").exists()
     assert (root / "keep.txt").exists() and (root / "src/readme.md").exists()
-    assert (root / "Dockerfile").exists()
+    assert (root / "Dockerfile").exists() and (root / ".dockerignore").exists()
+    # an excluded Dockerfile (and .dockerignore) is read first, then gone from the context
+    (root / ".dockerignore").write_text("Dockerfile\n.dockerignore\n")
+    ctx.apply_dockerignore(preload=("Dockerfile",))
+    assert not (root / "Dockerfile").exists() and not (root / ".dockerignore").exists()
+    assert ctx.read_text("Dockerfile") == "FROM x" and ctx.has("Dockerfile")
 
 
 # --- copier: Docker's directory rules -------------------------------------------------

@@ -220,8 +220,7 @@ class Builder:
 
     # --- entry point --------------------------------------------------------------------
     async def build(self) -> ImageRef:
-        if self.opts.dockerfile == "Dockerfile" and not os.path.lexists(os.path.join(self.ctx.root, "Dockerfile")) \
-                and os.path.lexists(os.path.join(self.ctx.root, "dockerfile")):
+        if self.opts.dockerfile == "Dockerfile" and not self.ctx.has("Dockerfile") and self.ctx.has("dockerfile"):
             self.opts.dockerfile = "dockerfile"  # the legacy builder's fallback
         text = await asyncio.to_thread(self.ctx.read_text, self.opts.dockerfile)
         name = posixpath.basename(self.opts.dockerfile) or "Dockerfile"

@@ -11,7 +11,7 @@ import posixpath
 import shutil
 import stat
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -186,27 +186,39 @@ def has_glob(s: str) -> bool:
 
 @dataclass
 class BuildContext:
-    """An extracted context directory."""
+    """An extracted context directory. `preloaded` holds files read before .dockerignore
+    was applied (the Dockerfile is read even when .dockerignore excludes it)."""
 
     root: str
+    preloaded: dict[str, str] = field(default_factory=dict)
 
-    def apply_dockerignore(self, keep: tuple[str, ...] = ()) -> None:
-        """Remove what .dockerignore excludes (as the legacy builder does on the daemon)."""
+    def apply_dockerignore(self, preload: tuple[str, ...] = ()) -> None:
+        """Remove what .dockerignore excludes, as the legacy builder does on the daemon:
+        the files named in `preload` are read first, then removed too if excluded, so
+        COPY never sees an excluded Dockerfile or .dockerignore."""
+        for name in preload:
+            rel = posixpath.normpath(name)
+            try:
+                path = self.resolve(rel)
+            except InvalidParameter:
+                continue
+            if os.path.isfile(path):
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    self.preloaded[rel] = f.read()
         di = os.path.join(self.root, ".dockerignore")
-        if not os.path.isfile(di):
+        if not os.path.isfile(di) or os.path.islink(di):
             return
         with open(di, encoding="utf-8", errors="replace") as f:
             patterns = read_dockerignore(f.read())
         if not patterns:
             return
         pm = PatternMatcher(patterns)
-        keep_set = {posixpath.normpath(k) for k in keep}
         for dirpath, dirnames, filenames in os.walk(self.root, topdown=True):
             rel_dir = os.path.relpath(dirpath, self.root)
             rel_dir = "" if rel_dir == "." else rel_dir
             for name in list(dirnames):
                 rel = posixpath.join(rel_dir, name)
-                if pm.matches(rel) and not pm.exclusions and rel not in keep_set:
+                if pm.matches(rel) and not pm.exclusions:
                     full = os.path.join(dirpath, name)
                     if os.path.islink(full):
                         os.unlink(full)
@@ -215,10 +227,12 @@ class BuildContext:
                     dirnames.remove(name)
             for name in filenames:
                 rel = posixpath.join(rel_dir, name)
-                if rel in keep_set or rel == ".dockerignore":
-                    continue
                 if pm.matches(rel):
                     os.unlink(os.path.join(dirpath, name))
+
+    def has(self, rel: str) -> bool:
+        rel = posixpath.normpath(rel)
+        return rel in self.preloaded or os.path.lexists(os.path.join(self.root, rel))
 
     def resolve(self, rel: str) -> str:
         return resolve_in_root(self.root, rel, clamp=False, what=rel)
@@ -228,6 +242,9 @@ class BuildContext:
         return glob_in(self.root, pattern, clamp=False)
 
     def read_text(self, rel: str) -> str:
+        norm = posixpath.normpath(rel)
+        if norm in self.preloaded:
+            return self.preloaded[norm]
         path = self.resolve(rel)
         if not os.path.isfile(path):
             raise InvalidParameter(f"Cannot locate specified Dockerfile: {rel}")

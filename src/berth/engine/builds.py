@@ -348,16 +348,20 @@ class BuildService:
         self.config.tmp_dir.mkdir(parents=True, exist_ok=True)
         ctx_dir = tempfile.mkdtemp(prefix="build-ctx-", dir=self.config.tmp_dir)
         try:
+            ctx = BuildContext(ctx_dir)
+
             def extract() -> None:
                 with open(context_tar, "rb") as f:
                     if os.fstat(f.fileno()).st_size == 0:
                         return  # an empty body: a context with nothing in it
                     extract_tar(f, ctx_dir)
-                ctx = BuildContext(ctx_dir)
-                ctx.apply_dockerignore(keep=(options.dockerfile,))
+                preload = (options.dockerfile,)
+                if options.dockerfile == "Dockerfile":
+                    preload += ("dockerfile",)
+                ctx.apply_dockerignore(preload=preload)
             await asyncio.to_thread(extract)
             runner = EngineStepRunner(self.images, self.containers, registry, auth)
-            return await run_build(runner, self.cache, BuildContext(ctx_dir), options, emit)
+            return await run_build(runner, self.cache, ctx, options, emit)
         finally:
             await asyncio.to_thread(shutil.rmtree, ctx_dir, True)
 
