@@ -114,8 +114,9 @@ def quote(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Docker's tabwriter (min width 10 including 3 spaces of padding, last column bare)."""
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], min_width: int = 10) -> str:
+    """Docker's tabwriter (min width 10 including 3 spaces of padding, last column bare;
+    `top` uses 20)."""
     cols = len(headers)
     cells = [list(map(str, headers))] + [[str(c) for c in r] for r in rows]
     widths = [0] * cols
@@ -129,7 +130,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
             if i == cols - 1:
                 parts.append(c)
             else:
-                parts.append(c.ljust(max(widths[i] + 3, 10)))
+                parts.append(c.ljust(max(widths[i] + 3, min_width)))
         lines.append("".join(parts).rstrip())
     return "\n".join(lines) + "\n"
 

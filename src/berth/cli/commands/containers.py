@@ -240,7 +240,7 @@ TOP = Spec("top", "CONTAINER [ps OPTIONS]", [], min_args=1, interspersed=False,
 def cmd_top(ctx: Context, p: Parsed) -> int:
     params = {"ps_args": " ".join(p.args[1:])} if len(p.args) > 1 else None
     res = ctx.client.get(f"/containers/{path_part(p.args[0])}/top", params)
-    ctx.out.write(fmt.table(res.get("Titles") or [], res.get("Processes") or []))
+    ctx.out.write(fmt.table(res.get("Titles") or [], res.get("Processes") or [], min_width=20))
     return 0
 
 

@@ -169,39 +169,51 @@ DF = Spec("system df", "[OPTIONS]", [
 ], max_args=0, help="Show berth disk usage")
 
 
-def cmd_df(ctx: Context, p: Parsed) -> int:
-    d = ctx.client.get("/system/df") or {}
+def _reclaim(part: int, total: int, percent: bool = True) -> str:
+    if percent and total > 0:
+        return f"{fmt.human_size(part)} ({part * 100 // total}%)"
+    return fmt.human_size(part)
+
+
+def df_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
+    """`system df` rows computed as the docker CLI computes them from GET /system/df."""
     images = d.get("Images") or []
     containers = d.get("Containers") or []
     volumes = d.get("Volumes") or []
     cache = d.get("BuildCache") or []
-    used_images = {c.get("ImageID") for c in containers}
-    img_size = sum(i.get("Size") or 0 for i in images)
-    img_active = sum(1 for i in images if (i.get("Containers") or 0) > 0 or i.get("Id") in used_images)
-    img_reclaim = sum(i.get("Size") or 0 for i in images
-                      if not ((i.get("Containers") or 0) > 0 or i.get("Id") in used_images))
-    c_size = sum(c.get("SizeRw") or 0 for c in containers)
-    c_active = sum(1 for c in containers if c.get("State") == "running")
+    img_total = d.get("LayersSize")
+    if img_total is None:
+        img_total = sum(i.get("Size") or 0 for i in images)
+    used = 0
+    for i in images:
+        if (i.get("Containers") or 0) != 0 and (i.get("Size") or 0) != -1 and (i.get("SharedSize") or 0) != -1:
+            used += (i.get("Size") or 0) - max(i.get("SharedSize") or 0, 0)
+    c_total = sum(c.get("SizeRw") or 0 for c in containers)
     c_reclaim = sum(c.get("SizeRw") or 0 for c in containers if c.get("State") != "running")
-    v_size = sum(((v.get("UsageData") or {}).get("Size") or 0) for v in volumes)
-    v_active = sum(1 for v in volumes if ((v.get("UsageData") or {}).get("RefCount") or 0) > 0)
-    v_reclaim = sum(((v.get("UsageData") or {}).get("Size") or 0) for v in volumes
-                    if ((v.get("UsageData") or {}).get("RefCount") or 0) == 0)
-    b_size = sum(b.get("Size") or 0 for b in cache)
-    b_active = sum(1 for b in cache if b.get("InUse"))
-
-    def pct(part: int, whole: int) -> str:
-        return f"{fmt.human_size(part, 3)} ({int(part * 100 / whole) if whole else 0}%)"
-    rows = [
-        {"Type": "Images", "TotalCount": len(images), "Active": img_active, "Size": fmt.human_size(img_size, 3),
-         "Reclaimable": pct(img_reclaim, img_size)},
-        {"Type": "Containers", "TotalCount": len(containers), "Active": c_active,
-         "Size": fmt.human_size(c_size, 3), "Reclaimable": pct(c_reclaim, c_size)},
-        {"Type": "Local Volumes", "TotalCount": len(volumes), "Active": v_active,
-         "Size": fmt.human_size(v_size, 3), "Reclaimable": pct(v_reclaim, v_size)},
-        {"Type": "Build Cache", "TotalCount": len(cache), "Active": b_active,
-         "Size": fmt.human_size(b_size, 3), "Reclaimable": fmt.human_size(b_size, 3)},
+    v_sizes = [((v.get("UsageData") or {}).get("Size") or 0) for v in volumes]
+    v_total = sum(s for s in v_sizes if s > 0)
+    v_reclaim = sum(s for v, s in zip(volumes, v_sizes, strict=True)
+                    if s > 0 and ((v.get("UsageData") or {}).get("RefCount") or 0) == 0)
+    b_total = sum(b.get("Size") or 0 for b in cache if not b.get("Shared"))
+    b_reclaim = sum(b.get("Size") or 0 for b in cache if not b.get("InUse") and not b.get("Shared"))
+    return [
+        {"Type": "Images", "TotalCount": len(images),
+         "Active": sum(1 for i in images if (i.get("Containers") or 0) > 0),
+         "Size": fmt.human_size(img_total), "Reclaimable": _reclaim(img_total - used, img_total)},
+        {"Type": "Containers", "TotalCount": len(containers),
+         "Active": sum(1 for c in containers if c.get("State") == "running"),
+         "Size": fmt.human_size(c_total), "Reclaimable": _reclaim(c_reclaim, c_total)},
+        {"Type": "Local Volumes", "TotalCount": len(volumes),
+         "Active": sum(1 for v in volumes if ((v.get("UsageData") or {}).get("RefCount") or 0) > 0),
+         "Size": fmt.human_size(v_total), "Reclaimable": _reclaim(v_reclaim, v_total)},
+        {"Type": "Build Cache", "TotalCount": len(cache),
+         "Active": sum(1 for b in cache if b.get("InUse")),
+         "Size": fmt.human_size(b_total), "Reclaimable": _reclaim(b_reclaim, b_total, percent=False)},
     ]
+
+
+def cmd_df(ctx: Context, p: Parsed) -> int:
+    rows = df_rows(ctx.client.get("/system/df") or {})
     headers = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
                "Reclaimable": "RECLAIMABLE"}
     cols = ["Type", "TotalCount", "Active", "Size", "Reclaimable"]
