@@ -82,3 +82,14 @@ def test_unknown_commands_get_a_suggestion() -> None:
     assert target is None and 'did you mean "berth images"?' in (error or "")
     _, _, _, error = _resolve(["network", "lss"])
     assert "is not a berth network command" in (error or "")
+
+
+def test_misspelt_long_flag_gets_a_suggestion() -> None:
+    with pytest.raises(UsageError) as ei:
+        parse(RUN, ["--nmae", "web", "busybox"])
+    assert str(ei.value) == 'unknown flag: --nmae; did you mean "--name"?'
+
+
+def test_docker_prefix_copied_along() -> None:
+    _, target, _, error = _resolve(["docker", "run", "-d", "nginx:latest"])
+    assert target is None and 'did you mean "berth run -d nginx:latest"?' in (error or "")

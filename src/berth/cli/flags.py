@@ -171,7 +171,9 @@ def parse(spec: Spec, argv: list[str]) -> Parsed:
                 continue
             flag = spec.by_long(name)
             if flag is None:
-                raise UsageError(f"unknown flag: --{name}")
+                close = typos.suggest(name, [f.long for f in spec.flags if not f.hidden])
+                hint = f'; did you mean "--{close}"?' if close else ""
+                raise UsageError(f"unknown flag: --{name}{hint}")
             if flag.kind == BOOL:
                 store(flag, value if eq else True)
             elif eq:

@@ -174,6 +174,11 @@ def _usage_error(spec: Spec, exc: Exception, argv: list[str] | None = None) -> i
 def _resolve(words: list[str]) -> tuple[str, tuple[str, str] | None, list[str], str | None]:
     """(typed command name, (module, key) or None, remaining words, error message)."""
     first = words[0]
+    if first == "docker" and len(words) > 1:
+        import shlex
+
+        return first, None, [], (f'"berth docker ..." is not needed: berth takes docker\'s commands '
+                                 f'itself; did you mean "berth {shlex.join(words[1:])}"?')
     slip = typos.dash_slip(first)
     if slip:
         return first, None, words[1:], slip
