@@ -456,3 +456,18 @@ def test_quiet_build_shows_its_log_only_when_it_fails(env: Env) -> None:
     with pytest.raises(BuildError):
         asyncio.run(run_build(env.runner, env.cache, BuildContext(str(env.ctx)), BuildOptions(quiet=True), emit))
     assert len(msgs) == 1 and "Step 2/2 : RUN exit 4" in msgs[0]["stream"] and "ran: exit 4" in msgs[0]["stream"]
+
+
+def test_history_strings_match_the_legacy_builder(env: Env) -> None:
+    img, _, _ = env.build('FROM busybox\nEXPOSE 80 53/udp\nVOLUME /data\nUSER app\nSTOPSIGNAL SIGINT\n'
+                          'ENTRYPOINT ["top", "-b"]\nSHELL ["/bin/ash", "-c"]\nARG V=1\nONBUILD RUN x\n')
+    assert history(img) == [
+        "/bin/sh -c #(nop)  EXPOSE 80 53/udp",
+        "/bin/sh -c #(nop)  VOLUME [/data]",
+        "/bin/sh -c #(nop)  USER app",
+        "/bin/sh -c #(nop)  STOPSIGNAL SIGINT",
+        '/bin/sh -c #(nop)  ENTRYPOINT ["top" "-b"]',
+        "/bin/ash -c #(nop)  SHELL [/bin/ash -c]",  # the new shell already, as docker does
+        "/bin/ash -c #(nop)  ARG V=1",
+        "/bin/ash -c #(nop)  ONBUILD RUN x",
+    ]

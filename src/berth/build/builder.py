@@ -490,9 +490,9 @@ class Builder:
             shown = []
             for word in ins.ports:
                 for p in expand_words(word, env, self.escape):
+                    shown.append(p)
                     for n in _normalize_port(p):
                         ports[n] = {}
-                        shown.append(n)
             cfg["ExposedPorts"] = ports
             await self._meta(state, ins, self._nop(state, "EXPOSE " + " ".join(shown)))
         elif isinstance(ins, I.User):
@@ -533,7 +533,7 @@ class Builder:
             await self._meta(state, ins, self._nop(state, "ONBUILD " + ins.expression))
         elif isinstance(ins, I.Shell):
             cfg["Shell"] = list(ins.shell)
-            await self._meta(state, ins, self._nop(state, "SHELL " + _go_quote_list(ins.shell)))
+            await self._meta(state, ins, self._nop(state, "SHELL [" + " ".join(ins.shell) + "]"))
         elif isinstance(ins, I.Maintainer):
             await self._meta(state, ins, self._nop(state, "MAINTAINER " + ins.name), author=ins.name)
         else:  # pragma: no cover - parse_instruction only makes the classes above
