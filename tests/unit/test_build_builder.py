@@ -471,3 +471,10 @@ def test_history_strings_match_the_legacy_builder(env: Env) -> None:
         "/bin/ash -c #(nop)  ARG V=1",
         "/bin/ash -c #(nop)  ONBUILD RUN x",
     ]
+
+
+def test_syntax_directive_naming_another_frontend_is_reported(env: Env) -> None:
+    _, text, _ = env.build("# syntax=docker/dockerfile:1.7\nFROM busybox\n")
+    assert "[Warning] the syntax directive" not in text
+    _, text, _ = env.build("# syntax=example.com/custom/frontend:2\nFROM busybox\n")
+    assert "[Warning] the syntax directive (example.com/custom/frontend:2) is not used" in text

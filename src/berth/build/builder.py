@@ -232,6 +232,10 @@ class Builder:
         meta, self.stages = I.parse_stages(df, name)
         for w in df.warnings:
             await self.say(f"[Warning] {w}\n")
+        syntax = df.directives.get("syntax")
+        if syntax and not re.match(r"^(docker\.io/)?docker/dockerfile(-upstream)?(:[0-9a-z.-]+)?(@.*)?$", syntax):
+            await self.say(f"[Warning] the syntax directive ({syntax}) is not used: berth parses "
+                           "Dockerfiles itself\n")
         self._init_meta(meta)
         target = self._target_index()
         needed = self._needed(target)
