@@ -198,6 +198,7 @@ def build_image(name_tag: str, out_path: str | Path, log: Callable[[str], None] 
         origin = f"this host's installed busybox-static (apt sources: {origin})"
     log(f"bootstrap: building {reference} from Debian {recipe.suite} ({origin})")
     work = Path(tempfile.mkdtemp(prefix="berth-bootstrap-", dir=work_dir))
+    work.chmod(0o755)     # lets apt's download sandbox (user _apt) reach the rootfs
     tmp_out = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
     try:
         root = work / "rootfs"
