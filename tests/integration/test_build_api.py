@@ -426,6 +426,10 @@ def test_daemon_crash_mid_build_is_cleaned_up_at_restart(busybox_tar: str) -> No
         h.kill9()
         s.close()
         assert subprocess.run(["pgrep", "-f", "sleep 61"], capture_output=True).returncode == 0
+        # and a COPY step's snapshot, as a crash in the middle of one would leave it
+        from berth.image.snapshots import Snapshots
+        merged = Snapshots(names.data_root / "containers").prepare("build-leftover0", [])
+        assert merged in Path("/proc/mounts").read_text()
         h.start()
         containers = names.data_root / "containers"
         deadline = time.monotonic() + 20
