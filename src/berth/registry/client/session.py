@@ -173,6 +173,8 @@ class RegistrySession:
         ch = self.challenge
         if ch is None:
             return None
+        if self.auth.get("registrytoken"):
+            return f"Bearer {self.auth['registrytoken']}"  # a token the caller already holds
         if ch.scheme == "basic":
             return self._basic()
         if ch.scheme == "bearer":
