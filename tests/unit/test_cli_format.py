@@ -98,3 +98,19 @@ def test_render_format_table_and_plain() -> None:
     out = fmt.render_format("table {{.ID}}\\t{{.Names}}", rows, headers)
     assert out.splitlines() == ["CONTAINER ID   NAMES", "1              a", "2              bb"]
     assert fmt.render_format("json", rows, headers).splitlines()[0] == '{"ID":"1","Names":"a"}'
+
+
+def test_logs_since_and_until_values() -> None:
+    import pytest
+
+    from berth.cli.commands.containers import timestamp_param
+    from berth.cli.flags import UsageError
+
+    now = 1_000_000.0
+    assert timestamp_param("1700000000", "--since", now) == "1700000000"
+    assert float(timestamp_param("10m", "--since", now)) == now - 600
+    assert float(timestamp_param("1h30m", "--since", now)) == now - 5400
+    assert float(timestamp_param("2026-01-02T03:04:05Z", "--since", now)) == 1767323045.0
+    assert float(timestamp_param("2026-01-02", "--since", now)) == 1767312000.0
+    with pytest.raises(UsageError, match='invalid value for "--since"'):
+        timestamp_param("yesterday", "--since", now)
