@@ -344,11 +344,13 @@ class MemoryCache:
         self.comp[diff_id] = (digest, size, media_type)
 
 
-def test_push_compresses_mounts_and_skips(berth_registry: RunningRegistry, local: Local, busybox_tar: str) -> None:
+@pytest.mark.parametrize("which", ["berth_registry", "distribution_registry"])
+def test_push_compresses_mounts_and_skips(request: pytest.FixtureRequest, local: Local, busybox_tar: str,
+                                          which: str) -> None:
     from berth.image.archive import import_rootfs_tar
     with open(busybox_tar, "rb") as f:
         img = import_rootfs_tar(f, local.layers, local.store, tags=["pushme:v1"])
-    reg = berth_registry
+    reg = request.getfixturevalue(which)
     cache = MemoryCache()
     msgs: list[dict[str, Any]] = []
 
