@@ -228,8 +228,10 @@ def test_add_extracts_local_archives_but_copy_does_not(tmp_path: Path, rootfs: P
     arch = tar_of([("pkg/x.txt", "file", "from-tar")]).getvalue()
     import gzip
     (Path(ctx.root) / "a.tar.gz").write_bytes(gzip.compress(arch))
-    Copier(str(rootfs)).copy([src(ctx, "a.tar.gz")], "/opt/", is_add=True)
+    Copier(str(rootfs), 7, 8).copy([src(ctx, "a.tar.gz")], "/opt/", is_add=True)
     assert (rootfs / "opt/pkg/x.txt").read_text() == "from-tar"
+    st = os.stat(rootfs / "opt/pkg/x.txt")
+    assert (st.st_uid, st.st_gid) == (7, 8)
     Copier(str(rootfs)).copy([src(ctx, "a.tar.gz")], "/copied/")
     assert (rootfs / "copied/a.tar.gz").exists()
 

@@ -68,7 +68,7 @@ class _Padded(io.RawIOBase):
         return n
 
 
-def extract_tar(fileobj: BinaryIO, dest: str | Path) -> None:
+def extract_tar(fileobj: BinaryIO, dest: str | Path, what: str = "the build context") -> list[str]:
     """Extract a (possibly compressed) tar stream into dest. Refuses members that would land
     outside dest: `..` names and paths through symlinks. Symlinks themselves are kept."""
     root = os.path.realpath(dest)
@@ -83,8 +83,9 @@ def extract_tar(fileobj: BinaryIO, dest: str | Path) -> None:
     try:
         tar = tarfile.open(fileobj=fileobj, mode="r|*")
     except tarfile.TarError as exc:
-        raise InvalidParameter(f"the build context is not a valid tar archive: {exc}") from None
+        raise InvalidParameter(f"{what} is not a valid tar archive: {exc}") from None
     dirs: list[tuple[str, tarfile.TarInfo]] = []
+    extracted: list[str] = []
     with tar:
         try:
             for m in tar:
@@ -111,18 +112,20 @@ def extract_tar(fileobj: BinaryIO, dest: str | Path) -> None:
                     else:
                         os.unlink(target)
                 tar.extract(m, root, set_attrs=not m.isdir(), numeric_owner=True)
+                extracted.append(target)
                 if m.isdir():
                     dirs.append((target, m))
         except (tarfile.TarError, EOFError, OSError) as exc:
             if isinstance(exc, InvalidParameter):
                 raise
-            raise InvalidParameter(f"failed to read the build context: {exc}") from None
+            raise InvalidParameter(f"failed to read {what}: {exc}") from None
     for path, m in reversed(dirs):  # directory modes/times last, as tar does
         try:
             os.chmod(path, m.mode & 0o7777)
             os.utime(path, (m.mtime, m.mtime))
         except OSError:
             pass
+    return extracted
 
 
 def resolve_in_root(root: str, path: str, *, follow_last: bool = True, clamp: bool = True,

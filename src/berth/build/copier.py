@@ -5,7 +5,8 @@
   several sources (which then requires the trailing `/`);
 - relative destinations are relative to WORKDIR; missing directories are created;
 - everything copied is owned by 0:0 unless `--chown`, modes kept unless `--chmod`;
-- ADD extracts local tar archives (plain, gzip, bzip2, xz) into the destination.
+- ADD extracts local tar archives (plain, gzip, bzip2, xz) into the destination, the
+  extracted files owned by 0:0 or `--chown`'s owner.
 Paths inside the rootfs resolve like a chroot (absolute symlinks stay inside)."""
 
 from __future__ import annotations
@@ -167,7 +168,9 @@ class Copier:
             if is_add and _is_archive(host_src):
                 dh = self.mkdirs(dest_abs)
                 with open(host_src, "rb") as f:
-                    extract_tar(f, dh)
+                    paths = extract_tar(f, dh, what=f"the archive {src.rel}")
+                for p in paths:  # owned by root, or --chown's owner, as docker's ADD does
+                    os.lchown(p, self.uid, self.gid)
                 continue
             target = dest_abs
             existing = self._host(dest_abs)
