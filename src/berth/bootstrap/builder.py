@@ -92,13 +92,14 @@ def _labels(recipe: Recipe, versions: dict[str, str], mirrors: list[str],
 
 def _describe(recipe: Recipe, reference: str, versions: dict[str, str], origin: str,
               count: int, created: str) -> str:
-    how = ("no mmdebstrap: the binary of the host's busybox-static package" if recipe.source == "busybox" else
-           f"mmdebstrap --variant={recipe.variant}"
-           + (" (slim: no docs, man pages, locales, apt lists)" if recipe.slim else ""))
+    if recipe.source == "busybox":
+        how = f"built from Debian {recipe.suite}'s busybox-static as installed on this host (no mmdebstrap)"
+    else:
+        how = (f"built from Debian {recipe.suite} packages with mmdebstrap --variant={recipe.variant}"
+               + (" (slim: no docs, man pages, locales, apt lists)" if recipe.slim else ""))
     pkgs = ", ".join(f"{p} {v}" for p, v in versions.items())
-    lines = [f"{reference}: {recipe.summary}",
-             f"built from Debian {recipe.suite} packages with {how}",
-             f"mirror: {origin}",
+    lines = [f"{reference}: {recipe.summary}", how,
+             f"{'apt sources' if recipe.source == 'busybox' else 'mirror'}: {origin}",
              f"packages: {pkgs}" + (f" ({count} installed)" if count > 1 else ""),
              f"dated {created} (newest package)"]
     lines += [f"note: {n}" for n in recipe.notes]
@@ -193,9 +194,7 @@ def build_image(name_tag: str, out_path: str | Path, log: Callable[[str], None] 
         if hit is not None:
             log(f"bootstrap: {reference}: using the archive built earlier today ({cache[0]})")
             return hit
-    origin = describe(sources) or "this host's dpkg database"
-    if recipe.source == "busybox":
-        origin = f"this host's installed busybox-static (apt sources: {origin})"
+    origin = describe(sources) or "none configured"
     log(f"bootstrap: building {reference} from Debian {recipe.suite} ({origin})")
     work = Path(tempfile.mkdtemp(prefix="berth-bootstrap-", dir=work_dir))
     work.chmod(0o755)     # lets apt's download sandbox (user _apt) reach the rootfs
