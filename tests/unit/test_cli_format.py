@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from berth.cli import format as fmt
-from berth.cli.commands.containers import container_row, port_lines, stats_row
+from berth.cli.commands.containers import PS_HEADERS, container_row, port_lines, stats_row
 from berth.cli.commands.images import image_rows
 
 
@@ -64,6 +64,11 @@ def test_container_row() -> None:
     assert r["RunningFor"] == "10 seconds ago"
     assert r["Names"] == "web" and r["Ports"] == "0.0.0.0:8001->80/tcp"
     assert container_row(c, trunc=False, now=1010)["ID"] == "a" * 64
+    c["Labels"] = {"com.example.team": "web"}
+    rows = [container_row(c, trunc=True, now=1010)]
+    assert fmt.render_format('{{.Names}} {{.Label "com.example.team"}}', rows, PS_HEADERS) == "web web\n"
+    assert fmt.render_format('table {{.Label "com.example.team"}}', rows, PS_HEADERS) == "LABEL\nweb\n"
+    assert '"Labels":"com.example.team=web"' in fmt.render_format("json", rows, PS_HEADERS)
 
 
 def test_image_rows() -> None:

@@ -165,7 +165,8 @@ def render_format(fmt: str, items: Sequence[dict[str, Any]], headers: dict[str, 
     from berth.cli.template import Template
 
     if fmt == "json":
-        return "".join(json.dumps(it, separators=(",", ":"), ensure_ascii=False) + "\n" for it in items)
+        return "".join(json.dumps({k: v for k, v in it.items() if not callable(v)}, separators=(",", ":"),
+                                  ensure_ascii=False) + "\n" for it in items)
     fmt = fmt.replace("\\t", "\t").replace("\\n", "\n")
     if fmt.startswith("table"):
         body = fmt[5:].strip() or None

@@ -418,6 +418,14 @@ def _eval_cmd(cmd: list[Any], dot: Any, scope: _Scope, piped: Any, has_piped: bo
         if has_piped:
             args.append(piped)
         return _call(head[1], args)
+    if head[0] == "field" and (len(cmd) > 1 or has_piped):
+        # a method with arguments, e.g. ps's {{.Label "com.example.key"}}
+        target = _operand(head, dot, scope)
+        if callable(target):
+            args = [_operand(op, dot, scope) for op in cmd[1:]]
+            if has_piped:
+                args.append(piped)
+            return target(*args)
     if len(cmd) > 1 or has_piped:
         raise TemplateError("can't give argument to non-function")
     return _operand(head, dot, scope)

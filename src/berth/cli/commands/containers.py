@@ -96,10 +96,11 @@ PS = Spec("ps", "[OPTIONS]", [
     Flag("size", BOOL, "s", help="Display total file sizes"),
 ], max_args=0, help="List containers")
 
-PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
+PS_HEADERS: dict[str, Any] = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
               "RunningFor": "CREATED", "Ports": "PORTS", "Status": "STATUS", "Size": "SIZE",
               "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
-              "State": "STATE", "LocalVolumes": "LOCAL VOLUMES", "Platform": "PLATFORM"}
+              "State": "STATE", "LocalVolumes": "LOCAL VOLUMES", "Platform": "PLATFORM",
+              "Label": lambda _key: "LABEL"}
 
 
 def container_row(c: dict[str, Any], trunc: bool, now: float | None = None) -> dict[str, Any]:
@@ -135,6 +136,7 @@ def container_row(c: dict[str, Any], trunc: bool, now: float | None = None) -> d
         "Size": size,
         "Names": fmt.container_names(c.get("Names")),
         "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+        "Label": lambda key: labels.get(key, ""),
         "Mounts": ",".join(fmt.ellipsis(m, 15) if trunc else m for m in mounts),
         "Networks": ",".join(nets),
         "LocalVolumes": str(sum(1 for m in (c.get("Mounts") or []) if m.get("Driver") == "local")),
