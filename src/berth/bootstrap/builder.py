@@ -123,12 +123,10 @@ def _cache_paths(cache_dir: Path, recipe: Recipe, reference: str,
 
 
 def _copy_atomic(src: Path, dest: Path) -> None:
+    """A copy (never a hard link: whoever gets the archive may rewrite it), renamed into place."""
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     try:
-        try:
-            os.link(src, tmp)
-        except OSError:
-            shutil.copyfile(src, tmp)
+        shutil.copyfile(src, tmp)
         os.replace(tmp, dest)
     finally:
         if tmp.exists():
@@ -171,7 +169,7 @@ def build_image(name_tag: str, out_path: str | Path, log: Callable[[str], None] 
     """Build NAME:TAG from its recipe into a `docker save` archive at `out_path`.
 
     `cache_dir` (default: $BERTH_BOOTSTRAP_CACHE, else no cache) reuses an archive built
-    today from the same recipe and sources. `work_dir` is where the temporary rootfs goes.
+    today from the same recipe and sources (copied to `out_path`). `work_dir` is where the temporary rootfs goes.
     Raises InvalidParameter for an unknown or unbuildable NAME:TAG, BootstrapError when
     the build fails; nothing is left behind in either case.
     """
