@@ -425,3 +425,21 @@ def test_tls_registry_insecure_by_default_on_loopback(tmp_path: Path, local: Loc
         ctx = ssl.create_default_context(cafile=str(reg.extra["cert"]))
         local.store.untag(f"{reg.host}/tls/img:v1")
         assert asyncio.run(pull([], ctx)).id == built.config_id
+
+
+def test_single_platform_image_of_another_platform_is_refused_when_asked(local: Local) -> None:
+    from berth.errors import NotFound
+    built = build_image("amd64", compressions=("gzip",))
+    fake = FakeRegistry(built, "plat/img")
+
+    async def go(platform: str | None) -> Any:
+        runner, host = await _serve(fake.app())
+        try:
+            async with RegistryClient() as c:
+                return await c.pull(f"{host}/plat/img:latest", local, platform=platform)
+        finally:
+            await runner.cleanup()
+    with pytest.raises(NotFound, match="does not match the specified platform: wanted linux/arm64, actual: linux/amd64"):
+        asyncio.run(go("linux/arm64"))
+    assert local.store.list() == []
+    assert asyncio.run(go("linux/amd64")).id == built.config_id

@@ -17,7 +17,7 @@ from berth import errors
 from berth.image.layers import chain_ids
 from berth.image.reference import Reference
 from berth.registry import mediatypes as mt
-from berth.registry.client.platform import Platform, select
+from berth.registry.client.platform import Platform, normalize_arch, select
 from berth.registry.client.progress import Reporter, short
 from berth.registry.client.session import RegistrySession, error_from
 from berth.registry.client.stream import GunzipFeeder, Pipe, PipeAborted
@@ -68,7 +68,8 @@ async def fetch_manifest(session: RegistrySession, repo: str, ref: str) -> tuple
 
 class Puller:
     def __init__(self, session: RegistrySession, images: LocalImages, reporter: Reporter,
-                 platform: Platform, sources: BlobSources | None = None) -> None:
+                 platform: Platform, sources: BlobSources | None = None, explicit_platform: bool = False) -> None:
+        self.explicit_platform = explicit_platform  # refuse a single-platform image of another platform
         self.session = session
         self.images = images
         self.rep = reporter
@@ -79,8 +80,7 @@ class Puller:
         repo = ref.path
         tag_or_digest = ref.digest or ref.tag or "latest"
         body, ctype, top_digest = await fetch_manifest(self.session, repo, tag_or_digest)
-        await self.rep.status(f"Pulling from {ref.familiar_name if ref.domain == 'docker.io' else ref.path}",
-                              ref.tag or ref.digest or "latest")
+        await self.rep.status(f"Pulling from {ref.path}", ref.tag or ref.digest or "latest")
         try:
             pm = mt.parse_manifest(body, ctype)
         except ValueError as exc:
@@ -100,6 +100,13 @@ class Puller:
             cfg = json.loads(config)
         except ValueError:
             raise errors.InvalidParameter(f"{ref.familiar}: image config is not JSON") from None
+        if self.explicit_platform and not pm.is_index:
+            have = Platform(str(cfg.get("os", "")), normalize_arch(str(cfg.get("architecture", ""))),
+                            str(cfg.get("variant") or ""))
+            if not self.platform.matches({"os": have.os, "architecture": have.architecture,
+                                          "variant": have.variant}):
+                raise errors.NotFound(f"image with reference {ref.familiar} was found but does not match the "
+                                      f"specified platform: wanted {self.platform}, actual: {have}")
         diff_ids = list((cfg.get("rootfs") or {}).get("diff_ids") or [])
         if len(diff_ids) != len(pm.layers):
             raise errors.InvalidParameter(f"{ref.familiar}: the manifest lists {len(pm.layers)} layers but "

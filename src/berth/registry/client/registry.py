@@ -86,7 +86,8 @@ class RegistryClient:
             # credentials are never sent to mirrors
             sess = self.session(ep, None if ep.mirror else auth)
             try:
-                return await Puller(sess, images, Reporter(progress), want, self.cache).pull(r)
+                return await Puller(sess, images, Reporter(progress), want, self.cache,
+                                    explicit_platform=bool(platform)).pull(r)
             except _RETRY_ON_MIRROR as exc:
                 last = exc
                 if not ep.mirror or i == len(eps) - 1:
