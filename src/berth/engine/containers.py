@@ -80,6 +80,7 @@ class Container:
     exec_ids: list[str] = field(default_factory=list)
     netns: str | None = None
     net_up: bool = False
+    removal: asyncio.Future[None] | None = None
 
     def doc(self) -> str:
         return json.dumps({
@@ -597,7 +598,7 @@ class ContainerService:
             t = asyncio.create_task(self._restart_later(c))
             self._tasks.add(t)
             t.add_done_callback(self._tasks.discard)
-        elif c.host_config.get("AutoRemove"):
+        elif c.host_config.get("AutoRemove") and c.removal is None:
             try:
                 await self.remove(c.id, force=True, volumes=True)
             except NotFound:
@@ -768,15 +769,32 @@ class ContainerService:
     # --- remove ----------------------------------------------------------------------
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         c = self.get(ref)
-        if c.state.get("Status") == "removing":
+        if c.removal is not None:
+            if force:  # a forced remove waits for the one in progress (auto-remove, another rm -f)
+                await asyncio.shield(c.removal)
+                return
             raise Conflict(f"removal of container {c.id} is already in progress")
+        if c.running and not force:
+            if c.state.get("Status") == "paused":
+                raise Conflict(f"You cannot remove a paused container {c.id}. Unpause and then stop the "
+                               "container before attempting removal or force remove")
+            raise Conflict(f"You cannot remove a running container {c.id}. Stop the container before "
+                           "attempting removal or force remove")
+        c.removal = asyncio.get_running_loop().create_future()
+        try:
+            await self._remove(c, volumes)
+        except BaseException as exc:
+            fut, c.removal = c.removal, None
+            if isinstance(exc, Exception):
+                fut.set_exception(exc)
+                fut.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            else:
+                fut.cancel()
+            raise
+        c.removal.set_result(None)
+
+    async def _remove(self, c: Container, volumes: bool) -> None:
         if c.running:
-            if not force:
-                if c.state.get("Status") == "paused":
-                    raise Conflict(f"You cannot remove a paused container {c.id}. Unpause and then stop the "
-                                   "container before attempting removal or force remove")
-                raise Conflict(f"You cannot remove a running container {c.id}. Stop the container before "
-                               "attempting removal or force remove")
             c.manually_stopped = True
             fut = self._exit_future(c)
             if c.state.get("Status") == "paused":

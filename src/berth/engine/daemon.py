@@ -122,6 +122,8 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
     p.add_argument("--cgroup-parent", default=None)
     p.add_argument("--registry-mirror", action="append", default=[])
     p.add_argument("--insecure-registry", action="append", default=[])
+    p.add_argument("--hub-endpoint", default=None,
+                   help="where docker.io requests go (a registry URL); default: Docker Hub")
     p.add_argument("-D", "--debug", action="store_true")
     a = p.parse_args(argv)
     cfg = DaemonConfig()
@@ -137,6 +139,8 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
         if getattr(a, name) is not None:
             setattr(cfg, name, getattr(a, name))
     cfg.registry_mirrors = a.registry_mirror
+    if a.hub_endpoint:
+        cfg.hub_endpoint = a.hub_endpoint
     cfg.insecure_registries = cfg.insecure_registries + a.insecure_registry
     cfg.debug = a.debug
     cfg._extra_hosts = a.host[1:]  # type: ignore[attr-defined]
