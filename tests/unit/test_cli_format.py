@@ -67,7 +67,7 @@ def test_container_row() -> None:
     c["Labels"] = {"com.example.team": "web"}
     rows = [container_row(c, trunc=True, now=1010)]
     assert fmt.render_format('{{.Names}} {{.Label "com.example.team"}}', rows, PS_HEADERS) == "web web\n"
-    assert fmt.render_format('table {{.Label "com.example.team"}}', rows, PS_HEADERS) == "LABEL\nweb\n"
+    assert fmt.render_format('table {{.Label "com.example.team"}}', rows, PS_HEADERS) == "com.example.team\nweb\n"
     assert '"Labels":"com.example.team=web"' in fmt.render_format("json", rows, PS_HEADERS)
 
 

@@ -100,7 +100,7 @@ PS_HEADERS: dict[str, Any] = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command":
               "RunningFor": "CREATED", "Ports": "PORTS", "Status": "STATUS", "Size": "SIZE",
               "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
               "State": "STATE", "LocalVolumes": "LOCAL VOLUMES", "Platform": "PLATFORM",
-              "Label": lambda _key: "LABEL"}
+              "Label": lambda key: key}   # docker heads a label column with its key
 
 
 def container_row(c: dict[str, Any], trunc: bool, now: float | None = None) -> dict[str, Any]:
