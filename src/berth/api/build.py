@@ -131,10 +131,13 @@ async def build(request: web.Request) -> web.StreamResponse:
                 await asyncio.to_thread(f.write, chunk)
         resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
 
+        lock = asyncio.Lock()  # pull progress may arrive from several tasks at once
+
         async def emit(msg: dict[str, Any]) -> None:
-            if not resp.prepared:
-                await resp.prepare(request)
-            await resp.write(json.dumps(msg).encode() + b"\r\n")
+            async with lock:
+                if not resp.prepared:
+                    await resp.prepare(request)
+                await resp.write(json.dumps(msg).encode() + b"\r\n")
 
         task = asyncio.ensure_future(svc.build(path, opts, emit, registry=getattr(d, "registry", None),
                                                auth=_registry_config(request)))
