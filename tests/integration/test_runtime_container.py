@@ -237,7 +237,9 @@ def test_delete_force_running_container_leaves_nothing(rt, box):
     write(bundle, sp)
     pid = rt.create(cid, str(bundle), stdio=(0, 1, 2))
     rt.start(cid)
-    time.sleep(0.1)
+    deadline = time.monotonic() + 10
+    while len(rt.ps(cid)) < 2 and time.monotonic() < deadline:  # the shell forks its first sleep
+        time.sleep(0.02)
     assert len(rt.ps(cid)) == 2
     rt.delete(cid, force=True)
     assert wait_pid(pid, 10) == 128 + 9

@@ -14,7 +14,6 @@ import signal
 import sys
 import time
 
-VERSION = "0.1.0"
 DEFAULT_ROOT = "/run/berth-runtime"
 
 
@@ -160,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     args = build_parser(_command_of(argv)).parse_args(argv)
     if args.version:
-        from berth.runtime.spec import OCI_VERSION
+        from berth.runtime.version import OCI_VERSION, VERSION
         print(f"berth-runtime version {VERSION}\nspec: {OCI_VERSION}")
         return 0
     if not args.command:
@@ -269,7 +268,7 @@ def _spec_cmd(args, log: _Log) -> int:
 
 def _features(args, log: _Log) -> int:
     from berth.runtime import capabilities, mounts
-    from berth.runtime.spec import OCI_VERSION
+    from berth.runtime.version import OCI_VERSION
     feats = {
         "ociVersionMin": "1.0.0", "ociVersionMax": "1.1.0",
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],

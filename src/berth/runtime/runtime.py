@@ -14,9 +14,8 @@ import re
 import select
 import signal as _signal
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from berth.runtime import spec as _spec
 from berth.runtime import state as _state
 from berth.runtime.errors import (
     ContainerExists,
@@ -27,6 +26,9 @@ from berth.runtime.errors import (
     RuntimeFailure,
 )
 from berth.runtime.state import EXEC_FIFO, State
+
+if TYPE_CHECKING:
+    from berth.runtime import spec as _spec
 
 _ID_RE = re.compile(r"^[\w+\-.]+$")
 def parse_signal(sig: int | str) -> int:
@@ -109,6 +111,7 @@ class Runtime:
                new_keyring: bool = True) -> int:
         """Create container `cid` from `bundle` (its config.json, or `config` if given, already
         loaded from that bundle). Returns the init's pid; the init waits for `start`."""
+        from berth.runtime import spec as _spec
         d = self._dir(cid)
         bundle = os.path.abspath(bundle)
         if config is None:
@@ -309,8 +312,9 @@ class Runtime:
             os.close(fd)
         os.unlink(fifo)
         if (st.config.get("hooks") or {}).get("poststart"):  # cheap check, no re-parse
-            config = _spec.Spec.from_dict(st.config)
             from berth.runtime import hooks as _hooks
+            from berth.runtime import spec as _spec
+            config = _spec.Spec.from_dict(st.config)
             st.status = "running"
             for h in config.hooks.poststart:
                 try:
@@ -350,6 +354,7 @@ class Runtime:
 
     def update(self, cid: str, resources: _spec.Resources) -> None:
         """Apply new cgroup limits to a created/running/paused container (`runc update`)."""
+        from berth.runtime import spec as _spec
         st = self.state(cid)
         if st.status == "stopped":
             raise InvalidState(f"cannot update container {cid}: it is stopped")
@@ -410,8 +415,9 @@ class Runtime:
             cg.destroy()
         _rmtree(d)
         if (st.config.get("hooks") or {}).get("poststop"):
-            config = _spec.Spec.from_dict(st.config)
             from berth.runtime import hooks as _hooks
+            from berth.runtime import spec as _spec
+            config = _spec.Spec.from_dict(st.config)
             st.status = "stopped"
             for h in config.hooks.poststop:
                 try:
@@ -425,6 +431,7 @@ class Runtime:
              preserve_fds: int = 0) -> int:
         """Start `process` inside a running container; returns its host pid (the caller, a
         subreaper, reaps it; with `detach=False` the CLI waits for it)."""
+        from berth.runtime import spec as _spec
         st = self.state(cid)
         if st.status not in ("running", "created"):
             raise InvalidState(f"cannot exec in a container that is {st.status}")
@@ -482,6 +489,7 @@ def preload() -> None:
 def load_bundle(bundle: str) -> _spec.Spec:
     """The bundle's spec; the parsed JSON is kept as `_source` so `create` can store it in
     the state without serialising the spec again (do not modify a spec you pass on)."""
+    from berth.runtime import spec as _spec
     try:
         with open(os.path.join(bundle, "config.json"), "rb") as f:
             raw = json.loads(f.read())

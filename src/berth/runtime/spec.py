@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-OCI_VERSION = "1.0.2-dev"
+from berth.runtime.version import OCI_VERSION  # re-exported: spec.OCI_VERSION
 
 # JSON key <-> field name where camel/snake conversion is not mechanical
 _KEYS = {"uidMappings": "uid_mappings", "gidMappings": "gid_mappings", "oomScoreAdj": "oom_score_adj",

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from berth.runtime.spec import OCI_VERSION
+from berth.runtime.version import OCI_VERSION
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
