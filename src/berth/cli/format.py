@@ -131,7 +131,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], min_width: int 
                 parts.append(c)
             else:
                 parts.append(c.ljust(max(widths[i] + 3, min_width)))
-        lines.append("".join(parts).rstrip())
+        lines.append("".join(parts))   # no rstrip: tabwriter pads an empty last cell's column too
     return "\n".join(lines) + "\n"
 
 
