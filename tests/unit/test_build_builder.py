@@ -404,6 +404,12 @@ def test_add_from_url_downloads_with_mode_0600_and_copy_refuses_urls(env: Env) -
         assert int(f.stat().st_mtime) == 1445412480
         _, text, _ = env.build(f"FROM busybox\nADD {base}/files/tool.txt /opt/\n")
         assert "Using cache" in text  # same content: cached
+        good = "sha256:" + hashlib.sha256(b"downloaded\n").hexdigest()
+        env.build(f"FROM busybox\nADD --checksum={good} {base}/files/tool.txt /opt/\n")
+        with pytest.raises(InvalidParameter, match="Dockerfile:2: digest mismatch"):
+            env.build(f"FROM busybox\nADD --checksum=sha256:{'0' * 64} {base}/files/tool.txt /opt/\n")
+        with pytest.raises(InvalidParameter, match="checksum can't be specified for non-HTTP"):
+            env.build(f"FROM busybox\nADD --checksum={good} Dockerfile /x\n")
         with pytest.raises(InvalidParameter, match="status 404"):
             env.build(f"FROM busybox\nADD {base}/missing /x\n")
         with pytest.raises(InvalidParameter, match="source can't be a URL for COPY"):

@@ -730,11 +730,21 @@ class Builder:
             else:
                 from_ref = await self.runner.resolve(f, pull=self.opts.pull, platform=None, emit=self._progress)
         downloads: dict[str, tuple[str, str]] = {}
+        if ins.checksum and not all(x.startswith(("http://", "https://")) for x in srcs_raw):
+            raise InvalidParameter("checksum can't be specified for non-HTTP(S) sources")
         for s in srcs_raw:
             if s.startswith(("http://", "https://")) and s not in heredocs:
                 if not ins.is_add:
                     raise InvalidParameter(f"source can't be a URL for COPY: {s}")
                 downloads[s] = await self._download(s)
+                if ins.checksum:
+                    want = expand_word(ins.checksum, env, self.escape)
+                    d, name = downloads[s]
+                    got = "sha256:" + await asyncio.to_thread(_sha256_file, os.path.join(d, name))
+                    if not want.startswith("sha256:"):
+                        raise InvalidParameter(f"unsupported digest algorithm in --checksum={want}")
+                    if got != want:
+                        raise InvalidParameter(f"digest mismatch for {s}: expected {want}, got {got}")
         workdir = state.config.get("WorkingDir") or "/"
 
         def gather(root: str | None) -> tuple[list[Source], dict[str, str]]:
@@ -805,6 +815,14 @@ class Builder:
                 await perform(None)
         except OutsideContext as exc:
             raise InvalidParameter(f"{kw} failed: {exc}") from None
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _host_arch() -> str:

@@ -124,6 +124,7 @@ class Copy(Instruction):
     chown: str | None = None
     chmod: str | None = None
     heredocs: list[Heredoc] = field(default_factory=list)
+    checksum: str | None = None      # ADD --checksum=sha256:<hex> (URL sources)
 
 
 @dataclass
@@ -256,7 +257,7 @@ def parse_instruction(node: Node, filename: str = "Dockerfile") -> Instruction:
             raise _err(node, "--from requires a value", filename)
         return Copy(node, sources=words[:-1], dest=words[-1], is_add=(kw == "add"),
                     from_=flags.get("from") if kw == "copy" else None, chown=flags.get("chown"),
-                    chmod=flags.get("chmod"), heredocs=heredocs)
+                    chmod=flags.get("chmod"), heredocs=heredocs, checksum=flags.get("checksum"))
     if kw == "expose":
         if not args:
             raise _err(node, "EXPOSE requires at least one argument", filename)
