@@ -443,3 +443,30 @@ def test_single_platform_image_of_another_platform_is_refused_when_asked(local: 
         asyncio.run(go("linux/arm64"))
     assert local.store.list() == []
     assert asyncio.run(go("linux/amd64")).id == built.config_id
+
+
+def test_hub_endpoint_serves_docker_io(tmp_path: Path, local: Local) -> None:
+    """With `hub_endpoint` (the journeys' offline set-up) docker.io names, search and login go
+    to a local registry."""
+    from fixtures.registry import start_berth_registry
+    with start_berth_registry(tmp_path, anonymous_pull=True) as hub:
+        built = build_image(compressions=("gzip",))
+        upload_built(hub, "library/hubimg", built)
+        [(md, (m, media))] = built.manifests.items()
+        r = requests.put(f"{hub.url}/v2/library/hubimg/manifests/latest", data=m, headers={"Content-Type": media},
+                         auth=(hub.user, hub.password))
+        assert r.status_code == 201
+
+        async def go() -> tuple[Any, list[dict[str, Any]], dict[str, str]]:
+            async with RegistryClient(hub_endpoint=hub.url) as c:
+                img = await c.pull("hubimg", local)
+                found = await c.search("hubimg", 5)
+                ok = await c.login({"username": hub.user, "password": hub.password,
+                                    "serveraddress": "https://index.docker.io/v1/"})
+                with pytest.raises(Unauthorized):
+                    await c.login({"username": hub.user, "password": "wrong", "serveraddress": ""})
+                return img, found, ok
+        img, found, ok = asyncio.run(go())
+        assert img.repo_tags == ["hubimg:latest"]
+        assert found[0]["name"] == "hubimg" and found[0]["is_official"] is True
+        assert ok["Status"] == "Login Succeeded"
