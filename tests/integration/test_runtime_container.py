@@ -616,3 +616,50 @@ def test_delete_force_cleans_a_create_killed_half_way(rt, box):
     rt.delete(cid, force=True)  # kills what is in the cgroup, removes cgroups and state
     assert wait_pid(pid, 10) == 128 + 9
     assert_clean(rt, cid)
+
+
+def test_cli_preserve_fds_and_exec_options(box, run_names):
+    cid, bundle, sp = box(["sh", "-c", "cat <&3"])
+    write(bundle, sp)
+    root = str(run_names.root / "cli-state")
+    exe = venv_exe("berth-runtime")
+    r, w = os.pipe()
+    os.write(w, b"through fd 3\n")
+    os.close(w)
+    try:
+        # the pipe arrives as fd 3 of berth-runtime, which hands it on to the container
+        res = subprocess.run(["sh", "-c", f'exec 3<&0 0</dev/null; exec {exe} --root {root} run'
+                              f' --preserve-fds 1 -b {bundle} {cid}'], stdin=r, capture_output=True,
+                             text=True, timeout=60)
+    finally:
+        os.close(r)
+    assert (res.returncode, res.stdout) == (0, "through fd 3\n"), res.stderr
+    r, w = os.pipe()
+    os.close(w)
+    try:  # without --preserve-fds nothing beyond stdio leaks into the container
+        res = subprocess.run(["sh", "-c", f"exec 3<&0 0</dev/null; exec {exe} --root {root} run -b {bundle} {cid}"],
+                             stdin=r, capture_output=True, text=True, timeout=60)
+    finally:
+        os.close(r)
+    assert res.returncode != 0 and "Bad file descriptor" in res.stderr, res
+
+    cid2, bundle2, sp2 = box(["sleep", "60"])
+    write(bundle2, sp2)
+    subprocess.run([exe, "--root", root, "run", "-d", "-b", str(bundle2), cid2], stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=True)
+    try:
+        res = subprocess.run([exe, "--root", root, "exec", "--user", "65534:65534", "--env", "FOO=bar",
+                              "--cwd", "/tmp", cid2, "sh", "-c", 'id -u; id -g; echo "$FOO"; pwd'],
+                             capture_output=True, text=True, timeout=60)
+        assert res.stdout.split() == ["65534", "65534", "bar", "/tmp"], res.stderr
+        pid = json.loads(subprocess.run([exe, "--root", root, "state", cid2], capture_output=True,
+                                        text=True).stdout)["pid"]
+    finally:
+        subprocess.run([exe, "--root", root, "delete", "--force", cid2], capture_output=True, timeout=60)
+    for _ in range(100):  # run -d left the init to our subreaper (this pytest process): reap it
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                break
+        except ChildProcessError:
+            break
+        time.sleep(0.02)
