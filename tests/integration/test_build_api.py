@@ -491,3 +491,14 @@ def test_dockerignore_in_the_context_is_applied_by_the_daemon(daemon: Any, busyb
     assert error_of(msgs) is None, msgs
     listed = sorted(run_output(daemon, "ignored:1").split())
     assert listed == ["/ctx/.dockerignore", "/ctx/app/main.txt", "/ctx/secrets/public.txt"]
+
+
+def test_from_scratch_with_a_static_binary(daemon: Any) -> None:
+    files = {"Dockerfile": "FROM scratch\nWORKDIR /data\nCOPY busybox /bin/busybox\n"
+                           "CMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo from-scratch in $(/bin/busybox pwd)\"]\n",
+             "busybox": (Path("/bin/busybox").read_bytes(), 0o755)}
+    msgs, _ = build(daemon, files, t="scratch-built:1")
+    assert error_of(msgs) is None, msgs
+    assert run_output(daemon, "scratch-built:1") == "from-scratch in /data\n"
+    info = daemon.api("GET", "/images/scratch-built:1/json").json()
+    assert len(info["RootFS"]["Layers"]) == 2  # WORKDIR's directory, then the binary
