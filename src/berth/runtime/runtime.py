@@ -184,9 +184,8 @@ class Runtime:
                 _kill_wait(init_pid)
             if cg is not None:
                 try:
-                    if init_pid:
-                        for p in cg.procs():
-                            _kill_wait(p)
+                    for p in cg.procs():  # whatever got into the cgroup (init, hook leftovers)
+                        _kill_wait(p)
                     cg.destroy()
                 except (RuntimeFailure, OSError):
                     pass
