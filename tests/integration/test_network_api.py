@@ -222,6 +222,37 @@ def test_publish_all_exposed_ports(daemon, busybox_image, cleanup) -> None:  # n
     assert _fetch(f"http://127.0.0.1:{host_port}/") == "all-published\n"
 
 
+def test_connect_before_start_dns_flags_and_modes(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
+    d = daemon
+    cleanup += ["net:nt-one", "net:nt-two", "nt-multi"]
+    _ok(d.docker("network", "create", "nt-one"))
+    _ok(d.docker("network", "create", "nt-two"))
+    _ok(d.docker("create", "--name", "nt-multi", "--network", "nt-one", busybox_image, "sleep", "300"))
+    _ok(d.docker("network", "connect", "--alias", "second", "nt-two", "nt-multi"))
+    _ok(d.docker("start", "nt-multi"))
+    nets = json.loads(_ok(d.docker("inspect", "nt-multi")))[0]["NetworkSettings"]["Networks"]
+    assert set(nets) == {"nt-one", "nt-two"}
+    assert nets["nt-two"]["Aliases"] == ["second"]
+    two = json.loads(_ok(d.docker("network", "inspect", "nt-two")))[0]["Containers"]
+    assert len(two) == 1
+    out = _ok(d.docker("run", "--rm", "--network", "nt-two", busybox_image, "nslookup", "second"))
+    assert list(two.values())[0]["IPv4Address"].split("/")[0] in out
+    # --dns / --dns-search / --dns-option on the default bridge
+    out = _ok(d.docker("run", "--rm", "--dns", "192.0.2.53", "--dns-search", "corp.example",
+                       "--dns-option", "ndots:3", busybox_image, "cat", "/etc/resolv.conf"))
+    assert out.splitlines()[0] == "nameserver 192.0.2.53"
+    assert "search corp.example" in out and "options ndots:3" in out
+    # --network none: loopback only; --network host: the host's interfaces
+    out = _ok(d.docker("run", "--rm", "--network", "none", busybox_image, "ip", "-o", "link"))
+    assert [ln.split(":")[1].strip() for ln in out.splitlines()] == ["lo"]
+    out = _ok(d.docker("run", "--rm", "--network", "host", busybox_image, "ip", "-o", "link"))
+    assert d.names.bridge in out
+    # container:<name> shares the other's network namespace
+    ip = nets["nt-one"]["IPAddress"]
+    out = _ok(d.docker("run", "--rm", "--network", "container:nt-multi", busybox_image, "ip", "-o", "-4", "addr"))
+    assert ip in out
+
+
 def test_nothing_of_ours_left_after_removal(daemon, busybox_image) -> None:  # noqa: ANN001
     """After the containers and networks of this module are gone, the host holds only the
     default bridge and its base rules: no veth, no netns mount, no DNAT, no user bridge."""
