@@ -484,3 +484,12 @@ def test_syntax_directive_naming_another_frontend_is_reported(env: Env) -> None:
     assert "[Warning] the syntax directive" not in text
     _, text, _ = env.build("# syntax=example.com/custom/frontend:2\nFROM busybox\n")
     assert "[Warning] the syntax directive (example.com/custom/frontend:2) is not used" in text
+
+
+def test_rebuilt_source_stage_is_named_in_the_copy_from_miss(env: Env) -> None:
+    env.write({"src.txt": "v1"})
+    df = "FROM busybox AS build\nCOPY src.txt /out/\nFROM busybox\nCOPY --from=build /out/src.txt /final\n"
+    env.build(df)
+    (env.ctx / "src.txt").write_text("v2")
+    _, text, _ = env.build(df)
+    assert "Cache miss: file changed: --from=build:/out/src.txt" in text

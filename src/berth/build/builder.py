@@ -781,7 +781,8 @@ class Builder:
         async def perform(root: str | None) -> None:
             sources, files = await asyncio.to_thread(gather, root)
             if from_ref is not None:
-                files = {f"{from_ref.id}:{s.rel}": "" for s in sources}
+                # the source image id stands for the content (images are content-addressed)
+                files = {f"--from={ins.from_}:/{s.rel}": from_ref.id for s in sources}
             if downloads and len(sources) == 1:
                 kind = "file"
             elif len(sources) == 1 and sources[0].inline is None:
