@@ -42,10 +42,11 @@ def test_interactive_tty() -> None:
     assert b["Tty"] and b["OpenStdin"] and b["AttachStdin"] and b["StdinOnce"]
 
 
-def test_detached_rm_uses_daemon_autoremove() -> None:
+def test_rm_uses_daemon_autoremove() -> None:
     b = body("-d", "--rm", "busybox", detach=True)
     assert b["HostConfig"]["AutoRemove"] is True
     assert not b["AttachStdout"]
+    assert body("--rm", "busybox")["HostConfig"]["AutoRemove"] is True
 
 
 def test_resources_and_security() -> None:

@@ -359,6 +359,28 @@ class Client:
                 return data.decode("utf-8", "replace")
         return data.decode("utf-8", "replace")
 
+    def begin(self, method: str, path: str, params: dict[str, Any] | None = None,
+              head_timeout: float = 5.0) -> Response | None:
+        """Send a body-less request and wait only for the response head.
+
+        Used for `wait` before `start`, as the docker CLI does: the daemon sends the head
+        once the waiter is registered, so no exit can slip by. None if the head does not
+        come within head_timeout (a daemon that answers only at the end)."""
+        sock = self._connect()
+        conn = _Conn(sock)
+        try:
+            sock.sendall(self._head(method, path, params, {"Content-Length": "0", "Connection": "close"}))
+            sock.settimeout(head_timeout)
+            status, hdrs = conn.read_head()
+            sock.settimeout(None)
+        except (TimeoutError, ConnectionResetError, BrokenPipeError):
+            conn.close()
+            return None
+        resp = Response(conn, status, hdrs, method)
+        if status >= 400:
+            raise DaemonError(status, _error_message(status, resp.read()))
+        return resp
+
     def get(self, path: str, params: dict[str, Any] | None = None, **kw: Any) -> Any:
         return self.request("GET", path, params, **kw)
 

@@ -476,9 +476,9 @@ def create_body(o: Parsed, image: str, cmd: list[str], detach: bool = False) -> 
         raise UsageError("Conflicting options: Nano CPUs and CPU Period cannot both be set")
 
     restart = parse_restart(o.restart or "no")
-    # --rm with -d: the daemon removes the container (AutoRemove). In the foreground the CLI
-    # removes it itself after reading the exit status, so the status can never be lost.
-    autoremove = bool(o.opts.get("rm")) and detach
+    # --rm: the daemon removes the container when it exits (AutoRemove); in the foreground
+    # the CLI registers a `wait?condition=removed` before start to read the exit status.
+    autoremove = bool(o.opts.get("rm"))
     if o.opts.get("rm") and restart["Name"] != "no":
         raise UsageError("Conflicting options: cannot specify both --restart and --rm")
 

@@ -155,13 +155,7 @@ def _signal_proxy(ctx: Context, cid: str):  # type: ignore[no-untyped-def]
 
 
 def _wait(ctx: Context, cid: str, condition: str = "not-running") -> int:
-    res = ctx.client.post(f"/containers/{cid}/wait", {"condition": condition})
-    if isinstance(res, dict):
-        err = res.get("Error") or {}
-        if err and err.get("Message"):
-            ctx.warn(f"berth: {err['Message']}")
-        return int(res.get("StatusCode", 0))
-    return 0
+    return _wait_result(ctx, ctx.client.post(f"/containers/{cid}/wait", {"condition": condition}))
 
 
 def _remove_quietly(ctx: Context, cid: str) -> None:
@@ -203,7 +197,11 @@ def cmd_run(ctx: Context, p: Parsed) -> int:
 
     attach = [a.lower() for a in p.attach] or (["stdin"] if p.interactive else []) + ["stdout", "stderr"]
     want_stdin = p.interactive and "stdin" in attach
+    # Register the wait before start (as docker does) so the exit status cannot be missed;
+    # with --rm the daemon removes the container and the "removed" waiter reports the status.
     try:
+        pending = ctx.client.begin("POST", f"/containers/{cid}/wait",
+                                   {"condition": "removed" if p.rm else "next-exit"})
         stream = ctx.client.hijack(f"/containers/{cid}/attach", {
             "stream": True, "stdin": want_stdin, "stdout": "stdout" in attach,
             "stderr": "stderr" in attach})
@@ -216,6 +214,8 @@ def cmd_run(ctx: Context, p: Parsed) -> int:
             ctx.client.post(f"/containers/{cid}/start")
         except CLIError as exc:
             stream.close()
+            if pending is not None:
+                pending.close()
             if p.rm:
                 _remove_quietly(ctx, cid)
             raise _as_run_error(exc) from None
@@ -225,18 +225,31 @@ def cmd_run(ctx: Context, p: Parsed) -> int:
     finally:
         stream.close()
     if result == "detached":
+        if pending is not None:
+            pending.close()
         return 0
     try:
+        if pending is not None:
+            return _wait_result(ctx, pending.json())
         status = _wait(ctx, cid)
     except DaemonError as exc:
         if exc.http_status == 404 and p.rm:
-            return 0  # removed by the daemon (AutoRemove) before we asked
+            return 0  # removed by the daemon before we could ask (no early wait head)
         raise _as_run_error(exc) from None
     except DaemonUnreachable as exc:
         raise _as_run_error(exc) from None
     if p.rm:
         _remove_quietly(ctx, cid)
     return status
+
+
+def _wait_result(ctx: Context, res: Any) -> int:
+    if isinstance(res, dict):
+        err = res.get("Error") or {}
+        if err and err.get("Message"):
+            ctx.warn(f"berth: {err['Message']}")
+        return int(res.get("StatusCode", 0))
+    raise CLIError("the berth daemon's wait answer carried no exit status", 125)
 
 
 def _carry_stdio(ctx: Context, stream: Any, *, tty: bool, stdin: bool, keys: bytes,
