@@ -299,3 +299,16 @@ def test_signals_are_proxied_to_the_container(daemon, busybox_image) -> None:  #
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_create_then_start_attached_returns_the_status(daemon, busybox_image) -> None:  # type: ignore[no-untyped-def]
+    name = uniq("starta")
+    r = daemon.cli("create", "--name", name, "busybox", "sh", "-c", "echo started; exit 4")
+    try:
+        assert r.returncode == 0 and len(r.stdout.strip()) == 64
+        assert daemon.cli("inspect", "-f", "{{.State.Status}}", name).stdout == "created\n"
+        for _ in range(2):   # a second start runs it again
+            s = daemon.cli("start", "-a", name)
+            assert s.returncode == 4 and s.stdout == "started\n"
+    finally:
+        daemon.cli("rm", name)

@@ -241,6 +241,11 @@ def _main(argv: list[str]) -> int:
         return 0
     if g.context:
         return _fail("contexts are not supported: use -H/--host or BERTH_HOST to choose a daemon")
+    if g.args[0] == "help":
+        if len(g.args) == 1:
+            sys.stdout.write(SUMMARY)
+            return 0
+        g.args = g.args[1:] + ["--help"]
     name, target, rest, error = _resolve(g.args)
     if error:
         return _fail(error)

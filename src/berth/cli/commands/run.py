@@ -288,12 +288,15 @@ def cmd_start(ctx: Context, p: Parsed) -> int:
     cid = info["Id"]
     tty = bool(info.get("Config", {}).get("Tty"))
     want_stdin = p.interactive and bool(info.get("Config", {}).get("OpenStdin"))
+    pending = ctx.client.begin("POST", f"/containers/{cid}/wait", {"condition": "next-exit"})
     stream = ctx.client.hijack(f"/containers/{cid}/attach", {
         "stream": True, "stdin": want_stdin, "stdout": True, "stderr": True})
     try:
         try:
             ctx.client.post(f"/containers/{cid}/start")
         except CLIError as exc:
+            if pending is not None:
+                pending.close()
             raise _as_run_error(exc) from None
         result = _carry_stdio(ctx, stream, tty=tty, stdin=want_stdin, keys=keys,
                               resize_path=f"/containers/{cid}/resize" if tty else None,
@@ -301,7 +304,11 @@ def cmd_start(ctx: Context, p: Parsed) -> int:
     finally:
         stream.close()
     if result == "detached":
+        if pending is not None:
+            pending.close()
         return 0
+    if pending is not None:
+        return _wait_result(ctx, pending.json())
     return _wait(ctx, cid)
 
 
