@@ -157,6 +157,7 @@ class FakeRegistry:
     def __init__(self, built: Built, repo: str) -> None:
         self.built, self.repo = built, repo
         self.cut_blob: str | None = None          # serve half of this blob, then drop the connection
+        self.cuts_left = -1                       # ... this many times (-1: always)
         self.corrupt_blob: str | None = None      # serve other bytes under this digest
         self.redirect_to: str | None = None       # send blob GETs here (307)
         self.auth_seen: list[str | None] = []
@@ -187,7 +188,8 @@ class FakeRegistry:
                     raise web.HTTPTemporaryRedirect(f"{self.redirect_to}/v2/{tail}")
                 if ref == self.corrupt_blob:
                     data = bytes(len(data))
-                if ref == self.cut_blob:
+                if ref == self.cut_blob and self.cuts_left != 0:
+                    self.cuts_left -= 1
                     resp = web.StreamResponse(headers={"Content-Length": str(len(data))})
                     await resp.prepare(request)
                     await resp.write(data[: len(data) // 2])
@@ -470,3 +472,90 @@ def test_hub_endpoint_serves_docker_io(tmp_path: Path, local: Local) -> None:
         assert img.repo_tags == ["hubimg:latest"]
         assert found[0]["name"] == "hubimg" and found[0]["is_official"] is True
         assert ok["Status"] == "Login Succeeded"
+
+
+def test_dropped_download_is_retried(local: Local) -> None:
+    built = build_image()
+    fake = FakeRegistry(built, "flaky/img")
+    fake.cut_blob, fake.cuts_left = built.layer_digests[0], 1   # the streamed first layer breaks once
+    msgs: list[dict[str, Any]] = []
+
+    async def go() -> Any:
+        runner, host = await _serve(fake.app())
+        try:
+            async with RegistryClient() as c:
+                return await c.pull(f"{host}/flaky/img:latest", local, None, msgs.append)
+        finally:
+            await runner.cleanup()
+    img = asyncio.run(go())
+    assert img.id == built.config_id
+    assert any(m.get("status", "").startswith("Retrying in 1 second") for m in msgs), msgs
+    assert sum(1 for r in fake.requests if r.endswith(built.layer_digests[0])) == 2
+    assert _leftovers(local) == []
+
+
+class FlakyPushRegistry:
+    """Accepts pushes, but the first upload of a blob is cut off half way."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+        self.manifests: dict[str, bytes] = {}
+        self.cut_first = True
+        self.puts = 0
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=1 << 30)
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            tail = request.match_info["tail"]
+            if tail == "":
+                return web.json_response({})
+            if request.method == "HEAD" and "/blobs/" in tail:
+                return web.Response(status=200 if tail.rsplit("/", 1)[1] in self.blobs else 404)
+            if request.method == "GET" and tail.endswith("/tags/list"):
+                return web.json_response({"errors": [{"code": "NAME_UNKNOWN", "message": "x"}]}, status=404)
+            if request.method == "POST" and tail.endswith("/blobs/uploads/"):
+                return web.Response(status=202, headers={"Location": f"/v2/{tail}{len(self.blobs)}-{self.puts}"})
+            if request.method == "PUT" and "/blobs/uploads/" in tail:
+                self.puts += 1
+                digest = request.query["digest"]
+                if self.cut_first and int(request.headers.get("Content-Length", "0")) > 100_000:
+                    self.cut_first = False
+                    await request.content.read(50_000)
+                    request.transport.close()
+                    return web.Response(status=500)
+                data = await request.read()
+                if sha(data) != digest:
+                    return web.Response(status=400)
+                self.blobs[digest] = data
+                return web.Response(status=201, headers={"Location": f"/v2/x/blobs/{digest}"})
+            if request.method == "PUT" and "/manifests/" in tail:
+                data = await request.read()
+                self.manifests[tail.rsplit("/", 1)[1]] = data
+                return web.Response(status=201, headers={"Docker-Content-Digest": sha(data)})
+            return web.Response(status=404)
+        app.router.add_route("*", "/v2/{tail:.*}", handle)
+        return app
+
+
+def test_dropped_upload_is_retried(local: Local) -> None:
+    from berth.image.archive import import_rootfs_tar
+    plain = layer_tar({"big.bin": os.urandom(1 << 20)})
+    img = import_rootfs_tar(io.BytesIO(plain), local.layers, local.store, tags=["flaky:v1"])
+    fake = FlakyPushRegistry()
+    msgs: list[dict[str, Any]] = []
+
+    async def go() -> tuple[str, int]:
+        runner, host = await _serve(fake.app())
+        try:
+            async with RegistryClient() as c:
+                return await c.push(f"{host}/flaky/push:v1", img, local, None, msgs.append)
+        finally:
+            await runner.cleanup()
+    digest, _ = asyncio.run(go())
+    assert not fake.cut_first, "the upload was never cut"
+    assert any(m.get("status", "").startswith("Retrying in 1 second") for m in msgs), msgs
+    manifest = json.loads(fake.manifests["v1"])
+    layer = fake.blobs[manifest["layers"][0]["digest"]]
+    assert gzip.decompress(layer) == plain
+    assert sha(fake.manifests["v1"]) == digest

@@ -27,6 +27,11 @@ from berth.registry.scope import repository
 log = logging.getLogger("berth.registry.pull")
 
 CONCURRENT_DOWNLOADS = 3
+DOWNLOAD_ATTEMPTS = 3
+
+
+class _NetworkError(Exception):
+    """A download broke off (connection dropped, timeout): worth another attempt."""
 MAX_MANIFEST = 4 << 20
 
 
@@ -191,8 +196,23 @@ class Puller:
 
     async def _download(self, repo: str, d: mt.Descriptor, sem: asyncio.Semaphore,
                         stream_apply: tuple[str | None, str] | None = None) -> bool:
-        """Fetch a layer blob into the content store (verified). With `stream_apply`
-        (parent chain, diff_id) the layer is unpacked while it downloads; returns True then."""
+        """Fetch a layer blob into the content store (verified), retrying a dropped
+        connection (DOWNLOAD_ATTEMPTS in all, as docker retries). With `stream_apply` (parent
+        chain, diff_id) the first attempt unpacks the layer while it downloads; returns True
+        when it did."""
+        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+            try:
+                return await self._download_once(repo, d, sem, stream_apply if attempt == 1 else None)
+            except _NetworkError as exc:
+                if attempt == DOWNLOAD_ATTEMPTS:
+                    raise errors.BerthError(str(exc)) from exc
+                log.info("retrying %s after: %s", d.digest, exc)
+                await self.rep.status(f"Retrying in {attempt} second{'s' if attempt > 1 else ''}", short(d.digest))
+                await asyncio.sleep(attempt)
+        raise AssertionError("unreachable")
+
+    async def _download_once(self, repo: str, d: mt.Descriptor, sem: asyncio.Semaphore,
+                             stream_apply: tuple[str | None, str] | None = None) -> bool:
         content = self.images.content
         sid = short(d.digest)
         if content.exists(d.digest) and content.size(d.digest) == d.size:
@@ -200,8 +220,11 @@ class Puller:
             return False
         async with sem:
             await self.rep.status("Waiting", sid)
-            resp = await self.session.request("GET", f"/v2/{repo}/blobs/{d.digest}",
-                                              scopes=[repository(repo, "pull")])
+            try:
+                resp = await self.session.request("GET", f"/v2/{repo}/blobs/{d.digest}",
+                                                  scopes=[repository(repo, "pull")])
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise _NetworkError(f"fetching layer {d.digest} failed: {type(exc).__name__}: {exc}") from exc
             writer = content.writer(d.digest, d.size)
             pipe: Pipe | None = None
             unpack: asyncio.Future[None] | None = None
@@ -244,7 +267,7 @@ class Puller:
                     await unpack
             except (TimeoutError, aiohttp.ClientError) as exc:
                 writer.abort()
-                raise errors.BerthError(f"fetching layer {d.digest} failed: {type(exc).__name__}: {exc}") from exc
+                raise _NetworkError(f"fetching layer {d.digest} failed: {type(exc).__name__}: {exc}") from exc
             except PipeAborted:
                 writer.abort()
                 if unpack is not None:

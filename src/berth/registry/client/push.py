@@ -12,6 +12,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import aiohttp
+
+from berth import errors
 from berth.image.reference import Reference
 from berth.registry import mediatypes as mt
 from berth.registry.client.compress import gzip_file
@@ -23,6 +26,7 @@ from berth.registry.scope import repository
 log = logging.getLogger("berth.registry.push")
 
 CONCURRENT_UPLOADS = 4
+UPLOAD_ATTEMPTS = 3
 CHUNK = 1 << 20
 
 
@@ -172,7 +176,18 @@ class Pusher:
             assert p.digest is not None
             sid = short(p.digest)
             path = p.temp or str(self.images.content.path(p.blob))
-            await self._upload_file(repo, p.digest, path, p.size, sid)
+            for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+                try:
+                    await self._upload_file(repo, p.digest, path, p.size, sid)
+                    break
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    # a dropped upload leaves nothing visible on the registry: start a new one
+                    if attempt == UPLOAD_ATTEMPTS:
+                        raise errors.BerthError(f"uploading layer {p.digest} failed: "
+                                                f"{type(exc).__name__}: {exc}") from exc
+                    log.info("retrying upload of %s after: %s", p.digest, exc)
+                    await self.rep.status(f"Retrying in {attempt} second{'s' if attempt > 1 else ''}", sid)
+                    await asyncio.sleep(attempt)
             if self.cache:
                 self.cache.remember(p.digest, self.registry, repo)
             await self.rep.status("Pushed", sid)
