@@ -201,6 +201,9 @@ class EngineStepRunner:
                 "AttachStderr": True, "Labels": {BUILD_LABEL: "1"},
                 "HostConfig": {**req.host_config, "NetworkMode": req.network_mode}}
         cid = await self.containers.create(None, body, hidden=True)
+        waiter: asyncio.Task[dict[str, Any]] | None = None
+        attach: asyncio.Task[Any] | None = None
+        writer: asyncio.StreamWriter | None = None
         try:
             rootfs = self.containers.rootfs(cid)
             if req.prepare is not None:
@@ -209,19 +212,14 @@ class EngineStepRunner:
             attach = asyncio.create_task(self.containers.attach(cid, stdout=True, stderr=True))
             await asyncio.sleep(0)  # let attach register before start
             await on_start(cid)
-            try:
-                await self.containers.start(cid)
-            except BaseException:
-                attach.cancel()
-                waiter.cancel()
-                raise
+            await self.containers.start(cid)
             try:
                 streams = await attach
             except Exception:  # noqa: BLE001 - exited before the attach connected
                 streams = None
             if streams is not None:
+                writer = streams[1]
                 await _pump_frames(streams[0], on_output)
-                streams[1].close()
             result = await waiter
             code = int(result.get("StatusCode", 0))
             if code != 0:
@@ -236,6 +234,11 @@ class EngineStepRunner:
                 return _ref(self.images.commit(cid, parent_img, req.config, req.history))
             image = await asyncio.to_thread(commit)
         finally:
+            if writer is not None:
+                writer.close()
+            for t in (attach, waiter):
+                if t is not None and not t.done():
+                    t.cancel()
             try:
                 await self.containers.remove(cid, force=True, volumes=True)
             except NotFound:
