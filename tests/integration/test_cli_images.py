@@ -164,3 +164,35 @@ def test_bootstrap_busybox_and_an_unbuildable_tag(daemon) -> None:  # type: igno
         assert run.stdout == "bootstrapped\n"
     finally:
         berth(daemon, "rmi", "busybox:1.35")
+
+
+def test_pull_quiet_all_tags_and_search_flags(daemon, busybox_image, berth_registry, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    reg = berth_registry
+    cfg = tmp_path / "cfg"
+    repo = f"{reg.host}/cli/tags{secrets.token_hex(2)}"
+    assert berth(daemon, "login", "-u", reg.user, "--password-stdin", reg.host, config=cfg,
+                 input=reg.password).returncode == 0
+    try:
+        for t in ("a", "b"):
+            assert berth(daemon, "tag", "busybox", f"{repo}:{t}").returncode == 0
+        push = berth(daemon, "push", "--all-tags", repo, config=cfg)
+        assert push.returncode == 0, push.stderr
+        assert berth(daemon, "rmi", f"{repo}:a", f"{repo}:b").returncode == 0
+        q = berth(daemon, "pull", "-q", f"{repo}:a", config=cfg)
+        assert q.returncode == 0 and q.stdout == f"{repo}:a\n"
+        assert berth(daemon, "rmi", f"{repo}:a").returncode == 0
+        every = berth(daemon, "pull", "--all-tags", repo, config=cfg)
+        assert every.returncode == 0, every.stderr
+        listed = berth(daemon, "images", "--format", "{{.Tag}}", repo).stdout.split()
+        assert sorted(listed) == ["a", "b"]
+        bad = berth(daemon, "pull", "-a", f"{repo}:a", config=cfg)
+        assert bad.returncode == 125 and "tag can't be used with --all-tags/-a" in bad.stderr
+        term = f"{reg.host}/cli"
+        lim = berth(daemon, "search", "--limit", "1", "--format", "{{.Name}}", term, config=cfg)
+        assert lim.returncode == 0 and len(lim.stdout.split()) == 1
+        off = berth(daemon, "search", "--filter", "is-official=true", "--format", "{{.Name}}", term, config=cfg)
+        assert off.returncode == 0 and off.stdout == ""
+        stars = berth(daemon, "search", "--filter", "stars=0", "--no-trunc", term, config=cfg)
+        assert stars.returncode == 0 and repo.split("/", 1)[1] in stars.stdout
+    finally:
+        berth(daemon, "rmi", "-f", f"{repo}:a", f"{repo}:b")

@@ -116,3 +116,41 @@ def test_container_prune_and_df(daemon, busybox_image) -> None:  # type: ignore[
     assert name not in berth(daemon, "ps", "-a", "--format", "{{.Names}}").stdout
     df = berth(daemon, "system", "df")
     assert df.returncode == 0 and df.stdout.splitlines()[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+
+
+def test_build_args_target_labels_no_cache(daemon, busybox_image, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox AS base\n"
+        "ARG GREETING=unset\n"
+        "RUN echo \"$GREETING\" > /greeting\n"
+        "FROM base AS final\n"
+        "RUN echo final > /stage\n"
+        "FROM base AS other\n"
+        "RUN echo other > /stage\n")
+    tag = f"cliargs{secrets.token_hex(3)}"
+    r = berth(daemon, "build", "--build-arg", "GREETING=hello there", "--target", "final",
+              "--label", "team=cli", "--label", "tier=test", "-t", tag, str(tmp_path))
+    try:
+        assert r.returncode == 0, r.stdout + r.stderr
+        run = berth(daemon, "run", "--rm", tag, "cat", "/greeting", "/stage")
+        assert run.stdout == "hello there\nfinal\n"
+        labels = json.loads(berth(daemon, "image", "inspect", "-f", "{{json .Config.Labels}}", tag).stdout)
+        assert labels["team"] == "cli" and labels["tier"] == "test"
+        cached = berth(daemon, "build", "--build-arg", "GREETING=hello there", "--target", "final", "-t", tag,
+                       "--label", "team=cli", "--label", "tier=test", str(tmp_path))
+        assert cached.returncode == 0 and "Running in" not in cached.stdout       # all from cache
+        fresh = berth(daemon, "build", "--no-cache", "--build-arg", "GREETING=hello there", "--target", "final",
+                      "--label", "team=cli", "--label", "tier=test", "-t", tag, str(tmp_path))
+        assert fresh.returncode == 0 and fresh.stdout.count("Running in") == 2
+    finally:
+        berth(daemon, "rmi", "-f", tag)
+
+
+def test_build_context_from_stdin_dockerfile(daemon, busybox_image) -> None:  # type: ignore[no-untyped-def]
+    tag = f"clistdin{secrets.token_hex(3)}"
+    r = berth(daemon, "build", "-t", tag, "-", input="FROM busybox\nCMD [\"echo\", \"from stdin\"]\n")
+    try:
+        assert r.returncode == 0, r.stderr
+        assert berth(daemon, "run", "--rm", tag).stdout == "from stdin\n"
+    finally:
+        berth(daemon, "rmi", "-f", tag)
