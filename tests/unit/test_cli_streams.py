@@ -70,3 +70,34 @@ def test_stream_and_aux_messages() -> None:
 def test_progress_bar() -> None:
     bar = progress_bar({"current": 50, "total": 100})
     assert bar.startswith("[" + "=" * 25 + ">") and bar.endswith("50B/100B")
+
+
+def test_json_stream_keeps_characters_split_across_chunks() -> None:
+    import json as _json
+
+    from berth.cli.client import Response
+
+    payload = (_json.dumps({"stream": "Step 1 \u2501\u2501 caf\u00e9\n"}, ensure_ascii=False) + "\r\n").encode()
+
+    class Conn:   # delivers the body one byte at a time
+        def __init__(self, data: bytes) -> None:
+            self.buf = b""
+            self.data = data
+            self.eof = False
+
+        def fill(self) -> bool:
+            if not self.data:
+                return False
+            self.buf += self.data[:1]
+            self.data = self.data[1:]
+            return True
+
+        def take(self, n: int) -> bytes:
+            out, self.buf = self.buf[:n], self.buf[n:]
+            return out
+
+        def close(self) -> None:
+            pass
+
+    resp = Response(Conn(payload), 200, {"content-length": str(len(payload))})  # type: ignore[arg-type]
+    assert list(resp.json_stream()) == [{"stream": "Step 1 \u2501\u2501 caf\u00e9\n"}]

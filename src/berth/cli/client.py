@@ -220,10 +220,13 @@ class Response:
 
     def json_stream(self) -> Iterator[dict[str, Any]]:
         """Docker's progress streams: JSON objects, one per line (or back to back)."""
+        import codecs
+
         dec = json.JSONDecoder()
+        text = codecs.getincrementaldecoder("utf-8")("replace")  # a character may span chunks
         buf = ""
         for chunk in self.chunks():
-            buf += chunk.decode("utf-8", "replace")
+            buf += text.decode(chunk)
             while True:
                 buf = buf.lstrip()
                 if not buf:
