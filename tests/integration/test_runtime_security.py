@@ -193,3 +193,48 @@ def test_v2_device_filter_bpf(run_names):
     finally:
         mgr.destroy()
         os.rmdir(os.path.dirname(mgr.path))
+
+
+def test_user_namespace_with_mappings(rt, box):  # noqa: F811
+    cid, bundle, sp = box(["sh", "-c", "id -u; id -g; cat /proc/self/uid_map; hostname; touch /tmp/made;"
+                           " grep CapEff /proc/self/status; sleep 2"])
+    subprocess.run(["chown", "-R", "-h", "100000:100000", str(bundle / "rootfs")], check=True)
+    sp.linux.namespaces.append(spec.Namespace("user"))
+    sp.linux.uid_mappings = [spec.IDMapping(container_id=0, host_id=100000, size=65536)]
+    sp.linux.gid_mappings = [spec.IDMapping(container_id=0, host_id=100000, size=65536)]
+    from test_runtime_support import read_all, wait_pid, write
+    write(bundle, sp)
+    r, w = os.pipe()
+    pid = rt.create(cid, str(bundle), stdio=(0, w, w))
+    os.close(w)
+    try:
+        host_uid = [ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ln.startswith("Uid:")][0]
+        rt.start(cid)
+        r2, w2 = os.pipe()
+        epid = rt.exec(cid, spec.Process(args=["sh", "-c", "id -u; cat /proc/self/uid_map"], env=["PATH=/bin"]),
+                       stdio=(0, w2, w2))
+        os.close(w2)
+        (exec_out,) = read_all([r2])
+        os.close(r2)
+        assert wait_pid(epid) == 0 and exec_out.decode().split() == ["0", "0", "100000", "65536"], exec_out
+        (out,) = read_all([r])
+        assert wait_pid(pid) == 0, out
+    finally:
+        os.close(r)
+        rt.delete(cid, force=True)
+    lines = out.decode().splitlines()
+    assert lines[0:2] == ["0", "0"] and lines[2].split() == ["0", "100000", "65536"], lines
+    assert lines[3] == sp.hostname and lines[4].split()[1] == "00000000a80425fb", lines
+    assert host_uid.split()[1] == "100000"  # container root is an unprivileged user outside
+    assert (bundle / "rootfs" / "tmp" / "made").stat().st_uid == 100000
+
+
+def test_user_namespace_needs_mappings(rt, box):  # noqa: F811
+    from test_runtime_support import write
+
+    from berth.runtime.errors import RuntimeFailure
+    cid, bundle, sp = box(["true"])
+    sp.linux.namespaces.append(spec.Namespace("user"))
+    write(bundle, sp)
+    with pytest.raises(RuntimeFailure, match="needs linux.uidMappings"):
+        rt.create(cid, str(bundle), stdio=(0, 1, 2))

@@ -134,6 +134,23 @@ def bridge(cfg: InitConfig) -> None:
         flags = cfg.unshare_flags
         if not cfg.is_exec:
             flags &= ~kernel.CLONE_NEWCGROUP  # the init unshares it once it is in its cgroup
+        if flags & kernel.CLONE_NEWUSER:
+            # the user namespace comes first so it owns the others; the runtime (outside)
+            # writes its uid/gid maps, then we become its root
+            try:
+                kernel.unshare(kernel.CLONE_NEWUSER)
+            except OSError as exc:
+                raise OSError(exc.errno, f"unshare user namespace: {exc.strerror}") from None
+            sync.send(type="userns")
+            reply = sync.recv()
+            if reply.get("type") != "userns-ok":
+                raise OSError(reply.get("message") or "the runtime could not map the user namespace")
+            try:
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
+            except OSError as exc:
+                raise OSError(exc.errno, "container root (uid/gid 0) is not mapped in the user namespace") from None
+            flags &= ~kernel.CLONE_NEWUSER
         if flags:
             try:
                 kernel.unshare(flags)
@@ -167,6 +184,12 @@ def _container_init(cfg: InitConfig, sync: Sync) -> None:
     except BaseException as exc:  # noqa: BLE001
         try:
             sync.send(type="error", kind=_error_kind(exc), message=_message(exc))
+        except OSError:
+            # after `ready` nobody reads the sync pipe: the container's stderr is all we have
+            try:
+                os.write(2, f"berth-runtime: container init: {_message(exc)}\n".encode())
+            except OSError:
+                pass
         finally:
             os._exit(1)
 

@@ -124,8 +124,9 @@ class Runtime:
         if not os.path.isdir(rootfs):
             raise RuntimeFailure(f"rootfs {rootfs} is not a directory")
         linux = config.linux or _spec.Linux()
-        if linux.uid_mappings or linux.gid_mappings or config.namespace("user"):
-            raise RuntimeFailure("user namespaces are not supported by berth-runtime")
+        userns = config.namespace("user")
+        if userns is not None and userns.path is None and not (linux.uid_mappings and linux.gid_mappings):
+            raise RuntimeFailure("config.json: a new user namespace needs linux.uidMappings and gidMappings")
         from berth.runtime import namespaces
         flags, join = namespaces.plan(linux.namespaces)
 
@@ -141,6 +142,7 @@ class Runtime:
         try:
             fifo = os.path.join(d, EXEC_FIFO)
             os.mkfifo(fifo, 0o622)
+            os.chmod(fifo, 0o622)  # not masked by umask: a user-namespaced init opens it too
             st = State(id=cid, bundle=bundle, rootfs=rootfs, created=_now(),
                        annotations=config.annotations or {},
                        config=config.__dict__.get("_source") or config.to_dict())
@@ -233,6 +235,13 @@ class Runtime:
                             _send_quiet(sync, type="error", message=str(exc))
                         else:
                             _send_quiet(sync, type="cgroup")
+                elif kind == "userns":
+                    try:
+                        _write_id_maps(pid, cfg.spec.linux)
+                    except OSError as exc:
+                        _send_quiet(sync, type="error", message=f"cannot map the user namespace: {exc}")
+                    else:
+                        _send_quiet(sync, type="userns-ok")
                 elif kind == "hooks":
                     try:
                         if on_hooks is not None:
@@ -437,7 +446,7 @@ class Runtime:
         config = _spec.Spec.from_dict(st.config)
         join = []
         from berth import kernel
-        for kind in ("ipc", "uts", "network", "pid", "cgroup", "time", "mount"):
+        for kind in ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount"):
             if kind in st.namespaces:
                 name = kernel.NAMESPACE_PROC_NAMES[kind]
                 join.append((kind, f"/proc/{st.pid}/ns/{name}"))
@@ -499,6 +508,14 @@ def load_bundle(bundle: str) -> _spec.Spec:
         raise RuntimeFailure(f"bundle {bundle} has no config.json") from None
     except (ValueError, TypeError) as exc:
         raise RuntimeFailure(f"bundle {bundle}: invalid config.json: {exc}") from None
+
+
+def _write_id_maps(pid: int, linux) -> None:
+    """uid_map / gid_map of a process that has just unshared its user namespace."""
+    for name, maps in (("uid_map", linux.uid_mappings), ("gid_map", linux.gid_mappings)):
+        text = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps or [])
+        with open(f"/proc/{pid}/{name}", "w") as f:
+            f.write(text)
 
 
 def _send_quiet(sync, **msg) -> None:
