@@ -101,3 +101,23 @@ def test_json_stream_keeps_characters_split_across_chunks() -> None:
 
     resp = Response(Conn(payload), 200, {"content-length": str(len(payload))})  # type: ignore[arg-type]
     assert list(resp.json_stream()) == [{"stream": "Step 1 \u2501\u2501 caf\u00e9\n"}]
+
+
+def test_progress_lines_fit_a_narrow_terminal() -> None:
+    import fcntl
+    import os
+    import termios
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 60, 0, 0))
+    try:
+        with open(slave, "w", closefd=False) as out:
+            display([{"status": "Downloading", "id": "0123456789ab",
+                      "progressDetail": {"current": 5_000_000, "total": 10_000_000}}], out, terminal=True)
+        data = os.read(master, 4096).decode()
+    finally:
+        os.close(master)
+        os.close(slave)
+    line = data.replace("\x1b[2K", "").splitlines()[0]
+    assert line.startswith("0123456789ab: Downloading [")
+    assert len(line) < 60 and "5MB/10MB" in line

@@ -29,6 +29,14 @@ def display(messages: Iterable[dict[str, Any]], out: IO[str], terminal: bool,
             on_aux: Any = None) -> None:
     """Render a stream; raise JSONMessageError at the first error message."""
     ids: list[str] = []
+    width = 0
+    if terminal:
+        import os
+
+        try:
+            width = os.get_terminal_size(out.fileno()).columns
+        except (OSError, AttributeError, ValueError):
+            width = 0
     for msg in messages:
         if msg.get("error") or msg.get("errorDetail"):
             detail = msg.get("errorDetail") or {}
@@ -57,8 +65,15 @@ def display(messages: Iterable[dict[str, Any]], out: IO[str], terminal: bool,
         text = f"{ident}: {status}" if ident else status
         if has_progress:
             bar = progress_bar(detail) if detail else str(msg.get("progress") or "")
+            if bar and width and len(text) + 1 + len(bar) >= width:
+                # a wrapped line would break the redraw-in-place: shrink the bar to fit
+                room = width - len(text) - 24
+                bar = progress_bar(detail, max(room, 0)) if detail and room >= 10 else \
+                    bar[bar.find("]") + 1:].strip() if "]" in bar else bar
             if bar:
                 text += " " + bar
+        if width and len(text) >= width:
+            text = text[:width - 1]
         if ident:
             if ident in ids:
                 up = len(ids) - ids.index(ident)
