@@ -249,7 +249,8 @@ class Response:
 
 
 class Client:
-    def __init__(self, host: str, auto_start: bool = False) -> None:
+    def __init__(self, host: str, auto_start: bool = False, debug: bool = False) -> None:
+        self.debug = debug
         self.host = host
         self.path = socket_path(host)
         self.auto_start = auto_start
@@ -287,6 +288,10 @@ class Client:
 
     def _head(self, method: str, path: str, params: dict[str, Any] | None,
               headers: dict[str, str]) -> bytes:
+        if self.debug:
+            import sys
+
+            print(f"berth: debug: {method} {self.prefix}{path}{query(params)}", file=sys.stderr)
         lines = [f"{method} {self.prefix}{path}{query(params)} HTTP/1.1", "Host: localhost",
                  f"User-Agent: berth-cli/{API_VERSION}"]
         lines += [f"{k}: {v}" for k, v in headers.items()]

@@ -24,7 +24,7 @@ class Context:
     @property
     def client(self) -> Client:
         if self._client is None:
-            self._client = Client(self.host, auto_start=self.auto_start)
+            self._client = Client(self.host, auto_start=self.auto_start, debug=self.debug)
         return self._client
 
     def print(self, *args: Any, end: str = "\n") -> None:
