@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from berth.bootstrap import BootstrapError, build_image
+from berth.bootstrap import BootstrapError, build_image, hostca
 from berth.bootstrap import builder as builder_mod
 from berth.bootstrap.sources import SourceEntry, for_suite, mirror_uris, read_sources
 
@@ -181,6 +181,29 @@ def test_python_archive_contents(python_tar: Path) -> None:
     assert not [n for n in names if "__pycache__" in n]
 
 
+def test_python_trusts_the_hosts_local_cas(python_tar: Path) -> None:
+    """The host's /usr/local/share/ca-certificates are in the image's CA bundle."""
+    cas = hostca.host_cas()
+    config, _ = _archive_config(python_tar)
+    labels = config["config"]["Labels"]
+    with tarfile.open(python_tar) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+        with tar.extractfile(manifest[0]["Layers"][0]) as lf, tarfile.open(fileobj=lf, mode="r|") as layer:
+            bundle = b""
+            for m in layer:
+                if m.name == "etc/ssl/certs/ca-certificates.crt":
+                    bundle = layer.extractfile(m).read()
+                    break
+    assert bundle.count(b"BEGIN CERTIFICATE") > 100          # Debian's list is there
+    if not cas:
+        assert "io.berth.bootstrap.host-ca" not in labels
+        return
+    assert labels["io.berth.bootstrap.host-ca"] == hostca.label(cas)
+    for ca in cas:
+        body = b"".join(ca.data.split(b"-----BEGIN CERTIFICATE-----", 1)[1].split()[:3])
+        assert body in b"".join(bundle.split()), ca.name
+
+
 def _load(daemon, tar_path: Path) -> None:  # noqa: ANN001 - DaemonHandle from fixtures
     r = daemon.api("POST", "/images/load", body=tar_path.read_bytes(),
                    headers={"Content-Type": "application/x-tar"}, timeout=300)
@@ -241,6 +264,15 @@ def test_pip_installs_into_the_system(berth_with_python) -> None:  # noqa: ANN00
     assert code == 0, out
     assert "Successfully installed hello-berth-1.0" in out
     assert "42 /usr/local/lib/python3.11/dist-packages/hello_berth.py" in out
+
+
+def test_pip_reaches_pypi_from_a_container(berth_with_python) -> None:  # noqa: ANN001
+    """What `RUN pip install` in the journeys needs: TLS to PyPI works from the image
+    (through the host's egress CA where there is one) over berth's default network."""
+    code, out = _run(berth_with_python, "python:3.11-slim",
+                     ["pip", "download", "--no-deps", "--no-cache-dir", "-d", "/tmp/dl", "six"])
+    assert code == 0, out
+    assert "Saved /tmp/dl/six-" in out, out
 
 
 def test_nginx_serves_welcome_page(daemon, nginx_tar: Path) -> None:  # noqa: ANN001

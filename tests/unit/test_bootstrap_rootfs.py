@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from berth.bootstrap import hostca
 from berth.bootstrap.errors import BootstrapError
 from berth.bootstrap.packages import newest_package_mtime
 from berth.bootstrap.recipes import ExtraFile, Recipe, lookup
@@ -92,3 +93,37 @@ def test_newest_package_mtime(tmp_path: Path) -> None:
     assert newest_package_mtime(root, before=5000) == 3000      # /usr/bin/new: rewritten by the build
     assert newest_package_mtime(root, before=5000, packages=["pa"]) == 1000
     assert newest_package_mtime(root, before=5000, packages=["pb"]) == 3000
+
+
+PEM = b"-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
+
+
+def test_host_cas_found_staged_and_labelled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "cas"
+    (src / "corp").mkdir(parents=True)
+    (src / "b.crt").write_bytes(PEM)
+    (src / "corp/a.crt").write_bytes(PEM.replace(b"fake", b"other"))
+    (src / "notes.txt").write_bytes(PEM)                      # not *.crt: update-ca-certificates ignores it
+    (src / "junk.crt").write_bytes(b"not a certificate")
+    (src / "key.crt").write_bytes(PEM + b"-----BEGIN PRIVATE KEY-----\nx\n")
+    cas = hostca.host_cas(src)
+    assert [c.name for c in cas] == ["b.crt", "corp/a.crt"]
+    staged = hostca.stage(cas, tmp_path / "stage")
+    assert (staged / "corp/a.crt").read_bytes() == cas[1].data
+    assert (staged / "b.crt").stat().st_mode & 0o777 == 0o644
+    assert hostca.label(cas) == f"b.crt=sha256:{cas[0].sha256[:16]} corp/a.crt=sha256:{cas[1].sha256[:16]}"
+    assert hostca.host_cas(tmp_path / "missing") == []
+    monkeypatch.setenv(hostca.HOST_CA_ENV, "0")
+    assert not hostca.wanted(None) and hostca.wanted(True)
+    monkeypatch.delenv(hostca.HOST_CA_ENV)
+    assert hostca.wanted(None) and not hostca.wanted(False)
+
+
+def test_ca_hooks_only_for_images_with_ca_certificates() -> None:
+    py = lookup("python:3.11-slim")[0]
+    assert py.trusts_host_ca and lookup("nginx:latest")[0].trusts_host_ca
+    assert not lookup("debian:bookworm-slim")[0].trusts_host_ca
+    cmd = mmdebstrap_command(py, Path("/r"), Path("/s"), Path("/w/host-ca"))
+    assert "--customize-hook=sync-in /w/host-ca /usr/local/share/ca-certificates" in cmd
+    assert '--customize-hook=chroot "$1" update-ca-certificates' in cmd
+    assert not [a for a in mmdebstrap_command(py, Path("/r"), Path("/s")) if "customize-hook" in a]

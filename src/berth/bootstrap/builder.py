@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from . import hostca
 from .archive import canonical_json, host_architecture, image_config, rfc3339, write_docker_archive
 from .errors import BootstrapError
 from .layertar import write_layer_file
@@ -71,7 +72,7 @@ def _main_versions(recipe: Recipe, installed: dict[str, str]) -> dict[str, str]:
 
 
 def _labels(recipe: Recipe, versions: dict[str, str], mirrors: list[str],
-            created: str) -> dict[str, str]:
+            created: str, cas: list[hostca.HostCA]) -> dict[str, str]:
     """Labels name the recipe's canonical reference, so aliases (debian:12-slim and
     debian:bookworm-slim) are one image with one id, as on Docker Hub."""
     first = recipe.main_packages[0]
@@ -86,12 +87,14 @@ def _labels(recipe: Recipe, versions: dict[str, str], mirrors: list[str],
         "io.berth.bootstrap.suite": recipe.suite,
         "io.berth.bootstrap.packages": " ".join(f"{p}={v}" for p, v in versions.items()),
     }
+    if cas:
+        labels["io.berth.bootstrap.host-ca"] = hostca.label(cas)
     labels.update(dict(recipe.labels))
     return labels
 
 
 def _describe(recipe: Recipe, reference: str, versions: dict[str, str], origin: str,
-              count: int, created: str) -> str:
+              count: int, created: str, cas: list[hostca.HostCA]) -> str:
     if recipe.source == "busybox":
         how = f"built from Debian {recipe.suite}'s busybox-static as installed on this host (no mmdebstrap)"
     else:
@@ -103,22 +106,27 @@ def _describe(recipe: Recipe, reference: str, versions: dict[str, str], origin: 
              f"packages: {pkgs}" + (f" ({count} installed)" if count > 1 else ""),
              f"dated {created} (newest package)"]
     lines += [f"note: {n}" for n in recipe.notes]
+    if cas:
+        lines.append(f"note: also trusts this host's local CA certificates from {hostca.HOST_CA_DIR}: "
+                     f"{', '.join(ca.name for ca in cas)} (disable with {hostca.HOST_CA_ENV}=0)")
     return "\n".join(lines)
 
 
-def _cache_key(recipe: Recipe, reference: str, sources: list[SourceEntry]) -> str:
+def _cache_key(recipe: Recipe, reference: str, sources: list[SourceEntry],
+               cas: list[hostca.HostCA]) -> str:
     h = hashlib.sha256()
-    for part in (BUILDER_VERSION, recipe.digest(), reference, render_deb822(sources)):
+    for part in (BUILDER_VERSION, recipe.digest(), reference, render_deb822(sources), hostca.label(cas)):
         h.update(part.encode() + b"\0")
     if recipe.source == "busybox":
         h.update(host_package_version("busybox-static").encode())
     return h.hexdigest()[:16]
 
 
-def _cache_paths(cache_dir: Path, recipe: Recipe, reference: str,
-                 sources: list[SourceEntry]) -> tuple[Path, Path]:
+def _cache_paths(cache_dir: Path, recipe: Recipe, reference: str, sources: list[SourceEntry],
+                 cas: list[hostca.HostCA]) -> tuple[Path, Path]:
     day = datetime.now(UTC).strftime("%Y%m%d")
-    stem = f"{reference.replace(':', '_').replace('/', '_')}-{_cache_key(recipe, reference, sources)}-{day}"
+    key = _cache_key(recipe, reference, sources, cas)
+    stem = f"{reference.replace(':', '_').replace('/', '_')}-{key}-{day}"
     return cache_dir / f"{stem}.tar", cache_dir / f"{stem}.json"
 
 
@@ -165,11 +173,15 @@ def _to_cache(result: BootstrapResult, tar: Path, meta: Path) -> None:
 
 def build_image(name_tag: str, out_path: str | Path, log: Callable[[str], None] = print, *,
                 cache_dir: str | Path | None = None,
-                work_dir: str | Path | None = None) -> BootstrapResult:
+                work_dir: str | Path | None = None,
+                host_ca: bool | None = None) -> BootstrapResult:
     """Build NAME:TAG from its recipe into a `docker save` archive at `out_path`.
 
     `cache_dir` (default: $BERTH_BOOTSTRAP_CACHE, else no cache) reuses an archive built
-    today from the same recipe and sources (copied to `out_path`). `work_dir` is where the temporary rootfs goes.
+    today from the same recipe and sources (copied to `out_path`). `work_dir` is where the
+    temporary rootfs goes.
+    `host_ca` (default: on unless $BERTH_BOOTSTRAP_HOST_CA=0) adds the host's local CA
+    certificates to images that include ca-certificates (see `hostca`).
     Raises InvalidParameter for an unknown or unbuildable NAME:TAG, BootstrapError when
     the build fails; nothing is left behind in either case.
     """
@@ -185,9 +197,10 @@ def build_image(name_tag: str, out_path: str | Path, log: Callable[[str], None] 
         if recipe.source != "busybox":
             raise
         sources = []   # busybox comes from the host's dpkg database, no mirror needed
+    cas = hostca.host_cas() if recipe.trusts_host_ca and hostca.wanted(host_ca) else []
     cache: tuple[Path, Path] | None = None
     if cache_dir is not None:
-        cache = _cache_paths(Path(cache_dir), recipe, reference, sources)
+        cache = _cache_paths(Path(cache_dir), recipe, reference, sources, cas)
         hit = _from_cache(*cache, out_path)
         if hit is not None:
             log(f"bootstrap: {reference}: using the archive built earlier today ({cache[0]})")
@@ -207,7 +220,8 @@ def build_image(name_tag: str, out_path: str | Path, log: Callable[[str], None] 
             busybox_rootfs(root, BUSYBOX)
             epoch = newest_package_mtime(Path("/"), before=started, packages=["busybox-static"])
         else:
-            run_mmdebstrap(recipe, root, sources, work, log)
+            ca_dir = hostca.stage(cas, work / "host-ca") if cas else None
+            run_mmdebstrap(recipe, root, sources, work, log, ca_dir)
             installed = installed_versions(root)
             versions = _main_versions(recipe, installed)
             epoch = newest_package_mtime(root, before=started)
@@ -222,7 +236,7 @@ def build_image(name_tag: str, out_path: str | Path, log: Callable[[str], None] 
         env = [f"{k}={v}" for k, v in recipe.env]
         env += [f"{k}={upstream_version(installed[p])}" for k, p in recipe.version_env]
         mirrors = mirror_uris(sources)
-        labels = _labels(recipe, versions, mirrors, created)
+        labels = _labels(recipe, versions, mirrors, created, cas)
         created_by = f"berth bootstrap {recipe.reference} (Debian {recipe.suite})"
         config = image_config(
             diff_id=layer.diff_id, epoch=epoch, env=env, cmd=list(recipe.cmd),
@@ -237,7 +251,7 @@ def build_image(name_tag: str, out_path: str | Path, log: Callable[[str], None] 
         os.replace(tmp_out, out_path)
         result = BootstrapResult(
             tar_path=out_path, reference=reference,
-            description=_describe(recipe, reference, versions, origin, len(installed), created),
+            description=_describe(recipe, reference, versions, origin, len(installed), created, cas),
             image_id=image_id, packages=versions, created=created, layer_size=layer.size,
             package_count=len(installed))
     finally:

@@ -124,6 +124,11 @@ class Recipe:
         raw = json.dumps(asdict(self), sort_keys=True, default=list).encode()
         return hashlib.sha256(raw).hexdigest()
 
+    @property
+    def trusts_host_ca(self) -> bool:
+        """Images with Debian's CA list also get the host's local CAs (see hostca)."""
+        return "ca-certificates" in self.packages
+
     def dpkg_filters(self) -> tuple[str, ...]:
         return SLIM_DPKG_FILTERS if self.slim else ()
 

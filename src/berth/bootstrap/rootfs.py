@@ -18,6 +18,7 @@ from pathlib import Path
 from berth import kernel
 
 from .errors import BootstrapError
+from .hostca import IMAGE_CA_DIR
 from .recipes import Recipe
 from .sources import SourceEntry, render_deb822
 
@@ -110,7 +111,9 @@ def busybox_rootfs(root: Path, busybox: str = BUSYBOX) -> None:
             os.symlink("/bin/busybox", link)
 
 
-def mmdebstrap_command(recipe: Recipe, root: Path, sources_file: Path) -> list[str]:
+def mmdebstrap_command(recipe: Recipe, root: Path, sources_file: Path,
+                       ca_dir: Path | None = None) -> list[str]:
+    """The mmdebstrap argv; `ca_dir` holds extra CA certificates to trust inside the image."""
     cmd = ["mmdebstrap", "--mode=root", "--format=directory", f"--variant={recipe.variant}",
            "--aptopt=Acquire::Languages \"none\"", f"--hook-dir={MERGED_USR_HOOKS}",
            # no fsync per unpacked file (a third faster here); Docker's debian images ship
@@ -119,21 +122,24 @@ def mmdebstrap_command(recipe: Recipe, root: Path, sources_file: Path) -> list[s
     cmd += [f"--dpkgopt={o}" for o in recipe.dpkg_filters()]
     if recipe.packages:
         cmd.append("--include=" + ",".join(recipe.packages))
+    if ca_dir is not None:
+        cmd += [f"--customize-hook=sync-in {ca_dir} {IMAGE_CA_DIR}",
+                '--customize-hook=chroot "$1" update-ca-certificates']
     cmd += [recipe.suite, str(root), str(sources_file)]
     return cmd
 
 
 def run_mmdebstrap(recipe: Recipe, root: Path, sources: list[SourceEntry], work: Path,
-                   log: Callable[[str], None]) -> None:
+                   log: Callable[[str], None], ca_dir: Path | None = None) -> None:
     """Install the recipe's packages into `root` (which must not exist or be empty)."""
     if shutil.which("mmdebstrap") is None:
         raise BootstrapError("bootstrap: mmdebstrap is not installed (apt-get install mmdebstrap)")
     sources_file = work / "debian.sources"
     sources_file.write_text(render_deb822(sources))
-    cmd = mmdebstrap_command(recipe, root, sources_file)
+    cmd = mmdebstrap_command(recipe, root, sources_file, ca_dir)
     env = dict(os.environ, SOURCE_DATE_EPOCH=str(recipe.epoch), LC_ALL="C.UTF-8",
                DEBIAN_FRONTEND="noninteractive", TMPDIR=str(work))
-    log("bootstrap: " + " ".join(cmd[:-2]) + " <rootfs> <sources>")
+    log("bootstrap: " + " ".join(cmd[:-2]).replace(str(work), "<work>") + " <rootfs> <sources>")
     tail: deque[str] = deque(maxlen=25)
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, errors="replace", env=env,
