@@ -663,3 +663,12 @@ def test_cli_preserve_fds_and_exec_options(box, run_names):
         except ChildProcessError:
             break
         time.sleep(0.02)
+
+
+def test_host_pid_and_network_namespaces(rt, box):
+    def edit(sp):
+        sp.linux.namespaces = [ns for ns in sp.linux.namespaces if ns.type not in ("pid", "network")]
+    _, res = go(rt, box, ["sh", "-c", "echo $$; readlink /proc/self/ns/net; readlink /proc/self/ns/pid"], edit)
+    pid, net, pidns = res.out.split()
+    assert pid != "1"
+    assert net == os.readlink("/proc/self/ns/net") and pidns == os.readlink("/proc/self/ns/pid")
