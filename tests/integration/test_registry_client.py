@@ -559,3 +559,21 @@ def test_dropped_upload_is_retried(local: Local) -> None:
     layer = fake.blobs[manifest["layers"][0]["digest"]]
     assert gzip.decompress(layer) == plain
     assert sha(fake.manifests["v1"]) == digest
+
+
+@pytest.mark.parametrize("first", ["zstd", "", "gzip"])
+def test_streamed_first_layer_in_every_compression(local: Local, first: str) -> None:
+    built = build_image(compressions=(first, "gzip"))
+    fake = FakeRegistry(built, "stream/img")
+
+    async def go() -> Any:
+        runner, host = await _serve(fake.app())
+        try:
+            async with RegistryClient() as c:
+                return await c.pull(f"{host}/stream/img:latest", local)
+        finally:
+            await runner.cleanup()
+    img = asyncio.run(go())
+    layer0 = local.layers.get(img.layers[0])
+    assert (Path(layer0.path) / "file0-amd64.txt").read_text() == f"layer 0 {first or 'plain'} amd64\n"
+    assert layer0.blob == built.layer_digests[0]
