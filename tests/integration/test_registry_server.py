@@ -490,3 +490,17 @@ def test_referrers(berth_registry: RunningRegistry) -> None:
     assert other.json()["manifests"] == [] and other.headers["OCI-Filters-Applied"] == "artifactType"
     assert s.delete(f"{url}/v2/t/refs/manifests/{digest_of(art)}").status_code == 202
     assert s.get(f"{url}/v2/t/refs/referrers/{md}").json()["manifests"] == []
+
+
+def test_search_description_from_config_label(tmp_path: Path) -> None:
+    with start_berth_registry(tmp_path) as reg:
+        s = session(reg)
+        config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []},
+                             "config": {"Labels": {"org.opencontainers.image.description": "from a label"}}}).encode()
+        upload(s, reg, "lbl/app", config)
+        m = image_manifest(config, [])
+        assert s.put(f"{reg.url}/v2/lbl/app/manifests/v1", data=m,
+                     headers={"Content-Type": OCI_MANIFEST}).status_code == 201
+        doc = s.get(f"{reg.url}/v1/search", params={"q": "app"}).json()
+        assert doc["results"] == [{"name": "lbl/app", "description": "from a label", "star_count": 0,
+                                   "is_official": False, "is_automated": False}]
