@@ -5,21 +5,21 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import IO, Any
 
 from berth.cli.client import Client, CLIError
 
 
-@dataclass
 class Context:
-    host: str
-    auto_start: bool
-    config_dir: str
-    debug: bool = False
-    out: IO[str] = field(default_factory=lambda: sys.stdout)
-    err: IO[str] = field(default_factory=lambda: sys.stderr)
-    _client: Client | None = None
+    def __init__(self, host: str, auto_start: bool, config_dir: str, debug: bool = False,
+                 out: IO[str] | None = None, err: IO[str] | None = None) -> None:
+        self.host = host
+        self.auto_start = auto_start
+        self.config_dir = config_dir
+        self.debug = debug
+        self.out: IO[str] = out or sys.stdout
+        self.err: IO[str] = err or sys.stderr
+        self._client: Client | None = None
 
     @property
     def client(self) -> Client:

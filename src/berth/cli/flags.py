@@ -8,7 +8,6 @@ first positional argument (the rest belongs to the container's command).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from berth.cli import typos
@@ -29,14 +28,23 @@ INT = "int"
 FLOAT = "decimal"
 
 
-@dataclass(frozen=True)
 class Flag:
-    long: str                 # without the leading dashes
-    kind: str = BOOL
-    short: str = ""           # one letter, or ""
-    default: Any = None
-    help: str = ""
-    hidden: bool = False
+    """One flag. (Plain classes, not dataclasses, here and in Spec/Parsed: importing
+    dataclasses costs ~11 ms, paid by every `berth` command.)"""
+
+    __slots__ = ("long", "kind", "short", "default", "help", "hidden")
+
+    def __init__(self, long: str, kind: str = BOOL, short: str = "", default: Any = None,
+                 help: str = "", hidden: bool = False) -> None:
+        self.long = long          # without the leading dashes
+        self.kind = kind
+        self.short = short        # one letter, or ""
+        self.default = default
+        self.help = help
+        self.hidden = hidden
+
+    def __repr__(self) -> str:
+        return f"Flag({self.long!r}, {self.kind!r}, {self.short!r})"
 
     @property
     def dest(self) -> str:
@@ -46,21 +54,25 @@ class Flag:
         return f"-{self.short}, --{self.long}" if self.short else f"--{self.long}"
 
 
-@dataclass
 class Spec:
     """One command: its flags and how many positional arguments it takes."""
 
-    name: str                       # full name as typed, e.g. "network create"
-    usage: str                      # e.g. "[OPTIONS] CONTAINER [CONTAINER...]"
-    flags: list[Flag] = field(default_factory=list)
-    min_args: int = 0
-    max_args: int | None = None     # None: unlimited
-    interspersed: bool = True       # False: flags end at the first positional argument
-    help: str = ""
-
-    def __post_init__(self) -> None:
+    def __init__(self, name: str, usage: str, flags: list[Flag] | None = None, min_args: int = 0,
+                 max_args: int | None = None, interspersed: bool = True, help: str = "") -> None:
+        self.name = name                  # full name as typed, e.g. "network create"
+        self.usage = usage                # e.g. "[OPTIONS] CONTAINER [CONTAINER...]"
+        self.flags = list(flags or [])
+        self.min_args = min_args
+        self.max_args = max_args          # None: unlimited
+        self.interspersed = interspersed  # False: flags end at the first positional argument
+        self.help = help
         self._long = {f.long: f for f in self.flags}
         self._short = {f.short: f for f in self.flags if f.short}
+
+    def renamed(self, name: str) -> Spec:
+        """The same command as the user typed it (`container ls` for `ps`)."""
+        return Spec(name, self.usage, self.flags, self.min_args, self.max_args, self.interspersed,
+                    self.help)
 
     def by_long(self, name: str) -> Flag | None:
         return self._long.get(name)
@@ -89,16 +101,18 @@ def _flag_col(f: Flag) -> str:
     return name if f.kind == BOOL else f"{name} {f.kind}"
 
 
-@dataclass
 class Parsed:
-    opts: dict[str, Any]
-    args: list[str]
-    given: set[str]          # dests of the flags the user set
-    help: bool = False
+    """The parse result: option values by dest (also as attributes), positional args."""
+
+    def __init__(self, opts: dict[str, Any], args: list[str], given: set[str], help: bool = False) -> None:
+        self.opts = opts
+        self.args = args
+        self.given = given      # dests of the flags the user set
+        self.help = help
 
     def __getattr__(self, name: str) -> Any:
         try:
-            return self.opts[name]
+            return self.__dict__["opts"][name]
         except KeyError:
             raise AttributeError(name) from None
 

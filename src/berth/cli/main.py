@@ -6,7 +6,6 @@ Command modules are imported only when their command runs (start-up time matters
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import os
 import sys
@@ -256,7 +255,7 @@ def _main(argv: list[str]) -> int:
         return 0
     module = importlib.import_module(f"berth.cli.commands.{module_name}")
     spec, handler = module.COMMANDS[key]
-    spec = dataclasses.replace(spec, name=name)
+    spec = spec.renamed(name)
     try:
         p = parse(spec, rest)
     except UsageError as exc:

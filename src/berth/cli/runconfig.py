@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from berth.cli.flags import BOOL, FLOAT, INT, LIST, STR, Flag, Parsed, UsageError
@@ -189,11 +188,13 @@ def labels(values: list[str], files: list[str]) -> dict[str, str]:
     return out
 
 
-@dataclass
 class PortBinding:
-    host_ip: str
-    host_port: str
-    container_port: str     # e.g. "80/tcp"
+    __slots__ = ("host_ip", "host_port", "container_port")
+
+    def __init__(self, host_ip: str, host_port: str, container_port: str) -> None:
+        self.host_ip = host_ip
+        self.host_port = host_port
+        self.container_port = container_port     # e.g. "80/tcp"
 
 
 def _port_range(s: str, what: str, spec: str) -> tuple[int, int]:

@@ -6,7 +6,6 @@ command line (exit 125) instead of guessing, so it never runs what the user did 
 
 from __future__ import annotations
 
-import difflib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -113,5 +112,7 @@ def plural_group(words: list[str]) -> str | None:
 
 
 def suggest(word: str, choices: list[str]) -> str | None:
+    import difflib
+
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.75)
     return close[0] if close else None
