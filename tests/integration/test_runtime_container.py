@@ -672,3 +672,27 @@ def test_host_pid_and_network_namespaces(rt, box):
     pid, net, pidns = res.out.split()
     assert pid != "1"
     assert net == os.readlink("/proc/self/ns/net") and pidns == os.readlink("/proc/self/ns/pid")
+
+
+def test_concurrent_creates_under_a_new_parent(box, run_names):
+    """Several berth-runtime processes creating containers below a cgroup parent that does
+    not exist yet (cpuset values are copied down at every level)."""
+    parent = f"{run_names.cgroup_parent}-rt/par{secrets.token_hex(2)}"
+    root = str(run_names.root / "cli-state")
+    exe = venv_exe("berth-runtime")
+    procs = []
+    for _ in range(4):
+        cid, bundle, sp = box(["true"])
+        sp.linux.cgroups_path = f"/{parent}/{cid}"
+        write(bundle, sp)
+        procs.append(subprocess.Popen([exe, "--root", root, "run", "-b", str(bundle), cid],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    results = [(p.wait(60), p.stderr.read().decode()) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    assert all(code == 0 for code, _ in results), results
+    for ctrl in Path("/sys/fs/cgroup").iterdir():
+        if (ctrl / parent).is_dir():
+            assert [p.name for p in (ctrl / parent).iterdir() if p.is_dir()] == []
+            (ctrl / parent).rmdir()

@@ -68,15 +68,22 @@ class V1Manager:
 
     @staticmethod
     def _make_cpuset(path: str) -> None:
-        # a new cpuset cgroup starts with empty cpus/mems: copy them down from the parent
+        """A new cpuset cgroup starts with empty cpus/mems: copy them down from the parent at
+        every level (idempotent, so concurrent creates below one parent are safe)."""
         parent = os.path.dirname(path)
-        if not os.path.isdir(parent):
+        if not os.path.exists(os.path.join(parent, "cpuset.cpus")):
             V1Manager._make_cpuset(parent)
-        if not os.path.isdir(path):
+        try:
             os.mkdir(path)
-            for name in ("cpuset.cpus", "cpuset.mems"):
-                if not _read(os.path.join(path, name)).strip():
-                    _write(os.path.join(path, name), _read(os.path.join(parent, name)).strip())
+        except FileExistsError:
+            pass
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            if not _read(os.path.join(path, name)).strip():
+                value = _read(os.path.join(parent, name)).strip()
+                if not value:  # the parent is being made by someone else right now
+                    V1Manager._make_cpuset(parent)
+                    value = _read(os.path.join(parent, name)).strip()
+                _write(os.path.join(path, name), value)
 
     def apply(self, resources: Any) -> None:
         if resources is None:
