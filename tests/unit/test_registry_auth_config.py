@@ -74,6 +74,14 @@ esac
     assert f.get("r.example") == {"username": "alice", "password": "pw", "serveraddress": "r.example"}
     assert f.erase("r.example")
     assert not store.exists()
+    # credHelpers picks a helper per registry; others stay in the file
+    p.write_text(json.dumps({"credHelpers": {"r.example": "testhelper"}}))
+    f.store("r.example", "bob", "pw2")
+    f.store("other.example", "carol", "pw3")
+    assert json.loads(store.read_text())["Username"] == "bob"
+    doc = json.loads(p.read_text())
+    assert doc["auths"]["r.example"] == {} and "auth" in doc["auths"]["other.example"]
+    assert f.get("r.example")["username"] == "bob" and f.get("other.example")["username"] == "carol"
 
 
 def test_registry_auth_header_roundtrip() -> None:
