@@ -234,14 +234,29 @@ class Registry:
                                                  "Docker-Content-Digest": digest, "Content-Length": "0"})
 
     async def _receive(self, request: web.Request, name: str, uid: str) -> int:
+        """Append the request body to the upload. Data is gathered into 1 MiB pieces that a
+        worker thread hashes and writes while the event loop receives the next one; what
+        arrived before a dropped connection stays in the upload (resumable)."""
         writer = self.driver.upload_writer(name, uid)
+        buf = bytearray()
+        pending: asyncio.Future[None] | None = None
         try:
             while True:
                 chunk = await request.content.readany()
+                if chunk:
+                    buf += chunk
+                if len(buf) >= (1 << 20) or (not chunk and buf):
+                    if pending is not None:
+                        await pending
+                    piece, buf = bytes(buf), bytearray()
+                    pending = asyncio.ensure_future(asyncio.to_thread(writer.write, piece))
                 if not chunk:
                     break
-                writer.write(chunk)
         finally:
+            if pending is not None:
+                await asyncio.gather(pending, return_exceptions=True)
+            if buf:  # received before the connection broke: keep it for a resumed upload
+                writer.write(bytes(buf))
             writer.close()
         return writer.offset
 
