@@ -249,6 +249,14 @@ def test_index_and_docker_schema2(berth_registry: RunningRegistry) -> None:
     r = s.put(f"{url}/v2/t/idx/manifests/docker", data=docker, headers={"Content-Type": DOCKER_MANIFEST})
     assert r.status_code == 201, r.text
     assert s.get(f"{url}/v2/t/idx/manifests/docker").headers["Content-Type"] == DOCKER_MANIFEST
+    mlist_type = "application/vnd.docker.distribution.manifest.list.v2+json"
+    mlist = json.dumps({"schemaVersion": 2, "mediaType": mlist_type, "manifests": [
+        {"mediaType": DOCKER_MANIFEST, "digest": digest_of(docker), "size": len(docker),
+         "platform": {"os": "linux", "architecture": "amd64"}}]}).encode()
+    r = s.put(f"{url}/v2/t/idx/manifests/list", data=mlist, headers={"Content-Type": mlist_type})
+    assert r.status_code == 201, r.text
+    got = s.get(f"{url}/v2/t/idx/manifests/list")
+    assert got.headers["Content-Type"] == mlist_type and got.content == mlist
 
 
 def test_manifest_naming_a_missing_blob_is_refused(berth_registry: RunningRegistry) -> None:
