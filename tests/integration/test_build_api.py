@@ -502,3 +502,37 @@ def test_from_scratch_with_a_static_binary(daemon: Any) -> None:
     assert run_output(daemon, "scratch-built:1") == "from-scratch in /data\n"
     info = daemon.api("GET", "/images/scratch-built:1/json").json()
     assert len(info["RootFS"]["Layers"]) == 2  # WORKDIR's directory, then the binary
+
+
+def _saved_config(daemon: Any, name: str) -> dict[str, Any]:
+    r = daemon.api("GET", f"/images/{name}/get", timeout=60)
+    assert r.status == 200, r.text
+    outer = tarfile.open(fileobj=io.BytesIO(r.body))
+    manifest = json.load(outer.extractfile("manifest.json"))[0]
+    return json.load(outer.extractfile(manifest["Config"]))
+
+
+def test_history_lines_up_with_layers_in_a_multi_step_build(daemon: Any, busybox_image: str) -> None:
+    """Every settings-only step (ENV, LABEL, ARG, CMD, ...) is an `empty_layer` history
+    entry, so the non-empty entries are exactly the layers, as Docker writes them."""
+    df = ("FROM busybox\nMAINTAINER someone\nARG V=1\nENV A=$V\nLABEL l=1\nRUN echo a > /a\n"
+          "EXPOSE 80\nCOPY f /f\nUSER 1000\nWORKDIR /w\nRUN true\nSTOPSIGNAL SIGTERM\n"
+          "CMD [\"sh\"]\n")
+    msgs, _ = build(daemon, {"Dockerfile": df, "f": "x"}, t="hist-lines:1", nocache=True)
+    assert error_of(msgs) is None, msgs
+    try:
+        cfg = _saved_config(daemon, "hist-lines:1")
+        history, diff_ids = cfg["history"], cfg["rootfs"]["diff_ids"]
+        assert len([h for h in history if not h.get("empty_layer")]) == len(diff_ids)
+        # busybox, RUN echo, COPY, WORKDIR mkdir: four layers; the rest are settings only
+        assert len(diff_ids) == 4
+        by_step = {h["created_by"].split("#(nop) ")[-1].split()[0]: h for h in history[1:]}
+        for kw in ("ENV", "LABEL", "EXPOSE", "USER", "STOPSIGNAL", "CMD", "ARG", "MAINTAINER"):
+            assert by_step[kw].get("empty_layer") is True, (kw, by_step[kw])
+        assert cfg["author"] == "someone"  # the stage's MAINTAINER authors every later step
+        assert [h.get("author") for h in history[1:]] == ["someone"] * (len(history) - 1)
+        hist = daemon.api("GET", "/images/hist-lines:1/history").json()
+        sizes = {h["CreatedBy"]: h["Size"] for h in hist}
+        assert sizes["|1 V=1 /bin/sh -c echo a > /a"] == 2  # the ARG shows as docker shows it
+    finally:
+        daemon.api("DELETE", "/images/hist-lines:1")

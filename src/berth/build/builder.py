@@ -134,6 +134,14 @@ class _State:
     args: dict[str, str | None] = field(default_factory=dict)
     cmd_set: bool = False
     missed: bool = False          # a step of this chain already missed the cache
+    maintainer: str = ""          # MAINTAINER of this stage: the author of every later step
+
+    def hist(self, created_by: str, **extra: Any) -> dict[str, Any]:
+        """A history entry as the legacy builder writes it (author once MAINTAINER ran)."""
+        h: dict[str, Any] = {"created_by": created_by, **extra}
+        if self.maintainer:
+            h["author"] = self.maintainer
+        return h
 
     @property
     def shell(self) -> list[str]:
@@ -250,8 +258,10 @@ class Builder:
             cfg["Labels"] = labels
             shell = " ".join(cfg.get("Shell") or DEFAULT_SHELL)
             text_l = " ".join(f"{k}={v}" for k, v in sorted(self.opts.labels.items()))
-            result = await self.runner.commit_config(
-                result, cfg, {"created_by": f"{shell} #(nop)  LABEL {text_l}", "empty_layer": True})
+            hist: dict[str, Any] = {"created_by": f"{shell} #(nop)  LABEL {text_l}", "empty_layer": True}
+            if result.config.get("author"):
+                hist["author"] = result.config["author"]
+            result = await self.runner.commit_config(result, cfg, hist)
         unused = sorted(k for k in self.opts.build_args
                         if k not in self.declared and k not in I.PROXY_ARGS)
         if unused:
@@ -424,9 +434,9 @@ class Builder:
                       extra=_config_digest(cfg) + author)
         image = await self._cached(state, probe)
         if image is None:
-            hist: dict[str, Any] = {"created_by": created_by, "empty_layer": True}
             if author:
-                hist["author"] = author
+                state.maintainer = author
+            hist = state.hist(created_by, empty_layer=True)
             image = await self.runner.commit_config(state.image, copy.deepcopy(cfg), hist)
             await self._remember(probe, image)
         await self._advance(state, image)
@@ -567,7 +577,7 @@ class Builder:
                 Copier(rootfs, uid, gid).mkdirs(path)
 
             image = await self.runner.fs_step(state.image, apply, copy.deepcopy(cfg),
-                                              {"created_by": created_by})
+                                              state.hist(created_by))
             await self._remember(probe, image)
         await self._advance(state, image)
 
@@ -649,7 +659,7 @@ class Builder:
             env = list(cfg.get("Env") or []) + extra_env
             req = RunRequest(cmd=argv, env=env, user=cfg.get("User") or "", workdir=workdir,
                              network_mode=network, config=copy.deepcopy(cfg),
-                             history={"created_by": created_by}, prepare=prepare,
+                             history=state.hist(created_by), prepare=prepare,
                              cleanup=cleanup if prepare_files else None,
                              host_config=dict(self.opts.run_host_config))
 
@@ -804,7 +814,7 @@ class Builder:
                     Copier(rootfs, uid, gid, chmod).copy(sources, dest, workdir, is_add=ins.is_add)
 
                 image = await self.runner.fs_step(state.image, apply, copy.deepcopy(cfg),
-                                                  {"created_by": created_by})
+                                                  state.hist(created_by))
                 await self._remember(probe, image)
             await self._advance(state, image)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import os
 import secrets
@@ -29,8 +28,6 @@ from berth.build.cache import BuildCache
 from berth.build.context import BuildContext, extract_tar
 from berth.config import DaemonConfig
 from berth.errors import InvalidParameter, NotFound
-from berth.image.archive import host_arch, now_rfc3339
-from berth.image.spec import new_image_config
 
 log = logging.getLogger("berth.builds")
 
@@ -119,21 +116,10 @@ class EngineStepRunner:
     async def commit_config(self, parent: ImageRef | None, config: dict[str, Any],
                             history: dict[str, Any]) -> ImageRef:
         def do() -> ImageRef:
-            base = copy.deepcopy(parent.config) if parent else {}
-            created = now_rfc3339()
-            hist = {k: v for k, v in history.items() if v not in (None, "")}
-            hist["created"] = created
-            extra: dict[str, Any] = {}
-            for k in ("variant", "os.version", "os.features"):
-                if k in base:
-                    extra[k] = base[k]
-            if hist.get("author") or base.get("author"):
-                extra["author"] = hist.get("author") or base.get("author")
-            diff_ids = list((base.get("rootfs") or {}).get("diff_ids") or [])
-            doc = new_image_config(diff_ids, config, [*(base.get("history") or []), hist], created,
-                                   architecture=base.get("architecture") or host_arch(),
-                                   os_=base.get("os") or "linux", extra=extra)
-            return _ref(self.images.add(doc))
+            # ImageService.commit without a snapshot: a settings-only image whose history
+            # entry is `empty_layer`, recorded with its parent (as docker's image store)
+            parent_img = self.images.get(parent.id) if parent else None
+            return _ref(self.images.commit(None, parent_img, config, history))
         return await asyncio.to_thread(do)
 
     async def path_is_dir(self, image: ImageRef | None, path: str) -> bool:
