@@ -121,7 +121,13 @@ class Puller:
             if not valid_digest(d.digest) or not d.digest.startswith("sha256:"):
                 raise errors.InvalidParameter(f"{ref.familiar}: unsupported layer digest {d.digest!r}")
         image_id = "sha256:" + hashlib.sha256(config).hexdigest()
-        had_image = self.images.store.exists(image_id)
+        # as docker: "up to date" when the reference already named this very image
+        try:
+            before = (self.images.store.by_tag(ref) if ref.tag and not ref.digest
+                      else self.images.store.by_digest(ref.with_digest(top_digest)))
+        except errors.BerthError:
+            before = None
+        had_image = before is not None and before.id == image_id
         await self._layers(repo, pm.layers, diff_ids, chains)
         tags = [ref.full] if ref.tag and not ref.digest else []
         img = await asyncio.to_thread(self.images.store.create, config, None, tags,

@@ -1,0 +1,49 @@
+"""The real docker CLI driving berthd (DOCKER_HOST=berth's socket): login, push, pull and
+search go through berth's /auth, /images/{name}/push, /images/create and /images/search."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixtures.registry import RunningRegistry
+
+pytestmark = [pytest.mark.root]
+
+DOCKER = "/usr/bin/docker"
+
+
+def docker(daemon: Any, cfg: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**daemon.env, "DOCKER_CONFIG": str(cfg)}
+    return subprocess.run([DOCKER, *args], input=input, capture_output=True, text=True, env=env, timeout=180)
+
+
+@pytest.mark.parametrize("which", ["berth_registry", "berth_token_registry"])
+def test_docker_cli_against_berthd(request: pytest.FixtureRequest, daemon: Any, busybox_image: str,
+                                   tmp_path: Path, which: str) -> None:
+    reg: RunningRegistry = request.getfixturevalue(which)
+    cfg = tmp_path / "docker-config"
+    ref = f"{reg.host}/viadocker/busybox:v1"
+    bad = docker(daemon, cfg, "login", "-u", reg.user, "--password-stdin", reg.host, input="nope\n")
+    assert bad.returncode != 0 and "incorrect username or password" in bad.stderr, bad.stderr
+    assert not (cfg / "config.json").exists() or reg.host not in (cfg / "config.json").read_text()
+    ok = docker(daemon, cfg, "login", "-u", reg.user, "--password-stdin", reg.host, input=reg.password + "\n")
+    assert ok.returncode == 0 and "Login Succeeded" in ok.stdout, ok.stderr
+    assert docker(daemon, cfg, "tag", busybox_image, ref).returncode == 0
+    try:
+        pushed = docker(daemon, cfg, "push", ref)
+        assert pushed.returncode == 0, pushed.stderr + pushed.stdout
+        assert "v1: digest: sha256:" in pushed.stdout
+        assert docker(daemon, cfg, "rmi", ref).returncode == 0
+        pulled = docker(daemon, cfg, "pull", ref)
+        assert pulled.returncode == 0, pulled.stderr + pulled.stdout
+        assert "Status: Downloaded newer image for" in pulled.stdout
+        found = docker(daemon, cfg, "search", f"{reg.host}/viadocker")
+        assert found.returncode == 0, found.stderr
+        assert "viadocker/busybox" in found.stdout
+    finally:
+        docker(daemon, cfg, "rmi", "-f", ref)
+        docker(daemon, cfg, "logout", reg.host)
