@@ -47,3 +47,35 @@ def test_docker_cli_against_berthd(request: pytest.FixtureRequest, daemon: Any, 
     finally:
         docker(daemon, cfg, "rmi", "-f", ref)
         docker(daemon, cfg, "logout", reg.host)
+
+
+def test_docker_py_against_berthd(daemon: Any, busybox_image: str, berth_token_registry: RunningRegistry,
+                                  tmp_path: Path) -> None:
+    import docker as dockerpy
+    reg = berth_token_registry
+    client = dockerpy.DockerClient(base_url=daemon.host, version="auto")
+    repo = f"{reg.host}/dockerpy/busybox"
+    try:
+        with pytest.raises(dockerpy.errors.APIError) as e:
+            client.login(username=reg.user, password="wrong", registry=reg.host, dockercfg_path=str(tmp_path / "x"))
+        assert e.value.status_code == 401
+        assert client.login(username=reg.user, password=reg.password, registry=reg.host,
+                            dockercfg_path=str(tmp_path / "x"))["Status"] == "Login Succeeded"
+        client.images.get(busybox_image).tag(repo, "v1")
+        creds = {"username": reg.user, "password": reg.password}
+        lines = list(client.images.push(repo, tag="v1", auth_config=creds, stream=True, decode=True))
+        assert not [ln for ln in lines if "error" in ln], lines
+        assert any("aux" in ln and ln["aux"]["Tag"] == "v1" for ln in lines)
+        client.images.remove(f"{repo}:v1")
+        img = client.images.pull(repo, tag="v1", auth_config=creds)
+        assert f"{repo}:v1" in img.tags
+        # docker-py searches without credentials: this registry wants them, and says so
+        with pytest.raises(dockerpy.errors.APIError) as e:
+            client.images.search(f"{reg.host}/dockerpy")
+        assert e.value.status_code == 401 and "authentication required" in str(e.value)
+    finally:
+        try:
+            client.images.remove(f"{repo}:v1", force=True)
+        except dockerpy.errors.APIError:
+            pass
+        client.close()
