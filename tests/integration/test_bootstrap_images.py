@@ -81,6 +81,21 @@ def test_cache_reuses_todays_archive_and_drops_stale_ones(tmp_path: Path) -> Non
     assert any("built earlier today" in ln for ln in lines)
 
 
+def test_failed_archive_write_leaves_no_file_or_new_dirs(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(tmp: Path, **kw: object) -> str:
+        Path(tmp).write_text("partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(builder_mod, "write_docker_archive", boom)
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(OSError, match="No space left"):
+        build_image("busybox", tmp_path / "new" / "dirs" / "bb.tar", log=lambda s: None, work_dir=work)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
+    assert list(work.iterdir()) == []
+
+
 def test_failed_build_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A mirror that does not answer: a clear error, no archive, no temp dir, no mounts."""
     dead = [SourceEntry(("deb",), ("http://127.0.0.1:9/debian",), ("bookworm",), ("main",),

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -130,6 +131,17 @@ def _cache_paths(cache_dir: Path, recipe: Recipe, reference: str, sources: list[
     return cache_dir / f"{stem}.tar", cache_dir / f"{stem}.json"
 
 
+def _make_parents(d: Path) -> list[Path]:
+    """mkdir -p, returning the directories it created, deepest first."""
+    missing = []
+    while not d.exists():
+        missing.append(d)
+        d = d.parent
+    for m in reversed(missing):
+        m.mkdir(exist_ok=True)
+    return missing
+
+
 def _copy_atomic(src: Path, dest: Path) -> None:
     """A copy (never a hard link: whoever gets the archive may rewrite it), renamed into place."""
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
@@ -209,7 +221,8 @@ def build_image(name_tag: str, out_path: str | Path, log: Callable[[str], None] 
     log(f"bootstrap: building {reference} from Debian {recipe.suite} ({origin})")
     work = Path(tempfile.mkdtemp(prefix="berth-bootstrap-", dir=work_dir))
     work.chmod(0o755)     # lets apt's download sandbox (user _apt) reach the rootfs
-    tmp_out = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
+    tmp_out = out_path.with_name(f".{out_path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    made_dirs: list[Path] = []
     try:
         root = work / "rootfs"
         started = time.time()
@@ -245,7 +258,7 @@ def build_image(name_tag: str, out_path: str | Path, log: Callable[[str], None] 
             labels=labels, created_by=created_by,
             comment=" ".join(f"{p}={v}" for p, v in versions.items()),
             architecture=host_architecture())
-        out_path.parent.mkdir(parents=True, exist_ok=True)
+        made_dirs = _make_parents(out_path.parent)
         image_id = write_docker_archive(tmp_out, config=canonical_json(config), layer_path=layer_path,
                                         diff_id=layer.diff_id, repo_tags=[reference], epoch=epoch)
         os.replace(tmp_out, out_path)
@@ -254,6 +267,14 @@ def build_image(name_tag: str, out_path: str | Path, log: Callable[[str], None] 
             description=_describe(recipe, reference, versions, origin, len(installed), created, cas),
             image_id=image_id, packages=versions, created=created, layer_size=layer.size,
             package_count=len(installed))
+    except BaseException:
+        tmp_out.unlink(missing_ok=True)
+        for d in made_dirs:          # deepest first; only the ones this build created
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        raise
     finally:
         if tmp_out.exists():
             tmp_out.unlink()
