@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -75,19 +74,26 @@ def _tokens(s: str) -> list[tuple[str, str]]:
 
 
 # ---------------------------------------------------------------- AST
-@dataclass
 class Pipe:
-    decl: list[str]
-    cmds: list[list[Any]]     # each command: list of operands
+    """A pipeline; `decl` names the variables it declares. (Plain classes, not dataclasses:
+    --format is on many scripted `berth` calls and dataclasses cost ~11 ms to import.)"""
+
+    __slots__ = ("decl", "cmds")
+
+    def __init__(self, decl: list[str], cmds: list[list[Any]]) -> None:
+        self.decl = decl
+        self.cmds = cmds      # each command: list of operands
 
 
-@dataclass
 class Node:
-    kind: str                                  # text, action, if, range, with
-    text: str = ""
-    pipe: Pipe | None = None
-    body: list[Node] = field(default_factory=list)
-    orelse: list[Node] = field(default_factory=list)
+    __slots__ = ("kind", "text", "pipe", "body", "orelse")
+
+    def __init__(self, kind: str, text: str = "", pipe: Pipe | None = None) -> None:
+        self.kind = kind      # text, action, if, range, with
+        self.text = text
+        self.pipe = pipe
+        self.body: list[Node] = []
+        self.orelse: list[Node] = []
 
 
 def _parse_operands(toks: list[tuple[str, str]], i: int, stop: str | None) -> tuple[list[list[Any]], int]:
