@@ -55,11 +55,8 @@ def cmd_pull(ctx: Context, p: Parsed) -> int:
             if not p.quiet:
                 ctx.print("Using default tag: latest")
             ref = ref.with_tag("latest")
-        if ref.digest:
-            params["fromImage"] = f"{ref.familiar_name}@{ref.digest}"
-        else:
-            params["fromImage"] = ref.familiar_name
-            params["tag"] = ref.tag
+        params["fromImage"] = ref.familiar_name
+        params["tag"] = ref.digest or ref.tag   # as the docker CLI sends a digest
     resp = ctx.client.post("/images/create", params, headers=registry_auth_header(ctx, name), stream=True)
     _stream(ctx, resp, p.quiet)
     ctx.print(ref.name if p.all_tags else ref.full)

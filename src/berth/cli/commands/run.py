@@ -41,11 +41,8 @@ def pull_image(ctx: Context, image: str, out: Any = None, quiet: bool = False,
     from berth.cli.refs import normalized, split_for_pull
 
     repo, tag = split_for_pull(image)
-    params: dict[str, Any] = {"fromImage": repo}
-    if tag.startswith("sha256:"):
-        params["fromImage"] = f"{repo}@{tag}"
-    else:
-        params["tag"] = tag
+    # as the docker CLI sends it: a digest travels in `tag` too
+    params: dict[str, Any] = {"fromImage": repo, "tag": tag}
     if platform:
         params["platform"] = platform
     resp = ctx.client.post("/images/create", params, headers=registry_auth_header(ctx, image),
