@@ -536,3 +536,34 @@ def test_history_lines_up_with_layers_in_a_multi_step_build(daemon: Any, busybox
         assert sizes["|1 V=1 /bin/sh -c echo a > /a"] == 2  # the ARG shows as docker shows it
     finally:
         daemon.api("DELETE", "/images/hist-lines:1")
+
+
+def test_intermediate_images_show_only_with_all(daemon: Any, busybox_image: str) -> None:
+    """Each step's image records its parent; `docker images` hides the untagged ones that
+    have a child, `docker images -a` shows them, `rmi` of the tag deletes the chain."""
+    df = "FROM busybox\nRUN echo a > /a\nENV X=1\nRUN echo b > /b\nCMD [\"sh\"]\n"
+    msgs, text = build(daemon, {"Dockerfile": df}, t="steps-shown:1", nocache=True)
+    assert error_of(msgs) is None, msgs
+    top = image_id(msgs)
+    steps = [line.split()[1] for line in text.splitlines() if line.startswith(" ---> ")
+             and len(line.split()) == 2 and len(line.split()[1]) == 12]
+    assert len(steps) == 5 and top[7:19] == steps[-1]  # busybox + four steps
+    try:
+        listed = {i["Id"][7:19]: i for i in daemon.api("GET", "/images/json").json()}
+        assert top[7:19] in listed and not set(steps[1:-1]) & set(listed)
+        every = {i["Id"][7:19]: i for i in daemon.api("GET", "/images/json", params={"all": "1"}).json()}
+        assert set(steps) <= set(every)
+        for parent, child in zip(steps[:-1], steps[1:], strict=True):
+            assert every[child]["ParentId"][7:19] == parent
+        assert daemon.api("GET", f"/images/{top}/json").json()["Parent"][7:19] == steps[-2]
+        q = daemon.docker("images", "-q", "--no-trunc")
+        assert q.returncode == 0 and not set(steps[1:-1]) & {i[7:19] for i in q.stdout.split()}
+        qa = daemon.docker("images", "-a", "-q")
+        assert qa.returncode == 0 and set(steps[1:]) <= set(qa.stdout.split())
+    finally:
+        r = daemon.api("DELETE", "/images/steps-shown:1")
+    assert r.status == 200, r.text
+    deleted = [x["Deleted"][7:19] for x in r.json() if "Deleted" in x]
+    assert [d for d in deleted if d in steps] == list(reversed(steps[1:]))  # busybox stays
+    every = {i["Id"][7:19] for i in daemon.api("GET", "/images/json", params={"all": "1"}).json()}
+    assert not set(steps[1:]) & every and steps[0] in every

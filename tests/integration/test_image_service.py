@@ -349,3 +349,88 @@ def test_save_repository_name_saves_every_tag(svc_root: Path, svc: ImageService,
     assert manifest[0]["RepoTags"] == ["repo:a", "repo:b"]
     with pytest.raises(NotFound):
         svc.save(["nothere"], io.BytesIO())
+
+
+def _step(svc: ImageService, parent, name: str, tags: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    """A build step that writes one file: a new layer whose parent image is `parent`."""
+    key = "step-" + name
+    merged = svc.snapshots.prepare(key, svc.lower_dirs(parent))
+    try:
+        Path(merged, name).write_text(name)
+        return svc.commit(key, parent, None, {"created_by": f"RUN touch /{name}"}, tags=tags)
+    finally:
+        svc.snapshots.remove(key)
+
+
+def _chain(svc: ImageService, base, tag: str = "chain:1"):  # type: ignore[no-untyped-def]
+    s1 = _step(svc, base, "one")
+    s2 = svc.commit(None, s1, {"Env": ["X=1"]}, {"created_by": "ENV X=1"})
+    top = _step(svc, s2, "two", tags=(tag,))
+    return s1, s2, top
+
+
+def _ids(rows: list[dict]) -> set[str]:  # type: ignore[type-arg]
+    return {r["Id"] for r in rows}
+
+
+def test_build_steps_record_parents_and_hide_from_the_list(svc: ImageService, busybox_tar: str) -> None:
+    base = _import(svc, busybox_tar)
+    s1, s2, top = _chain(svc, base)
+    assert (s1.parent, s2.parent, top.parent) == (base.id, s1.id, s2.id)
+    assert svc.inspect("chain:1")["Parent"] == s2.id
+    listed = {r["Id"]: r for r in svc.filter_list(all_=True)}
+    assert set(listed) == {base.id, s1.id, s2.id, top.id}
+    assert listed[top.id]["ParentId"] == s2.id and listed[base.id]["ParentId"] == ""
+    # intermediates (untagged, with a child) show only with all; they are not dangling
+    assert _ids(svc.filter_list()) == {base.id, top.id}
+    assert svc.filter_list(filters={"dangling": ["true"]}) == []
+    assert _ids(svc.filter_list(filters={"dangling": ["false"]})) == {base.id, top.id}
+    assert _ids(svc.filter_list(all_=True, filters={"dangling": ["false"]})) == {base.id, top.id}
+    with pytest.raises(InvalidParameter, match="dangling=maybe"):
+        svc.filter_list(filters={"dangling": ["maybe"]})
+    assert svc.prune()["ImagesDeleted"] is None
+    # a parent with children cannot be deleted by id, even forced
+    for force in (False, True):
+        with pytest.raises(Conflict, match=r"\(cannot be forced\) - image has dependent child images"):
+            svc.delete(s1.id, force=force)
+    with pytest.raises(Conflict, match="image has dependent child images"):
+        svc.delete(base.id, force=True)
+
+
+def test_rmi_deletes_untagged_parents_unless_noprune(svc: ImageService, busybox_tar: str) -> None:
+    base = _import(svc, busybox_tar)
+    s1, s2, top = _chain(svc, base)
+    records = svc.delete("chain:1")
+    assert records[0] == {"Untagged": "chain:1"}
+    deleted = [r["Deleted"] for r in records[1:]]
+    assert [d for d in deleted if d in (top.id, s2.id, s1.id)] == [top.id, s2.id, s1.id]
+    assert top.layers[-1] in deleted and s1.layers[-1] in deleted  # their layers went too
+    assert base.id not in deleted and svc.resolve("busybox").id == base.id
+    assert _ids(svc.filter_list(all_=True)) == {base.id}
+    # --no-prune: only the tagged image goes; its parent is left dangling for prune
+    s1, s2, top = _chain(svc, base)
+    assert svc.delete("chain:1", prune=False) == [{"Untagged": "chain:1"}, {"Deleted": top.id},
+                                                  {"Deleted": top.layers[-1]}]
+    assert _ids(svc.filter_list(filters={"dangling": ["true"]})) == {s2.id}
+    res = svc.prune()
+    assert [r["Deleted"] for r in res["ImagesDeleted"] if r.get("Deleted", "").startswith("sha256:")
+            and r["Deleted"] in (s1.id, s2.id)] == [s2.id, s1.id]
+    assert res["SpaceReclaimed"] == len("one")  # the layer of step one: one 3-byte file
+    assert _ids(svc.filter_list(all_=True)) == {base.id}
+
+
+def test_prune_all_removes_unused_images_only(svc: ImageService, busybox_tar: str) -> None:
+    base = _import(svc, busybox_tar)
+    s1, s2, top = _chain(svc, base)
+    other = svc.commit(None, base, {"Cmd": ["true"]}, {"created_by": "CMD true"}, tags=["kept:1"])
+    svc.in_use = lambda image_id: ["c" * 64] if image_id == other.id else []
+    res = svc.prune(dangling_only=False)
+    gone = {r["Deleted"] for r in res["ImagesDeleted"] if "Deleted" in r}
+    assert {top.id, s2.id, s1.id} <= gone and {"Untagged": "chain:1"} in res["ImagesDeleted"]
+    # kept:1 is used by a container, so it and its parent busybox stay
+    assert other.id not in gone and base.id not in gone
+    assert _ids(svc.filter_list(all_=True)) == {base.id, other.id}
+    svc.in_use = lambda image_id: []
+    res = svc.prune(dangling_only=False)
+    assert {r.get("Deleted") for r in res["ImagesDeleted"]} >= {other.id, base.id}
+    assert svc.filter_list(all_=True) == []

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import fnmatch
 import json
 import os
+import re
 import shutil
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 
@@ -66,6 +67,7 @@ class ImageService:
         self.in_use: Callable[[str], list[str]] = lambda image_id: []
         self.events: Any = None
         self._lock = threading.RLock()
+        self.snapshots.on_removed = self._snapshot_removed
         self._clean_tmp()
 
     def _clean_tmp(self) -> None:
@@ -97,17 +99,7 @@ class ImageService:
             used: set[str] = set()
             for img in self.store.list():
                 used.update(img.layers)
-            links: set[str] = set()
-            try:
-                entries = list(os.scandir(self.config.containers_dir))
-            except FileNotFoundError:
-                entries = []
-            for e in entries:
-                try:
-                    lowers = self.snapshots.lower_dirs(e.name)
-                except (NotFound, ValueError, KeyError, InvalidParameter):
-                    continue
-                links.update(os.path.basename(p) for p in lowers)
+            links = self._snapshot_links()
             removed: list[str] = []
             dropped: set[str] = set()
             for chain in self.layers.list():
@@ -126,7 +118,43 @@ class ImageService:
             if dropped:
                 for b in dropped - self.store.layer_blobs_in_use():
                     self.content.delete(b)
+            removed += self.store.release_orphan_layers(self._protected)
             return removed
+
+    def _snapshot_links(self) -> set[str]:
+        """Short link names of every layer some snapshot (container, build step) stacks on."""
+        links: set[str] = set()
+        try:
+            entries = list(os.scandir(self.config.containers_dir))
+        except FileNotFoundError:
+            entries = []
+        for e in entries:
+            try:
+                lowers = self.snapshots.lower_dirs(e.name)
+            except (NotFound, ValueError, KeyError, InvalidParameter, OSError):
+                continue
+            links.update(os.path.basename(p) for p in lowers)
+        return links
+
+    def _protected(self, chains: list[str]) -> set[str]:
+        """Those of `chains` a snapshot stacks on (they must outlive a deleted image)."""
+        links = self._snapshot_links()
+        out = set()
+        for c in chains:
+            try:
+                if os.path.basename(self.layers.get(c).link) in links:
+                    out.add(c)
+            except NotFound:
+                continue
+        return out
+
+    def _snapshot_removed(self, key: str) -> None:
+        """A container's snapshot is gone: free the layers of deleted images it held."""
+        del key
+        if not self.store.has_orphan_layers():
+            return
+        with self._lock:
+            self.store.release_orphan_layers(self._protected)
 
     def _event(self, action: str, actor: str, **attrs: str) -> None:
         if self.events is not None:
@@ -151,9 +179,11 @@ class ImageService:
 
     # --- creating -----------------------------------------------------------------------
     def add(self, config: bytes | dict[str, Any], tags: Iterable[str] = (),
-            repo_digests: Iterable[str] = ()) -> Image:
-        """Record an image whose layers are already applied (used by pull)."""
-        img = self.store.create(config, tags=list(tags), repo_digests=list(repo_digests))
+            repo_digests: Iterable[str] = (), parent: str = "") -> Image:
+        """Record an image whose layers are already applied (used by pull). `parent` is
+        the image it was made from (build steps, commit), as docker records it."""
+        img = self.store.create(config, tags=list(tags), repo_digests=list(repo_digests),
+                                parent=parent)
         return img
 
     def import_tar(self, stream: IO[bytes], repo: str = "", tag: str = "",
@@ -230,7 +260,7 @@ class ImageService:
         doc = new_image_config(diff_ids, inner, [*(base.get("history") or []), hist], created,
                                architecture=base.get("architecture") or host_arch(),
                                os_=base.get("os") or "linux", extra=extra)
-        img = self.store.create(doc, tags=list(tags))
+        img = self.store.create(doc, tags=list(tags), parent=parent.id if parent else "")
         for t in tags:
             self._event("tag", img.id, name=t)
         return img
@@ -248,22 +278,29 @@ class ImageService:
         return self.store.untag(ref)
 
     def delete(self, name: str, force: bool = False, prune: bool = True) -> list[dict[str, str]]:
-        """docker rmi: untag a reference, and delete the image once nothing refers to it.
-        Answers Docker's list of {"Untagged": ...} / {"Deleted": ...} records."""
+        """docker rmi: untag a reference, and delete the image once nothing refers to it,
+        then (with `prune`) its parents that are left untagged and unused, as dockerd's
+        image_delete does. Answers Docker's list of {"Untagged"} / {"Deleted"} records."""
+        records, _ = self._delete(name, force, prune)
+        return records
+
+    def _delete(self, name: str, force: bool, prune: bool) -> tuple[list[dict[str, str]], int]:
         with self._lock:
             img = self.resolve(name)
             records: list[dict[str, str]] = []
             tags, digests = self.store.references(img.id)
             repo_refs = tags + digests
-            users = self.in_use(img.id)
             by_id = reference.looks_like_id(name) and img.id.removeprefix("sha256:").startswith(
                 name.removeprefix("sha256:"))
+            removed_ref = False
             if not by_id:
                 ref = reference.parse(name)
-                if not force and _single_repo(repo_refs) and users:
-                    raise Conflict(
-                        f'conflict: unable to remove repository reference "{name}" (must force) - '
-                        f"container {users[0][:12]} is using its referenced image {img.short_id}")
+                if not force and _single_repo(repo_refs):
+                    users = self.in_use(img.id)
+                    if users:
+                        raise Conflict(
+                            f'conflict: unable to remove repository reference "{name}" (must force) - '
+                            f"container {users[0][:12]} is using its referenced image {img.short_id}")
                 removed = self.store.untag(ref)
                 if removed is None and ref.digest is None:
                     raise NotFound(f"No such image: {ref.familiar}")
@@ -274,65 +311,110 @@ class ImageService:
                 if ref.tag and not any(t.rsplit(":", 1)[0] == ref.name for t in tags):
                     for d in digests:
                         if d.split("@")[0] == ref.name:
-                            self.store.untag(d)
-                            records.append({"Untagged": reference.parse(d, default_tag=False).familiar})
+                            self._untag_record(img.id, d, records)
                     tags, digests = self.store.references(img.id)
                 if tags or digests:
-                    return records
-            else:
-                if len(repo_refs) > 1 and not _single_repo(repo_refs) and not force:
-                    raise Conflict(f"conflict: unable to delete {img.short_id} (must be forced) - "
-                                   "image is referenced in multiple repositories")
-            users = self.in_use(img.id)
-            if users:
-                if not force:
-                    raise Conflict(f"conflict: unable to delete {img.short_id} (must be forced) - "
-                                   f"image is being used by stopped container {users[0][:12]}")
-                # forced: the references go, the image stays (its layers are under a
-                # container's rootfs) as a dangling image until the container is gone
+                    return records, 0
+                removed_ref = True
+            elif _single_repo(repo_refs):
+                # by id with one repository's references: they go with the image
+                conflict = self._conflict(img, _HARD if force else _HARD | _STOPPED)
+                if conflict is not None:
+                    raise conflict.error()
                 for r in repo_refs:
-                    if self.store.untag(r) is not None:
-                        records.append({"Untagged": reference.parse(r, default_tag=False).familiar})
-                return records
-            if self.store.children(img.id):
-                raise Conflict(f"conflict: unable to delete {img.short_id} (cannot be forced) - "
-                               "image has dependent child images")
-            for r in repo_refs:
-                if self.store.untag(r) is not None:
-                    records.append({"Untagged": reference.parse(r, default_tag=False).familiar})
-            removed_layers = self.store.delete(img.id)
-            records.append({"Deleted": img.id})
-            records.extend({"Deleted": c} for c in removed_layers)
-            self._event("delete", img.id)
-            if prune and img.parent:
-                try:
-                    parent = self.store.get(img.parent)
-                except NotFound:
-                    return records
-                if not parent.repo_tags and not parent.repo_digests and not self.in_use(parent.id) \
-                        and not self.store.children(parent.id):
-                    records.extend(self.delete(parent.id, force=False, prune=True))
-            return records
+                    self._untag_record(img.id, r, records)
+            reclaimed = self._delete_helper(img.id, records, force, prune, quiet=removed_ref)
+            return records, reclaimed
+
+    def _untag_record(self, image_id: str, full_ref: str, records: list[dict[str, str]]) -> None:
+        if self.store.untag(full_ref) is not None:
+            familiar = reference.parse(full_ref, default_tag=False).familiar
+            records.append({"Untagged": familiar})
+            self._event("untag", image_id, name=familiar)
+
+    def _delete_helper(self, image_id: str, records: list[dict[str, str]], force: bool,
+                       prune: bool, quiet: bool) -> int:
+        """dockerd's imageDeleteHelper: delete one image unless a conflict stops it (soft
+        conflicts give way to force; `quiet` ignores conflicts of an image that is not
+        dangling or is in use), then its untagged parent. Returns the bytes reclaimed."""
+        img = self.store.get(image_id)
+        conflict = self._conflict(img, _HARD if force else _HARD | _SOFT)
+        if conflict is not None:
+            if quiet and (not self._dangling(img.id) or conflict.used):
+                return 0
+            raise conflict.error()
+        tags, digests = self.store.references(img.id)
+        for r in tags + digests:
+            self._untag_record(img.id, r, records)
+        sizes = {c: self.layers.get(c).size for c in img.layers if self.layers.exists(c)}
+        removed_layers = self.store.delete(img.id, protected=self._protected(img.layers))
+        records.append({"Deleted": img.id})
+        records.extend({"Deleted": c} for c in removed_layers)
+        self._event("delete", img.id)
+        reclaimed = sum(sizes.get(c, 0) for c in removed_layers)
+        if prune and img.parent and self.store.exists(img.parent):
+            # the parent goes too when nothing else holds it; never forced, quietly
+            reclaimed += self._delete_helper(img.parent, records, False, True, True)
+        return reclaimed
+
+    def _running_users(self, users: list[str]) -> list[str]:
+        """Which of the container ids using an image are running (none known here)."""
+        del users
+        return []
+
+    def _conflict(self, img: Image, mask: int) -> _DeleteConflict | None:
+        """dockerd's checkImageDeleteConflict, in its order."""
+        if mask & _CHILD and self.store.children(img.id):
+            return _DeleteConflict(img, True, False, "image has dependent child images")
+        users = self.in_use(img.id) if mask & (_RUNNING | _STOPPED) else []
+        running = self._running_users(users) if users else []
+        if mask & _RUNNING and running:
+            return _DeleteConflict(img, True, True,
+                                   f"image is being used by running container {running[0][:12]}")
+        if mask & _REFERENCE and any(self.store.references(img.id)):
+            return _DeleteConflict(img, False, False, "image is referenced in multiple repositories")
+        stopped = [u for u in users if u not in running]
+        if mask & _STOPPED and stopped:
+            return _DeleteConflict(img, False, True,
+                                   f"image is being used by stopped container {stopped[0][:12]}")
+        return None
+
+    def _dangling(self, image_id: str) -> bool:
+        tags, digests = self.store.references(image_id)
+        return not tags and not digests and not self.store.children(image_id)
 
     def prune(self, dangling_only: bool = True, filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
-        """POST /images/prune: remove dangling (or, with dangling=false, all unused) images."""
+        """POST /images/prune as dockerd: dangling images (untagged and without children)
+        with their untagged parents, or with dangling=false every image no container
+        uses. Images a container uses, or that a filter excludes, stay."""
+        filters = filters or {}
         deleted: list[dict[str, str]] = []
         reclaimed = 0
-        for img in self.list():
-            if self.in_use(img.id):
-                continue
-            if dangling_only and (img.repo_tags or img.repo_digests):
-                continue
-            if not _match_time_label(img, filters or {}):
-                continue
-            if self.store.children(img.id):
-                continue
-            try:
-                recs = self.delete(img.id, force=False)
-            except (Conflict, NotFound):
-                continue
-            deleted.extend(recs)
-            reclaimed += img.size
+        with self._lock:
+            tried: set[str] = set()
+            while True:
+                progress = False
+                parents = self.store.parents()
+                for img in self.list():
+                    if img.id in tried or img.id in parents or not self.store.exists(img.id):
+                        continue
+                    tried.add(img.id)
+                    if not _match_time_label(img, filters):
+                        continue
+                    tags, digests = self.store.references(img.id)
+                    if dangling_only and tags:
+                        continue
+                    names = (digests if dangling_only else tags + digests) or [img.id]
+                    for n in names:
+                        try:
+                            recs, size = self._delete(n, False, True)
+                        except (Conflict, NotFound):
+                            continue
+                        deleted.extend(recs)
+                        reclaimed += size
+                        progress = True
+                if dangling_only or not progress:
+                    break
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
     # --- presentation -------------------------------------------------------------------
@@ -407,25 +489,38 @@ class ImageService:
         return entries
 
     def filter_list(self, all_: bool = False, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
-        """GET /images/json. berth keeps no intermediate images, so `all` lists the same."""
+        """GET /images/json as dockerd lists them: an untagged image that has children
+        (a build step's intermediate) shows only with `all`; `dangling=true` keeps the
+        untagged images without children, `dangling=false` the referenced ones."""
         filters = filters or {}
-        del all_
+        dangling_only = False
+        if "dangling" in filters:
+            v = filters["dangling"][-1].lower()
+            if v in ("true", "1"):
+                dangling_only = True
+            elif v not in ("false", "0"):
+                raise InvalidParameter(f"invalid filter 'dangling={filters['dangling'][-1]}'")
+        patterns = filters.get("reference") or []
+        parents = self.store.parents()
         out = []
         for img in self.list():
-            dangling = not img.repo_tags
-            if "dangling" in filters:
-                want = filters["dangling"][-1].lower() in ("true", "1")
-                if want != dangling:
-                    continue
-            if filters.get("reference"):
-                if not any(_ref_matches(t, pat) for pat in filters["reference"] for t in img.repo_tags):
-                    continue
+            has_children = img.id in parents
+            if dangling_only and has_children:
+                continue
             if not _match_time_label(img, filters, resolve=self.resolve):
                 continue
+            tags = [t for t in img.repo_tags if not patterns or any(_ref_matches(t, p) for p in patterns)]
+            digests = [d for d in img.repo_digests
+                       if not patterns or any(_ref_matches(d, p) for p in patterns)]
+            if not tags and not digests:
+                if has_children and not all_:
+                    continue
+                if ("dangling" in filters and not dangling_only) or patterns:
+                    continue
+            elif dangling_only and tags:
+                continue
             s = self.summary(img)
-            if filters.get("reference"):
-                s["RepoTags"] = [t for t in img.repo_tags
-                                 if any(_ref_matches(t, p) for p in filters["reference"])]
+            s["RepoTags"], s["RepoDigests"] = tags, digests
             out.append(s)
         return out
 
@@ -437,6 +532,23 @@ class ImageService:
     def load(self, stream: IO[bytes], quiet: bool = True) -> list[str]:
         from berth.image.archive_io import load
         return load(self, stream)
+
+
+_CHILD, _RUNNING, _REFERENCE, _STOPPED = 1, 2, 4, 8
+_HARD = _CHILD | _RUNNING          # cannot be forced
+_SOFT = _REFERENCE | _STOPPED      # must be forced
+
+
+@dataclass
+class _DeleteConflict:
+    image: Image
+    hard: bool
+    used: bool          # a container (running or stopped) holds the image
+    message: str
+
+    def error(self) -> Conflict:
+        how = "cannot be forced" if self.hard else "must be forced"
+        return Conflict(f"conflict: unable to delete {self.image.short_id} ({how}) - {self.message}")
 
 
 def _single_repo(refs: list[str]) -> bool:
@@ -458,11 +570,43 @@ def _single_repo(refs: list[str]) -> bool:
     return digest_repos == {tag_repo}
 
 
-def _ref_matches(tag: str, pattern: str) -> bool:
-    name = tag.rsplit(":", 1)[0]
-    if ":" in pattern.rsplit("/", 1)[-1]:
-        return fnmatch.fnmatchcase(tag, pattern)
-    return fnmatch.fnmatchcase(name, pattern)
+def _ref_matches(familiar: str, pattern: str) -> bool:
+    """distribution's FamiliarMatch: the pattern (Go path.Match syntax, `*` stops at `/`)
+    against the whole familiar reference, else against its name alone."""
+    if "@" in familiar:
+        name = familiar.split("@", 1)[0]
+    else:
+        last = familiar.rsplit("/", 1)[-1]
+        name = familiar.rsplit(":", 1)[0] if ":" in last else familiar
+    return _path_match(pattern, familiar) or _path_match(pattern, name)
+
+
+def _path_match(pattern: str, s: str) -> bool:
+    rx, i = "", 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "*":
+            rx += "[^/]*"
+        elif ch == "?":
+            rx += "[^/]"
+        elif ch == "\\" and i + 1 < len(pattern):
+            i += 1
+            rx += re.escape(pattern[i])
+        elif ch == "[":
+            j = pattern.find("]", i + 2)
+            if j < 0:
+                return False  # Go answers ErrBadPattern: nothing matches
+            body = pattern[i + 1:j]
+            if body.startswith("^"):
+                body = "^" + body[1:].replace("\\", "\\\\")
+            else:
+                body = body.replace("\\", "\\\\").replace("^", "\\^")
+            rx += f"(?!/)[{body}]"
+            i = j
+        else:
+            rx += re.escape(ch)
+        i += 1
+    return re.fullmatch(rx, s) is not None
 
 
 def _match_time_label(img: Image, filters: dict[str, list[str]],

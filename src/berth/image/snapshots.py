@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from berth import kernel
@@ -38,6 +39,9 @@ class Snapshots:
         self.root = Path(root)
         self.layers = layers
         self.root.mkdir(parents=True, exist_ok=True)
+        # called with the key after a snapshot is removed (the image service frees the
+        # layers of deleted images that only this snapshot still held)
+        self.on_removed: Callable[[str], None] | None = None
 
     def dir(self, key: str) -> Path:
         if not key or "/" in key or key in (".", ".."):
@@ -132,6 +136,8 @@ class Snapshots:
             return
         self.unmount(key)
         self._remove_dirs(d, True)
+        if self.on_removed is not None:
+            self.on_removed(key)
 
     def _remove_dirs(self, d: Path, rmdir: bool) -> None:
         merged = d / "rootfs"

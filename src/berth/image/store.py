@@ -1,16 +1,18 @@
 """Image store on the daemon's SQLite database.
 
 Tables: `images` (id = config digest, the config JSON exactly as hashed, created, size,
-layer chain ids, parent), `image_tags` (full `domain/path:tag` -> image id) and
-`image_digests` (full `domain/path@digest` -> image id, Docker's RepoDigests). Layers are
-shared between images; a layer is removed when no image lists it any more.
+layer chain ids, parent image id as docker records it for build steps and commits),
+`image_tags` (full `domain/path:tag` -> image id) and `image_digests` (full
+`domain/path@digest` -> image id, Docker's RepoDigests). Layers are shared between images;
+a layer is removed when no image lists it any more, unless a container's snapshot stacks
+on it: then it waits in `image_orphan_layers` until `release_orphan_layers`.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -41,6 +43,10 @@ CREATE TABLE IF NOT EXISTS image_digests (
     image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
 );
 CREATE INDEX IF NOT EXISTS image_digests_by_image ON image_digests(image_id);
+CREATE INDEX IF NOT EXISTS images_by_parent ON images(parent);
+CREATE TABLE IF NOT EXISTS image_orphan_layers (
+    chain TEXT PRIMARY KEY
+);
 """
 
 
@@ -166,6 +172,10 @@ class ImageStore:
     def children(self, image_id: str) -> list[str]:
         return [r["id"] for r in self.db.execute("SELECT id FROM images WHERE parent=?", (image_id,))]
 
+    def parents(self) -> set[str]:
+        """Ids of the images that have at least one child."""
+        return {r["parent"] for r in self.db.execute("SELECT DISTINCT parent FROM images WHERE parent != ''")}
+
     # --- writing ------------------------------------------------------------------------
     def create(self, config: bytes | dict[str, Any], layers: list[str] | None = None,
                tags: Iterable[str] = (), repo_digests: Iterable[str] = (), parent: str = "") -> Image:
@@ -186,6 +196,8 @@ class ImageStore:
             if not self.layers.exists(c):
                 raise NotFound(f"layer {c} of image is not in the layer store")
         image_id = sha256_digest(config)
+        if parent and (parent == image_id or not self.exists(parent)):
+            parent = ""
         if not self.content.exists(image_id):
             self.content.write_bytes(config, image_id)
         size = sum(self.layers.get(c).size for c in chains)
@@ -244,9 +256,10 @@ class ImageStore:
         digs = [r["ref"] for r in self.db.execute("SELECT ref FROM image_digests WHERE image_id=?", (image_id,))]
         return tags, digs
 
-    def delete(self, image_id: str) -> list[str]:
+    def delete(self, image_id: str, protected: Iterable[str] = ()) -> list[str]:
         """Remove the image record, its tags and digests, then the layers (and their
-        blobs) no other image uses. Returns the removed layer chain ids."""
+        blobs) no other image uses. Layers in `protected` (a container's snapshot stacks
+        on them) stay, remembered as orphans. Returns the removed layer chain ids."""
         img = self.get(image_id)
         if self.children(image_id):
             raise Conflict(f"conflict: unable to delete {img.short_id} (cannot be forced) - "
@@ -255,14 +268,26 @@ class ImageStore:
             conn.execute("DELETE FROM image_tags WHERE image_id=?", (image_id,))
             conn.execute("DELETE FROM image_digests WHERE image_id=?", (image_id,))
             conn.execute("DELETE FROM images WHERE id=?", (image_id,))
+        keep = set(protected)
+        used = self.layers_in_use()
+        orphans = [c for c in img.layers if c not in used and c in keep]
+        for c in orphans:
+            self.db.execute("INSERT OR IGNORE INTO image_orphan_layers(chain) VALUES (?)", (c,))
+        removed = self._remove_layers([c for c in reversed(img.layers) if c not in used and c not in keep])
+        self.content.delete(image_id)  # the config blob
+        return removed
+
+    def layers_in_use(self) -> set[str]:
         used: set[str] = set()
         for r in self.db.execute("SELECT layers FROM images"):
             used.update(json.loads(r["layers"]))
+        return used
+
+    def _remove_layers(self, chains: Iterable[str]) -> list[str]:
+        """Remove layers (top-most first) and the blobs no remaining layer uses."""
         removed: list[str] = []
         dropped_blobs: set[str] = set()
-        for c in reversed(img.layers):
-            if c in used:
-                continue
+        for c in chains:
             layer = self.layers.remove(c)
             if layer is not None:
                 removed.append(c)
@@ -271,7 +296,36 @@ class ImageStore:
         if dropped_blobs:
             for b in dropped_blobs - self.layer_blobs_in_use():
                 self.content.delete(b)
-        self.content.delete(image_id)  # the config blob
+        return removed
+
+    def has_orphan_layers(self) -> bool:
+        return self.db.one("SELECT 1 FROM image_orphan_layers LIMIT 1") is not None
+
+    def release_orphan_layers(self, protected: Callable[[list[str]], set[str]]) -> list[str]:
+        """Remove the layers of deleted images that a container held, once no image
+        lists them and no snapshot stacks on them any more (`protected(chains)` answers
+        which of the given chains a snapshot still uses)."""
+        rows = [r["chain"] for r in self.db.execute("SELECT chain FROM image_orphan_layers")]
+        if not rows:
+            return []
+        keep = set(protected(rows)) | self.layers_in_use()
+        free = [c for c in rows if c not in keep]
+        # top-most first: a chain's parents are listed by its meta; remove deeper ones last
+        depth: dict[str, int] = {}
+        for c in free:
+            n, cur = 0, c
+            while cur and n < 1000:
+                try:
+                    cur = self.layers.get(cur).parent or ""
+                except NotFound:
+                    break
+                n += 1
+            depth[c] = n
+        free.sort(key=lambda c: -depth[c])
+        removed = self._remove_layers(free)
+        for c in rows:
+            if c not in keep or not self.layers.exists(c):
+                self.db.execute("DELETE FROM image_orphan_layers WHERE chain=?", (c,))
         return removed
 
     def layer_blobs_in_use(self) -> set[str]:
