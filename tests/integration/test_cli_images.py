@@ -172,6 +172,7 @@ def test_pull_quiet_all_tags_and_search_flags(daemon, busybox_image, berth_regis
     repo = f"{reg.host}/cli/tags{secrets.token_hex(2)}"
     assert berth(daemon, "login", "-u", reg.user, "--password-stdin", reg.host, config=cfg,
                  input=reg.password).returncode == 0
+    refs = [f"{repo}:a", f"{repo}:b"]
     try:
         for t in ("a", "b"):
             assert berth(daemon, "tag", "busybox", f"{repo}:{t}").returncode == 0
@@ -185,6 +186,15 @@ def test_pull_quiet_all_tags_and_search_flags(daemon, busybox_image, berth_regis
         assert every.returncode == 0, every.stderr
         listed = berth(daemon, "images", "--format", "{{.Tag}}", repo).stdout.split()
         assert sorted(listed) == ["a", "b"]
+        import re
+
+        digest = re.search(r"sha256:[0-9a-f]{64}", push.stdout)
+        assert digest, push.stdout
+        refs.append(f"{repo}@{digest.group(0)}")
+        by_digest = berth(daemon, "pull", f"{repo}@{digest.group(0)}", config=cfg)
+        assert by_digest.returncode == 0, by_digest.stderr
+        assert by_digest.stdout.splitlines()[-1] == f"{repo}@{digest.group(0)}"
+        assert berth(daemon, "run", "--rm", f"{repo}@{digest.group(0)}", "echo", "by digest").stdout == "by digest\n"
         bad = berth(daemon, "pull", "-a", f"{repo}:a", config=cfg)
         assert bad.returncode == 125 and "tag can't be used with --all-tags/-a" in bad.stderr
         term = f"{reg.host}/cli"
@@ -195,4 +205,5 @@ def test_pull_quiet_all_tags_and_search_flags(daemon, busybox_image, berth_regis
         stars = berth(daemon, "search", "--filter", "stars=0", "--no-trunc", term, config=cfg)
         assert stars.returncode == 0 and repo.split("/", 1)[1] in stars.stdout
     finally:
-        berth(daemon, "rmi", "-f", f"{repo}:a", f"{repo}:b")
+        berth(daemon, "rmi", *refs)
+    assert berth(daemon, "images", "-q", repo).stdout == ""
