@@ -179,15 +179,24 @@ def test_debian_slim_is_reproducible(tmp_path: Path) -> None:
 # --- images built once (cached), loaded and run ---------------------------------------------
 
 @pytest.fixture(scope="module")
-def python_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("bootstrap") / "python.tar"
-    return build_image("python:3.11-slim", out, log=lambda s: None, cache_dir=CACHE).tar_path
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """python:3.11-slim and nginx:latest, from today's cache or built side by side."""
+    out = tmp_path_factory.mktemp("bootstrap")
+    with ThreadPoolExecutor(2) as pool:
+        futures = {ref: pool.submit(build_image, ref, out / f"{ref.split(':')[0]}.tar",
+                                    log=lambda s: None, cache_dir=CACHE)
+                   for ref in ("python:3.11-slim", "nginx:latest")}
+        return {ref: f.result().tar_path for ref, f in futures.items()}
 
 
 @pytest.fixture(scope="module")
-def nginx_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("bootstrap") / "nginx.tar"
-    return build_image("nginx:latest", out, log=lambda s: None, cache_dir=CACHE).tar_path
+def python_tar(built: dict[str, Path]) -> Path:
+    return built["python:3.11-slim"]
+
+
+@pytest.fixture(scope="module")
+def nginx_tar(built: dict[str, Path]) -> Path:
+    return built["nginx:latest"]
 
 
 def test_python_archive_contents(python_tar: Path) -> None:
