@@ -133,6 +133,11 @@ def test_default_bridge_reaches_outside_and_publishes_a_port(env: Env) -> None:
         # outbound through the masquerade: Debian's mirror over http
         r = env.sh(sb.netns, "wget -q -O- http://deb.debian.org/debian/dists/bookworm/Release | head -n 3")
         assert "Origin: Debian" in r.stdout, r.stderr
+        # and PyPI over HTTPS (the host's curl run inside the container's network namespace:
+        # busybox has no pip; the lead's e2e runs pip in a python image)
+        r = subprocess.run(["nsenter", f"--net={sb.netns}", "curl", "-sS", "--max-time", "20",
+                            "https://pypi.org/simple/pip/"], capture_output=True, text=True, timeout=30)
+        assert "pip-" in r.stdout and ".whl" in r.stdout, r.stderr
         # published: 127.0.0.1 (OUTPUT DNAT + route_localnet) and the host's own address
         env.httpd(sb.netns, "hello from berth\n")
         for addr in ("127.0.0.1", _host_address()):
