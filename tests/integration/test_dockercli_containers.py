@@ -67,6 +67,8 @@ def test_detached_lifecycle(daemon, busybox_image):
         r = daemon.docker("exec", name, "sh", "-c", "echo $HOSTNAME; cat /etc/hostname")
         assert r.returncode == 0 and r.stdout == f"{cid[:12]}\n{cid[:12]}\n"
         assert daemon.docker("exec", name, "sh", "-c", "exit 7").returncode == 7
+        r = daemon.docker("exec", name, "nosuchcmd")
+        assert r.returncode == 127 and "executable file not found" in r.stdout + r.stderr
         info = json.loads(daemon.docker("inspect", name).stdout)[0]
         assert info["Id"] == cid and info["State"]["Running"] and info["Name"] == f"/{name}"
         assert info["State"]["Pid"] > 0

@@ -10,6 +10,7 @@ from aiohttp import web
 from berth.api.app import qint
 from berth.api.streams import finished_response, hijack, pump
 from berth.errors import BerthError, InvalidParameter
+from berth.shim.protocol import frame
 
 routes = web.RouteTableDef()
 
@@ -46,10 +47,18 @@ async def exec_start(request: web.Request) -> web.StreamResponse:
     if detach:
         await svc.exec_start(eid, detach=True, tty=tty, console_size=body.get("ConsoleSize"))
         return web.Response(status=200)
-    # errors starting the process are answered as plain HTTP errors, before the hijack
-    pair = await svc.exec_start(eid, detach=False, tty=tty, console_size=body.get("ConsoleSize"))
+    svc.exec_check(eid)  # unknown exec, already started, container not running: plain HTTP errors
+    # as dockerd: the connection is hijacked first and the process started after, so no output
+    # can arrive before the client has read the 101 head; a failure to start goes into the
+    # stream (the client then reads ExitCode 126/127 from exec inspect)
     conn = await hijack(request, tty)
     try:
+        try:
+            pair = await svc.exec_start(eid, detach=False, tty=tty, console_size=body.get("ConsoleSize"))
+        except BerthError as exc:
+            msg = f"{exc}\r\n".encode()
+            await conn.write(msg if tty else frame(1, msg))
+            return finished_response()
         if pair is not None:
             reader, writer = pair
             await pump(conn, reader, writer, e.config["AttachStdin"])

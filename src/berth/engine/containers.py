@@ -1115,6 +1115,15 @@ class ContainerService:
             raise NotFound(f"No such exec instance: {eid}")
         return e
 
+    def exec_check(self, eid: str) -> None:
+        """Raise what exec_start would for an exec that cannot start (before any hijack)."""
+        e = self.get_exec(eid)
+        if e.started:
+            raise Conflict(f"Exec {eid} has already been started")
+        c = self.get(e.container_id)
+        if not c.running:
+            raise Conflict(f"Container {c.id} is not running")
+
     async def exec_start(self, eid: str, detach: bool = False, tty: bool | None = None,
                          console_size: list[int] | None = None,
                          ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
