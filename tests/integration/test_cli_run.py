@@ -312,3 +312,20 @@ def test_create_then_start_attached_returns_the_status(daemon, busybox_image) ->
             assert s.returncode == 4 and s.stdout == "started\n"
     finally:
         daemon.cli("rm", name)
+
+
+def test_options_after_the_image_are_refused_when_no_entrypoint_takes_them(daemon, busybox_image, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    before = daemon.cli("ps", "-aq", "--no-trunc").stdout.split()
+    r = daemon.cli("run", "busybox", "-p", "8001:80", "--name", "misplaced")
+    assert r.returncode == 125
+    assert "options go before the image: berth run -p 8001:80 --name misplaced busybox" in r.stderr
+    assert daemon.cli("ps", "-aq", "--no-trunc").stdout.split() == before
+    # an image with an ENTRYPOINT gets its flags, as docker passes them
+    (tmp_path / "Dockerfile").write_text('FROM busybox\nENTRYPOINT ["echo"]\n')
+    tag = uniq("entry")
+    assert daemon.cli("build", "-q", "-t", tag, str(tmp_path)).returncode == 0
+    try:
+        r = daemon.cli("run", "--rm", tag, "-e", "hello")
+        assert r.returncode == 0 and r.stdout == "hello\n"
+    finally:
+        daemon.cli("rmi", tag)

@@ -93,3 +93,15 @@ def test_misspelt_long_flag_gets_a_suggestion() -> None:
 def test_docker_prefix_copied_along() -> None:
     _, target, _, error = _resolve(["docker", "run", "-d", "nginx:latest"])
     assert target is None and 'did you mean "berth run -d nginx:latest"?' in (error or "")
+
+
+def test_run_options_after_the_image_are_spotted() -> None:
+    from berth.cli.commands.run import RUN as RUN_SPEC
+    from berth.cli.commands.run import misplaced_options
+
+    p = parse(RUN_SPEC, ["-d", "nginx:latest", "-p", "8001:80", "--name", "web"])
+    assert misplaced_options(RUN_SPEC, p) == (4, ["-d", "-p", "8001:80", "--name", "web", "nginx:latest"])
+    p = parse(RUN_SPEC, ["busybox", "-it", "sh"])
+    assert misplaced_options(RUN_SPEC, p) == (1, ["-it", "busybox", "sh"])
+    for argv in (["busybox", "ls", "-l"], ["busybox"], ["busybox", "--not-a-run-flag"], ["busybox", "-"]):
+        assert misplaced_options(RUN_SPEC, parse(RUN_SPEC, argv)) is None

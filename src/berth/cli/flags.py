@@ -104,11 +104,13 @@ def _flag_col(f: Flag) -> str:
 class Parsed:
     """The parse result: option values by dest (also as attributes), positional args."""
 
-    def __init__(self, opts: dict[str, Any], args: list[str], given: set[str], help: bool = False) -> None:
+    def __init__(self, opts: dict[str, Any], args: list[str], given: set[str], help: bool = False,
+                 argv: list[str] | None = None) -> None:
         self.opts = opts
         self.args = args
         self.given = given      # dests of the flags the user set
         self.help = help
+        self.argv = argv or []  # the words parsed
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -246,9 +248,9 @@ def parse(spec: Spec, argv: list[str]) -> Parsed:
             args.extend(argv[i:])
             break
     if want_help:
-        return Parsed(opts, args, given, help=True)
+        return Parsed(opts, args, given, help=True, argv=argv)
     _check_count(spec, args)
-    return Parsed(opts, args, given)
+    return Parsed(opts, args, given, argv=argv)
 
 
 def _check_count(spec: Spec, args: list[str]) -> None:

@@ -75,6 +75,45 @@ def _image_missing(exc: DaemonError) -> bool:
     return "image" in m or "manifest" in m or "pull access" in m
 
 
+def misplaced_options(spec: Spec, p: Parsed) -> tuple[int, list[str]] | None:
+    """`berth run nginx -p 8001:80`: run options typed after the image. Returns (how many of
+    the command's words are run options, the corrected argv), or None."""
+    from berth.cli.flags import parse
+
+    cmd = p.args[1:]
+    if not cmd or not cmd[0].startswith("-") or cmd[0] == "-":
+        return None
+    try:
+        tail = parse(Spec(spec.name, spec.usage, spec.flags, interspersed=False), cmd)
+    except UsageError:
+        return None
+    n = len(cmd) - len(tail.args)
+    if n <= 0:
+        return None
+    before = p.argv[:len(p.argv) - len(p.args)]
+    return n, [*before, *cmd[:n], p.args[0], *cmd[n:]]
+
+
+def check_misplaced_options(ctx: Context, spec: Spec, p: Parsed) -> None:
+    """Refuse run options after the image when the image has no ENTRYPOINT to take them:
+    they would become the command (`exec: "-p": not found`), never what was meant."""
+    found = misplaced_options(spec, p)
+    if found is None:
+        return
+    try:
+        info = ctx.client.get(f"/images/{path_part(p.args[0])}/json")
+    except DaemonError:
+        return   # not here yet (it will be pulled): let the daemon judge
+    if (info.get("Config") or {}).get("Entrypoint"):
+        return   # an entrypoint takes its own flags: `berth run curlimages/curl -v URL`
+    import shlex
+
+    n, fixed = found
+    words = " ".join(p.args[1:1 + n])
+    raise UsageError(f'"{words}" comes after the image name, so it would be run as the container\'s '
+                     f"command; options go before the image: berth {spec.name} {shlex.join(fixed)}")
+
+
 def create_container(ctx: Context, p: Parsed, detach: bool) -> str:
     image, cmd = p.args[0], p.args[1:]
     body = create_body(p, image, cmd, detach=detach)
@@ -117,6 +156,7 @@ CREATE = Spec("create", "[OPTIONS] IMAGE [COMMAND] [ARG...]", CONTAINER_FLAGS, m
 
 
 def cmd_create(ctx: Context, p: Parsed) -> int:
+    check_misplaced_options(ctx, CREATE, p)
     try:
         cid = create_container(ctx, p, detach=True)
     except CLIError as exc:
@@ -178,6 +218,7 @@ def cmd_run(ctx: Context, p: Parsed) -> int:
         ctx.warn("berth: the input device is not a TTY (use -i without -t to pipe data in)")
         return 1
     keys = _detach_keys(p)
+    check_misplaced_options(ctx, RUN, p)
     try:
         cid = create_container(ctx, p, detach=detach)
     except CLIError as exc:
