@@ -452,6 +452,28 @@ def _split_cp(arg: str) -> tuple[str | None, str]:
     return c, path
 
 
+def _container_path_is_dir(ctx: Context, container: str, path: str) -> bool:
+    """HEAD /containers/{id}/archive: the X-Docker-Container-Path-Stat header (base64 JSON)
+    carries the path's Go file mode, whose top bit marks a directory."""
+    import base64
+    import json
+
+    try:
+        resp = ctx.client.request("HEAD", f"/containers/{path_part(container)}/archive", {"path": path},
+                                  stream=True)
+    except CLIError:
+        return False
+    resp.close()
+    raw = resp.headers.get("x-docker-container-path-stat")
+    if not raw:
+        return path.endswith("/")
+    try:
+        stat = json.loads(base64.b64decode(raw + "=" * (-len(raw) % 4)))
+    except ValueError:
+        return path.endswith("/")
+    return bool(int(stat.get("mode", 0)) & (1 << 31))
+
+
 def cmd_cp(ctx: Context, p: Parsed) -> int:
     import io
     import os
@@ -496,11 +518,7 @@ def cmd_cp(ctx: Context, p: Parsed) -> int:
     buf = io.BytesIO()
     target_dir, name = dst, os.path.basename(os.path.normpath(src))
     # Copy into DEST if it is an existing directory, else DEST is the new name.
-    try:
-        ctx.client.request("HEAD", f"/containers/{path_part(dc or '')}/archive", {"path": dst})
-        is_dir = True
-    except CLIError:
-        is_dir = False
+    is_dir = _container_path_is_dir(ctx, dc or "", dst)
     if not is_dir:
         target_dir, name = os.path.dirname(dst.rstrip("/")) or "/", os.path.basename(dst.rstrip("/"))
     with tarfile.open(fileobj=buf, mode="w") as tar:
