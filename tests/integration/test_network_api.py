@@ -5,6 +5,7 @@ isolation, internal networks, named volumes, and a host left clean."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import time
@@ -141,10 +142,30 @@ def test_published_port_serves_httpd(daemon, busybox_image, cleanup) -> None:  #
     assert sorted(p.name for p in (d.names.exec_root / "netns").iterdir()) == netns
 
 
-def test_default_network_reaches_debian_mirror(daemon, busybox_image) -> None:  # noqa: ANN001
+def test_default_network_reaches_debian_mirror_and_pypi(daemon, busybox_image) -> None:  # noqa: ANN001
     r = daemon.docker("run", "--rm", busybox_image, "sh", "-c",
                       "wget -q -O- http://deb.debian.org/debian/dists/bookworm/Release | head -n 5")
     assert "Origin: Debian" in r.stdout, (r.stdout, r.stderr)
+    # what `pip download six` does: the simple index, then a wheel, over HTTPS, from the
+    # container's network namespace (busybox's own TLS cannot talk to this host's proxy, so
+    # the host's curl runs inside the container's netns; the lead's e2e runs pip itself)
+    cid = _ok(daemon.docker("run", "-d", busybox_image, "sleep", "60")).strip()
+    try:
+        netns = json.loads(_ok(daemon.docker("inspect", cid)))[0]["NetworkSettings"]["SandboxKey"]
+        assert netns.startswith(str(daemon.names.exec_root))
+
+        def curl(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(["nsenter", f"--net={netns}", "curl", "-sSf", "--max-time", "30", *args],
+                                  capture_output=True, text=True, timeout=40)
+        index = curl("https://pypi.org/simple/six/")
+        assert index.returncode == 0, index.stderr
+        links = re.findall(r'href="(https://[^"#]*six-1\.16\.0-py2\.py3-none-any\.whl)', index.stdout)
+        assert links, index.stdout[:500]
+        wheel = subprocess.run(["nsenter", f"--net={netns}", "curl", "-sSf", "--max-time", "30", links[0]],
+                               capture_output=True, timeout=40)
+        assert wheel.returncode == 0 and wheel.stdout[:2] == b"PK" and len(wheel.stdout) > 10000
+    finally:
+        daemon.docker("rm", "-f", cid)
 
 
 def test_user_network_names_and_isolation(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
