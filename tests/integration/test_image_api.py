@@ -206,3 +206,67 @@ def test_save_missing_image_is_404(daemon) -> None:  # type: ignore[no-untyped-d
     r = daemon.api("GET", "/images/get", params={"names": "apitest/none:here"})
     assert r.status == 404 and r.json()["message"] == "No such image: apitest/none:here"
     assert list((daemon.names.data_root / "tmp").iterdir()) == []
+
+
+def _build_untagged(daemon) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """A settings-only two-step build without a tag: (intermediate id, top id)."""
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        df = b"FROM busybox\nENV LIST_A=1\nENV LIST_B=2\n"
+        ti = tarfile.TarInfo("Dockerfile")
+        ti.size = len(df)
+        tar.addfile(ti, io.BytesIO(df))
+    r = daemon.api("POST", "/build", params={"nocache": "1"}, body=buf.getvalue(),
+                   headers={"Content-Type": "application/x-tar"}, timeout=60)
+    assert r.status == 200, r.text
+    text = "".join(json.loads(x).get("stream", "") for x in r.text.splitlines() if x.strip())
+    ids = [line.split()[1] for line in text.splitlines() if line.startswith(" ---> ") and len(line.split()) == 2]
+    return ids[-2], ids[-1]
+
+
+def test_list_all_digests_and_api_versions(daemon, busybox_image: str, berth_registry) -> None:  # type: ignore[no-untyped-def]
+    from berth.registry.auth_config import encode_registry_auth
+    mid, top = _build_untagged(daemon)
+    repo = f"{berth_registry.host}/apitest/digests"
+    assert daemon.api("POST", f"/images/{busybox_image}/tag", params={"repo": repo, "tag": "v1"}).status == 201
+    auth = {"username": berth_registry.user, "password": berth_registry.password,
+            "serveraddress": berth_registry.host}
+    r = daemon.api("POST", f"/images/{repo}/push", params={"tag": "v1"},
+                   headers={"X-Registry-Auth": encode_registry_auth(auth)}, timeout=120)
+    assert r.status == 200 and '"error"' not in r.text, r.text
+    try:
+        def listing(path: str, **params: str) -> dict[str, dict]:  # type: ignore[type-arg]
+            r = daemon.api("GET", path, params=params)
+            assert r.status == 200, r.text
+            return {i["Id"][7:19]: i for i in r.json()}
+
+        new = listing("/v1.45/images/json")
+        assert top in new and mid not in new                    # intermediate: only with all
+        assert new[top]["RepoTags"] == [] and new[top]["RepoDigests"] == []
+        assert "VirtualSize" not in new[top] and new[top]["SharedSize"] == -1
+        every = listing("/v1.45/images/json", all="1")
+        assert mid in every and every[top]["ParentId"][7:19] == mid
+        # RepoDigests are answered whether or not digests= is given, as dockerd does
+        for flag in ("1", "0"):
+            bb = next(i for i in listing("/v1.45/images/json", digests=flag).values()
+                      if f"{repo}:v1" in i["RepoTags"])
+            assert any(d.startswith(f"{repo}@sha256:") for d in bb["RepoDigests"]), bb
+        old = listing("/v1.41/images/json", all="true")
+        assert old[mid]["RepoTags"] == ["<none>:<none>"] and old[mid]["RepoDigests"] == ["<none>@<none>"]
+        assert old[top]["VirtualSize"] == old[top]["Size"]
+        # shared-size: busybox's one layer is shared with the images built on it
+        shared = listing("/v1.45/images/json", **{"shared-size": "1"})
+        assert shared[top]["SharedSize"] == shared[top]["Size"] > 0
+        # the legacy filter= applies before API 1.41 only
+        assert set(listing("/v1.40/images/json", filter=repo[:-1] + "*")) == {
+            i for i, x in new.items() if any(t.startswith(repo) for t in x["RepoTags"])}
+        assert top in listing("/v1.45/images/json", filter=repo[:-1] + "*")
+        d = daemon.docker("images", "--digests", "--format", "{{.Repository}} {{.Digest}}", repo)
+        assert d.returncode == 0 and d.stdout.split()[0] == repo and d.stdout.split()[1].startswith("sha256:"), d
+        qa = daemon.docker("images", "-a", "-q")
+        assert mid in qa.stdout.split() and mid not in daemon.docker("images", "-q").stdout.split()
+    finally:
+        daemon.api("DELETE", f"/images/{repo}:v1")
+        daemon.api("DELETE", f"/images/{top}")

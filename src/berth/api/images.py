@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from berth import API_VERSION
 from berth.errors import BerthError, InvalidParameter, NotFound
 from berth.image import reference
 from berth.registry.auth_config import decode_registry_auth
@@ -31,10 +32,11 @@ def _svc(request: web.Request) -> Any:
 
 
 def _bool(request: web.Request, name: str, default: bool = False) -> bool:
+    """dockerd's BoolValue: anything but ""/0/no/false/none is true."""
     v = request.query.get(name)
-    if v is None or v == "":
+    if v is None or v.strip() == "":
         return default
-    return v.lower() not in ("0", "false", "no")
+    return v.strip().lower() not in ("0", "false", "no", "none")
 
 
 def _filters(request: web.Request) -> dict[str, list[str]]:
@@ -83,13 +85,37 @@ def _line(obj: Any) -> bytes:
     return json.dumps(obj).encode() + b"\r\n"
 
 
+def _version(request: web.Request) -> tuple[int, ...]:
+    v = str(request.get("api_version") or API_VERSION)
+    try:
+        return tuple(int(x) for x in v.split("."))
+    except ValueError:
+        return tuple(int(x) for x in API_VERSION.split("."))
+
+
 @routes.get("/images/json")
 async def list_images(request: web.Request) -> web.Response:
+    """As dockerd's router: `all` shows intermediate images; `digests` is accepted and
+    RepoDigests are always answered (dockerd ignores the flag too); `shared-size` from
+    API 1.42; the legacy `filter=` before 1.41; `<none>` placeholders for untagged
+    images before 1.43, empty lists from then on; VirtualSize only before 1.44."""
     svc = _svc(request)
+    version = _version(request)
     filters = _filters(request)
-    if "filter" in request.query:  # legacy ?filter=name
+    if version < (1, 41) and request.query.get("filter"):
         filters.setdefault("reference", []).append(request.query["filter"])
-    out = await asyncio.to_thread(svc.filter_list, _bool(request, "all"), filters)
+    _bool(request, "digests")
+    shared = version >= (1, 42) and _bool(request, "shared-size")
+    out = await asyncio.to_thread(svc.filter_list, _bool(request, "all"), filters, shared)
+    for img in out:
+        if version < (1, 43):
+            if not img["RepoTags"] and not img["RepoDigests"]:
+                img["RepoTags"], img["RepoDigests"] = ["<none>:<none>"], ["<none>@<none>"]
+            else:  # dockerd of those versions answers null for an empty list
+                img["RepoTags"] = img["RepoTags"] or None
+                img["RepoDigests"] = img["RepoDigests"] or None
+        if version >= (1, 44):
+            img.pop("VirtualSize", None)
     return web.json_response(out)
 
 

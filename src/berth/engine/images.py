@@ -488,7 +488,8 @@ class ImageService:
             entries[0]["Tags"] = img.repo_tags or None
         return entries
 
-    def filter_list(self, all_: bool = False, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    def filter_list(self, all_: bool = False, filters: dict[str, list[str]] | None = None,
+                    shared_size: bool = False) -> list[dict[str, Any]]:
         """GET /images/json as dockerd lists them: an untagged image that has children
         (a build step's intermediate) shows only with `all`; `dangling=true` keeps the
         untagged images without children, `dangling=false` the referenced ones."""
@@ -502,8 +503,14 @@ class ImageService:
                 raise InvalidParameter(f"invalid filter 'dangling={filters['dangling'][-1]}'")
         patterns = filters.get("reference") or []
         parents = self.store.parents()
+        images = self.list()
+        shared: dict[str, int] = {}   # chain -> number of images using it
+        if shared_size:
+            for img in images:
+                for c in img.layers:
+                    shared[c] = shared.get(c, 0) + 1
         out = []
-        for img in self.list():
+        for img in images:
             has_children = img.id in parents
             if dangling_only and has_children:
                 continue
@@ -521,6 +528,9 @@ class ImageService:
                 continue
             s = self.summary(img)
             s["RepoTags"], s["RepoDigests"] = tags, digests
+            if shared_size:  # the size of its layers that other images use too
+                s["SharedSize"] = sum(self.layers.get(c).size for c in img.layers
+                                      if shared.get(c, 0) > 1 and self.layers.exists(c))
             out.append(s)
         return out
 
