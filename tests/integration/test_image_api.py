@@ -270,3 +270,58 @@ def test_list_all_digests_and_api_versions(daemon, busybox_image: str, berth_reg
     finally:
         daemon.api("DELETE", f"/images/{repo}:v1")
         daemon.api("DELETE", f"/images/{top}")
+
+
+def test_rmi_of_a_running_and_of_a_stopped_containers_image(daemon, busybox_image: str) -> None:  # type: ignore[no-untyped-def]
+    """As dockerd: a running container's image cannot be deleted by id, even with -f (by
+    tag, -f only untags); a stopped container's image is deleted with -f, the container
+    still runs from its layers, which go when the container is removed."""
+    from berth.image.layers import chain_ids
+    ctx_files = {"Dockerfile": b"FROM busybox\nRUN echo only-here > /only-here\nCMD [\"cat\", \"/only-here\"]\n"}
+    import io
+    import tarfile
+
+    def build(tag: str) -> str:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for n, data in ctx_files.items():
+                ti = tarfile.TarInfo(n)
+                ti.size = len(data)
+                tar.addfile(ti, io.BytesIO(data))
+        r = daemon.api("POST", "/build", params={"t": tag}, body=buf.getvalue(),
+                       headers={"Content-Type": "application/x-tar"}, timeout=60)
+        assert r.status == 200 and '"error"' not in r.text, r.text
+        return daemon.api("GET", f"/images/{tag}/json").json()["Id"]
+
+    image_id = build("rmi-used:1")
+    run = daemon.docker("run", "-d", "--name", "rmi-running", "--network", "none", "rmi-used:1", "sleep", "60")
+    assert run.returncode == 0, run.stderr
+    cid = run.stdout.strip()
+    try:
+        for args in (("rmi", image_id), ("rmi", "-f", image_id)):
+            r = daemon.docker(*args)
+            assert r.returncode != 0
+            assert (f"conflict: unable to delete {image_id[7:19]} (cannot be forced) - image is being used "
+                    f"by running container {cid[:12]}") in r.stderr
+        r = daemon.docker("rmi", "-f", "rmi-used:1")
+        assert r.returncode == 0 and r.stdout.split("\n")[0] == "Untagged: rmi-used:1" and "Deleted" not in r.stdout
+        assert daemon.api("GET", f"/images/{image_id}/json").status == 200
+    finally:
+        daemon.docker("rm", "-f", "rmi-running")
+    assert build("rmi-used:1") == image_id  # cached: the same image, tagged again
+    diff_ids = daemon.api("GET", "/images/rmi-used:1/json").json()["RootFS"]["Layers"]
+    top_layer = Path(daemon.names.data_root) / "layers" / chain_ids(diff_ids)[-1].removeprefix("sha256:")
+    assert daemon.docker("create", "--name", "rmi-stopped", "--network", "none", "rmi-used:1").returncode == 0
+    try:
+        r = daemon.docker("rmi", "rmi-used:1")
+        assert r.returncode != 0 and "must force" in r.stderr
+        r = daemon.docker("rmi", "-f", "rmi-used:1")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split("\n")[:2] == ["Untagged: rmi-used:1", f"Deleted: {image_id}"]
+        assert daemon.api("GET", f"/images/{image_id}/json").status == 404
+        assert top_layer.is_dir()  # the container still stands on it
+        out = daemon.docker("start", "-a", "rmi-stopped")
+        assert out.returncode == 0 and out.stdout == "only-here\n", out.stderr
+    finally:
+        daemon.docker("rm", "-f", "rmi-stopped")
+    assert not top_layer.exists()

@@ -434,3 +434,47 @@ def test_prune_all_removes_unused_images_only(svc: ImageService, busybox_tar: st
     res = svc.prune(dangling_only=False)
     assert {r.get("Deleted") for r in res["ImagesDeleted"]} >= {other.id, base.id}
     assert svc.filter_list(all_=True) == []
+
+
+def test_rmi_running_versus_stopped_container(svc: ImageService, busybox_tar: str) -> None:
+    """dockerd's rules: a running container's image cannot be deleted by id even with -f
+    (by name -f only untags it); a stopped container's image is deleted with -f, its
+    layers staying under the container until the container is removed."""
+    base = _import(svc, busybox_tar)
+    s1, s2, top = _chain(svc, base, tag="used:1")
+    cid = "d" * 64
+    running = {cid: True}
+    svc.in_use = lambda image_id: [cid] if image_id == top.id else []
+    svc.container_running = lambda c: running.get(c, False)
+    for force in (False, True):
+        with pytest.raises(Conflict) as exc:
+            svc.delete(top.id, force=force)
+        assert str(exc.value) == (f"conflict: unable to delete {top.short_id} (cannot be forced) - "
+                                  f"image is being used by running container {'d' * 12}")
+    with pytest.raises(Conflict, match="must force"):
+        svc.delete("used:1")
+    assert svc.delete("used:1", force=True) == [{"Untagged": "used:1"}]
+    assert svc.resolve(top.id).repo_tags == [] and top.id in _ids(svc.filter_list())  # dangling now
+    svc.tag(top.id, "used", "1")
+    # the container stops: the soft conflict asks for force, and force deletes
+    running[cid] = False
+    with pytest.raises(Conflict) as exc:
+        svc.delete(top.id)
+    assert str(exc.value) == (f"conflict: unable to delete {top.short_id} (must be forced) - "
+                              f"image is being used by stopped container {'d' * 12}")
+    holder = svc.snapshots.prepare(cid, svc.lower_dirs(top))
+    try:
+        records = svc.delete("used:1", force=True)
+        assert records[:2] == [{"Untagged": "used:1"}, {"Deleted": top.id}]
+        assert {"Deleted": s2.id} in records and {"Deleted": s1.id} in records
+        assert _ids(svc.filter_list(all_=True)) == {base.id}
+        # the container's rootfs still has every layer of the deleted image
+        assert Path(holder, "two").read_text() == "two" and Path(holder, "one").read_text() == "one"
+        assert svc.layers.exists(top.layers[-1]) and svc.layers.exists(s1.layers[-1])
+        assert svc.gc_layers() == []  # held by the snapshot
+    finally:
+        svc.snapshots.remove(cid)
+    # the container is gone: its layers go with it
+    assert not svc.layers.exists(top.layers[-1]) and not svc.layers.exists(s1.layers[-1])
+    assert svc.layers.exists(base.layers[0])
+    assert not svc.store.has_orphan_layers()

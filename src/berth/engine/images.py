@@ -65,6 +65,9 @@ class ImageService:
         self.snapshots = Snapshots(config.containers_dir, self.layers)
         # set by the daemon: container ids using an image id
         self.in_use: Callable[[str], list[str]] = lambda image_id: []
+        # optional: is this container id running (rmi refuses, even forced, to delete an
+        # image a running container uses); derived from `in_use`'s service when unset
+        self.container_running: Callable[[str], bool] | None = None
         self.events: Any = None
         self._lock = threading.RLock()
         self.snapshots.on_removed = self._snapshot_removed
@@ -358,9 +361,21 @@ class ImageService:
         return reclaimed
 
     def _running_users(self, users: list[str]) -> list[str]:
-        """Which of the container ids using an image are running (none known here)."""
-        del users
-        return []
+        """Which of the container ids using an image are running: asked through
+        `container_running` when the daemon sets it, else through the container service
+        that `in_use` belongs to (its `get(id).running`)."""
+        check = self.container_running
+        if check is None:
+            get = getattr(getattr(self.in_use, "__self__", None), "get", None)
+            if get is None:
+                return []
+
+            def check(cid: str) -> bool:
+                try:
+                    return bool(getattr(get(cid), "running", False))
+                except NotFound:
+                    return False
+        return [u for u in users if check(u)]
 
     def _conflict(self, img: Image, mask: int) -> _DeleteConflict | None:
         """dockerd's checkImageDeleteConflict, in its order."""
