@@ -378,6 +378,9 @@ def test_build_steps_record_parents_and_hide_from_the_list(svc: ImageService, bu
     s1, s2, top = _chain(svc, base)
     assert (s1.parent, s2.parent, top.parent) == (base.id, s1.id, s2.id)
     assert svc.inspect("chain:1")["Parent"] == s2.id
+    # history names each step's image, as docker history does once parents are known
+    assert [(h["Id"], h["Tags"]) for h in svc.history("chain:1")] == [
+        (top.id, ["chain:1"]), (s2.id, None), (s1.id, None), (base.id, ["busybox:latest"])]
     listed = {r["Id"]: r for r in svc.filter_list(all_=True)}
     assert set(listed) == {base.id, s1.id, s2.id, top.id}
     assert listed[top.id]["ParentId"] == s2.id and listed[base.id]["ParentId"] == ""

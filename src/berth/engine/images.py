@@ -498,9 +498,18 @@ class ImageService:
                 entries.append({"Id": "<missing>", "Created": created_unix(img.created),
                                 "CreatedBy": "", "Tags": None, "Size": size, "Comment": ""})
         entries.reverse()
-        if entries:
-            entries[0]["Id"] = img.id
-            entries[0]["Tags"] = img.repo_tags or None
+        # as dockerd: the newest entries carry the ids (and tags) of the image and of its
+        # parent chain, as far as those images are still here
+        cur: Image | None = img
+        for e in entries:
+            if cur is None:
+                break
+            e["Id"] = cur.id
+            e["Tags"] = cur.repo_tags or None
+            try:
+                cur = self.store.get(cur.parent) if cur.parent else None
+            except NotFound:
+                cur = None
         return entries
 
     def filter_list(self, all_: bool = False, filters: dict[str, list[str]] | None = None,
