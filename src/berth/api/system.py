@@ -150,11 +150,15 @@ async def events(request: web.Request) -> web.StreamResponse:
         if until is not None and until <= now:
             return resp
         while True:
-            timeout = None if until is None else max(0.0, (until - time.time_ns()) / 1e9)
+            timeout = 1.0 if until is None else min(1.0, max(0.0, (until - time.time_ns()) / 1e9))
             try:
                 ev = await asyncio.wait_for(q.get(), timeout)
             except TimeoutError:
-                break
+                if until is not None and time.time_ns() >= until:
+                    break
+                if request.transport is None or request.transport.is_closing():
+                    break  # the client went away
+                continue
             if since is not None and ev.time_nano < since:
                 continue
             if ev.matches(filters):

@@ -155,7 +155,8 @@ async def serve(cfg: DaemonConfig) -> None:
     daemon = Daemon(cfg)
     await daemon.start()
     app = build_app(daemon)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    # long-lived streams (events, logs -f, attach) must not hold a shutdown for a minute
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     sites: list[web.BaseSite] = []
     for host in [cfg.host, *getattr(cfg, "_extra_hosts", [])]:
