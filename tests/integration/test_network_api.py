@@ -274,6 +274,18 @@ def test_connect_before_start_dns_flags_and_modes(daemon, busybox_image, cleanup
     assert ip in out
 
 
+def test_fixed_address_on_a_user_subnet(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
+    d = daemon
+    cleanup += ["net:nt-fixed", "nt-fixed1"]
+    _ok(d.docker("network", "create", "--subnet", "10.214.7.0/24", "nt-fixed"))
+    _ok(d.docker("run", "-d", "--name", "nt-fixed1", "--network", "nt-fixed", "--ip", "10.214.7.77", busybox_image,
+                 "sleep", "60"))
+    nets = json.loads(_ok(d.docker("inspect", "nt-fixed1")))[0]["NetworkSettings"]["Networks"]
+    assert nets["nt-fixed"]["IPAddress"] == "10.214.7.77"
+    r = d.docker("run", "--rm", "--network", "nt-fixed", "--ip", "10.214.7.77", busybox_image, "true")
+    assert r.returncode != 0 and "in use" in r.stderr
+
+
 def test_nothing_of_ours_left_after_removal(daemon, busybox_image) -> None:  # noqa: ANN001
     """After the containers and networks of this module are gone, the host holds only the
     default bridge and its base rules: no veth, no netns mount, no DNAT, no user bridge."""

@@ -201,6 +201,10 @@ class NetworkService:
 
     async def _restore_sandboxes(self) -> None:
         br = _bridge()
+        known = {r["netns"] for r in self.db.execute("SELECT netns FROM net_sandboxes WHERE netns IS NOT NULL")}
+        for entry in os.scandir(self.config.netns_dir):   # orphans of a crash: no record, no owner
+            if entry.path not in known:
+                await asyncio.to_thread(br.remove_netns, entry.path)
         for sb in self.db.execute("SELECT * FROM net_sandboxes"):
             cid = sb["container_id"]
             own = sb["netns"] and sb["netns"] == self._netns_path(cid)
@@ -401,9 +405,10 @@ class NetworkService:
                               ipv4_address: str = "") -> Sandbox:
         """Build the container's network sandbox (see docs/architecture.md)."""
         mode = network_mode or "default"
-        if not name or exposed_ports is None:
+        if not name or exposed_ports is None or not ipv4_address:
             known = self._container_record(container_id)
             name = name or known.get("name", "")
+            ipv4_address = ipv4_address or (known.get("ipv4") or {}).get(mode, "")
             if exposed_ports is None:
                 exposed_ports = known.get("exposed") or None
                 publish_all = publish_all or bool(known.get("publish_all"))
@@ -456,6 +461,9 @@ class NetworkService:
             hc = doc.get("host_config") or {}
             out["publish_all"] = bool(hc.get("PublishAllPorts"))
             out["dns_options"] = list(hc.get("DnsOptions") or [])
+            endpoints = (doc.get("network_settings") or {}).get("_aliases") or {}
+            out["ipv4"] = {net: ((ep or {}).get("IPAMConfig") or {}).get("IPv4Address") or ""
+                           for net, ep in endpoints.items()}
         except (TypeError, ValueError, AttributeError):
             pass
         return out
