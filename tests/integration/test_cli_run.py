@@ -270,9 +270,11 @@ def test_terminal_size_follows_the_local_terminal(daemon, busybox_image) -> None
         assert b"40 100" in read_until(b"40 100"), buf
         # the local terminal changes size: SIGWINCH -> resize the container's pty
         fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 90, 0, 0))
-        time.sleep(0.5)
-        os.write(master, b"stty size\r")
-        assert b"30 90" in read_until(b"30 90"), buf
+        for _ in range(20):     # the resize travels berth -> daemon -> shim: ask until it shows
+            os.write(master, b"stty size\r")
+            if b"30 90" in read_until(b"30 90", timeout=1):
+                break
+        assert b"30 90" in buf, buf
         os.write(master, b"exit\r")
         assert proc.wait(timeout=20) == 0
     finally:
