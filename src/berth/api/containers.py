@@ -196,7 +196,8 @@ async def logs(request: web.Request) -> web.StreamResponse:
     gen = svc.logs(c.id, stdout=stdout, stderr=stderr, follow=qbool(request, "follow"),
                    tail=request.query.get("tail", "all"), timestamps=qbool(request, "timestamps"),
                    since=_time_param(request.query.get("since")) or None,
-                   until=_time_param(request.query.get("until")))
+                   until=_time_param(request.query.get("until")),
+                   alive=lambda: request.transport is not None and not request.transport.is_closing())
     resp = web.StreamResponse(headers={**HEADERS, "Content-Type": RAW if c.tty else MULTIPLEXED})
     await resp.prepare(request)
     try:

@@ -988,7 +988,7 @@ class ContainerService:
     # --- logs --------------------------------------------------------------------------
     async def logs(self, ref: str, stdout: bool = True, stderr: bool = True, follow: bool = False,
                    tail: str = "all", timestamps: bool = False, since: float | None = None,
-                   until: float | None = None) -> AsyncIterator[bytes]:
+                   until: float | None = None, alive: Any = None) -> AsyncIterator[bytes]:
         """Yield log output already framed as the Engine API sends it."""
         c = self.get(ref)
         path = self._log_path(c.id)
@@ -1058,6 +1058,8 @@ class ContainerService:
                     return
                 if until is not None and time.time() > until:
                     return
+                if alive is not None and not alive():
+                    return  # the reader went away
                 await asyncio.sleep(0.05)
         finally:
             if f is not None:
