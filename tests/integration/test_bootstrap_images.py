@@ -180,12 +180,13 @@ def test_debian_slim_is_reproducible(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """python:3.11-slim and nginx:latest, from today's cache or built side by side."""
+    """python:3.11-slim, nginx:latest and debian:bookworm, from today's cache or built
+    side by side."""
     out = tmp_path_factory.mktemp("bootstrap")
     with ThreadPoolExecutor(2) as pool:
-        futures = {ref: pool.submit(build_image, ref, out / f"{ref.split(':')[0]}.tar",
+        futures = {ref: pool.submit(build_image, ref, out / f"{ref.replace(':', '_')}.tar",
                                     log=lambda s: None, cache_dir=CACHE)
-                   for ref in ("python:3.11-slim", "nginx:latest")}
+                   for ref in ("python:3.11-slim", "nginx:latest", "debian:bookworm")}
         return {ref: f.result().tar_path for ref, f in futures.items()}
 
 
@@ -209,6 +210,16 @@ def test_python_archive_contents(python_tar: Path) -> None:
     assert "usr/lib/python3.11/EXTERNALLY-MANAGED" not in names
     assert {"usr/local/bin/python", "usr/local/bin/pip", "usr/bin/python3.11"} <= set(names)
     assert not [n for n in names if "__pycache__" in n]
+
+
+def test_full_debian_keeps_docs(built: dict[str, Path]) -> None:
+    """debian:bookworm is the non-slim variant: docs and man pages stay, no extra CAs."""
+    config, files = _archive_config(built["debian:bookworm"], files_only=True)
+    assert [n for n in files if n.startswith("usr/share/man/")]
+    assert [n for n in files if n.startswith("usr/share/doc/") and "changelog" in n]
+    assert not [n for n in files if n.startswith("var/lib/apt/lists/")]
+    assert config["config"]["Cmd"] == ["bash"]
+    assert "io.berth.bootstrap.host-ca" not in config["config"]["Labels"]
 
 
 def test_python_trusts_the_hosts_local_cas(python_tar: Path) -> None:
