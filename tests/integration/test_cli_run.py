@@ -331,3 +331,37 @@ def test_options_after_the_image_are_refused_when_no_entrypoint_takes_them(daemo
         assert r.returncode == 0 and r.stdout == "hello\n"
     finally:
         daemon.cli("rmi", tag)
+
+
+def test_container_verbs_top_stats_rename_pause_kill_restart(daemon, busybox_image) -> None:  # type: ignore[no-untyped-def]
+    name, new = uniq("verbs"), uniq("renamed")
+    r = daemon.cli("run", "-d", "--name", name, "busybox", "sh", "-c",
+                   "trap 'echo USR1' USR1; while true; do sleep 0.1; done")
+    assert r.returncode == 0, r.stderr
+    try:
+        top = daemon.cli("top", name).stdout.splitlines()
+        assert top[0].split()[:3] == ["UID", "PID", "PPID"] and any("sh -c" in ln for ln in top[1:])
+        stats = daemon.cli("stats", "--no-stream", name).stdout.splitlines()
+        assert stats[0].split()[:4] == ["CONTAINER", "ID", "NAME", "CPU"]
+        assert stats[1].split()[1] == name and stats[1].endswith(("1", "2", "3"))
+        fmt = daemon.cli("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", name).stdout
+        assert fmt.split()[0] == name
+        assert daemon.cli("rename", name, new).returncode == 0
+        name = new
+        assert daemon.cli("pause", name).stdout == f"{name}\n"
+        assert daemon.cli("inspect", "-f", "{{.State.Paused}}", name).stdout == "true\n"
+        assert daemon.cli("unpause", name).stdout == f"{name}\n"
+        assert daemon.cli("kill", "-s", "USR1", name).stdout == f"{name}\n"
+        for _ in range(50):
+            if "USR1" in daemon.cli("logs", name).stdout:
+                break
+            time.sleep(0.1)
+        assert daemon.cli("logs", name).stdout == "USR1\n"
+        pid = daemon.cli("inspect", "-f", "{{.State.Pid}}", name).stdout
+        assert daemon.cli("restart", "-t", "1", name).stdout == f"{name}\n"
+        assert daemon.cli("inspect", "-f", "{{.State.Running}}", name).stdout == "true\n"
+        assert daemon.cli("inspect", "-f", "{{.State.Pid}}", name).stdout != pid
+        assert daemon.cli("kill", name).returncode == 0
+        assert daemon.cli("wait", name).stdout == "137\n"
+    finally:
+        daemon.cli("rm", "-f", name)
