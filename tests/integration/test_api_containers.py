@@ -322,3 +322,18 @@ def test_events_for_container_lifecycle(daemon, busybox_image, cleanup):
                                              "filters": {"container": [cid]}}, timeout=10)
     actions = [json.loads(ln)["Action"] for ln in r.text.splitlines() if ln.strip()]
     assert actions[:3] == ["create", "start", "die"]
+
+
+def test_concurrent_starts(daemon, busybox_image, cleanup):
+    """Several containers created and started at once all run and exit cleanly."""
+    import concurrent.futures
+
+    ids = [create(daemon, ["sh", "-c", f"echo n{i}"]) for i in range(6)]
+    cleanup.extend(ids)
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        codes = list(pool.map(lambda cid: daemon.api("POST", f"/containers/{cid}/start").status, ids))
+    assert codes == [204] * 6
+    for i, cid in enumerate(ids):
+        assert daemon.api("POST", f"/containers/{cid}/wait").json()["StatusCode"] == 0
+        out = frames(daemon.api("GET", f"/containers/{cid}/logs", params={"stdout": 1}).body)
+        assert out == [(1, f"n{i}\n".encode())]

@@ -31,54 +31,90 @@ def _preload() -> None:
 
 
 def serve_template(log_dir: str) -> None:
+    """Serve spawn requests; several shims may be creating their containers at once. Each
+    answer is the shim's ready line prefixed with the container id and a space."""
+    import selectors
+
     from berth.shim.server import _detach_stdio, run_shim
 
     _preload()
-    stdin = sys.stdin.buffer
     out = sys.stdout.buffer
-    while True:
-        line = stdin.readline()
-        if not line:
-            return
-        try:
-            cfg = ShimConfig.from_json(line)
-        except (ValueError, TypeError) as exc:
-            out.write(encode({"ok": False, "error": f"bad shim config: {exc}", "kind": "InvalidParameter"}))
-            out.flush()
-            continue
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                os.close(r)
-                os.setsid()
-                if os.fork() > 0:
-                    os._exit(0)
-                os.makedirs(os.path.dirname(cfg.socket), exist_ok=True)
-                _detach_stdio(os.path.join(os.path.dirname(cfg.socket), "shim.log"))
-                code = run_shim(cfg, w)
-            finally:
-                os._exit(code)
-        os.close(w)
-        os.waitpid(pid, 0)
-        reply = b""
-        with os.fdopen(r, "rb") as f:
-            reply = f.readline()
-        if not reply.endswith(b"\n"):
-            reply = encode({"ok": False, "error": "the shim exited before creating the container",
-                            "kind": "ShimFailed"})
-        out.write(reply)
+    sel = selectors.DefaultSelector()
+    os.set_blocking(0, False)
+    sel.register(0, selectors.EVENT_READ, None)
+    inbuf = b""
+    pending: dict[int, tuple[str, bytes]] = {}   # ready-pipe fd -> (container id, bytes so far)
+
+    def answer(cid: str, line: bytes) -> None:
+        if not line.endswith(b"\n"):
+            line = encode({"ok": False, "error": "the shim exited before creating the container",
+                           "kind": "ShimFailed"})
+        out.write(cid.encode() + b" " + line)
         out.flush()
+
+    while True:
+        for key, _ in sel.select():
+            if key.fd == 0:
+                try:
+                    chunk = os.read(0, 65536)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    return
+                inbuf += chunk
+                while b"\n" in inbuf:
+                    line, inbuf = inbuf.split(b"\n", 1)
+                    try:
+                        cfg = ShimConfig.from_json(line)
+                    except (ValueError, TypeError) as exc:
+                        out.write(b"- " + encode({"ok": False, "error": f"bad shim config: {exc}",
+                                                  "kind": "InvalidParameter"}))
+                        out.flush()
+                        continue
+                    r, w = os.pipe()
+                    pid = os.fork()
+                    if pid == 0:
+                        code = 1
+                        try:
+                            os.close(r)
+                            os.setsid()
+                            if os.fork() > 0:
+                                os._exit(0)
+                            os.makedirs(os.path.dirname(cfg.socket), exist_ok=True)
+                            _detach_stdio(os.path.join(os.path.dirname(cfg.socket), "shim.log"))
+                            code = run_shim(cfg, w)
+                        finally:
+                            os._exit(code)
+                    os.close(w)
+                    os.waitpid(pid, 0)   # the intermediate exits at once
+                    os.set_blocking(r, False)
+                    pending[r] = (cfg.id, b"")
+                    sel.register(r, selectors.EVENT_READ, None)
+            else:
+                cid, got = pending[key.fd]
+                try:
+                    chunk = os.read(key.fd, 65536)
+                except BlockingIOError:
+                    continue
+                got += chunk
+                if chunk and b"\n" not in got:
+                    pending[key.fd] = (cid, got)
+                    continue
+                sel.unregister(key.fd)
+                os.close(key.fd)
+                del pending[key.fd]
+                answer(cid, got.split(b"\n", 1)[0] + b"\n" if b"\n" in got else got)
 
 
 class TemplateClient:
-    """Daemon side: one template process, one request at a time."""
+    """Daemon side: one template process; requests may overlap (answers carry the id)."""
 
     def __init__(self, log_dir: str) -> None:
         self.log_dir = log_dir
         self.proc: asyncio.subprocess.Process | None = None
         self.lock = asyncio.Lock()
+        self.waiting: dict[str, asyncio.Future[bytes | None]] = {}
+        self.reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         os.makedirs(self.log_dir, exist_ok=True)
@@ -90,6 +126,26 @@ class TemplateClient:
                 start_new_session=True)
         finally:
             log.close()
+        self.reader = asyncio.create_task(self._read(self.proc))
+
+    async def _read(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        try:
+            while True:
+                line = await proc.stdout.readline()
+                if not line:
+                    break
+                cid, _, reply = line.partition(b" ")
+                fut = self.waiting.pop(cid.decode(errors="replace"), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(reply)
+        finally:
+            if self.proc is proc:
+                self.proc = None
+            for fut in self.waiting.values():
+                if not fut.done():
+                    fut.set_result(None)
+            self.waiting.clear()
 
     async def spawn(self, cfg: ShimConfig) -> bytes | None:
         """The shim's ready line, or None when the template is not usable."""
@@ -97,17 +153,16 @@ class TemplateClient:
             if self.proc is None or self.proc.returncode is not None:
                 await self.start()
             proc = self.proc
-            assert proc is not None and proc.stdin is not None and proc.stdout is not None
+            assert proc is not None and proc.stdin is not None
+            fut: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+            self.waiting[cfg.id] = fut
             try:
                 proc.stdin.write(cfg.to_json().encode() + b"\n")
                 await proc.stdin.drain()
-                line = await proc.stdout.readline()
             except (ConnectionError, OSError):
-                line = b""
-            if not line:
-                self.proc = None
+                self.waiting.pop(cfg.id, None)
                 return None
-            return line
+        return await fut
 
     async def stop(self) -> None:
         proc = self.proc
@@ -120,6 +175,8 @@ class TemplateClient:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+        if self.reader is not None:
+            self.reader.cancel()
 
     def info(self) -> dict[str, Any]:
         return {"pid": self.proc.pid if self.proc else None}
