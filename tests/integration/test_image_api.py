@@ -129,6 +129,8 @@ def test_commit_container_and_run_result(daemon, busybox_image: str) -> None:  #
         info = daemon.api("GET", "/images/apitest/committed:1/json").json()
         assert info["Id"] == image_id and info["Config"]["Cmd"] == ["cat", "/made"]
         assert info["Comment"] == "my change" and len(info["RootFS"]["Layers"]) == 2
+        base_id = daemon.api("GET", f"/images/{busybox_image}/json").json()["Id"]
+        assert info["Parent"] == base_id  # docker records the container's image as parent
         r = daemon.docker("run", "--rm", "apitest/committed:1")
         assert r.returncode == 0 and r.stdout == "made\n", r.stderr
         r = daemon.docker("run", "--rm", "apitest/committed:1", "ls", "/etc")
