@@ -105,3 +105,11 @@ def test_bind_tmpfs_and_errors_leave_nothing(svc, tmp_path, rootfs):
     assert [v["Name"] for v in svc.list()] == []                  # the volume made first was undone
     with pytest.raises(InvalidParameter, match="Duplicate mount point"):
         svc.prepare_mounts("c3", ["aa:/x", "bb:/x"], [], {}, {}, rootfs)
+
+
+def test_usage_data(svc, rootfs):
+    svc.prepare_mounts("c1", ["web:/srv/app"], [], {}, {}, rootfs)
+    plain = svc.list()[0]
+    assert plain["UsageData"] == {"Size": -1, "RefCount": 1}
+    sized = svc.list(usage=True)[0]
+    assert sized["UsageData"]["Size"] > 0 and sized["UsageData"]["RefCount"] == 1

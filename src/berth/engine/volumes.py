@@ -55,10 +55,13 @@ class VolumeService:
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ volumes
-    def _view(self, row: Any) -> dict:
+    def _view(self, row: Any, usage: bool = False) -> dict:
+        """Docker's Volume object; UsageData's Size is -1 (not computed) unless `usage`."""
         return {"CreatedAt": row["created"], "Driver": row["driver"], "Labels": json.loads(row["labels"]) or None,
                 "Mountpoint": str(self.driver.data(row["name"])), "Name": row["name"],
-                "Options": json.loads(row["options"]) or None, "Scope": "local"}
+                "Options": json.loads(row["options"]) or None, "Scope": "local",
+                "UsageData": {"Size": self.driver.size(row["name"]) if usage else -1,
+                              "RefCount": len(self.users(row["name"]))}}
 
     def _create_locked(self, name: str, driver: str, options: dict, labels: dict,
                        anonymous: bool) -> tuple[Any, bool]:
@@ -104,12 +107,13 @@ class VolumeService:
         return [r["container_id"] for r in
                 self.db.execute("SELECT DISTINCT container_id FROM volume_refs WHERE name = ?", (name,))]
 
-    def list(self, filters: dict[str, list[str]] | None = None) -> list[dict]:
+    def list(self, filters: dict[str, list[str]] | None = None, usage: bool = False) -> list[dict]:
+        """Volumes matching `filters`; `usage=True` (for /system/df) also sizes them."""
         filters = filters or {}
         out = []
         for row in self.db.execute("SELECT * FROM volumes ORDER BY created, name"):
             if self._matches(row, filters):
-                out.append(self._view(row))
+                out.append(self._view(row, usage))
         return out
 
     def _matches(self, row: Any, filters: dict[str, list[str]]) -> bool:
