@@ -254,8 +254,37 @@ class Client:
         self.host = host
         self.path = socket_path(host)
         self.auto_start = auto_start
-        self.prefix = f"/v{API_VERSION}"
+        self.prefix = f"/v{os.environ.get('BERTH_API_VERSION') or API_VERSION}"
+        self._version_settled = bool(os.environ.get("BERTH_API_VERSION"))
         self._checked = False
+
+    # -- API version: berth speaks 1.45; an older daemon (Debian's dockerd: 1.41) says so
+    def _downgrade(self, status: int, data: bytes) -> bool:
+        """After `client version X is too new. Maximum supported API version is Y`: use Y."""
+        if status != 400 or self._version_settled:
+            return False
+        import re
+
+        m = re.search(r"Maximum supported API version is (\d+\.\d+)", _error_message(status, data))
+        if not m:
+            return False
+        self.prefix = f"/v{m.group(1)}"
+        self._version_settled = True
+        return True
+
+    def _settle_version(self) -> None:
+        """Before a body that cannot be sent twice: ask /_ping which version the daemon speaks."""
+        if self._version_settled:
+            return
+        self._version_settled = True
+        resp = self._send("GET", "/_ping", versioned=False)
+        resp.read()
+        theirs = resp.headers.get("api-version", "")
+        try:
+            if tuple(int(x) for x in theirs.split(".")) < tuple(int(x) for x in API_VERSION.split(".")):
+                self.prefix = f"/v{theirs}"
+        except ValueError:
+            pass
 
     # -- plumbing --------------------------------------------------------------------------
     def _ensure_daemon(self) -> None:
@@ -287,19 +316,20 @@ class Client:
         return sock
 
     def _head(self, method: str, path: str, params: dict[str, Any] | None,
-              headers: dict[str, str]) -> bytes:
+              headers: dict[str, str], versioned: bool = True) -> bytes:
+        prefix = self.prefix if versioned else ""
         if self.debug:
             import sys
 
-            print(f"berth: debug: {method} {self.prefix}{path}{query(params)}", file=sys.stderr)
-        lines = [f"{method} {self.prefix}{path}{query(params)} HTTP/1.1", "Host: localhost",
+            print(f"berth: debug: {method} {prefix}{path}{query(params)}", file=sys.stderr)
+        lines = [f"{method} {prefix}{path}{query(params)} HTTP/1.1", "Host: localhost",
                  f"User-Agent: berth-cli/{API_VERSION}"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
 
     def _send(self, method: str, path: str, params: dict[str, Any] | None = None,
               body: Any = None, headers: dict[str, str] | None = None,
-              timeout: float | None = None) -> Response:
+              timeout: float | None = None, versioned: bool = True) -> Response:
         hdrs = dict(headers or {})
         data: Any = None
         if body is not None:
@@ -313,6 +343,8 @@ class Client:
                 data = json.dumps(body).encode()
                 hdrs["Content-Type"] = "application/json"
         streaming = data is not None and hasattr(data, "read")
+        if streaming and versioned:
+            self._settle_version()
         if streaming and "Content-Length" not in hdrs:
             hdrs["Transfer-Encoding"] = "chunked"
         elif not streaming:
@@ -321,7 +353,7 @@ class Client:
         sock = self._connect(timeout)
         conn = _Conn(sock)
         try:
-            head = self._head(method, path, params, hdrs)
+            head = self._head(method, path, params, hdrs, versioned)
             if streaming:
                 sock.sendall(head)
                 chunked = "Transfer-Encoding" in hdrs
@@ -353,6 +385,8 @@ class Client:
         resp = self._send(method, path, params, body, headers, timeout)
         if resp.status >= 400:
             data = resp.read()
+            if self._downgrade(resp.status, data):
+                return self.request(method, path, params, body, headers, stream, timeout)
             raise DaemonError(resp.status, _error_message(resp.status, data))
         if stream:
             return resp
@@ -386,7 +420,10 @@ class Client:
             return None
         resp = Response(conn, status, hdrs, method)
         if status >= 400:
-            raise DaemonError(status, _error_message(status, resp.read()))
+            data = resp.read()
+            if self._downgrade(status, data):
+                return self.begin(method, path, params, head_timeout)
+            raise DaemonError(status, _error_message(status, data))
         return resp
 
     def get(self, path: str, params: dict[str, Any] | None = None, **kw: Any) -> Any:
@@ -400,7 +437,7 @@ class Client:
 
     def ping(self, timeout: float = 2.0) -> bool:
         try:
-            resp = self._send("GET", "/_ping", timeout=timeout)
+            resp = self._send("GET", "/_ping", timeout=timeout, versioned=False)
             resp.read()
             return resp.status == 200
         except (CLIError, OSError):
@@ -422,8 +459,10 @@ class Client:
             conn.close()
             raise CLIError(f"the connection to the berth daemon was lost ({exc})") from None
         if status >= 400:
-            resp = Response(conn, status, hdrs)
-            raise DaemonError(status, _error_message(status, resp.read()))
+            data = Response(conn, status, hdrs).read()
+            if self._downgrade(status, data):
+                return self.hijack(path, params, body)
+            raise DaemonError(status, _error_message(status, data))
         return HijackedStream(sock, conn.buf, chunked=status == 200 and
                               hdrs.get("transfer-encoding", "").lower() == "chunked")
 
