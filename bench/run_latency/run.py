@@ -12,6 +12,7 @@ Everything is started by the script, isolated, and removed at the end:
   rules outside the script's names); berth is also measured with `--network none`.
 
 Runs are interleaved (berth, docker, podman, berth, ...) so load changes hit each alike;
+`docker run` against berthd is also timed (the engine without the berth CLI's start-up);
 the script prints medians, the ratios berth/peer, berthd's idle RSS, and the RSS of the shim
 of a running container beside containerd-shim-runc-v2's (dockerd) and conmon's (podman).
 """
@@ -120,6 +121,8 @@ def main() -> None:
         cases: dict[str, tuple[list[str], dict[str, str]]] = {
             "berth": ([BERTH, "run", "--rm", "busybox", "true"], benv),
             "berth --network none": ([BERTH, "run", "--rm", "--network", "none", "busybox", "true"], benv),
+            # the Go docker CLI against berthd: the engine's share without the berth CLI's start-up
+            "docker CLI -> berthd": ([DOCKER, "run", "--rm", "busybox", "true"], benv),
         }
         if not args.skip_docker and os.path.exists("/usr/sbin/dockerd"):
             dockerd = start_dockerd(names)
@@ -147,7 +150,8 @@ def main() -> None:
         for peer in ("docker", "podman --network none"):
             if peer in med:
                 print(f"  ratio berth/{peer}: {med['berth'] / med[peer]:.2f}"
-                      f"   (berth --network none / {peer}: {med['berth --network none'] / med[peer]:.2f})")
+                      f"   (berth --network none / {peer}: {med['berth --network none'] / med[peer]:.2f},"
+                      f" docker CLI -> berthd / {peer}: {med['docker CLI -> berthd'] / med[peer]:.2f})")
 
         # memory: idle daemon, a running container's shim beside the peers'
         print("memory (VmRSS):")

@@ -183,6 +183,12 @@ class ContainerService:
             except OSError:
                 log.warning("shim template unavailable; shims start with a fresh interpreter", exc_info=True)
         for c in list(self._c.values()):
+            # after a host reboot the rootfs mounts are gone: containers keep theirs until rm
+            if self.images is not None and c.rootfs and not os.path.ismount(c.rootfs):
+                try:
+                    await asyncio.to_thread(self.images.snapshots.mount, c.id)
+                except Exception:  # noqa: BLE001
+                    log.exception("re-mounting the rootfs of %s failed", c.id[:12])
             if c.state.get("Status") in ("running", "paused", "restarting"):
                 await self._restore(c)
 
@@ -425,7 +431,8 @@ class ContainerService:
                               socket=self._shim_sock(c.id), log_path=self._log_path(c.id),
                               exit_path=self._exit_path(c.id), tty=c.tty,
                               open_stdin=bool(c.config.get("OpenStdin")),
-                              stdin_once=bool(c.config.get("StdinOnce")))
+                              stdin_once=bool(c.config.get("StdinOnce")),
+                              log_max_size=_size(((hc.get("LogConfig") or {}).get("Config") or {}).get("max-size")))
             t_spec = time.perf_counter()
             try:
                 ready = await shim.spawn_shim(scfg)
@@ -1284,6 +1291,18 @@ class _Sandbox:
     share_host: bool
     files: dict[str, str]
     settings: dict[str, Any]
+
+
+def _size(v: str | None) -> int:
+    """Docker's log-opt sizes: 10k, 20m, 1g (bytes if no unit); 0 when unset or invalid."""
+    if not v:
+        return 0
+    v = v.strip().lower()
+    mult = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(v[-1:], 1)
+    try:
+        return int(float(v.rstrip("kmgb") or 0) * mult)
+    except ValueError:
+        return 0
 
 
 def _name_match(pattern: str, name: str) -> bool:
