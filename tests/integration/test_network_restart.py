@@ -66,7 +66,7 @@ def test_daemon_restart_keeps_and_reconciles_networking(run_names: RunNames, bus
         rules = sorted(firewall.current_rules(token))
         assert any(f"--dport {port}" in ln for ln in rules)
 
-        for how in ("kill -9", "stop"):
+        for how in ("stop", "kill -9"):
             if how == "kill -9":
                 d.kill9()
             else:
