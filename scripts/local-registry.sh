@@ -6,6 +6,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="$here/.venv/bin"
 export PATH="$bin:$PATH"
+# Archives bootstrapped earlier the same day are reused (keyed by recipe and mirror).
+export BERTH_BOOTSTRAP_CACHE="${BERTH_BOOTSTRAP_CACHE:-/var/cache/berth-bootstrap}"
 state="${BERTH_LOCAL_REGISTRY_ROOT:-/var/lib/berth-registry}"
 port="${BERTH_LOCAL_REGISTRY_PORT:-5000}"
 addr="127.0.0.1:$port"
