@@ -582,9 +582,12 @@ class ContainerService:
                        ExitCode=code, OOMKilled=oom, FinishedAt=info.get("finished_at") or rfc3339_nano())
         if info.get("started_at") and c.state.get("StartedAt", ZERO_TIME) == ZERO_TIME:
             c.state["StartedAt"] = info["started_at"]
-        t0 = time.perf_counter()
-        await self._network_down(c)
-        log.debug("exit %s: network teardown %.1f ms", c.id[:12], 1000 * (time.perf_counter() - t0))
+        restart = self._should_restart(c, code)
+        auto_remove = not restart and bool(c.host_config.get("AutoRemove")) and c.removal is None
+        if not auto_remove:  # auto-remove tears the sandbox down beside the snapshot removal
+            t0 = time.perf_counter()
+            await self._network_down(c)
+            log.debug("exit %s: network teardown %.1f ms", c.id[:12], 1000 * (time.perf_counter() - t0))
         if c.id not in self._c:
             return
         if oom:
@@ -593,7 +596,6 @@ class ContainerService:
         for e in self._execs.values():
             if e.container_id == c.id and e.running:
                 e.running = False
-        restart = self._should_restart(c, code)
         if restart:
             c.state.update(Status="restarting", Restarting=True)
         self._save(c)
@@ -605,7 +607,7 @@ class ContainerService:
             t = asyncio.create_task(self._restart_later(c))
             self._tasks.add(t)
             t.add_done_callback(self._tasks.discard)
-        elif c.host_config.get("AutoRemove") and c.removal is None:
+        elif auto_remove and c.removal is None:
             try:
                 await self.remove(c.id, force=True, volumes=True)
             except NotFound:
@@ -823,15 +825,22 @@ class ContainerService:
             return
         prev = c.state.get("Status")
         c.state["Status"] = "removing"
-        try:
-            await self._network_down(c, forget=True)
+        t0 = time.perf_counter()
+
+        def storage() -> None:
             if self.volumes is not None:
-                await asyncio.to_thread(self.volumes.release, c.id, volumes)
+                self.volumes.release(c.id, volumes)
             if self.images is not None and c.rootfs:
-                await asyncio.to_thread(self.images.snapshots.remove, c.id)
-        except Exception:
-            c.state["Status"] = prev
-            raise
+                self.images.snapshots.remove(c.id)
+
+        # the sandbox and the filesystem go in parallel (independent, both take a while)
+        results = await asyncio.gather(self._network_down(c, forget=True), asyncio.to_thread(storage),
+                                       return_exceptions=True)
+        log.debug("remove %s: %.1f ms", c.id[:12], 1000 * (time.perf_counter() - t0))
+        for res in results:
+            if isinstance(res, BaseException):
+                c.state["Status"] = prev
+                raise res
         with self.db.transaction() as tx:
             tx.execute("DELETE FROM containers WHERE id=?", (c.id,))
         self._c.pop(c.id, None)
