@@ -17,7 +17,9 @@ def berth(dockerd, *args: str, input: str | None = None) -> subprocess.Completed
                           input=input, timeout=120)
 
 
-def test_berth_drives_dockerd(dockerd) -> None:  # type: ignore[no-untyped-def]
+def test_berth_drives_dockerd(daemon, dockerd) -> None:  # type: ignore[no-untyped-def]
+    # `daemon` is requested first only so that the session berthd is set up before dockerd
+    # and torn down after it: its leftover check would otherwise see dockerd still running.
     r = berth(dockerd, "run", "--rm", "busybox", "sh", "-c", "echo hi; exit 3")
     assert r.returncode == 3, r.stderr
     assert r.stdout == "hi\n"
