@@ -96,3 +96,32 @@ def test_kill9_daemon_containers_survive(own_daemon):
     for cid in ids.values():
         assert d.api("DELETE", f"/containers/{cid}").status == 204
     assert run_cgroups(d.names) == []
+
+
+def test_shim_killed_while_daemon_down(own_daemon):
+    """A shim that died with the daemon away: the restarted daemon marks the container
+    exited, and starting it again clears the stale runtime state first."""
+    d = own_daemon
+    from fixtures.daemon import shim_processes
+    r = d.api("POST", "/containers/create", params={"name": "orphan"},
+              json={"Image": "busybox", "Cmd": ["sleep", "300"]})
+    cid = r.json()["Id"]
+    assert d.api("POST", f"/containers/{cid}/start").status == 204
+    init_pid = d.api("GET", f"/containers/{cid}/json").json()["State"]["Pid"]
+    d.kill9()
+    for pid, owner in shim_processes(d.names).items():
+        if owner == cid:
+            os.kill(pid, 9)
+    time.sleep(0.3)
+    d.start()
+    st = d.api("GET", f"/containers/{cid}/json").json()["State"]
+    assert st["Status"] == "exited" and not st["Running"] and st["ExitCode"] == 255
+    with pytest.raises(ProcessLookupError):   # the orphaned init was ended at restore
+        for _ in range(50):
+            os.kill(init_pid, 0)
+            time.sleep(0.1)
+    assert d.api("POST", f"/containers/{cid}/start").status == 204
+    st = d.api("GET", f"/containers/{cid}/json").json()["State"]
+    assert st["Running"] and st["Pid"] != init_pid
+    assert d.api("DELETE", f"/containers/{cid}", params={"force": 1}).status == 204
+    assert run_cgroups(d.names) == []

@@ -215,8 +215,11 @@ class ContainerService:
             c.monitor = asyncio.create_task(self._monitor(c))
             log.info("restored running container %s", c.id[:12])
             return
-        info = shim.read_exit(self._exit_path(c.id)) or {"exit_code": 255, "oom_killed": False,
-                                                         "finished_at": rfc3339_nano()}
+        info = shim.read_exit(self._exit_path(c.id))
+        if info is None:
+            # the shim died without recording an exit: whatever it left is ended now
+            await self._clear_stale(c)
+            info = {"exit_code": 255, "oom_killed": False, "finished_at": rfc3339_nano()}
         log.info("container %s exited while the daemon was down (%s)", c.id[:12], info.get("exit_code"))
         await self._on_exit(c, info)
 
@@ -427,6 +430,7 @@ class ContainerService:
                 os.unlink(self._exit_path(c.id))
             except FileNotFoundError:
                 pass
+            await self._clear_stale(c)
             scfg = ShimConfig(id=c.id, bundle=str(bundle), runtime_root=str(cfg.runtime_root),
                               socket=self._shim_sock(c.id), log_path=self._log_path(c.id),
                               exit_path=self._exit_path(c.id), tty=c.tty,
@@ -476,6 +480,26 @@ class ContainerService:
         self._save(c)
         c.monitor = asyncio.create_task(self._monitor(c))
         self._event(c, "start")
+
+    async def _clear_stale(self, c: Container) -> None:
+        """A daemon killed between a shim's create and start leaves a created container and
+        its shim behind: end them before starting again."""
+        sock = self._shim_sock(c.id)
+        if os.path.exists(sock):
+            try:
+                await shim.call(sock, {"op": "kill", "signal": int(signal_mod.SIGKILL), "all": True}, timeout=5)
+                await asyncio.wait_for(shim.wait_exit(sock), 10)
+            except (shim.ShimError, OSError, TimeoutError):
+                pass
+        if (self.config.runtime_root / c.id).exists():
+            from berth.runtime.runtime import Runtime
+
+            def delete() -> None:
+                try:
+                    Runtime(root=str(self.config.runtime_root)).delete(c.id, force=True)
+                except Exception:  # noqa: BLE001 - best effort; create reports what is left
+                    log.warning("clearing stale runtime state of %s failed", c.id[:12], exc_info=True)
+            await asyncio.to_thread(delete)
 
     def _start_error(self, c: Container, exc: shim.ShimError) -> BerthError:
         argv0 = ((c.config.get("Entrypoint") or []) + (c.config.get("Cmd") or []) or [""])[0]
