@@ -337,3 +337,23 @@ def test_concurrent_starts(daemon, busybox_image, cleanup):
         assert daemon.api("POST", f"/containers/{cid}/wait").json()["StatusCode"] == 0
         out = frames(daemon.api("GET", f"/containers/{cid}/logs", params={"stdout": 1}).body)
         assert out == [(1, f"n{i}\n".encode())]
+
+
+def test_update_resources_live(daemon, busybox_image, cleanup):
+    from pathlib import Path
+    cid = create(daemon, ["sleep", "30"], host_config={"Memory": 64 << 20})
+    cleanup.append(cid)
+    daemon.api("POST", f"/containers/{cid}/start")
+    r = daemon.api("POST", f"/containers/{cid}/update", json={"Memory": 96 << 20, "MemorySwap": -1,
+                                                               "PidsLimit": 33,
+                                                               "RestartPolicy": {"Name": "on-failure",
+                                                                                 "MaximumRetryCount": 2}})
+    assert r.status == 200, r.text
+    base = Path("/sys/fs/cgroup")
+    par = daemon.names.cgroup_parent
+    assert (base / "memory" / par / cid / "memory.limit_in_bytes").read_text().strip() == str(96 << 20)
+    assert (base / "pids" / par / cid / "pids.max").read_text().strip() == "33"
+    hc = daemon.api("GET", f"/containers/{cid}/json").json()["HostConfig"]
+    assert hc["Memory"] == 96 << 20 and hc["RestartPolicy"]["Name"] == "on-failure"
+    r = daemon.api("POST", f"/containers/{cid}/update", json={"Memory": 1000})
+    assert r.status == 400 and "Minimum memory limit" in r.json()["message"]

@@ -151,16 +151,8 @@ async def resize(request: web.Request) -> web.Response:
 
 @routes.post("/containers/{id}/update")
 async def update(request: web.Request) -> web.Response:
-    body = await _body(request)
-    svc = _svc(request)
-    c = svc.get(request.match_info["id"])
-    rp = body.get("RestartPolicy")
-    if rp:
-        from berth.engine.specgen import validate_host_config
-        validate_host_config({"RestartPolicy": rp})
-        c.host_config["RestartPolicy"] = rp
-        svc._save(c)
-    return web.json_response({"Warnings": []})
+    warnings = await _svc(request).update(request.match_info["id"], await _body(request))
+    return web.json_response({"Warnings": warnings})
 
 
 @routes.delete("/containers/{id}")

@@ -915,6 +915,34 @@ class ContainerService:
             self._save(c)
         self._event(c, "rename", oldName="/" + old)
 
+    async def update(self, ref: str, body: dict[str, Any]) -> list[str]:
+        """`docker update`: restart policy and resource limits (applied live when running)."""
+        c = self.get(ref)
+        keys = ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "CpuQuota",
+                "CpuPeriod", "CpusetCpus", "CpusetMems", "PidsLimit", "RestartPolicy")
+        changes = {k: body[k] for k in keys if body.get(k) not in (None, "")}
+        if not changes:
+            return []
+        merged = {**c.host_config, **changes}
+        if "NanoCpus" in changes:
+            merged.pop("CpuQuota", None)
+            merged.pop("CpuPeriod", None)
+        if merged.get("AutoRemove") and "RestartPolicy" in changes and \
+                (changes["RestartPolicy"].get("Name") or "no") != "no":
+            raise InvalidParameter("Cannot update restart policy for a container with AutoRemove enabled")
+        specgen.validate_host_config({**merged, "AutoRemove": False})
+        if c.running and any(k != "RestartPolicy" for k in changes):
+            from berth.runtime import spec as rspec
+            from berth.runtime.runtime import Runtime
+            res = specgen.resources(merged)
+            res.pop("devices", None)
+            await asyncio.to_thread(Runtime(root=str(self.config.runtime_root)).update, c.id,
+                                    rspec.Resources.from_dict(res))
+        c.host_config = merged
+        self._save(c)
+        self._event(c, "update")
+        return []
+
     # --- inspect / list --------------------------------------------------------------
     def inspect(self, ref: str) -> dict[str, Any]:
         c = self.get(ref)
