@@ -213,3 +213,34 @@ def test_exec_it_pty(daemon, busybox_image):
             os.waitpid(pid, 0)
         os.close(fd)
         daemon.docker("rm", "-f", name)
+
+
+def test_cp_and_export(daemon, busybox_image, tmp_path):
+    import tarfile
+    name = f"cp-{daemon.names.run_id}"
+    assert daemon.docker("run", "-d", "--name", name, "busybox", "sh", "-c",
+                         "mkdir -p /data/sub && echo inside > /data/sub/f.txt && sleep 60").returncode == 0
+    try:
+        for _ in range(50):
+            if daemon.docker("exec", name, "test", "-f", "/data/sub/f.txt").returncode == 0:
+                break
+            time.sleep(0.1)
+        r = daemon.docker("cp", f"{name}:/data/sub/f.txt", str(tmp_path / "out.txt"))
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / "out.txt").read_text() == "inside\n"
+        r = daemon.docker("cp", f"{name}:/data", str(tmp_path / "datadir"))
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / "datadir/sub/f.txt").read_text() == "inside\n"
+        (tmp_path / "up.txt").write_text("from host\n")
+        r = daemon.docker("cp", str(tmp_path / "up.txt"), f"{name}:/data/")
+        assert r.returncode == 0, r.stderr
+        assert daemon.docker("exec", name, "cat", "/data/up.txt").stdout == "from host\n"
+        r = daemon.docker("cp", f"{name}:/nonexistent", str(tmp_path / "x"))
+        assert r.returncode != 0 and "No such container:path" in r.stderr
+        r = daemon.docker("export", "-o", str(tmp_path / "fs.tar"), name)
+        assert r.returncode == 0, r.stderr
+        with tarfile.open(tmp_path / "fs.tar") as tar:
+            names = tar.getnames()
+        assert "bin/busybox" in names and "data/sub/f.txt" in names
+    finally:
+        daemon.docker("rm", "-f", name)

@@ -268,3 +268,52 @@ async def stats(request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(1.0)
     await resp.write_eof()
     return resp
+
+
+def _stat_header(stat: dict[str, Any]) -> str:
+    import base64
+    return base64.b64encode(json.dumps(stat).encode()).decode()
+
+
+@routes.route("HEAD", "/containers/{id}/archive")
+async def archive_head(request: web.Request) -> web.Response:
+    stat, _ = await _svc(request).archive(request.match_info["id"], request.query.get("path", ""), False)
+    return web.Response(status=200, headers={"X-Docker-Container-Path-Stat": _stat_header(stat),
+                                             "Content-Type": "application/json"})
+
+
+@routes.get("/containers/{id}/archive")
+async def archive_get(request: web.Request) -> web.StreamResponse:
+    stat, chunks = await _svc(request).archive(request.match_info["id"], request.query.get("path", ""), True)
+    resp = web.StreamResponse(headers={**HEADERS, "Content-Type": "application/x-tar",
+                                       "X-Docker-Container-Path-Stat": _stat_header(stat)})
+    await resp.prepare(request)
+    async for data in chunks:
+        await resp.write(data)
+    await resp.write_eof()
+    return resp
+
+
+@routes.put("/containers/{id}/archive")
+async def archive_put(request: web.Request) -> web.Response:
+    async def body():
+        async for data in request.content.iter_chunked(65536):
+            yield data
+    await _svc(request).extract(request.match_info["id"], request.query.get("path", ""), body())
+    return web.Response(status=200)
+
+
+@routes.get("/containers/{id}/export")
+async def export(request: web.Request) -> web.StreamResponse:
+    gen = _svc(request).export(request.match_info["id"])
+    try:  # errors (no such container) before the 200 head
+        first = await gen.__anext__()
+    except StopAsyncIteration:
+        first = b""
+    resp = web.StreamResponse(headers={**HEADERS, "Content-Type": "application/x-tar"})
+    await resp.prepare(request)
+    await resp.write(first)
+    async for data in gen:
+        await resp.write(data)
+    await resp.write_eof()
+    return resp

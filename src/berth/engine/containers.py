@@ -943,6 +943,108 @@ class ContainerService:
         self._event(c, "update")
         return []
 
+    # --- archive (docker cp) and export --------------------------------------------------
+    def _archive_root(self, c: Container) -> str:
+        pid = c.state.get("Pid") or 0
+        if c.running and pid and os.path.exists(f"/proc/{pid}/root"):
+            return f"/proc/{pid}/root"   # the container's own view, volumes included
+        if not c.rootfs or not os.path.isdir(c.rootfs):
+            raise Conflict(f"container {c.id} has no mounted filesystem")
+        return c.rootfs
+
+    async def _archive_proc(self, op: str, ref: str, path: str | None = None,
+                            stdin: bool = False) -> asyncio.subprocess.Process:
+        import sys
+        c = self.get(ref)
+        args = [op, self._archive_root(c)] + ([path] if path is not None else [])
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "berth.engine.archive", *args,
+            stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=2**20)
+
+    @staticmethod
+    async def _archive_error(proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        err = (await proc.stderr.read()).decode(errors="replace").strip()
+        code = await proc.wait()
+        if code == 2:
+            raise NotFound(err)
+        if code == 3:
+            raise InvalidParameter(err)
+        if code != 0:
+            raise BerthError(err or f"archive helper failed ({code})")
+
+    async def archive(self, ref: str, path: str, want_tar: bool) -> tuple[dict[str, Any], Any]:
+        """(Docker's path stat, async iterator of tar bytes or None)."""
+        if not path:
+            raise InvalidParameter("no path given")
+        proc = await self._archive_proc("get" if want_tar else "stat", ref, path)
+        assert proc.stdout is not None
+        line = await proc.stdout.readline()
+        if not line:
+            await self._archive_error(proc)
+            raise BerthError("archive helper gave no answer")
+        stat = json.loads(line)
+        if not want_tar:
+            await self._archive_error(proc)
+            return stat, None
+
+        async def chunks() -> AsyncIterator[bytes]:
+            assert proc.stdout is not None
+            try:
+                while True:
+                    data = await proc.stdout.read(65536)
+                    if not data:
+                        break
+                    yield data
+                await self._archive_error(proc)
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+        return stat, chunks()
+
+    async def extract(self, ref: str, path: str, body: Any) -> None:
+        """Extract a tar (an async iterator of bytes) into the directory `path`."""
+        if not path:
+            raise InvalidParameter("no path given")
+        c = self.get(ref)
+        if c.host_config.get("ReadonlyRootfs") and c.running:
+            raise Conflict("container rootfs is marked read-only")
+        proc = await self._archive_proc("put", ref, path, stdin=True)
+        assert proc.stdin is not None
+        try:
+            async for data in body:
+                proc.stdin.write(data)
+                await proc.stdin.drain()
+            proc.stdin.close()
+        except (ConnectionError, BrokenPipeError):
+            pass
+        await self._archive_error(proc)
+        self._event(c, "extract-to-dir")
+
+    async def export(self, ref: str) -> AsyncIterator[bytes]:
+        c = self.get(ref)
+        if not c.rootfs or not os.path.isdir(c.rootfs):
+            raise Conflict(f"container {c.id} has no mounted filesystem")
+        import sys
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "berth.engine.archive", "export", c.rootfs,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=2**20)
+        assert proc.stdout is not None
+        try:
+            while True:
+                data = await proc.stdout.read(65536)
+                if not data:
+                    break
+                yield data
+            await self._archive_error(proc)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        self._event(c, "export")
+
     # --- inspect / list --------------------------------------------------------------
     def inspect(self, ref: str) -> dict[str, Any]:
         c = self.get(ref)
