@@ -357,3 +357,30 @@ def test_update_resources_live(daemon, busybox_image, cleanup):
     assert hc["Memory"] == 96 << 20 and hc["RestartPolicy"]["Name"] == "on-failure"
     r = daemon.api("POST", f"/containers/{cid}/update", json={"Memory": 1000})
     assert r.status == 400 and "Minimum memory limit" in r.json()["message"]
+
+
+def test_healthcheck(daemon, busybox_image, cleanup):
+    ms = 1_000_000
+    cid = create(daemon, ["sleep", "60"], Healthcheck={"Test": ["CMD-SHELL", "test -f /tmp/ok && echo fine"],
+                                                       "Interval": 200 * ms, "Timeout": 2000 * ms, "Retries": 2})
+    cleanup.append(cid)
+    daemon.api("POST", f"/containers/{cid}/start")
+
+    def health():
+        return daemon.api("GET", f"/containers/{cid}/json").json()["State"].get("Health", {})
+
+    assert health()["Status"] == "starting"
+    deadline = time.time() + 15
+    while health()["Status"] != "unhealthy" and time.time() < deadline:
+        time.sleep(0.1)
+    h = health()
+    assert h["Status"] == "unhealthy" and h["FailingStreak"] >= 2 and h["Log"][-1]["ExitCode"] == 1
+    eid = daemon.api("POST", f"/containers/{cid}/exec", json={"Cmd": ["touch", "/tmp/ok"]}).json()["Id"]
+    daemon.api("POST", f"/exec/{eid}/start", json={"Detach": True})
+    deadline = time.time() + 15
+    while health()["Status"] != "healthy" and time.time() < deadline:
+        time.sleep(0.1)
+    h = health()
+    assert h["Status"] == "healthy" and h["Log"][-1]["Output"] == "fine\n"
+    listed = daemon.api("GET", "/containers/json", params={"filters": {"health": ["healthy"], "id": [cid]}}).json()
+    assert len(listed) == 1 and listed[0]["Status"].endswith("(healthy)")

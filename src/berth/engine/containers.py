@@ -81,6 +81,7 @@ class Container:
     netns: str | None = None
     net_up: bool = False
     removal: asyncio.Future[None] | None = None
+    health: asyncio.Task[None] | None = None
 
     def doc(self) -> str:
         return json.dumps({
@@ -200,6 +201,8 @@ class ContainerService:
         for c in self._c.values():
             if c.monitor is not None:
                 c.monitor.cancel()
+            if c.health is not None:
+                c.health.cancel()
         for t in list(self._tasks):
             t.cancel()
 
@@ -213,6 +216,7 @@ class ContainerService:
         if st is not None and st.get("running"):
             c.state["Pid"] = st.get("pid") or c.state.get("Pid", 0)
             c.monitor = asyncio.create_task(self._monitor(c))
+            self._start_health(c)
             log.info("restored running container %s", c.id[:12])
             return
         info = shim.read_exit(self._exit_path(c.id))
@@ -479,6 +483,7 @@ class ContainerService:
                        StartedAt=rfc3339_nano(), FinishedAt=c.state.get("FinishedAt", ZERO_TIME))
         self._save(c)
         c.monitor = asyncio.create_task(self._monitor(c))
+        self._start_health(c)
         self._event(c, "start")
 
     async def _clear_stale(self, c: Container) -> None:
@@ -500,6 +505,14 @@ class ContainerService:
                 except Exception:  # noqa: BLE001 - best effort; create reports what is left
                     log.warning("clearing stale runtime state of %s failed", c.id[:12], exc_info=True)
             await asyncio.to_thread(delete)
+
+    def _start_health(self, c: Container) -> None:
+        from berth.engine.health import run_health, test_argv
+        if c.health is not None:
+            c.health.cancel()
+            c.health = None
+        if test_argv(c.config.get("Healthcheck"), c.config.get("Shell")) is not None:
+            c.health = asyncio.create_task(run_health(self, c))
 
     def _start_error(self, c: Container, exc: shim.ShimError) -> BerthError:
         argv0 = ((c.config.get("Entrypoint") or []) + (c.config.get("Cmd") or []) or [""])[0]
@@ -604,6 +617,9 @@ class ContainerService:
             code = 137
         c.state.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
                        ExitCode=code, OOMKilled=oom, FinishedAt=info.get("finished_at") or rfc3339_nano())
+        if c.health is not None:
+            c.health.cancel()
+            c.health = None
         if info.get("started_at") and c.state.get("StartedAt", ZERO_TIME) == ZERO_TIME:
             c.state["StartedAt"] = info["started_at"]
         restart = self._should_restart(c, code)
@@ -1111,6 +1127,10 @@ class ContainerService:
                 continue
             if filters.get("ancestor") and not any(self._is_ancestor(c, a) for a in filters["ancestor"]):
                 continue
+            if filters.get("health"):
+                hs = (c.state.get("Health") or {}).get("Status", "none")
+                if hs not in filters["health"]:
+                    continue
             if filters.get("network"):
                 nets = set((c.network_settings.get("Networks") or {}).keys())
                 if not nets & set(filters["network"]):

@@ -51,7 +51,12 @@ def status_string(state: dict, now: float | None = None) -> str:
     if st == "running" or st == "paused":
         started = parse_time(state.get("StartedAt")) or now
         s = f"Up {human_duration(now - started)}"
-        return s + " (Paused)" if st == "paused" else s
+        if st == "paused":
+            return s + " (Paused)"
+        health = (state.get("Health") or {}).get("Status")
+        if health == "starting":
+            return s + " (health: starting)"
+        return s + f" ({health})" if health in ("healthy", "unhealthy") else s
     if st == "restarting":
         fin = parse_time(state.get("FinishedAt")) or now
         return f"Restarting ({state.get('ExitCode', 0)}) {human_duration(now - fin)} ago"

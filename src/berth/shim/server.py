@@ -504,6 +504,9 @@ class Shim:
         proc.pid = pid
         self.procs[pid] = proc
         self.execs[key] = proc
+        if len(self.execs) > 64:  # health checks exec forever: forget old finished ones
+            for old in [k for k, p in self.execs.items() if p.done][: len(self.execs) - 64]:
+                del self.execs[old]
         self._watch_outputs(proc)
         self._reap()  # the exec may already be gone (and re-parented to us)
         if msg.get("attach"):
