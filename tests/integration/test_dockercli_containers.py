@@ -244,3 +244,39 @@ def test_cp_and_export(daemon, busybox_image, tmp_path):
         assert "bin/busybox" in names and "data/sub/f.txt" in names
     finally:
         daemon.docker("rm", "-f", name)
+
+
+def test_run_it_detach_keys(daemon, busybox_image):
+    """ctrl-p ctrl-q leaves `docker run -it` while the container keeps running."""
+    name = f"detach-{daemon.names.run_id}"
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(DOCKER_CLI, [DOCKER_CLI, "run", "-it", "--name", name, "busybox", "sh"], daemon.env)
+    try:
+        buf = b""
+        deadline = time.monotonic() + 20
+        while b"# " not in buf and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.2)[0]:
+                buf += os.read(fd, 4096)
+        os.write(fd, b"\x10\x11")
+        status = None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    os.read(fd, 4096)
+                except OSError:
+                    pass
+            wpid, status = os.waitpid(pid, os.WNOHANG)
+            if wpid:
+                break
+        assert status is not None and os.waitstatus_to_exitcode(status) == 0
+        pid = 0
+        st = json.loads(daemon.docker("inspect", name).stdout)[0]["State"]
+        assert st["Running"] is True
+    finally:
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)
+        daemon.docker("rm", "-f", name)

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from berth.api.app import HEADERS, parse_filters, qbool, qint
-from berth.api.streams import MULTIPLEXED, RAW, finished_response, hijack, pump
+from berth.api.streams import MULTIPLEXED, RAW, finished_response, hijack, parse_detach_keys, pump
 from berth.engine.humanize import parse_time
 from berth.errors import InvalidParameter
 
@@ -208,6 +208,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
     c = svc.get(request.match_info["id"])
     stdin, stdout, stderr = qbool(request, "stdin"), qbool(request, "stdout"), qbool(request, "stderr")
     want_logs, stream = qbool(request, "logs"), qbool(request, "stream")
+    keys = parse_detach_keys(request.query.get("detachKeys") or c.config.get("DetachKeys") or None)
     conn = await hijack(request, c.tty)
     try:
         if want_logs:
@@ -222,7 +223,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
         if pair is None:
             return finished_response()
         reader, writer = pair
-        await pump(conn, reader, writer, stdin)
+        if await pump(conn, reader, writer, stdin, keys if stdin else b""):
+            svc._event(c, "detach")
         return finished_response()
     finally:
         conn.close()

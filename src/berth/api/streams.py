@@ -108,11 +108,42 @@ def finished_response() -> web.Response:
     return resp
 
 
+DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
+
+
+def parse_detach_keys(spec: str | None) -> bytes:
+    """Docker's detach key spec ("ctrl-p,ctrl-q", "a", "ctrl-@") -> the byte sequence."""
+    from berth.errors import InvalidParameter
+
+    spec = DEFAULT_DETACH_KEYS if spec is None else spec
+    if spec == "":
+        return b""
+    out = bytearray()
+    for key in spec.split(","):
+        k = key.strip().lower()
+        if len(k) == 1:
+            out.append(ord(k))
+        elif k.startswith("ctrl-") and len(k) == 6:
+            c = k[5]
+            if "a" <= c <= "z":
+                out.append(ord(c) - ord("a") + 1)
+            elif c in "@[\\]^_":
+                out.append({"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}[c])
+            else:
+                raise InvalidParameter(f"Invalid detach keys ({spec}) provided")
+        else:
+            raise InvalidParameter(f"Invalid detach keys ({spec}) provided")
+    return bytes(out)
+
+
 async def pump(conn: Hijacked, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-               stdin: bool) -> None:
-    """Relay client stdin -> shim and shim output -> client until the output ends."""
+               stdin: bool, detach_keys: bytes = b"") -> bool:
+    """Relay client stdin -> shim and shim output -> client until the output ends (or the
+    client typed the detach keys: then True, and the process keeps running)."""
+    detached = asyncio.Event()
 
     async def upstream() -> None:
+        held = b""   # a possible start of the detach sequence, not yet forwarded
         while True:
             data = await conn.read()
             if data is None:
@@ -123,21 +154,46 @@ async def pump(conn: Hijacked, reader: asyncio.StreamReader, writer: asyncio.Str
                     with contextlib.suppress(OSError):
                         writer.write_eof()
                 return
-            if stdin:
+            if not stdin:
+                continue
+            if detach_keys:
+                buf = held + data
+                held = b""
+                idx = buf.find(detach_keys)
+                if idx >= 0:
+                    if idx:
+                        writer.write(buf[:idx])
+                    detached.set()
+                    return
+                # keep a trailing partial match back
+                for n in range(min(len(detach_keys) - 1, len(buf)), 0, -1):
+                    if buf.endswith(detach_keys[:n]):
+                        held, buf = buf[-n:], buf[:-n]
+                        break
+                data = buf
+            if data:
                 writer.write(data)
                 with contextlib.suppress(ConnectionError):
                     await writer.drain()
 
-    up = asyncio.create_task(upstream())
-    try:
+    async def downstream() -> None:
         while True:
             chunk = await reader.read(65536)
             if not chunk:
-                break
+                return
             if not await conn.write(chunk):
-                break
+                return
+
+    up = asyncio.create_task(upstream())
+    down = asyncio.create_task(downstream())
+    det = asyncio.create_task(detached.wait())
+    try:
+        await asyncio.wait({down, det}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        up.cancel()
-        with contextlib.suppress(BaseException):
-            await up
+        for t in (up, down, det):
+            t.cancel()
+        for t in (up, down, det):
+            with contextlib.suppress(BaseException):
+                await t
         writer.close()
+    return detached.is_set()
