@@ -406,6 +406,7 @@ class ContainerService:
         hc = c.host_config
         cfg = self.config
         sandbox = None
+        spawned = False
         t0 = time.perf_counter()
         try:
             c.net_up = True
@@ -446,6 +447,7 @@ class ContainerService:
                 ready = await shim.spawn_shim(scfg)
             except shim.ShimError as exc:
                 raise self._start_error(c, exc) from None
+            spawned = True
             t_shim = time.perf_counter()
             # attach streams asked for before start get connected before the process runs
             for opts, fut in c.attach_waiters:
@@ -464,6 +466,8 @@ class ContainerService:
                       c.id[:12], 1000 * (t_net - t0), 1000 * (t_spec - t_net), 1000 * (t_shim - t_spec),
                       1000 * (time.perf_counter() - t_shim))
         except BaseException as exc:
+            if spawned:  # created but not started: end the shim and the container's init
+                await self._clear_stale(c)
             await self._network_down(c)
             for _, fut in c.attach_waiters:
                 if not fut.done():
