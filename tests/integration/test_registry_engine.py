@@ -17,6 +17,19 @@ def _stream(r: Any) -> list[dict[str, Any]]:
     return [json.loads(line) for line in r.text.splitlines() if line.strip()]
 
 
+def _unique_tar() -> bytes:
+    import io
+    import os
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        data = os.urandom(64 * 1024)
+        ti = tarfile.TarInfo("unique.bin")
+        ti.size = len(data)
+        t.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
 def _auth(reg: Any, password: str | None = None) -> dict[str, str]:
     return {"X-Registry-Auth": encode_registry_auth(
         {"username": reg.user, "password": password or reg.password, "serveraddress": reg.host})}
@@ -48,11 +61,13 @@ def remove(daemon: Any, ref: str) -> None:
 
 
 @pytest.mark.parametrize("which", ["berth_registry", "distribution_registry"])
-def test_push_then_pull_roundtrip(request: pytest.FixtureRequest, daemon: Any, busybox_image: str,
-                                  which: str) -> None:
+def test_push_then_pull_roundtrip(request: pytest.FixtureRequest, daemon: Any, which: str) -> None:
     reg = request.getfixturevalue(which)
     repo = f"{reg.host}/rt/busybox-{secrets.token_hex(3)}"
-    tag(daemon, busybox_image, repo, "v1")
+    # a layer of its own, so no earlier test's push lets the registry skip or mount it
+    r = daemon.api("POST", "/images/create", params={"fromSrc": "-", "repo": repo, "tag": "v1"},
+                   body=_unique_tar(), headers={"Content-Type": "application/x-tar"})
+    assert r.status == 200, r.text
     try:
         msgs = push(daemon, repo, "v1", _auth(reg))
         assert not errors_of(msgs), msgs
