@@ -4,8 +4,10 @@ skopeo, in the same run.
 Usage (as root): .venv/bin/python bench/registry/push_pull.py [--size-mib 256] [--skip-docker]
 
 Set-up: a tar holding one file of random bytes becomes a one-layer OCI image (gzip -1 via
-pigz) in an OCI layout. Every push goes to a fresh berth-registry (htpasswd auth, loopback)
-so no tool can skip or mount a blob the target already has.
+pigz) in an OCI layout, pushed (untimed) to registry A. Every timed push goes to a fresh
+berth-registry (htpasswd auth, loopback) so no tool can skip or mount a blob the target
+already has; before each timed pull the tool's local copy is removed. Each operation runs
+`--repeats` times, interleaved across tools (the machine is shared: best of N is printed).
 
   skopeo push   oci layout -> registry A             skopeo pull   A -> oci layout
   berth pull    A -> berthd (download, verify, unpack) berth push    berthd -> registry B
@@ -19,7 +21,6 @@ tool and the ratios berth/skopeo and berth/docker.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import io
 import json
@@ -134,6 +135,7 @@ def auth_header(reg: RunningRegistry) -> dict[str, str]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each operation; the best is printed")
     ap.add_argument("--skip-docker", action="store_true")
     a = ap.parse_args()
     size = a.size_mib << 20
@@ -142,60 +144,78 @@ def main() -> int:
     names.root.mkdir(parents=True)
     work = names.root / "bench"
     work.mkdir()
-    results: dict[str, float] = {}
+    results: dict[str, list[float]] = {}
     daemon = None
     dockerd = None
+
+    def record(key: str, seconds: float) -> None:
+        results.setdefault(key, []).append(seconds)
+
+    def fresh() -> Any:
+        return start_berth_registry(work / "registries")
+
     try:
         tar_path = work / "layer.tar"
         make_layer_tar(tar_path, size)
         layout = work / "layout"
         make_layout(layout, tar_path)
+        plain_tar = work / "plain.tar"   # other random bytes of the same size, imported uncompressed
+        make_layer_tar(plain_tar, size)
         daemon = start_daemon(names)
-        with contextlib.ExitStack() as stack:
-            def registry() -> RunningRegistry:
-                return stack.enter_context(start_berth_registry(work / "registries"))
-            src = registry()
+        with open(plain_tar, "rb") as f:
+            r = daemon.api("POST", "/images/create", params={"fromSrc": "-", "repo": "plain/big", "tag": "v1"},
+                           body=f.read(), timeout=900)
+        if r.status != 200:
+            raise RuntimeError(r.text)
+        if not a.skip_docker:
+            from fixtures.dockerd import start_dockerd
+            dockerd = start_dockerd(names)
+        denv = dict(dockerd.env, DOCKER_CONFIG=str(work / "docker-config")) if dockerd else {}
+        with start_berth_registry(work / "registries") as src:   # every pull reads from here
             creds = f"{src.user}:{src.password}"
-            results["skopeo push"] = timed(lambda: run(
-                ["skopeo", "copy", "--dest-tls-verify=false", "--dest-creds", creds, f"oci:{layout}:v1",
-                 f"docker://{src.host}/big/image:v1"]))
-            results["skopeo pull"] = timed(lambda: run(
-                ["skopeo", "copy", "--src-tls-verify=false", "--src-creds", creds,
-                 f"docker://{src.host}/big/image:v1", f"oci:{work / 'skopeo-out'}:v1"]))
-            results["berth pull"] = timed(lambda: api_stream(
-                daemon, "POST", "/images/create", params={"fromImage": f"{src.host}/big/image", "tag": "v1"},
-                headers=auth_header(src)))
-            dst = registry()
-            daemon.api("POST", f"/images/{src.host}/big/image:v1/tag", params={"repo": f"{dst.host}/big/image",
-                                                                                "tag": "v1"})
-            results["berth push"] = timed(lambda: api_stream(
-                daemon, "POST", f"/images/{dst.host}/big/image/push", params={"tag": "v1"},
-                headers=auth_header(dst)))
-            # a layer of the same size imported uncompressed (other random bytes, so it is not
-            # the pulled layer again): berth compresses it on push
-            plain_tar = work / "plain.tar"
-            make_layer_tar(plain_tar, size)
-            with open(plain_tar, "rb") as f:
-                r = daemon.api("POST", "/images/create", params={"fromSrc": "-", "repo": "plain/big", "tag": "v1"},
-                               body=f.read(), timeout=900)
-            if r.status != 200:
-                raise RuntimeError(r.text)
-            dst2 = registry()
-            daemon.api("POST", "/images/plain/big:v1/tag", params={"repo": f"{dst2.host}/plain/big", "tag": "v1"})
-            results["berth push*"] = timed(lambda: api_stream(
-                daemon, "POST", f"/images/{dst2.host}/plain/big/push", params={"tag": "v1"},
-                headers=auth_header(dst2)))
-            if not a.skip_docker:
-                from fixtures.dockerd import start_dockerd
-                dockerd = start_dockerd(names)
-                env = dict(dockerd.env, DOCKER_CONFIG=str(work / "docker-config"))
-                dst3 = registry()
-                for reg in (src, dst3):
-                    run(["docker", "login", "-u", reg.user, "--password-stdin", reg.host], env=env,
-                        input=reg.password + "\n")
-                results["docker pull"] = timed(lambda: run(["docker", "pull", f"{src.host}/big/image:v1"], env=env))
-                run(["docker", "tag", f"{src.host}/big/image:v1", f"{dst3.host}/big/image:v1"], env=env)
-                results["docker push"] = timed(lambda: run(["docker", "push", f"{dst3.host}/big/image:v1"], env=env))
+            src_ref = f"{src.host}/big/image:v1"
+            run(["skopeo", "copy", "--dest-tls-verify=false", "--dest-creds", creds, f"oci:{layout}:v1",
+                 f"docker://{src_ref}"])
+            if dockerd:
+                run(["docker", "login", "-u", src.user, "--password-stdin", src.host], env=denv,
+                    input=src.password + "\n")
+            for rep in range(a.repeats):
+                with fresh() as dst:
+                    record("skopeo push", timed(lambda: run(
+                        ["skopeo", "copy", "--dest-tls-verify=false", "--dest-creds", f"{dst.user}:{dst.password}",
+                         f"oci:{layout}:v1", f"docker://{dst.host}/big/image:v1"])))
+                out = work / f"skopeo-out-{rep}"
+                record("skopeo pull", timed(lambda out=out: run(
+                    ["skopeo", "copy", "--src-tls-verify=false", "--src-creds", creds, f"docker://{src_ref}",
+                     f"oci:{out}:v1"])))
+                shutil.rmtree(out, ignore_errors=True)
+                record("berth pull", timed(lambda: api_stream(
+                    daemon, "POST", "/images/create", params={"fromImage": f"{src.host}/big/image", "tag": "v1"},
+                    headers=auth_header(src))))
+                with fresh() as dst:
+                    daemon.api("POST", f"/images/{src_ref}/tag", params={"repo": f"{dst.host}/big/image",
+                                                                         "tag": "v1"})
+                    record("berth push", timed(lambda: api_stream(
+                        daemon, "POST", f"/images/{dst.host}/big/image/push", params={"tag": "v1"},
+                        headers=auth_header(dst))))
+                    daemon.api("DELETE", f"/images/{dst.host}/big/image:v1")
+                daemon.api("DELETE", f"/images/{src_ref}", params={"force": True})   # layers and blobs too
+                with fresh() as dst:
+                    daemon.api("POST", "/images/plain/big:v1/tag", params={"repo": f"{dst.host}/plain/big",
+                                                                           "tag": "v1"})
+                    record("berth push*", timed(lambda: api_stream(
+                        daemon, "POST", f"/images/{dst.host}/plain/big/push", params={"tag": "v1"},
+                        headers=auth_header(dst))))
+                    daemon.api("DELETE", f"/images/{dst.host}/plain/big:v1")
+                if dockerd:
+                    record("docker pull", timed(lambda: run(["docker", "pull", src_ref], env=denv)))
+                    with fresh() as dst:
+                        run(["docker", "login", "-u", dst.user, "--password-stdin", dst.host], env=denv,
+                            input=dst.password + "\n")
+                        run(["docker", "tag", src_ref, f"{dst.host}/big/image:v1"], env=denv)
+                        record("docker push", timed(lambda: run(["docker", "push", f"{dst.host}/big/image:v1"],
+                                                                env=denv)))
+                        run(["docker", "rmi", "-f", f"{dst.host}/big/image:v1", src_ref], env=denv)
     finally:
         if dockerd is not None:
             from fixtures.dockerd import stop_dockerd
@@ -205,10 +225,11 @@ def main() -> int:
             daemon.stop()
         _cleanup_host(names)
         shutil.rmtree(names.root, ignore_errors=True)
-    rate = {k: mib / v for k, v in results.items()}
-    print(f"registry push/pull of one {a.size_mib} MiB random layer (MiB/s, wall time of the whole operation)")
+    rate = {k: mib / min(v) for k, v in results.items()}
+    print(f"registry push/pull of one {a.size_mib} MiB random layer: MiB/s over the wall time of the whole "
+          f"operation, best of {a.repeats} (all runs in seconds)")
     for k in sorted(rate):
-        print(f"  {k:12s} {rate[k]:8.1f} MiB/s  ({results[k]:.2f} s)")
+        print(f"  {k:12s} {rate[k]:8.1f} MiB/s  ({', '.join(f'{t:.2f}' for t in results[k])})")
     for op in ("push", "pull"):
         b = rate[f"berth {op}"]
         line = f"  berth {op}: ratio berth/skopeo {b / rate[f'skopeo {op}']:.2f}"
