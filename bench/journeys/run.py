@@ -81,6 +81,7 @@ CACHE = os.environ.get("BERTH_BOOTSTRAP_CACHE", "/var/cache/berth-bootstrap")
 BASES = ("python:3.11-slim", "nginx:latest")
 QUICK = 5            # hello and nginx take a second: they run QUICK times per --runs
 STEP = re.compile(r"^Step \d+/\d+ : (.*)$")
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 class Failed(RuntimeError):
@@ -244,13 +245,14 @@ def build_timed(e: Engine, argv: list[str], cwd: Path) -> None:
     for raw in proc.stdout:
         now = time.perf_counter()
         lines.append(raw)
+        raw = ANSI.sub("", raw)
         m = STEP.match(raw.strip())
         if m:
             if pip_start is not None and pip_end is None:
                 pip_end = now
             if m.group(1).startswith("RUN pip"):
                 pip_start = now
-        if pip_start is not None and pip_done is None and raw.lstrip().startswith("Successfully installed"):
+        if pip_start is not None and pip_done is None and "Successfully installed" in raw:
             pip_done = now
         if "Using cache" in raw:
             cached = True
@@ -319,8 +321,30 @@ def masquerade(table: str, subnet: str, bridge: str) -> None:
     subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True, capture_output=True)
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+class Signals:
+    """SIGINT/SIGTERM raise KeyboardInterrupt, except while a daemon is being started (a
+    half-started daemon would have no handle to stop it by): then the signal waits until
+    the start has returned."""
+
+    def __init__(self) -> None:
+        self.deferring = False
+        self.pending = False
+        signal.signal(signal.SIGINT, self.handle)
+        signal.signal(signal.SIGTERM, self.handle)
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.deferring:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    def defer(self) -> None:
+        self.deferring = True
+
+    def resume(self) -> None:
+        self.deferring = False
+        if self.pending:
+            raise KeyboardInterrupt
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -415,7 +439,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("needs root (it starts berthd and dockerd)", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signals = Signals()
 
     rid = secrets.token_hex(3)
     names = RunNames(run_id=rid, root=Path(f"/var/tmp/berth-bench-journeys-{rid}"), bridge=f"bj{rid}",
@@ -433,10 +457,16 @@ def main() -> int:
         try:
             reg = stack.enter_context(start_berth_registry(reg_dir))
             print(f"registry {reg.url}; starting berthd (bridge {names.bridge}) and dockerd ...", flush=True)
+            signals.defer()
             daemon = start_daemon(names, ["--hub-endpoint", reg.url])
+            signals.resume()
+            signals.defer()
             dockerd = start_dockerd(names)
+            signals.resume()
+            signals.defer()
             masquerade(nft_table, dockerd.subnet, dockerd.bridge)
             nft_added = True
+            signals.resume()
             env_b = dict(daemon.env, BERTH_CONFIG=str(names.root / "berth-client"), PYTHONUNBUFFERED="1")
             env_d = dict(dockerd.env, DOCKER_CONFIG=str(names.root / "docker-client"), DOCKER_BUILDKIT="0")
             b = Engine("berth", BERTH, env_b, reg)
