@@ -1468,7 +1468,7 @@ class ContainerService:
             "memory_stats": {"usage": mem_usage, "limit": mem_limit, "stats": mstat,
                              "max_usage": rd("memory", "memory.max_usage_in_bytes"),
                              "failcnt": rd("memory", "memory.failcnt")} if running else {},
-            "networks": {},
+            "networks": _net_dev(c.state.get("Pid") or 0) if running else {},
         }
 
 
@@ -1478,6 +1478,28 @@ class _Sandbox:
     share_host: bool
     files: dict[str, str]
     settings: dict[str, Any]
+
+
+def _net_dev(pid: int) -> dict[str, dict[str, int]]:
+    """Interface counters as the container sees them (its network namespace)."""
+    out: dict[str, dict[str, int]] = {}
+    if not pid:
+        return out
+    try:
+        lines = Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]
+    except OSError:
+        return out
+    keys = ("rx_bytes", "rx_packets", "rx_errors", "rx_dropped", "tx_bytes", "tx_packets", "tx_errors",
+            "tx_dropped")
+    for ln in lines:
+        name, _, rest = ln.partition(":")
+        name = name.strip()
+        if name == "lo" or not rest:
+            continue
+        f = rest.split()
+        vals = [int(f[i]) for i in (0, 1, 2, 3, 8, 9, 10, 11)]
+        out[name] = dict(zip(keys, vals, strict=True))
+    return out
 
 
 def _size(v: str | None) -> int:
