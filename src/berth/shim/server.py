@@ -561,10 +561,16 @@ def run_shim(cfg: ShimConfig, ready_fd: int) -> int:
         import seccomp  # noqa: F401
     except ImportError:
         pass
+    t0 = time.monotonic()
     shim = Shim(cfg)
     try:
         shim.listen()
+        t1 = time.monotonic()
         pid = shim.create()
+        if os.environ.get("BERTH_SHIM_DEBUG"):
+            with open(os.environ["BERTH_SHIM_DEBUG"], "a") as dbg:
+                print(f"shim {cfg.id[:12]}: set-up {1000 * (t1 - t0):.1f} ms, runtime create "
+                      f"{1000 * (time.monotonic() - t1):.1f} ms", file=dbg)
     except BaseException as exc:  # noqa: BLE001 - reported to the daemon
         try:
             shim.rt.delete(cfg.id, force=True)
