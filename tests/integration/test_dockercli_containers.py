@@ -280,3 +280,19 @@ def test_run_it_detach_keys(daemon, busybox_image):
             os.waitpid(pid, 0)
         os.close(fd)
         daemon.docker("rm", "-f", name)
+
+
+def test_diff_and_size(daemon, busybox_image):
+    name = f"diff-{daemon.names.run_id}"
+    r = daemon.docker("run", "--name", name, "busybox", "sh", "-c",
+                      "echo x > /newfile; rm /etc/group; echo more >> /etc/passwd")
+    assert r.returncode == 0, r.stderr
+    try:
+        r = daemon.docker("diff", name)
+        assert r.returncode == 0, r.stderr
+        lines = set(r.stdout.splitlines())
+        assert {"A /newfile", "D /etc/group", "C /etc", "C /etc/passwd"} <= lines
+        r = daemon.docker("ps", "-a", "-s", "--format", "{{.Size}}", "-f", f"name={name}")
+        assert r.returncode == 0 and not r.stdout.startswith("0B")
+    finally:
+        daemon.docker("rm", "-f", name)

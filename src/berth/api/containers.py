@@ -62,12 +62,18 @@ async def create(request: web.Request) -> web.Response:
 async def list_containers(request: web.Request) -> web.Response:
     filters = parse_filters(request)
     limit = qint(request, "limit", -1) or -1
-    out = _svc(request).list(qbool(request, "all") or limit > 0, filters, limit)
+    svc = _svc(request)
+    out = svc.list(qbool(request, "all") or limit > 0, filters, limit)
     if qbool(request, "size"):
         for c in out:
-            c["SizeRw"] = 0
-            c["SizeRootFs"] = 0
+            c["SizeRw"] = await asyncio.to_thread(svc.size_rw, c["Id"])
+            c["SizeRootFs"] = c["SizeRw"]
     return web.json_response(out)
+
+
+@routes.get("/containers/{id}/changes")
+async def changes(request: web.Request) -> web.Response:
+    return web.json_response(await asyncio.to_thread(_svc(request).changes, request.match_info["id"]) or None)
 
 
 @routes.post("/containers/prune")
@@ -77,10 +83,11 @@ async def prune(request: web.Request) -> web.Response:
 
 @routes.get("/containers/{id}/json")
 async def inspect(request: web.Request) -> web.Response:
-    data = _svc(request).inspect(request.match_info["id"])
+    svc = _svc(request)
+    data = svc.inspect(request.match_info["id"])
     if qbool(request, "size"):
-        data["SizeRw"] = 0
-        data["SizeRootFs"] = 0
+        data["SizeRw"] = await asyncio.to_thread(svc.size_rw, data["Id"])
+        data["SizeRootFs"] = data["SizeRw"]
     return web.json_response(data)
 
 

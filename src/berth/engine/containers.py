@@ -963,6 +963,56 @@ class ContainerService:
         self._event(c, "update")
         return []
 
+    # --- changes (docker diff) and sizes ------------------------------------------------
+    def _upper(self, c: Container) -> str | None:
+        if self.images is None or not c.rootfs:
+            return None
+        try:
+            return self.images.snapshots.upper(c.id)
+        except Exception:  # noqa: BLE001
+            return None
+
+    def changes(self, ref: str) -> list[dict[str, Any]]:
+        """Docker's diff: Kind 0 modified, 1 added, 2 deleted, from the overlay upper dir."""
+        import stat as st
+        c = self.get(ref)
+        upper = self._upper(c)
+        if upper is None or not os.path.isdir(upper):
+            return []
+        out: list[dict[str, Any]] = []
+        for dirpath, dirnames, filenames in os.walk(upper):
+            rel_dir = "/" + os.path.relpath(dirpath, upper).lstrip(".")
+            for name in sorted(dirnames + filenames):
+                full = os.path.join(dirpath, name)
+                path = os.path.join(rel_dir, name) if rel_dir != "/" else "/" + name
+                try:
+                    s = os.lstat(full)
+                except OSError:
+                    continue
+                if st.S_ISCHR(s.st_mode) and s.st_rdev == 0:
+                    out.append({"Path": path, "Kind": 2})   # overlay whiteout
+                    continue
+                in_lower = any(os.path.lexists(os.path.join(d, path.lstrip("/"))) for d in c.lower_dirs)
+                out.append({"Path": path, "Kind": 0 if in_lower else 1})
+            dirnames[:] = [d for d in dirnames
+                           if not (st.S_ISCHR(os.lstat(os.path.join(dirpath, d)).st_mode))]
+        out.sort(key=lambda x: x["Path"])
+        return out
+
+    def size_rw(self, ref: str) -> int:
+        c = self.get(ref)
+        upper = self._upper(c)
+        total = 0
+        if upper is None:
+            return 0
+        for dirpath, _, filenames in os.walk(upper):
+            for f in filenames:
+                try:
+                    total += os.lstat(os.path.join(dirpath, f)).st_size
+                except OSError:
+                    pass
+        return total
+
     # --- archive (docker cp) and export --------------------------------------------------
     def _archive_root(self, c: Container) -> str:
         pid = c.state.get("Pid") or 0
