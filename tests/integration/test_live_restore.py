@@ -125,3 +125,25 @@ def test_shim_killed_while_daemon_down(own_daemon):
     assert st["Running"] and st["Pid"] != init_pid
     assert d.api("DELETE", f"/containers/{cid}", params={"force": 1}).status == 204
     assert run_cgroups(d.names) == []
+
+
+def test_restart_policies_at_daemon_start(own_daemon):
+    """At start-up the daemon runs `always` containers again (even stopped by hand) and
+    `unless-stopped` ones that were not stopped by hand; `no` stays down."""
+    d = own_daemon
+    ids = {}
+    for policy in ("always", "unless-stopped", "no"):
+        r = d.api("POST", "/containers/create", json={"Image": "busybox", "Cmd": ["sleep", "300"],
+                                                      "HostConfig": {"RestartPolicy": {"Name": policy}}})
+        ids[policy] = r.json()["Id"]
+        assert d.api("POST", f"/containers/{ids[policy]}/start").status == 204
+        assert d.api("POST", f"/containers/{ids[policy]}/stop", params={"t": 0}).status == 204
+    r = d.api("POST", "/containers/create", json={"Image": "busybox", "Cmd": ["sleep", "300"],
+                                                  "HostConfig": {"RestartPolicy": {"Name": "unless-stopped"}}})
+    ids["unless-stopped-running"] = r.json()["Id"]
+    assert d.api("POST", f"/containers/{ids['unless-stopped-running']}/start").status == 204
+    d.stop()
+    d.start()
+    running = {c["Id"] for c in d.api("GET", "/containers/json").json()}
+    assert ids["always"] in running and ids["unless-stopped-running"] in running
+    assert ids["unless-stopped"] not in running and ids["no"] not in running

@@ -192,6 +192,19 @@ class ContainerService:
                     log.exception("re-mounting the rootfs of %s failed", c.id[:12])
             if c.state.get("Status") in ("running", "paused", "restarting"):
                 await self._restore(c)
+        # as dockerd at start-up: `always` containers run again (even if stopped by hand),
+        # `unless-stopped` ones unless they were stopped by hand
+        for c in list(self._c.values()):
+            policy = (c.host_config.get("RestartPolicy") or {}).get("Name") or "no"
+            if c.running or c.state.get("Status") != "exited" or not c.has_been_started:
+                continue
+            if policy == "always" or (policy == "unless-stopped" and not c.manually_stopped):
+                try:
+                    async with c.lock:
+                        c.manually_stopped = False
+                        await self._start_locked(c)
+                except Exception:  # noqa: BLE001
+                    log.exception("restarting %s at daemon start failed", c.id[:12])
 
     async def _service_stop(self) -> None:
         self._closing = True
