@@ -1280,19 +1280,29 @@ class ContainerService:
             f = None
         try:
             if f is not None:
-                lines = f.readlines()
-                if lines and not lines[-1].endswith(b"\n"):
-                    f.seek(-len(lines[-1]), os.SEEK_CUR)
-                    lines = lines[:-1]
+                n = -1
                 if tail not in ("all", "", None):
                     try:
                         n = int(tail)
                     except ValueError:
                         raise InvalidParameter(f"invalid value for tail: {tail!r}") from None
-                    lines = lines[-n:] if n > 0 else []
-                out = [r for r in (render(ln) for ln in lines) if r is not None]
-                if out:
-                    yield b"".join(out)
+                if n < 0:
+                    start = 0
+                else:
+                    start = _tail_offset(f, n)
+                f.seek(start)
+                while True:   # in batches: a big log is never read whole into memory
+                    lines = f.readlines(1 << 20)
+                    if not lines:
+                        break
+                    if not lines[-1].endswith(b"\n"):
+                        f.seek(-len(lines[-1]), os.SEEK_CUR)
+                        lines = lines[:-1]
+                    out = [r for r in (render(ln) for ln in lines) if r is not None]
+                    if out:
+                        yield b"".join(out)
+                    if not lines:
+                        break
             if not follow:
                 return
             partial = b""
@@ -1541,6 +1551,32 @@ class _Sandbox:
     share_host: bool
     files: dict[str, str]
     settings: dict[str, Any]
+
+
+def _tail_offset(f: Any, n: int) -> int:
+    """Offset of the n-th complete line from the end of a log file (reading backwards); a
+    partial last line (still being written) is not counted."""
+    f.seek(0, os.SEEK_END)
+    pos = f.tell()
+    data = b""
+    while True:
+        last_nl = data.rfind(b"\n")
+        if pos == 0 or (last_nl >= 0 and data.count(b"\n", 0, last_nl) >= n):
+            break
+        step = min(65536, pos)
+        pos -= step
+        f.seek(pos)
+        data = f.read(step) + data
+    last_nl = data.rfind(b"\n")
+    if last_nl < 0:
+        return pos
+    idx = last_nl
+    for _ in range(n):
+        j = data.rfind(b"\n", 0, idx)
+        if j < 0:
+            return pos
+        idx = j
+    return pos + idx + 1
 
 
 def _net_dev(pid: int) -> dict[str, dict[str, int]]:
