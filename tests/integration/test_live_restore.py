@@ -96,6 +96,8 @@ def test_kill9_daemon_containers_survive(own_daemon):
     for cid in ids.values():
         assert d.api("DELETE", f"/containers/{cid}").status == 204
     assert run_cgroups(d.names) == []
+    d.stop()   # no container left: the daemon removes its cgroup parent too
+    assert not [c for c in Path("/sys/fs/cgroup").iterdir() if (c / d.names.cgroup_parent).exists()]
 
 
 def test_shim_killed_while_daemon_down(own_daemon):

@@ -211,6 +211,8 @@ class ContainerService:
         if self._template is not None:
             shim.use_template(None)
             await self._template.stop()
+        if not any(c.running for c in self._c.values()):
+            await asyncio.to_thread(self._remove_cgroup_parent)
         for c in self._c.values():
             if c.monitor is not None:
                 c.monitor.cancel()
@@ -218,6 +220,23 @@ class ContainerService:
                 c.health.cancel()
         for t in list(self._tasks):
             t.cancel()
+
+    def _remove_cgroup_parent(self) -> None:
+        """With no container left running, the (empty) cgroup parent goes too."""
+        parent = self.config.cgroup_parent.strip("/")
+        if not parent:
+            return
+        base = Path("/sys/fs/cgroup")
+        try:
+            ctrls = list(base.iterdir())
+        except OSError:
+            return
+        for ctrl in ctrls:
+            d = ctrl / parent
+            try:
+                d.rmdir()   # fails (and is left) while anything is inside
+            except OSError:
+                pass
 
     async def _restore(self, c: Container) -> None:
         sock = self._shim_sock(c.id)
