@@ -44,6 +44,8 @@ which take about a second, 5 times as often.
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
 import re
 import secrets
@@ -104,6 +106,7 @@ class Engine:
     registry: RunningRegistry
     steps: dict[str, list[float]] = field(default_factory=dict)
     typed: dict[str, list[str]] = field(default_factory=dict)
+    pushed_mb: list[float] = field(default_factory=list)
     recording: bool = True         # note the commands typed (first run only)
 
     def argv(self, line: str) -> list[str]:
@@ -229,6 +232,20 @@ def scikit(e: Engine) -> None:
         check = report_check if cmd == "run" else None
         label = cmd if cmd != "run" else ("run (built)" if "--rm" not in argv else "run (pulled)")
         e.timed("scikit-learn", label, argv, cwd=cwd, check=check)
+        if cmd == "push":
+            e.pushed_mb.append(largest_layer_mb(reg, f"{reg.user}/scikitlearn_modellearn"))
+
+
+def largest_layer_mb(reg: RunningRegistry, repo: str) -> float:
+    """Untimed: the compressed size of the pushed image's largest layer (the pip layer)."""
+    token = base64.b64encode(f"{reg.user}:{reg.password}".encode()).decode()
+    accept = ", ".join(("application/vnd.docker.distribution.manifest.v2+json",
+                        "application/vnd.oci.image.manifest.v1+json"))
+    req = urllib.request.Request(f"{reg.url}/v2/{repo}/manifests/latest",
+                                 headers={"Authorization": f"Basic {token}", "Accept": accept})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        manifest = json.loads(resp.read())
+    return max(layer["size"] for layer in manifest["layers"]) / 1e6
 
 
 def build_timed(e: Engine, argv: list[str], cwd: Path) -> None:
@@ -411,6 +428,9 @@ def report(b: Engine, d: Engine, runs: int, reg: RunningRegistry, skipped: bool)
     for name, bv, dv, note in rows:
         print(f"{name:<24}{fmt(bv):>9}{fmt(dv):>10}{ratio(bv, dv):>8}  {note}")
     print("ratio = berth / docker; below 1.00 means berth is faster; n/c = not comparable")
+    if b.pushed_mb and d.pushed_mb:
+        print(f"pushed pip layer, compressed: berth {statistics.median(b.pushed_mb):.0f} MB, "
+              f"docker {statistics.median(d.pushed_mb):.0f} MB (each engine gzips its own layers)")
     print()
     print("per step (median seconds):")
     print(f"  {'journey':<14}{'step':<16}{'berth':>8}{'docker':>9}{'ratio':>8}")
