@@ -215,6 +215,7 @@ class Runtime:
         sync = init.Sync(pipes[2], pipes[1])
         pipes.clear()
         init_pid = 0
+        ready = False  # an exec's process may say "ready" before the bridge reports its pid
         try:
             while True:
                 try:
@@ -235,6 +236,8 @@ class Runtime:
                             _send_quiet(sync, type="error", message=str(exc))
                         else:
                             _send_quiet(sync, type="cgroup")
+                    if ready:
+                        return init_pid
                 elif kind == "userns":
                     try:
                         _write_id_maps(pid, cfg.spec.linux)
@@ -251,7 +254,9 @@ class Runtime:
                         raise
                     _send_quiet(sync, type="ok")
                 elif kind == "ready":
-                    return init_pid
+                    if init_pid:
+                        return init_pid
+                    ready = True
                 elif kind == "error":
                     message = msg.get("message", "unknown error")
                     if msg.get("kind") == "notfound":
