@@ -76,16 +76,12 @@ def cmd_images(ctx: Context, p: Parsed) -> int:
         filters.append(f"reference={p.args[0]}")
     images = ctx.client.get("/images/json", {"all": p.all or None, "digests": p.digests or None,
                                              "filters": filters_param(filters)}) or []
-    if p.quiet:
-        seen = set()
-        for im in images:
-            iid = im.get("Id", "")
-            shown = iid if p.no_trunc else fmt.short_id(iid)
-            if shown not in seen:
-                seen.add(shown)
-                ctx.print(shown)
-        return 0
     rows = image_rows(images, not p.no_trunc, p.digests)
+    if p.quiet:
+        # one ID per row, as docker prints it: an image with two tags shows twice
+        for r in rows:
+            ctx.print(r["ID"])
+        return 0
     cols = ["Repository", "Tag"] + (["Digest"] if p.digests else []) + ["ID", "CreatedSince", "Size"]
 
     def default() -> str:
