@@ -241,4 +241,6 @@ def test_scikit_learn(typist: Typist, hub: Hub) -> None:
         with urllib.request.urlopen(req, timeout=10) as resp:
             assert "latest" in json.loads(resp.read())["tags"]
     finally:
+        # the next client's journey starts as a new user's would: without this one's images
         typist.run("berth rm -f modellearn")
+        typist.run(f"berth rmi -f {user}/scikitlearn_modellearn:latest scikitlearn_modellearn")
