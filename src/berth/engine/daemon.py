@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import json
 import logging
 import os
 import signal
@@ -125,7 +126,12 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
     p.add_argument("--hub-endpoint", default=None,
                    help="where docker.io requests go (a registry URL); default: Docker Hub")
     p.add_argument("-D", "--debug", action="store_true")
+    p.add_argument("--config-file", default=None,
+                   help=f"daemon settings in JSON (default {DEFAULT_CONFIG_FILE} when it exists; '' for none)")
+    p.add_argument("-p", "--pidfile", default=None,
+                   help="where berthd writes its pid (default EXEC_ROOT/berthd.pid)")
     a = p.parse_args(argv)
+    load_config_file(a)
     cfg = DaemonConfig()
     if a.data_root:
         cfg.data_root = Path(a.data_root)
@@ -144,7 +150,62 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
     cfg.insecure_registries = cfg.insecure_registries + a.insecure_registry
     cfg.debug = a.debug
     cfg._extra_hosts = a.host[1:]  # type: ignore[attr-defined]
+    cfg._pidfile = a.pidfile or str(cfg.exec_root / "berthd.pid")  # type: ignore[attr-defined]
     return cfg
+
+
+DEFAULT_CONFIG_FILE = "/etc/berth/daemon.json"
+# daemon.json keys (Docker's spelling where Docker has the setting) -> argparse dest
+_FILE_KEYS = {
+    "data-root": "data_root", "exec-root": "exec_root", "hosts": "host", "bridge": "bridge",
+    "bridge-subnet": "bridge_subnet", "firewall-prefix": "firewall_prefix",
+    "cgroup-parent": "cgroup_parent", "registry-mirrors": "registry_mirror",
+    "insecure-registries": "insecure_registry", "hub-endpoint": "hub_endpoint",
+    "debug": "debug", "pidfile": "pidfile",
+}
+
+
+def load_config_file(a: argparse.Namespace) -> None:
+    """Fill settings the command line left unset from daemon.json (flags win, as the file
+    is the machine's default and a flag the operator's choice for this start)."""
+    path = a.config_file
+    if path == "":
+        return
+    explicit = path is not None
+    path = path or DEFAULT_CONFIG_FILE
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        if explicit:
+            raise SystemExit(f"berthd: config file {path} does not exist") from None
+        return
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"berthd: cannot read config file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise SystemExit(f"berthd: config file {path} must hold a JSON object")
+    unknown = sorted(set(data) - set(_FILE_KEYS))
+    if unknown:
+        raise SystemExit(f"berthd: config file {path}: unknown setting(s) {', '.join(unknown)} "
+                         f"(known: {', '.join(sorted(_FILE_KEYS))})")
+    for key, dest in _FILE_KEYS.items():
+        if key not in data:
+            continue
+        value, current = data[key], getattr(a, dest)
+        if isinstance(current, list):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise SystemExit(f"berthd: config file {path}: {key} must be a list of strings")
+            if not current:
+                setattr(a, dest, list(value))
+        elif dest == "debug":
+            if not isinstance(value, bool):
+                raise SystemExit(f"berthd: config file {path}: debug must be true or false")
+            a.debug = a.debug or value
+        else:
+            if not isinstance(value, str):
+                raise SystemExit(f"berthd: config file {path}: {key} must be a string")
+            if current is None:
+                setattr(a, dest, value)
 
 
 async def serve(cfg: DaemonConfig) -> None:
@@ -188,6 +249,9 @@ async def serve(cfg: DaemonConfig) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
+    pidfile = Path(getattr(cfg, "_pidfile", cfg.exec_root / "berthd.pid"))
+    pidfile.parent.mkdir(parents=True, exist_ok=True)
+    pidfile.write_text(f"{main_pid}\n")
     log.info("berthd listening on %s (data root %s)", cfg.host, cfg.data_root)
     daemon.events.publish("daemon", "start", "berthd")
     try:
@@ -201,6 +265,11 @@ async def serve(cfg: DaemonConfig) -> None:
                      f": {type(exc).__name__} {exc}" if exc is not None else "", exc_info=exc is not None)
             await runner.cleanup()
             await daemon.stop()
+            try:
+                if pidfile.read_text().strip() == str(main_pid):
+                    pidfile.unlink()
+            except OSError:
+                pass
             if cfg.host.startswith("unix://"):
                 try:
                     os.unlink(cfg.socket_path)
