@@ -62,11 +62,19 @@ def test_kill9_daemon_containers_survive(own_daemon):
         ids[name] = r.json()["Id"]
         assert d.api("POST", f"/containers/{ids[name]}/start").status == 204
     pid = d.api("GET", f"/containers/{ids['ticker']}/json").json()["State"]["Pid"]
-    assert pid > 0
+    short_pid = d.api("GET", f"/containers/{ids['shortlived']}/json").json()["State"]["Pid"]
+    assert pid > 0 and short_pid > 0
 
     d.kill9()
-    time.sleep(2.0)  # "shortlived" exits while the daemon is down
-    os.kill(pid, 0)   # the container's init is still alive
+    deadline = time.time() + 20   # "shortlived" exits while the daemon is down
+    while time.time() < deadline:
+        try:
+            os.kill(short_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    time.sleep(0.3)   # its shim records exit.json
+    os.kill(pid, 0)   # the other container's init is still alive
     d.start()
 
     running = d.api("GET", "/containers/json").json()
