@@ -252,6 +252,15 @@ class ContainerService:
             log.info("restored running container %s", c.id[:12])
             return
         info = shim.read_exit(self._exit_path(c.id))
+        if info is None and st is not None:
+            # the shim is finishing (the process has exited): exit.json follows shortly
+            for _ in range(50):
+                await asyncio.sleep(0.1)
+                info = shim.read_exit(self._exit_path(c.id))
+                if info is not None:
+                    break
+            if info is None and st.get("exit_code") is not None:
+                info = {"exit_code": st["exit_code"], "oom_killed": False, "finished_at": rfc3339_nano()}
         if info is None:
             # the shim died without recording an exit: whatever it left is ended now
             await self._clear_stale(c)
