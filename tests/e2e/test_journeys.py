@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.daemon import DaemonHandle, start_daemon
+from fixtures.daemon import DaemonHandle, _cleanup_host, run_cgroups, start_daemon
 from fixtures.registry import RunningRegistry, start_berth_registry
 from support import REPO, RunNames, free_subnet, venv_exe
 
@@ -87,8 +87,13 @@ def hub(run_names: RunNames) -> Iterator[Hub]:
             run("logout", reg.host)
             yield Hub(d, reg)
         finally:
-            d.remove_all_containers()
-            d.stop()
+            try:
+                d.remove_all_containers()
+                d.stop()
+                leftovers = run_cgroups(names)
+            finally:
+                _cleanup_host(names)
+            assert not leftovers, f"container cgroups left after removing every container: {leftovers}"
 
 
 class Typist:
