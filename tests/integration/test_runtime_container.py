@@ -87,6 +87,14 @@ def test_echo_output_and_clean_delete(rt, box):
     assert_clean(rt, cid)
 
 
+def test_process_starts_with_no_signal_ignored_or_blocked(rt, box):
+    # the runtime runs in Python, which ignores SIGPIPE; a shim may ignore SIGINT/SIGHUP
+    cid, res = go(rt, box, ["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"])
+    assert res.code == 0, res.out
+    assert res.out.split() == ["SigBlk:", "0000000000000000", "SigIgn:", "0000000000000000"], res.out
+    assert_clean(rt, cid)
+
+
 def test_exit_code_propagated(rt, box):
     _, res = go(rt, box, ["sh", "-c", "exit 3"])
     assert res.code == 3

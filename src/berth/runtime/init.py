@@ -20,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -379,9 +380,24 @@ def _finish_process(proc, linux, sync: Sync, cwd: str) -> Any:
     return filt
 
 
+def _default_signals() -> None:
+    """The container's process starts with every signal at its default action and none
+    blocked, as runc gives it: Python ignores SIGPIPE and the shim ignores SIGINT/SIGHUP,
+    and an ignored disposition would otherwise survive execve."""
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass  # signals the C library reserves for itself
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
 def _exec(proc, filt: Any, preserve_fds: int) -> None:
     path, env = proc._resolved
     _cloexec_from(3 + preserve_fds)
+    _default_signals()
     if proc.no_new_privileges:
         kernel.prctl(kernel.PR_SET_NO_NEW_PRIVS, 1)
     if filt is not None:
