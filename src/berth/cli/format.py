@@ -8,60 +8,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-_DECIMAL_UNITS = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
-_BINARY_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"]
-
-
-def _g(value: float, precision: int) -> str:
-    s = f"{value:.{precision}g}"
-    return s
-
-
-def human_size(size: float, precision: int = 4) -> str:
-    """Docker's units.HumanSizeWithPrecision: decimal units, `precision` significant digits."""
-    i = 0
-    size = float(size)
-    while size >= 1000.0 and i < len(_DECIMAL_UNITS) - 1:
-        size /= 1000.0
-        i += 1
-    return f"{_g(size, precision)}{_DECIMAL_UNITS[i]}"
-
-
-def bytes_size(size: float) -> str:
-    """Docker's units.BytesSize: binary units, e.g. `1.5MiB` (used by stats)."""
-    i = 0
-    size = float(size)
-    while size >= 1024.0 and i < len(_BINARY_UNITS) - 1:
-        size /= 1024.0
-        i += 1
-    return f"{_g(size, 4)}{_BINARY_UNITS[i]}"
-
-
-def human_duration(seconds: float) -> str:
-    """Docker's units.HumanDuration."""
-    if seconds < 1:
-        return "Less than a second"
-    if int(seconds) == 1:
-        return "1 second"
-    if seconds < 60:
-        return f"{int(seconds)} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600 / 24 / 365)} years"
+# Re-exported: callers use fmt.human_size / fmt.bytes_size / fmt.human_duration.
+from berth.humanize import bytes_size as bytes_size
+from berth.humanize import human_duration as human_duration
+from berth.humanize import human_size as human_size
 
 
 def parse_time(value: Any) -> float | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+from berth.humanize import human_duration as human_duration  # shared with the CLI
+
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
@@ -16,33 +18,6 @@ def parse_time(s: str | None) -> float | None:
     t = datetime.strptime(base, "%Y-%m-%dT%H:%M:%S")
     from calendar import timegm
     return timegm(t.timetuple()) + (float("0." + frac) if frac else 0.0)
-
-
-def human_duration(seconds: float) -> str:
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    m = s // 60
-    if m == 1:
-        return "About a minute"
-    if m < 60:
-        return f"{m} minutes"
-    h = round(s / 3600)
-    if h == 1:
-        return "About an hour"
-    if h < 48:
-        return f"{h} hours"
-    if h < 24 * 7 * 2:
-        return f"{h // 24} days"
-    if h < 24 * 30 * 2:
-        return f"{h // 24 // 7} weeks"
-    if h < 24 * 365 * 2:
-        return f"{h // 24 // 30} months"
-    return f"{h // 24 // 365} years"
 
 
 def status_string(state: dict, now: float | None = None) -> str:

@@ -1,0 +1,56 @@
+"""Human-readable durations and sizes as Docker prints them (docker/go-units).
+
+Pure and stdlib-only: shared by the CLI (`berth.cli.format`) and the daemon
+(`berth.engine.humanize`), so it must stay cheap to import.
+"""
+
+from __future__ import annotations
+
+_DECIMAL_UNITS = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+_BINARY_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"]
+
+
+def _scaled(size: float, base: float, units: list[str], precision: int) -> str:
+    i = 0
+    size = float(size)
+    while size >= base and i < len(units) - 1:
+        size /= base
+        i += 1
+    return f"{size:.{precision}g}{units[i]}"
+
+
+def human_size(size: float, precision: int = 4) -> str:
+    """units.HumanSizeWithPrecision: decimal units, `precision` significant digits."""
+    return _scaled(size, 1000.0, _DECIMAL_UNITS, precision)
+
+
+def bytes_size(size: float) -> str:
+    """units.BytesSize: binary units, e.g. `1.5MiB` (used by stats)."""
+    return _scaled(size, 1024.0, _BINARY_UNITS, 4)
+
+
+def human_duration(seconds: float) -> str:
+    """units.HumanDuration: hours round half up (int(h + 0.5)); years from whole hours."""
+    if seconds < 1:
+        return "Less than a second"
+    if int(seconds) == 1:
+        return "1 second"
+    if seconds < 60:
+        return f"{int(seconds)} seconds"
+    minutes = int(seconds / 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
