@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from berth.cli import format as fmt
 from berth.cli.client import CLIError, DaemonError, path_part
 from berth.cli.context import Context
 
@@ -32,6 +33,35 @@ def print_json(ctx: Context, data: Any) -> None:
 
 def is_not_found(exc: CLIError) -> bool:
     return isinstance(exc, DaemonError) and exc.http_status == 404
+
+
+def confirmed(ctx: Context, force: bool, warning: str) -> bool:
+    """Whether a destructive command may go ahead: `--force`, or `y` at the prompt."""
+    return force or ctx.confirm(warning)
+
+
+def prune(ctx: Context, kind: str, params: dict[str, Any], blank_line: bool = True) -> int:
+    """POST /<kind>/prune and print what went as `docker <kind> prune` does: `Deleted <Kind>:`,
+    one line per item (image entries as `untagged: ref` / `deleted: sha256:...`), then an
+    empty line unless `blank_line` is off. Returns the bytes reclaimed."""
+    res = ctx.client.post(f"/{kind}/prune", params) or {}
+    title = kind.capitalize()
+    deleted = res.get(f"{title}Deleted") or []
+    if deleted:
+        ctx.print(f"Deleted {title}:")
+        for d in deleted:
+            if isinstance(d, dict):
+                for k, v in d.items():
+                    ctx.print(f"{k.lower()}: {v}")
+            else:
+                ctx.print(d)
+        if blank_line:
+            ctx.print("")
+    return res.get("SpaceReclaimed") or 0
+
+
+def print_reclaimed(ctx: Context, size: int) -> None:
+    ctx.print(f"Total reclaimed space: {fmt.human_size(size)}")
 
 
 def registry_auth_header(ctx: Context, image: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from berth.cli import format as fmt
 from berth.cli.client import CLIError, path_part
-from berth.cli.commands.common import filters_param, inspect_container
+from berth.cli.commands.common import confirmed, filters_param, inspect_container, print_reclaimed, prune
 from berth.cli.context import Context
 from berth.cli.flags import BOOL, INT, LIST, STR, Flag, Parsed, Spec, UsageError
 
@@ -424,16 +424,9 @@ PRUNE = Spec("container prune", "[OPTIONS]", [
 
 
 def cmd_prune(ctx: Context, p: Parsed) -> int:
-    if not p.force and not ctx.confirm("WARNING! This will remove all stopped containers."):
+    if not confirmed(ctx, p.force, "WARNING! This will remove all stopped containers."):
         return 0
-    res = ctx.client.post("/containers/prune", {"filters": filters_param(p.filter)}) or {}
-    deleted = res.get("ContainersDeleted") or []
-    if deleted:
-        ctx.print("Deleted Containers:")
-        for d in deleted:
-            ctx.print(d)
-        ctx.print("")
-    ctx.print(f"Total reclaimed space: {fmt.human_size(res.get('SpaceReclaimed') or 0)}")
+    print_reclaimed(ctx, prune(ctx, "containers", {"filters": filters_param(p.filter)}))
     return 0
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from berth.cli import format as fmt
 from berth.cli.client import CLIError, path_part
-from berth.cli.commands.common import filters_param
+from berth.cli.commands.common import confirmed, filters_param, print_reclaimed, prune
 from berth.cli.context import Context
 from berth.cli.flags import BOOL, LIST, STR, Flag, Parsed, Spec
 
@@ -210,20 +210,12 @@ def cmd_prune(ctx: Context, p: Parsed) -> int:
 
     warning = ("WARNING! This will remove all images without at least one container associated to them."
                if p.all else "WARNING! This will remove all dangling images.")
-    if not p.force and not ctx.confirm(warning):
+    if not confirmed(ctx, p.force, warning):
         return 0
     f = filters_param(p.filter)
     filters = json.loads(f) if f else {}
     filters["dangling"] = {"false" if p.all else "true": True}
-    res = ctx.client.post("/images/prune", {"filters": json.dumps(filters)}) or {}
-    deleted = res.get("ImagesDeleted") or []
-    if deleted:
-        ctx.print("Deleted Images:")
-        for d in deleted:
-            for k, v in d.items():
-                ctx.print(f"{k.lower()}: {v}")
-        ctx.print("")
-    ctx.print(f"Total reclaimed space: {fmt.human_size(res.get('SpaceReclaimed') or 0)}")
+    print_reclaimed(ctx, prune(ctx, "images", {"filters": json.dumps(filters)}))
     return 0
 
 

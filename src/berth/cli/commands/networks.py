@@ -6,7 +6,7 @@ from typing import Any
 
 from berth.cli import format as fmt
 from berth.cli.client import CLIError, path_part
-from berth.cli.commands.common import filters_param
+from berth.cli.commands.common import confirmed, filters_param, prune
 from berth.cli.context import Context
 from berth.cli.flags import BOOL, LIST, STR, Flag, Parsed, Spec, UsageError
 
@@ -213,14 +213,10 @@ PRUNE = Spec("network prune", "[OPTIONS]", [
 
 
 def cmd_prune(ctx: Context, p: Parsed) -> int:
-    if not p.force and not ctx.confirm("WARNING! This will remove all custom networks not used by at least one container."):
+    if not confirmed(ctx, p.force,
+                     "WARNING! This will remove all custom networks not used by at least one container."):
         return 0
-    res = ctx.client.post("/networks/prune", {"filters": filters_param(p.filter)}) or {}
-    deleted = res.get("NetworksDeleted") or []
-    if deleted:
-        ctx.print("Deleted Networks:")
-        for d in deleted:
-            ctx.print(d)
+    prune(ctx, "networks", {"filters": filters_param(p.filter)}, blank_line=False)   # no size line
     return 0
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from berth.cli import format as fmt
 from berth.cli.client import API_VERSION, CLIError, DaemonError, path_part
-from berth.cli.commands.common import filters_param
+from berth.cli.commands.common import confirmed, filters_param, print_reclaimed, prune
 from berth.cli.context import Context
 from berth.cli.flags import BOOL, LIST, STR, Flag, Parsed, Spec
 
@@ -238,40 +238,23 @@ def cmd_prune(ctx: Context, p: Parsed) -> int:
                 else "all dangling images")
     what.append("unused build cache")
     msg = "WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in what)
-    if not p.force and not ctx.confirm(msg.rstrip("\n")):
+    if not confirmed(ctx, p.force, msg.rstrip("\n")):
         return 0
     filters = filters_param(p.filter)
-    total = 0
-    c = ctx.client.post("/containers/prune", {"filters": filters}) or {}
-    if c.get("ContainersDeleted"):
-        ctx.print("Deleted Containers:\n" + "\n".join(c["ContainersDeleted"]) + "\n")
-    total += c.get("SpaceReclaimed") or 0
-    n = ctx.client.post("/networks/prune", {"filters": filters}) or {}
-    if n.get("NetworksDeleted"):
-        ctx.print("Deleted Networks:\n" + "\n".join(n["NetworksDeleted"]) + "\n")
+    total = prune(ctx, "containers", {"filters": filters})
+    prune(ctx, "networks", {"filters": filters})   # networks free no space
     if p.volumes:
-        v = ctx.client.post("/volumes/prune", {"filters": filters}) or {}
-        if v.get("VolumesDeleted"):
-            ctx.print("Deleted Volumes:\n" + "\n".join(v["VolumesDeleted"]) + "\n")
-        total += v.get("SpaceReclaimed") or 0
+        total += prune(ctx, "volumes", {"filters": filters})
     img_filters = json.loads(filters) if filters else {}
     img_filters["dangling"] = {"false" if p.all else "true": True}
-    i = ctx.client.post("/images/prune", {"filters": json.dumps(img_filters)}) or {}
-    deleted = i.get("ImagesDeleted") or []
-    if deleted:
-        ctx.print("Deleted Images:")
-        for d in deleted:
-            for k, v in d.items():
-                ctx.print(f"{k.lower()}: {v}")
-        ctx.print("")
-    total += i.get("SpaceReclaimed") or 0
+    total += prune(ctx, "images", {"filters": json.dumps(img_filters)})
     try:
         b = ctx.client.post("/build/prune", {"all": p.all or None}) or {}
         total += b.get("SpaceReclaimed") or 0
     except DaemonError as exc:
         if exc.http_status not in (404, 405, 501):
             raise
-    ctx.print(f"Total reclaimed space: {fmt.human_size(total)}")
+    print_reclaimed(ctx, total)
     return 0
 
 
@@ -282,10 +265,10 @@ BUILDER_PRUNE = Spec("builder prune", "[OPTIONS]", [
 
 
 def cmd_builder_prune(ctx: Context, p: Parsed) -> int:
-    if not p.force and not ctx.confirm("WARNING! This will remove all dangling build cache."):
+    if not confirmed(ctx, p.force, "WARNING! This will remove all dangling build cache."):
         return 0
     b = ctx.client.post("/build/prune", {"all": p.all or None}) or {}
-    ctx.print(f"Total reclaimed space: {fmt.human_size(b.get('SpaceReclaimed') or 0)}")
+    print_reclaimed(ctx, b.get("SpaceReclaimed") or 0)
     return 0
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from berth.cli import format as fmt
 from berth.cli.client import CLIError, path_part
-from berth.cli.commands.common import filters_param
+from berth.cli.commands.common import confirmed, filters_param, print_reclaimed, prune
 from berth.cli.context import Context
 from berth.cli.flags import BOOL, LIST, STR, Flag, Parsed, Spec, UsageError
 
@@ -120,20 +120,13 @@ def cmd_prune(ctx: Context, p: Parsed) -> int:
 
     warning = ("WARNING! This will remove all local volumes not used by at least one container."
                if p.all else "WARNING! This will remove anonymous local volumes not used by at least one container.")
-    if not p.force and not ctx.confirm(warning):
+    if not confirmed(ctx, p.force, warning):
         return 0
     f = filters_param(p.filter)
     filters = json.loads(f) if f else {}
     if p.all:
         filters["all"] = {"true": True}
-    res = ctx.client.post("/volumes/prune", {"filters": json.dumps(filters) if filters else None}) or {}
-    deleted = res.get("VolumesDeleted") or []
-    if deleted:
-        ctx.print("Deleted Volumes:")
-        for d in deleted:
-            ctx.print(d)
-        ctx.print("")
-    ctx.print(f"Total reclaimed space: {fmt.human_size(res.get('SpaceReclaimed') or 0)}")
+    print_reclaimed(ctx, prune(ctx, "volumes", {"filters": json.dumps(filters) if filters else None}))
     return 0
 
 
