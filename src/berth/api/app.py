@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Collection
 
 from aiohttp import web
 
@@ -72,8 +73,14 @@ def json_error(message: str, status: int) -> web.Response:
                         headers={**_headers(), "Content-Type": "application/json"})
 
 
-def parse_filters(request: web.Request) -> dict[str, list[str]]:
-    """Docker's `filters` query parameter: {"k":["v"]} or the legacy {"k":{"v":true}}."""
+def parse_filters(request: web.Request, allowed: Collection[str] | None = None, *,
+                  empty_ok: bool = False) -> dict[str, list[str]]:
+    """Docker's `filters` query parameter: {"k":["v"]} or the legacy {"k":{"v":true}}.
+
+    With `allowed`, a key outside it is refused ("invalid filter 'k'") and a body that is
+    not JSON / not an object is reported with the raw text, as the image, network, volume
+    and search routes always did. `empty_ok` takes a JSON value that is false (null, [],
+    0...) as no filters (the search route)."""
     import json
 
     from berth.errors import InvalidParameter
@@ -84,12 +91,19 @@ def parse_filters(request: web.Request) -> dict[str, list[str]]:
     try:
         data = json.loads(raw)
     except ValueError as exc:
+        if allowed is not None:
+            raise InvalidParameter(f"invalid filter: {raw!r} is not JSON") from None
         raise InvalidParameter(f"invalid filter: {exc}") from exc
+    if empty_ok and not data:
+        return {}
     if not isinstance(data, dict):
-        raise InvalidParameter("invalid filter: expected a JSON object")
+        raise InvalidParameter("invalid filter: must be a JSON object" if allowed is not None
+                               else "invalid filter: expected a JSON object")
     out: dict[str, list[str]] = {}
     for k, v in data.items():
-        if isinstance(v, dict):
+        if allowed is not None and k not in allowed:
+            raise InvalidParameter(f"invalid filter '{k}'")
+        if isinstance(v, dict):  # {"label": {"a=b": true}}
             out[k] = [x for x, on in v.items() if on]
         elif isinstance(v, list):
             out[k] = [str(x) for x in v]

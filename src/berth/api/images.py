@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from berth import API_VERSION
+from berth.api.app import parse_filters
 from berth.errors import BerthError, InvalidParameter, NotFound
 from berth.image import reference
 from berth.registry.auth_config import decode_registry_auth
@@ -39,29 +40,7 @@ def _bool(request: web.Request, name: str, default: bool = False) -> bool:
     return v.strip().lower() not in ("0", "false", "no", "none")
 
 
-def _filters(request: web.Request) -> dict[str, list[str]]:
-    raw = request.query.get("filters")
-    if not raw:
-        return {}
-    try:
-        f = json.loads(raw)
-    except ValueError:
-        raise InvalidParameter(f"invalid filter: {raw!r} is not JSON") from None
-    if not isinstance(f, dict):
-        raise InvalidParameter("invalid filter: must be a JSON object")
-    out: dict[str, list[str]] = {}
-    for k, v in f.items():
-        if isinstance(v, dict):  # {"label": {"a=b": true}}
-            out[k] = [x for x, on in v.items() if on]
-        elif isinstance(v, list):
-            out[k] = [str(x) for x in v]
-        else:
-            out[k] = [str(v)]
-    allowed = {"dangling", "label", "label!", "before", "since", "reference", "until"}
-    for k in out:
-        if k not in allowed:
-            raise InvalidParameter(f"invalid filter '{k}'")
-    return out
+_FILTERS = frozenset({"dangling", "label", "label!", "before", "since", "reference", "until"})
 
 
 async def _spool(request: web.Request, tmp_dir: str, prefix: str) -> str:
@@ -101,7 +80,7 @@ async def list_images(request: web.Request) -> web.Response:
     images before 1.43, empty lists from then on; VirtualSize only before 1.44."""
     svc = _svc(request)
     version = _version(request)
-    filters = _filters(request)
+    filters = parse_filters(request, _FILTERS)
     if version < (1, 41) and request.query.get("filter"):
         filters.setdefault("reference", []).append(request.query["filter"])
     _bool(request, "digests")
@@ -156,7 +135,7 @@ async def load(request: web.Request) -> web.StreamResponse:
 @routes.post("/images/prune")
 async def prune(request: web.Request) -> web.Response:
     svc = _svc(request)
-    filters = _filters(request)
+    filters = parse_filters(request, _FILTERS)
     dangling = True
     if "dangling" in filters:
         dangling = filters.pop("dangling")[-1].lower() in ("true", "1")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
+from berth.api.app import parse_filters
 from berth.errors import InvalidParameter, NotFound
 
 routes = web.RouteTableDef()
@@ -17,29 +17,6 @@ def _svc(request: web.Request) -> Any:
     if svc is None:
         raise web.HTTPServiceUnavailable(text="network service unavailable")
     return svc
-
-
-def _filters(request: web.Request, allowed: set[str]) -> dict[str, list[str]]:
-    raw = request.query.get("filters")
-    if not raw:
-        return {}
-    try:
-        f = json.loads(raw)
-    except ValueError:
-        raise InvalidParameter(f"invalid filter: {raw!r} is not JSON") from None
-    if not isinstance(f, dict):
-        raise InvalidParameter("invalid filter: must be a JSON object")
-    out: dict[str, list[str]] = {}
-    for k, v in f.items():
-        if k not in allowed:
-            raise InvalidParameter(f"invalid filter '{k}'")
-        if isinstance(v, dict):
-            out[k] = [x for x, on in v.items() if on]
-        elif isinstance(v, list):
-            out[k] = [str(x) for x in v]
-        else:
-            out[k] = [str(v)]
-    return out
 
 
 async def _body(request: web.Request) -> dict:
@@ -73,7 +50,7 @@ async def _maybe_await(v: Any) -> Any:
 
 @routes.get("/networks")
 async def list_networks(request: web.Request) -> web.Response:
-    filters = _filters(request, {"name", "id", "driver", "label", "type", "dangling", "scope"})
+    filters = parse_filters(request, {"name", "id", "driver", "label", "type", "dangling", "scope"})
     return web.json_response(await _svc(request).list(filters))
 
 
@@ -149,7 +126,7 @@ async def disconnect_network(request: web.Request) -> web.Response:
 
 @routes.post("/networks/prune")
 async def prune_networks(request: web.Request) -> web.Response:
-    filters = _filters(request, {"label", "label!", "until"})
+    filters = parse_filters(request, {"label", "label!", "until"})
     filters.pop("until", None)
     removed = await _svc(request).prune(filters)
     return web.json_response({"NetworksDeleted": removed})

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from berth.api.app import parse_filters
 from berth.errors import InvalidParameter
 from berth.image import reference
 from berth.registry.auth_config import decode_registry_auth
@@ -57,23 +58,6 @@ async def push(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-def _search_filters(raw: str | None) -> dict[str, list[str]]:
-    if not raw:
-        return {}
-    try:
-        f = json.loads(raw)
-    except ValueError:
-        raise InvalidParameter(f"invalid filter: {raw!r} is not JSON") from None
-    out: dict[str, list[str]] = {}
-    for k, v in (f or {}).items():
-        vals = [x for x, on in v.items() if on] if isinstance(v, dict) else \
-            [str(x) for x in v] if isinstance(v, list) else [str(v)]
-        if k not in ("is-official", "is-automated", "stars"):
-            raise InvalidParameter(f"invalid filter '{k}'")
-        out[k] = vals
-    return out
-
-
 def _bool_filter(name: str, vals: list[str]) -> bool:
     v = vals[-1].lower()
     if v not in ("true", "false", "1", "0"):
@@ -93,7 +77,7 @@ async def search(request: web.Request) -> web.Response:
         raise InvalidParameter("limit must be an integer") from None
     if not 1 <= limit <= 100:
         raise InvalidParameter(f"limit {limit} is outside the range of [1, 100]")
-    filters = _search_filters(request.query.get("filters"))
+    filters = parse_filters(request, ("is-official", "is-automated", "stars"), empty_ok=True)
     auth = decode_registry_auth(request.headers.get("X-Registry-Auth"))
     results = await svc.search(term, limit, auth)
     if "is-official" in filters:

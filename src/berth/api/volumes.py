@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.networks import _body, _filters
+from berth.api.app import parse_filters
+from berth.api.networks import _body
 
 routes = web.RouteTableDef()
 
@@ -27,7 +28,7 @@ def _publish(request: web.Request, action: str, name: str) -> None:
 
 @routes.get("/volumes")
 async def list_volumes(request: web.Request) -> web.Response:
-    filters = _filters(request, {"name", "driver", "label", "dangling"})
+    filters = parse_filters(request, {"name", "driver", "label", "dangling"})
     vols = await asyncio.to_thread(_svc(request).list, filters)
     return web.json_response({"Volumes": vols, "Warnings": []})
 
@@ -58,7 +59,7 @@ async def remove_volume(request: web.Request) -> web.Response:
 
 @routes.post("/volumes/prune")
 async def prune_volumes(request: web.Request) -> web.Response:
-    filters = _filters(request, {"label", "label!", "all", "until"})
+    filters = parse_filters(request, {"label", "label!", "all", "until"})
     filters.pop("until", None)
     res = await asyncio.to_thread(_svc(request).prune, filters)
     for name in res["VolumesDeleted"]:
