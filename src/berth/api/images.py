@@ -16,6 +16,7 @@ from aiohttp import web
 
 from berth import API_VERSION
 from berth.api.app import parse_filters
+from berth.api.streams import json_line, progress_stream
 from berth.errors import BerthError, InvalidParameter, NotFound
 from berth.image import reference
 from berth.registry.auth_config import decode_registry_auth
@@ -58,10 +59,6 @@ async def _spool(request: web.Request, tmp_dir: str, prefix: str) -> str:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         raise
-
-
-def _line(obj: Any) -> bytes:
-    return json.dumps(obj).encode() + b"\r\n"
 
 
 def _version(request: web.Request) -> tuple[int, ...]:
@@ -126,7 +123,7 @@ async def load(request: web.Request) -> web.StreamResponse:
     await resp.prepare(request)
     for name in loaded:
         msg = f"Loaded image ID: {name}\n" if name.startswith("sha256:") else f"Loaded image: {name}\n"
-        await resp.write(_line({"stream": msg}))
+        await resp.write(json_line({"stream": msg}))
     del quiet
     await resp.write_eof()
     return resp
@@ -178,7 +175,7 @@ async def _import(request: web.Request, src: str) -> web.StreamResponse:
             os.unlink(path)
     resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     await resp.prepare(request)
-    await resp.write(_line({"status": img.id}))
+    await resp.write(json_line({"status": img.id}))
     await resp.write_eof()
     return resp
 
@@ -213,37 +210,8 @@ async def _pull(request: web.Request, image: str) -> web.StreamResponse:
     reference.parse(ref)  # refuse invalid names with a 400 before streaming
     platform = request.query.get("platform") or None
     auth = decode_registry_auth(request.headers.get("X-Registry-Auth"))
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-
-    def progress(msg: dict[str, Any]) -> None:
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            queue.put_nowait(msg)
-        else:
-            loop.call_soon_threadsafe(queue.put_nowait, msg)
-
     pull: Callable[..., Awaitable[Any]] = d.registry.pull
-    task = asyncio.ensure_future(pull(ref, auth, progress, platform=platform))
-    task.add_done_callback(lambda _t: queue.put_nowait(None))
-    first = await queue.get()
-    if first is None:
-        task.result()  # raises the error with its status before anything was sent
-    resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-    await resp.prepare(request)
-    msg = first
-    while msg is not None:
-        await resp.write(_line(msg))
-        msg = await queue.get()
-    try:
-        task.result()
-    except Exception as exc:  # noqa: BLE001 - reported in the stream, as docker does
-        await resp.write(_line({"errorDetail": {"message": str(exc)}, "error": str(exc)}))
-    await resp.write_eof()
-    return resp
+    return await progress_stream(request, lambda progress: pull(ref, auth, progress, platform=platform))
 
 
 @routes.get(r"/images/{name:.+}/json")

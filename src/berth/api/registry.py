@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from typing import Any
 
 from aiohttp import web
 
 from berth.api.app import parse_filters
+from berth.api.streams import progress_stream
 from berth.errors import InvalidParameter
 from berth.image import reference
 from berth.registry.auth_config import decode_registry_auth
@@ -24,10 +23,6 @@ def _svc(request: web.Request) -> Any:
     return svc
 
 
-def _line(msg: dict[str, Any]) -> bytes:
-    return json.dumps(msg).encode() + b"\r\n"
-
-
 @routes.post(r"/images/{name:.+}/push")
 async def push(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
@@ -38,24 +33,7 @@ async def push(request: web.Request) -> web.StreamResponse:
     if not r.tag:
         pass  # every tag of the repository
     auth = decode_registry_auth(request.headers.get("X-Registry-Auth"))
-    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-    task = asyncio.ensure_future(svc.push(ref, auth, queue.put_nowait))
-    task.add_done_callback(lambda _t: queue.put_nowait(None))
-    first = await queue.get()
-    if first is None:
-        task.result()  # an error before anything happened keeps its HTTP status
-    resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-    await resp.prepare(request)
-    msg = first
-    while msg is not None:
-        await resp.write(_line(msg))
-        msg = await queue.get()
-    try:
-        task.result()
-    except Exception as exc:  # noqa: BLE001 - reported in the stream, as docker does
-        await resp.write(_line({"errorDetail": {"message": str(exc)}, "error": str(exc)}))
-    await resp.write_eof()
-    return resp
+    return await progress_stream(request, lambda progress: svc.push(ref, auth, progress))
 
 
 def _bool_filter(name: str, vals: list[str]) -> bool:

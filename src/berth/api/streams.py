@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -197,3 +199,49 @@ async def pump(conn: Hijacked, reader: asyncio.StreamReader, writer: asyncio.Str
                 await t
         writer.close()
     return detached.is_set()
+
+
+def json_line(obj: Any) -> bytes:
+    """One message of Docker's JSON progress streams."""
+    return json.dumps(obj).encode() + b"\r\n"
+
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+async def progress_stream(request: web.Request,
+                          run: Callable[[Progress], Awaitable[Any]]) -> web.StreamResponse:
+    """Docker's JSON progress stream (pull, push): `run(progress)` does the work and reports
+    each message through `progress` (from the loop or from another thread). A failure before
+    the first message keeps its HTTP status; once a message came the answer is 200 and a
+    failure ends the stream with an errorDetail line, as docker does."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    def progress(msg: dict[str, Any]) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            queue.put_nowait(msg)
+        else:
+            loop.call_soon_threadsafe(queue.put_nowait, msg)
+
+    task = asyncio.ensure_future(run(progress))
+    task.add_done_callback(lambda _t: queue.put_nowait(None))
+    first = await queue.get()
+    if first is None:
+        task.result()  # raises the error with its status before anything was sent
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    await resp.prepare(request)
+    msg = first
+    while msg is not None:
+        await resp.write(json_line(msg))
+        msg = await queue.get()
+    try:
+        task.result()
+    except Exception as exc:  # noqa: BLE001 - reported in the stream, as docker does
+        await resp.write(json_line({"errorDetail": {"message": str(exc)}, "error": str(exc)}))
+    await resp.write_eof()
+    return resp
