@@ -9,18 +9,16 @@ import binascii
 import contextlib
 import json
 import os
-import tempfile
 from typing import Any
 
 from aiohttp import web
 
+from berth.api.streams import spool_body
 from berth.build.builder import BuildError, BuildOptions
 from berth.errors import BerthError, InvalidParameter
 from berth.image import reference
 
 routes = web.RouteTableDef()
-
-CHUNK = 1 << 20
 
 
 def _bool(request: web.Request, name: str, default: bool = False) -> bool:
@@ -121,14 +119,8 @@ async def build(request: web.Request) -> web.StreamResponse:
     opts = options_from_request(request)
     tmp_dir = str(svc.config.tmp_dir)
     os.makedirs(tmp_dir, exist_ok=True)
-    fd, path = tempfile.mkstemp(prefix="build-ctx-", suffix=".tar", dir=tmp_dir)
+    path = await spool_body(request, tmp_dir, "build-ctx-", ".tar")
     try:
-        with os.fdopen(fd, "wb") as f:
-            while True:
-                chunk = await request.content.read(CHUNK)
-                if not chunk:
-                    break
-                await asyncio.to_thread(f.write, chunk)
         resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
 
         lock = asyncio.Lock()  # pull progress may arrive from several tasks at once

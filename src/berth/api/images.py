@@ -16,14 +16,12 @@ from aiohttp import web
 
 from berth import API_VERSION
 from berth.api.app import parse_filters
-from berth.api.streams import json_line, progress_stream
+from berth.api.streams import CHUNK, json_line, progress_stream, spool_body
 from berth.errors import BerthError, InvalidParameter, NotFound
 from berth.image import reference
 from berth.registry.auth_config import decode_registry_auth
 
 routes = web.RouteTableDef()
-
-CHUNK = 1 << 20
 
 
 def _svc(request: web.Request) -> Any:
@@ -42,23 +40,6 @@ def _bool(request: web.Request, name: str, default: bool = False) -> bool:
 
 
 _FILTERS = frozenset({"dangling", "label", "label!", "before", "since", "reference", "until"})
-
-
-async def _spool(request: web.Request, tmp_dir: str, prefix: str) -> str:
-    """Write the request body to a temp file (same filesystem as the stores)."""
-    fd, path = tempfile.mkstemp(prefix=prefix, dir=tmp_dir)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            while True:
-                chunk = await request.content.read(CHUNK)
-                if not chunk:
-                    break
-                await asyncio.to_thread(f.write, chunk) if len(chunk) >= CHUNK else f.write(chunk)
-        return path
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        raise
 
 
 def _version(request: web.Request) -> tuple[int, ...]:
@@ -107,7 +88,7 @@ async def save_many(request: web.Request) -> web.StreamResponse:
 async def load(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     quiet = _bool(request, "quiet")
-    path = await _spool(request, str(svc.config.tmp_dir), "load-")
+    path = await spool_body(request, str(svc.config.tmp_dir), "load-")
     try:
         def run() -> list[str]:
             with open(path, "rb") as f:
@@ -161,7 +142,7 @@ async def _import(request: web.Request, src: str) -> web.StreamResponse:
     if repo:
         svc.tag_ref(repo, tag)  # validate before reading the body
     if src == "-":
-        path = await _spool(request, str(svc.config.tmp_dir), "load-")
+        path = await spool_body(request, str(svc.config.tmp_dir), "load-")
     else:
         path = await _download(src, str(svc.config.tmp_dir))
     try:

@@ -4,6 +4,9 @@ After the response head is written, the socket is taken away from aiohttp: the c
 bytes (stdin) arrive through `Hijacked.read()` (b"" = the client half-closed, None = it
 went away) and output goes straight to the transport. A half-closed client keeps receiving
 output, as the docker CLI expects after stdin EOF.
+
+Also Docker's JSON progress streams (pull, push) and the spooling of an uploaded body
+(load, import, build context) to a temp file.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +25,7 @@ from berth.api.app import HEADERS
 
 RAW = "application/vnd.docker.raw-stream"
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
+CHUNK = 1 << 20
 
 
 class _Proto(asyncio.Protocol):
@@ -245,3 +251,21 @@ async def progress_stream(request: web.Request,
         await resp.write(json_line({"errorDetail": {"message": str(exc)}, "error": str(exc)}))
     await resp.write_eof()
     return resp
+
+
+async def spool_body(request: web.Request, tmp_dir: str, prefix: str, suffix: str = "") -> str:
+    """Write the request body to a temp file in tmp_dir (same filesystem as the stores);
+    the file is removed again if that fails."""
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=tmp_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            while True:
+                chunk = await request.content.read(CHUNK)
+                if not chunk:
+                    break
+                await asyncio.to_thread(f.write, chunk) if len(chunk) >= CHUNK else f.write(chunk)
+        return path
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise
