@@ -21,6 +21,13 @@ from berth.image import reference
 routes = web.RouteTableDef()
 
 
+def _svc(request: web.Request) -> Any:
+    svc = getattr(request.app["daemon"], "builder", None)
+    if svc is None:
+        raise web.HTTPServiceUnavailable(text="build service unavailable")
+    return svc
+
+
 def _bool(request: web.Request, name: str, default: bool = False) -> bool:
     v = request.query.get(name)
     if v is None or v == "":
@@ -113,9 +120,7 @@ async def _cancel_on_disconnect(request: web.Request, task: asyncio.Future[Any])
 @routes.post("/build")
 async def build(request: web.Request) -> web.StreamResponse:
     d = request.app["daemon"]
-    svc = getattr(d, "builder", None)
-    if svc is None:
-        raise web.HTTPServiceUnavailable(text="build service unavailable")
+    svc = _svc(request)
     opts = options_from_request(request)
     tmp_dir = str(svc.config.tmp_dir)
     os.makedirs(tmp_dir, exist_ok=True)
@@ -161,10 +166,7 @@ async def build(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/build/prune")
 async def prune(request: web.Request) -> web.Response:
-    d = request.app["daemon"]
-    svc = getattr(d, "builder", None)
-    if svc is None:
-        raise web.HTTPServiceUnavailable(text="build service unavailable")
+    svc = _svc(request)
     result = await asyncio.to_thread(svc.prune, _bool(request, "all"))
     return web.json_response(result)
 
