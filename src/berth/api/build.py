@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.streams import spool_body
+from berth.api.streams import json_line, spool_body
 from berth.build.builder import BuildError, BuildOptions
 from berth.errors import BerthError, InvalidParameter
 from berth.image import reference
@@ -134,7 +134,7 @@ async def build(request: web.Request) -> web.StreamResponse:
             async with lock:
                 if not resp.prepared:
                     await resp.prepare(request)
-                await resp.write(json.dumps(msg).encode() + b"\r\n")
+                await resp.write(json_line(msg))
 
         task = asyncio.ensure_future(svc.build(path, opts, emit, registry=getattr(d, "registry", None),
                                                auth=_registry_config(request)))
@@ -152,7 +152,7 @@ async def build(request: web.Request) -> web.StreamResponse:
             detail: dict[str, Any] = {"message": str(exc)}
             if isinstance(exc, BuildError) and exc.code is not None:
                 detail["code"] = exc.code
-            await resp.write(json.dumps({"errorDetail": detail, "error": str(exc)}).encode() + b"\r\n")
+            await resp.write(json_line({"errorDetail": detail, "error": str(exc)}))
         finally:
             watcher.cancel()
         if not resp.prepared:
