@@ -403,18 +403,9 @@ INSPECT = Spec("container inspect", "[OPTIONS] CONTAINER [CONTAINER...]", [
 
 
 def cmd_inspect(ctx: Context, p: Parsed) -> int:
-    from berth.cli.commands.system import show_inspected
+    from berth.cli.commands.system import inspect_each
 
-    objs = []
-    failed = False
-    for name in p.args:
-        try:
-            objs.append(ctx.client.get(f"/containers/{path_part(name)}/json", {"size": p.size or None}))
-        except CLIError as exc:
-            failed = True
-            ctx.warn(f"berth: {exc}")
-    show_inspected(ctx, objs, p.format)
-    return 1 if failed else 0
+    return inspect_each(ctx, p.args, lambda name: (f"/containers/{path_part(name)}/json", {"size": p.size or None}), p.format)
 
 
 PRUNE = Spec("container prune", "[OPTIONS]", [

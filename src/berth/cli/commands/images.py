@@ -184,18 +184,9 @@ INSPECT = Spec("image inspect", "[OPTIONS] IMAGE [IMAGE...]", [
 
 
 def cmd_inspect(ctx: Context, p: Parsed) -> int:
-    from berth.cli.commands.system import show_inspected
+    from berth.cli.commands.system import inspect_each
 
-    objs = []
-    failed = False
-    for name in p.args:
-        try:
-            objs.append(ctx.client.get(f"/images/{path_part(name)}/json"))
-        except CLIError as exc:
-            failed = True
-            ctx.warn(f"berth: {exc}")
-    show_inspected(ctx, objs, p.format)
-    return 1 if failed else 0
+    return inspect_each(ctx, p.args, lambda name: (f"/images/{path_part(name)}/json", None), p.format)
 
 
 PRUNE = Spec("image prune", "[OPTIONS]", [

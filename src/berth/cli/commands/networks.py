@@ -141,18 +141,9 @@ INSPECT = Spec("network inspect", "[OPTIONS] NETWORK [NETWORK...]", [
 
 
 def cmd_inspect(ctx: Context, p: Parsed) -> int:
-    from berth.cli.commands.system import show_inspected
+    from berth.cli.commands.system import inspect_each
 
-    objs = []
-    failed = False
-    for name in p.args:
-        try:
-            objs.append(ctx.client.get(f"/networks/{path_part(name)}", {"verbose": p.verbose or None}))
-        except CLIError as exc:
-            failed = True
-            ctx.warn(f"berth: {exc}")
-    show_inspected(ctx, objs, p.format)
-    return 1 if failed else 0
+    return inspect_each(ctx, p.args, lambda name: (f"/networks/{path_part(name)}", {"verbose": p.verbose or None}), p.format)
 
 
 RM = Spec("network rm", "NETWORK [NETWORK...]", [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from berth.cli import format as fmt
@@ -26,6 +27,23 @@ def show_inspected(ctx: Context, objs: list[Any], template: str | None) -> None:
             raise CLIError(str(exc)) from None
         return
     ctx.print(json.dumps(objs, indent=4, ensure_ascii=False))
+
+
+def inspect_each(ctx: Context, names: list[str], request: Callable[[str], tuple[str, dict[str, Any] | None]],
+                 template: str | None) -> int:
+    """`docker X inspect`: fetch each name's object (`request(name) -> (path, params)`), show
+    those found, warn for the others; exit 1 when any was missing."""
+    objs = []
+    failed = False
+    for name in names:
+        path, params = request(name)
+        try:
+            objs.append(ctx.client.get(path, params))
+        except CLIError as exc:
+            failed = True
+            ctx.warn(f"berth: {exc}")
+    show_inspected(ctx, objs, template)
+    return 1 if failed else 0
 
 
 # ------------------------------------------------------------------ inspect

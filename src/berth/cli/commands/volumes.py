@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from berth.cli import format as fmt
-from berth.cli.client import CLIError, path_part
+from berth.cli.client import path_part
 from berth.cli.commands.common import confirmed, filters_param, print_reclaimed, prune
 from berth.cli.context import Context
 from berth.cli.flags import BOOL, LIST, STR, Flag, Parsed, Spec, UsageError
@@ -82,18 +82,9 @@ INSPECT = Spec("volume inspect", "[OPTIONS] VOLUME [VOLUME...]", [
 
 
 def cmd_inspect(ctx: Context, p: Parsed) -> int:
-    from berth.cli.commands.system import show_inspected
+    from berth.cli.commands.system import inspect_each
 
-    objs = []
-    failed = False
-    for name in p.args:
-        try:
-            objs.append(ctx.client.get(f"/volumes/{path_part(name)}"))
-        except CLIError as exc:
-            failed = True
-            ctx.warn(f"berth: {exc}")
-    show_inspected(ctx, objs, p.format)
-    return 1 if failed else 0
+    return inspect_each(ctx, p.args, lambda name: (f"/volumes/{path_part(name)}", None), p.format)
 
 
 RM = Spec("volume rm", "[OPTIONS] VOLUME [VOLUME...]", [
