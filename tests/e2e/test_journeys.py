@@ -36,6 +36,7 @@ from journeys import journeys  # noqa: E402
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 CACHE = os.environ.get("BERTH_BOOTSTRAP_CACHE", "/var/cache/berth-bootstrap")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 BASE_IMAGES = ("busybox:latest", "python:3.11-slim", "nginx:latest")
 
 
@@ -135,6 +136,7 @@ class Typist:
             os.chdir(self.cwd)
             os.execvpe("bash", ["bash", "-c", text], self.env)
         out = b""
+        seen = 0  # answers go only to a prompt that ends what was printed since the last one
         answered: set[str] = set()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -148,13 +150,15 @@ class Typist:
             if not chunk:
                 break
             out += chunk
-            low = out.decode(errors="replace").lower()
-            if "username" in low and "user" not in answered:
+            since = _ANSI.sub("", out[seen:].decode(errors="replace")).lower()
+            if "user" not in answered and re.search(r"username[^\n]*:\s*$", since):
                 os.write(fd, user.encode() + b"\r")
                 answered.add("user")
-            if "password" in low.split("username")[-1] and "password" not in answered:
+                seen = len(out)
+            elif "user" in answered and "password" not in answered and re.search(r"password[^\n]*:\s*$", since):
                 os.write(fd, password.encode() + b"\r")
                 answered.add("password")
+                seen = len(out)
         _, status = os.waitpid(pid, 0)
         os.close(fd)
         return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
