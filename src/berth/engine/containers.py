@@ -1100,20 +1100,23 @@ class ContainerService:
             await self._archive_error(proc)
             return stat, None
 
-        async def chunks() -> AsyncIterator[bytes]:
-            assert proc.stdout is not None
-            try:
-                while True:
-                    data = await proc.stdout.read(65536)
-                    if not data:
-                        break
-                    yield data
-                await self._archive_error(proc)
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
-        return stat, chunks()
+        return stat, self._helper_output(proc)
+
+    async def _helper_output(self, proc: asyncio.subprocess.Process) -> AsyncIterator[bytes]:
+        """An archive helper's stdout in chunks, then its error if it failed; the helper is
+        killed if the reader stops early (a client gone mid-download)."""
+        assert proc.stdout is not None
+        try:
+            while True:
+                data = await proc.stdout.read(65536)
+                if not data:
+                    break
+                yield data
+            await self._archive_error(proc)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
 
     async def extract(self, ref: str, path: str, body: Any) -> None:
         """Extract a tar (an async iterator of bytes) into the directory `path`."""
@@ -1142,18 +1145,11 @@ class ContainerService:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "berth.engine.archive", "export", c.rootfs,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=2**20)
-        assert proc.stdout is not None
-        try:
-            while True:
-                data = await proc.stdout.read(65536)
-                if not data:
-                    break
+        from contextlib import aclosing
+
+        async with aclosing(self._helper_output(proc)) as chunks:  # the helper dies with us
+            async for data in chunks:
                 yield data
-            await self._archive_error(proc)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
         self._event(c, "export")
 
     # --- inspect / list --------------------------------------------------------------
