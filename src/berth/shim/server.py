@@ -20,6 +20,7 @@ import struct
 import sys
 import termios
 import time
+from collections.abc import Callable
 from typing import Any
 
 from berth.shim.protocol import STDERR, STDOUT, ShimConfig, decode, encode, frame, rfc3339_nano
@@ -170,12 +171,14 @@ class Shim:
             self.sel.register(fd, selectors.EVENT_READ, ("out", proc))
 
     # --- creation ----------------------------------------------------------------------
-    def create(self) -> int:
-        proc = self.init
-        stdio, close, cons = self._make_stdio(proc, self.cfg.open_stdin)
+    def _launch(self, proc: Proc, open_stdin: bool,
+                start: Callable[[tuple[int, int, int], str | None], int]) -> int:
+        """Give `proc` its stdio (pipes, or a pty whose master arrives on a console socket),
+        run `start(stdio, console_socket)` (the runtime's create or exec) and keep our ends;
+        on failure close every descriptor made for it."""
+        stdio, close, cons = self._make_stdio(proc, open_stdin)
         try:
-            pid = self.rt.create(self.cfg.id, self.cfg.bundle, stdio=stdio,
-                                 console_socket=cons[1] if cons else None)
+            pid = start(stdio, cons[1] if cons else None)
         except BaseException:
             for fd in close + list(proc.outputs) + ([proc.stdin_w] if proc.stdin_w is not None else []):
                 os.close(fd)
@@ -187,9 +190,15 @@ class Shim:
         if cons:
             proc.master = self._receive_master(*cons)
             proc.outputs = {proc.master: STDOUT}
-            if self.cfg.open_stdin:
+            if open_stdin:
                 proc.stdin_w = proc.master
         proc.pid = pid
+        return pid
+
+    def create(self) -> int:
+        proc = self.init
+        pid = self._launch(proc, self.cfg.open_stdin, lambda stdio, console: self.rt.create(
+            self.cfg.id, self.cfg.bundle, stdio=stdio, console_socket=console))
         self.procs[pid] = proc
         proc.log = LogWriter(self.cfg.log_path, self.cfg.log_max_size)
         self._watch_outputs(proc)
@@ -483,25 +492,9 @@ class Shim:
             return {"ok": False, "error": f"container {self.cfg.id} is not running", "kind": "Conflict"}
         tty = bool(msg.get("tty"))
         proc = Proc(key, tty, True)
-        stdio, close, cons = self._make_stdio(proc, bool(msg.get("stdin")))
         process = spec.Process.from_dict(msg["process"])
-        try:
-            pid = self.rt.exec(self.cfg.id, process, stdio=stdio,
-                               console_socket=cons[1] if cons else None, detach=True)
-        except BaseException:
-            for fd in close + list(proc.outputs) + ([proc.stdin_w] if proc.stdin_w is not None else []):
-                os.close(fd)
-            if cons:
-                cons[0].close()
-            raise
-        for fd in close:
-            os.close(fd)
-        if cons:
-            proc.master = self._receive_master(*cons)
-            proc.outputs = {proc.master: STDOUT}
-            if msg.get("stdin"):
-                proc.stdin_w = proc.master
-        proc.pid = pid
+        pid = self._launch(proc, bool(msg.get("stdin")), lambda stdio, console: self.rt.exec(
+            self.cfg.id, process, stdio=stdio, console_socket=console, detach=True))
         self.procs[pid] = proc
         self.execs[key] = proc
         if len(self.execs) > 64:  # health checks exec forever: forget old finished ones
