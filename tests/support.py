@@ -131,3 +131,34 @@ def host_state(token: str) -> HostState:
     procs = subprocess.run(["pgrep", "-af", token], capture_output=True, text=True).stdout.splitlines()
     procs = [p for p in procs if "pytest" not in p and "pgrep" not in p]
     return HostState(mounts, links, cgroups, fw, procs)
+
+
+def free_port() -> int:
+    """A TCP port free on every host address (for publishing with -p)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        return s.getsockname()[1]
+
+
+def host_address() -> str:
+    """The host's own IPv4 address on its default route (not loopback)."""
+    words = subprocess.run(["ip", "-4", "-o", "route", "get", "192.0.2.1"], capture_output=True,
+                           text=True).stdout.split()
+    return words[words.index("src") + 1]
+
+
+def http_get(url: str, deadline: float = 15) -> str:
+    """The body at `url` (busybox wget), retried until it answers or `deadline` passes."""
+    import time
+
+    end = time.monotonic() + deadline
+    err = ""
+    while time.monotonic() < end:
+        r = subprocess.run([BUSYBOX, "wget", "-q", "-O-", url], capture_output=True, text=True, timeout=10)
+        if r.returncode == 0:
+            return r.stdout
+        err = r.stderr
+        time.sleep(0.1)
+    raise AssertionError(f"{url}: {err}")

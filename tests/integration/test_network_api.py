@@ -6,46 +6,18 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from berth.network import firewall
-from support import BUSYBOX
+from support import free_port, host_address, http_get
 
 pytestmark = [pytest.mark.root]
 
 HTTPD = "mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www"
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("0.0.0.0", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def _host_address() -> str:
-    words = subprocess.run(["ip", "-4", "-o", "route", "get", "192.0.2.1"], capture_output=True,
-                           text=True).stdout.split()
-    return words[words.index("src") + 1]
-
-
-def _fetch(url: str, deadline: float = 15) -> str:
-    end = time.monotonic() + deadline
-    out = ""
-    while time.monotonic() < end:
-        r = subprocess.run([BUSYBOX, "wget", "-q", "-O-", url], capture_output=True, text=True, timeout=10)
-        if r.returncode == 0:
-            return r.stdout
-        out = r.stderr
-        time.sleep(0.1)
-    raise AssertionError(f"{url}: {out}")
 
 
 @pytest.fixture
@@ -120,12 +92,12 @@ def test_docker_cli_volume_commands(daemon, cleanup) -> None:  # noqa: ANN001
 
 def test_published_port_serves_httpd(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
     d = daemon
-    port = _free_port()
+    port = free_port()
     cleanup.append("nt-web")
     _ok(d.docker("run", "-d", "--name", "nt-web", "-p", f"{port}:80", busybox_image, "sh", "-c",
                  HTTPD.format(text="published")))
-    assert _fetch(f"http://127.0.0.1:{port}/") == "published\n"
-    assert _fetch(f"http://{_host_address()}:{port}/") == "published\n"
+    assert http_get(f"http://127.0.0.1:{port}/") == "published\n"
+    assert http_get(f"http://{host_address()}:{port}/") == "published\n"
     assert f"0.0.0.0:{port}" in _ok(d.docker("port", "nt-web", "80"))
     ports = json.loads(_ok(d.docker("inspect", "nt-web")))[0]["NetworkSettings"]["Ports"]
     assert ports["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": str(port)}]
@@ -206,7 +178,7 @@ def test_internal_network_has_no_way_out(daemon, busybox_image, cleanup) -> None
     _ok(d.docker("network", "create", "--internal", "nt-sealed"))
     r = d.docker("run", "--rm", "--network", "nt-sealed", busybox_image, "sh", "-c",
                  "ip route; timeout 4 wget -q -O- http://deb.debian.org/ && echo LEAKED; "
-                 f"ping -c1 -W2 {_host_address()} && echo LEAKED; exit 0")
+                 f"ping -c1 -W2 {host_address()} && echo LEAKED; exit 0")
     assert r.returncode == 0, r.stderr
     assert "default" not in r.stdout and "LEAKED" not in r.stdout
 
@@ -240,7 +212,7 @@ def test_publish_all_exposed_ports(daemon, busybox_image, cleanup) -> None:  # n
     assert set(ports) == {"80/tcp", "53/udp"}
     host_port = int(ports["80/tcp"][0]["HostPort"])
     assert host_port > 0 and int(ports["53/udp"][0]["HostPort"]) > 0
-    assert _fetch(f"http://127.0.0.1:{host_port}/") == "all-published\n"
+    assert http_get(f"http://127.0.0.1:{host_port}/") == "all-published\n"
 
 
 def test_connect_before_start_dns_flags_and_modes(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
@@ -291,7 +263,7 @@ def test_nothing_of_ours_left_after_removal(daemon, busybox_image) -> None:  # n
     default bridge and its base rules: no veth, no netns mount, no DNAT, no user bridge."""
     d = daemon
     _ok(d.docker("network", "create", "nt-last"))
-    port = _free_port()
+    port = free_port()
     _ok(d.docker("run", "-d", "--name", "nt-last", "--network", "nt-last", "-p", f"{port}:80", busybox_image,
                  "sleep", "300"))
     _ok(d.docker("rm", "-f", "nt-last"))

@@ -9,13 +9,12 @@ setting the FORWARD policy to DROP, so this test applies exactly that for its du
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 
-from support import BUSYBOX
+from support import free_port, host_address, http_get
 
 pytestmark = [pytest.mark.root, pytest.mark.peer]
 
@@ -32,45 +31,18 @@ def forward_policy_drop() -> Iterator[None]:
         subprocess.run(["iptables", "-w", "-P", "FORWARD", before], check=True)
 
 
-def _free_port() -> int:
-    import socket
-    s = socket.socket()
-    s.bind(("0.0.0.0", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def _host_address() -> str:
-    words = subprocess.run(["ip", "-4", "-o", "route", "get", "192.0.2.1"], capture_output=True,
-                           text=True).stdout.split()
-    return words[words.index("src") + 1]
-
-
-def _fetch(url: str, deadline: float = 15) -> str:
-    end = time.monotonic() + deadline
-    err = ""
-    while time.monotonic() < end:
-        r = subprocess.run([BUSYBOX, "wget", "-q", "-O-", url], capture_output=True, text=True, timeout=10)
-        if r.returncode == 0:
-            return r.stdout
-        err = r.stderr
-        time.sleep(0.1)
-    raise AssertionError(f"{url}: {err}")
-
-
 def test_berth_works_beside_dockerd(daemon, busybox_image, dockerd) -> None:  # noqa: ANN001
     d = daemon
     r = dockerd.docker("run", "-d", "--name", "nt-docker-side", "busybox", "sleep", "60")
     assert r.returncode == 0, r.stderr
-    port = _free_port()
+    port = free_port()
     try:
         with forward_policy_drop():
             r = d.docker("run", "-d", "--name", "nt-beside", "-p", f"{port}:80", busybox_image, "sh", "-c",
                          "mkdir -p /www && echo beside > /www/index.html && exec httpd -f -p 80 -h /www")
             assert r.returncode == 0, r.stderr
-            assert _fetch(f"http://127.0.0.1:{port}/") == "beside\n"
-            assert _fetch(f"http://{_host_address()}:{port}/") == "beside\n"
+            assert http_get(f"http://127.0.0.1:{port}/") == "beside\n"
+            assert http_get(f"http://{host_address()}:{port}/") == "beside\n"
             r = d.docker("run", "--rm", busybox_image, "sh", "-c",
                          "wget -q -O- http://deb.debian.org/debian/dists/bookworm/Release | head -n 3")
             assert "Origin: Debian" in r.stdout, r.stderr

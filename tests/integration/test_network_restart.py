@@ -8,40 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from berth.network import firewall
 from fixtures.daemon import _cleanup_host, start_daemon
-from support import BUSYBOX, RunNames, free_subnet, host_state
+from support import RunNames, free_port, free_subnet, host_state, http_get
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 HTTPD = "mkdir -p /www && echo restored > /www/index.html && exec httpd -f -p 80 -h /www"
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("0.0.0.0", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def _fetch(url: str, deadline: float = 15) -> str:
-    end = time.monotonic() + deadline
-    err = ""
-    while time.monotonic() < end:
-        r = subprocess.run([BUSYBOX, "wget", "-q", "-O-", url], capture_output=True, text=True, timeout=10)
-        if r.returncode == 0:
-            return r.stdout
-        err = r.stderr
-        time.sleep(0.1)
-    raise AssertionError(f"{url}: {err}")
 
 
 def test_daemon_restart_keeps_and_reconciles_networking(run_names: RunNames, busybox_tar: str) -> None:
@@ -53,7 +30,7 @@ def test_daemon_restart_keeps_and_reconciles_networking(run_names: RunNames, bus
         r = d.api("POST", "/images/create", params={"fromSrc": "-", "repo": "busybox", "tag": "latest"},
                   body=Path(busybox_tar).read_bytes())
         assert r.status == 200, r.text
-        port = _free_port()
+        port = free_port()
 
         def ok(*args: str) -> str:
             res = d.docker(*args)
@@ -62,7 +39,7 @@ def test_daemon_restart_keeps_and_reconciles_networking(run_names: RunNames, bus
 
         ok("network", "create", "rs-net")
         ok("run", "-d", "--name", "rs-web", "--network", "rs-net", "-p", f"{port}:80", "busybox", "sh", "-c", HTTPD)
-        assert _fetch(f"http://127.0.0.1:{port}/") == "restored\n"
+        assert http_get(f"http://127.0.0.1:{port}/") == "restored\n"
         rules = sorted(firewall.current_rules(token))
         assert any(f"--dport {port}" in ln for ln in rules)
 
@@ -74,7 +51,7 @@ def test_daemon_restart_keeps_and_reconciles_networking(run_names: RunNames, bus
             assert sorted(firewall.current_rules(token)) == rules      # the plumbing stays
             d.start()
             assert sorted(firewall.current_rules(token)) == rules, how  # reconciled, not doubled
-            assert _fetch(f"http://127.0.0.1:{port}/") == "restored\n"
+            assert http_get(f"http://127.0.0.1:{port}/") == "restored\n"
             out = ok("run", "--rm", "--network", "rs-net", "busybox", "sh", "-c",
                      "for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O- http://rs-web/ && exit 0; sleep 0.3; done; exit 1")
             assert out == "restored\n", how

@@ -22,7 +22,7 @@ from berth.engine.db import Database
 from berth.engine.networks import NetworkService
 from berth.errors import BerthError, Conflict, Forbidden, InvalidParameter
 from berth.network import firewall
-from support import BUSYBOX, RunNames, free_subnet, host_state
+from support import BUSYBOX, RunNames, free_port, free_subnet, host_address, host_state
 
 pytestmark = [pytest.mark.root]
 
@@ -101,23 +101,9 @@ def _cid(n: int) -> str:
     return f"{n:02d}" + os.urandom(31).hex()
 
 
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("0.0.0.0", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def _host_address() -> str:
-    out = subprocess.run(["ip", "-4", "-o", "route", "get", "192.0.2.1"], capture_output=True, text=True).stdout
-    words = out.split()
-    return words[words.index("src") + 1]
-
-
 def test_default_bridge_reaches_outside_and_publishes_a_port(env: Env) -> None:
     cid = _cid(1)
-    port = _free_port()
+    port = free_port()
     sb = env.run(env.svc.setup_container(cid, "bridge", "web1", "", [], {"80/tcp": [{"HostPort": str(port)}]},
                                          [], [], ["db:10.1.2.3"], name="/web1",
                                          exposed_ports={"80/tcp": {}, "443/tcp": {}}))
@@ -140,12 +126,12 @@ def test_default_bridge_reaches_outside_and_publishes_a_port(env: Env) -> None:
         assert "pip-" in r.stdout and ".whl" in r.stdout, r.stderr
         # published: 127.0.0.1 (OUTPUT DNAT + route_localnet) and the host's own address
         env.httpd(sb.netns, "hello from berth\n")
-        for addr in ("127.0.0.1", _host_address()):
+        for addr in ("127.0.0.1", host_address()):
             r = subprocess.run([BUSYBOX, "wget", "-q", "-O-", f"http://{addr}:{port}/"], capture_output=True,
                                text=True, timeout=20)
             assert r.stdout == "hello from berth\n", (addr, r.stderr)
         # hairpin: the container reaches itself through the host's published port
-        r = env.sh(sb.netns, f"wget -q -O- http://{_host_address()}:{port}/")
+        r = env.sh(sb.netns, f"wget -q -O- http://{host_address()}:{port}/")
         assert r.stdout == "hello from berth\n", r.stderr
         # the host port is held: a second container cannot take it
         with pytest.raises(BerthError, match=f"Bind for 0.0.0.0:{port} failed: port is already allocated"):
@@ -245,7 +231,7 @@ def test_internal_network_has_no_way_out(env: Env) -> None:
         r = env.sh(sa.netns, "ip route")
         assert "default" not in r.stdout
         for cmd in ("timeout 3 wget -q -O- http://deb.debian.org/", "ping -c1 -W2 192.0.2.1",
-                    f"ping -c1 -W2 {_host_address()}"):
+                    f"ping -c1 -W2 {host_address()}"):
             r = env.sh(sa.netns, cmd)
             assert r.returncode != 0, (cmd, r.stdout)
         r = env.sh(sa.netns, "nslookup deb.debian.org 127.0.0.11")
@@ -290,7 +276,7 @@ def _routed(subnet: str) -> bool:
 
 def test_restart_keeps_live_plumbing_and_reconciles_rules(env: Env) -> None:
     cid = _cid(9)
-    port = _free_port()
+    port = free_port()
     sb = env.run(env.svc.setup_container(cid, "bridge", "", "", [], {"80/tcp": [{"HostPort": str(port)}]},
                                          [], [], [], name="survivor"))
     try:
