@@ -97,13 +97,14 @@ def test_docker_pause_top_update_stats(dockerd):
         dockerd.docker("rm", "-f", cid)
 
 
-def test_docker_run_tty(dockerd):
+def _shell_in_pty(dockerd, argv: list[str], line: bytes) -> tuple[int, bytes]:
+    """Run the docker CLI on a real pty, type `line` at the shell's prompt; (exit code, output)."""
     import pty
     import select
     import subprocess
     master, slave = pty.openpty()
-    proc = subprocess.Popen(["/usr/bin/docker", "run", "--rm", "-it", "--runtime", "berth", "busybox", "sh"],
-                            stdin=slave, stdout=slave, stderr=slave, env=dockerd.env, start_new_session=True)
+    proc = subprocess.Popen(["/usr/bin/docker", *argv], stdin=slave, stdout=slave, stderr=slave,
+                            env=dockerd.env, start_new_session=True)
     os.close(slave)
     out = b""
     try:
@@ -117,43 +118,27 @@ def test_docker_run_tty(dockerd):
                 except OSError:
                     break
             if not sent and b"# " in out:
-                os.write(master, b"tty; echo $((6*7)); exit 4\r")
+                os.write(master, line)
                 sent = True
-        assert proc.wait(30) == 4, out
-        assert b"42" in out and b"/dev/pts/0" in out, out
+        return proc.wait(30), out
     finally:
         if proc.poll() is None:
             proc.kill()
         os.close(master)
+
+
+def test_docker_run_tty(dockerd):
+    code, out = _shell_in_pty(dockerd, ["run", "--rm", "-it", "--runtime", "berth", "busybox", "sh"],
+                              b"tty; echo $((6*7)); exit 4\r")
+    assert code == 4, out
+    assert b"42" in out and b"/dev/pts/0" in out, out
 
 
 def test_docker_exec_tty(dockerd):
-    import pty
-    import select
-    import subprocess
     cid = dockerd.docker("run", "-d", "--runtime", "berth", "busybox", "sleep", "300").stdout.strip()
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(["/usr/bin/docker", "exec", "-it", cid, "sh"], stdin=slave, stdout=slave,
-                            stderr=slave, env=dockerd.env, start_new_session=True)
-    os.close(slave)
-    out = b""
     try:
-        deadline = time.monotonic() + 30
-        sent = False
-        while time.monotonic() < deadline and proc.poll() is None:
-            r, _, _ = select.select([master], [], [], 0.2)
-            if r:
-                try:
-                    out += os.read(master, 4096)
-                except OSError:
-                    break
-            if not sent and b"# " in out:
-                os.write(master, b"tty; echo $((7*6)); exit 6\r")
-                sent = True
-        assert proc.wait(30) == 6, out
+        code, out = _shell_in_pty(dockerd, ["exec", "-it", cid, "sh"], b"tty; echo $((7*6)); exit 6\r")
+        assert code == 6, out
         assert b"42" in out and b"/dev/pts/" in out, out
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
         dockerd.docker("rm", "-f", cid)
