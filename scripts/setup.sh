@@ -23,12 +23,21 @@ fi
 
 # Debian's docker.io package must not leave a dockerd of its own running on defaults:
 # tests start their own, isolated ones.
-# A virtualenv on Debian's python3 (its python3-seccomp is libseccomp's own binding).
+# A virtualenv on Debian's python3, without the system site-packages: every berth program
+# starts an interpreter, and the system dist-packages' .pth files would run at each start.
+# The one Debian module berth needs, python3-seccomp (libseccomp's own binding), is linked in.
 venv="$here/.venv"
-if [ ! -x "$venv/bin/python" ]; then
-  /usr/bin/python3 -m venv --system-site-packages "$venv"
+if [ -f "$venv/pyvenv.cfg" ] && grep -q "include-system-site-packages = true" "$venv/pyvenv.cfg"; then
+  echo "setup: recreating $venv without the system site-packages" >&2
+  rm -rf "$venv"
 fi
-stamp="$venv/.installed-$(sha256sum "$here/pyproject.toml" | cut -c1-16)"
+if [ ! -x "$venv/bin/python" ]; then
+  /usr/bin/python3 -m venv "$venv"
+fi
+seccomp_so="$(dpkg -L python3-seccomp | grep -E '/seccomp[^/]*\.so$' | head -n1)"
+site_dir="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+ln -sfn "$seccomp_so" "$site_dir/$(basename "$seccomp_so")"
+stamp="$venv/.installed-$(cat "$here/pyproject.toml" "$here"/bin/* | sha256sum | cut -c1-16)"
 if [ ! -e "$stamp" ] || [ ! -e "$venv/bin/berth" ]; then
   "$venv/bin/pip" install -q -e "$here[test]"
   touch "$stamp"
