@@ -704,3 +704,14 @@ def test_concurrent_creates_under_a_new_parent(box, run_names):
         if (ctrl / parent).is_dir():
             assert [p.name for p in (ctrl / parent).iterdir() if p.is_dir()] == []
             (ctrl / parent).rmdir()
+
+
+def test_prime_attach_is_a_no_op_move_of_the_caller():
+    """prime_attach re-attaches this process to the cgroup it is in (to take the kernel's
+    attach wait early): membership must be unchanged once its thread is done."""
+    from berth.runtime import cgroups
+
+    before = Path("/proc/self/cgroup").read_text()
+    done = cgroups.prime_attach()
+    assert done.acquire(timeout=10), "the re-attach thread did not finish"
+    assert Path("/proc/self/cgroup").read_text() == before

@@ -51,6 +51,44 @@ def own_cgroups() -> dict[str, str]:
     return out
 
 
+def prime_attach() -> Any:
+    """Pay the kernel's cgroup-attach wait now, on a background thread; returns that thread's
+    lock, released when the write is done (callers need not wait for it).
+
+    Moving a process into a cgroup takes the kernel's cgroup_threadgroup_rwsem for writing.
+    The first writer after an idle spell waits for an RCU grace period (5-20 ms on the
+    development machine); writers within about one grace period after it do not. Attaching
+    this process to the v2 cgroup it is already in is a no-op that takes that lock, so a
+    caller that is about to move a container's init calls this first and does its other work
+    (imports, network set-up) meanwhile. Errors are ignored: the later move then waits itself.
+    """
+    import _thread
+
+    done = _thread.allocate_lock()
+    done.acquire()
+    _thread.start_new_thread(_reattach_self, (done,))
+    return done
+
+
+def _reattach_self(done: Any) -> None:
+    try:
+        path = own_cgroups().get("")
+        if path is not None:
+            for base in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+                procs = f"{base}{path.rstrip('/')}/cgroup.procs"
+                if os.path.exists(procs):
+                    fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+                    try:
+                        os.write(fd, b"0")  # "0": the writing thread's own process
+                    finally:
+                        os.close(fd)
+                    break
+    except OSError:
+        pass
+    finally:
+        done.release()
+
+
 def normalize_path(cgroups_path: str | None, container_id: str) -> str:
     """An OCI cgroupsPath: absolute (from the hierarchy root), relative (from the caller's own
     cgroup) or systemd's `slice:prefix:name`, which becomes `/slice/prefix-name.scope`."""
