@@ -6,7 +6,7 @@ command line (exit 125) instead of guessing, so it never runs what the user did 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing's own flag without importing typing (~4 ms on every command)
 
 if TYPE_CHECKING:
     from berth.cli.flags import Spec

@@ -1,0 +1,64 @@
+"""The CLI's HTTP client without a daemon: URL encoding, reading answers, start-up imports."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from urllib.parse import quote, urlencode
+
+import pytest
+
+from berth.cli.client import Response, _Conn, path_part, query
+
+TRICKY = ["plain", "with space", "a/b", "a+b=c&d", "50%", "~._-", "caf\u00e9", "\u2603 snow",
+          "tab\tnew\nline", "", "quote\"'", "sha256:abc", "emoji \U0001f600"]
+
+
+@pytest.mark.parametrize("s", TRICKY)
+def test_encoding_matches_urllib(s: str) -> None:
+    assert path_part(s) == quote(s, safe="")
+    assert query({"k": s, s or "empty": "v"}) == "?" + urlencode([("k", s), (s or "empty", "v")])
+
+
+def test_query_values_as_the_docker_cli_sends_them() -> None:
+    assert query({"stream": True, "stdin": False, "name": None, "t": 10}) == "?stream=1&stdin=0&t=10"
+    assert query({"changes": ["CMD x", "ENV a=b"]}) == "?changes=CMD+x&changes=ENV+a%3Db"
+    assert query({"filters": {"label": {"a=b": True}}}) == \
+        "?filters=%7B%22label%22%3A%7B%22a%3Db%22%3Atrue%7D%7D"
+    assert query({}) == "" and query({"x": None}) == ""
+
+
+def test_first_json_does_not_wait_for_the_end_of_the_body() -> None:
+    ours, theirs = socket.socketpair()
+    try:
+        # a wait answer whose last chunk has not come (yet): the value is all we need
+        theirs.sendall(b'21\r\n{"StatusCode": 3, "Error": null}\n\r\n')
+        resp = Response(_Conn(ours), 200, {"transfer-encoding": "chunked"}, "POST")
+        assert resp.first_json() == {"StatusCode": 3, "Error": None}
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_first_json_of_an_empty_body_is_none() -> None:
+    ours, theirs = socket.socketpair()
+    try:
+        theirs.sendall(b"0\r\n\r\n")
+        resp = Response(_Conn(ours), 200, {"transfer-encoding": "chunked"}, "POST")
+        assert resp.first_json() is None
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_run_path_imports_stay_cheap() -> None:
+    """`berth run` pays for every module it imports on each start; these cost milliseconds
+    and the command does not need them."""
+    code = ("import sys, berth.cli.main, berth.cli.commands.run\n"
+            "print(' '.join(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-s", "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    heavy = {"typing", "urllib.parse", "socket", "selectors", "datetime", "signal", "importlib",
+             "subprocess", "pathlib", "dataclasses", "http.client"}
+    assert heavy.isdisjoint(out), sorted(heavy.intersection(out))
