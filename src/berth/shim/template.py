@@ -18,16 +18,12 @@ from berth.shim.protocol import ShimConfig, encode
 
 
 def _preload() -> None:
-    import berth.runtime.runtime  # noqa: F401
+    """Everything a shim and its runtime create/exec import, so forked shims import nothing
+    (the runtime keeps the list: its own cgroup v1/v2 managers were missing from ours)."""
+    import berth.runtime.runtime
+    import berth.runtime.spec  # noqa: F401
     import berth.shim.server  # noqa: F401
-    for mod in ("berth.runtime.init", "berth.runtime.cgroups", "berth.runtime.mounts",
-                "berth.runtime.namespaces", "berth.runtime.seccomp", "berth.runtime.spec",
-                "berth.runtime.console", "berth.runtime.devices", "berth.runtime.capabilities",
-                "seccomp"):
-        try:
-            __import__(mod)
-        except ImportError:
-            pass
+    berth.runtime.runtime.preload()
 
 
 def serve_template(log_dir: str) -> None:
