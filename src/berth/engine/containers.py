@@ -26,6 +26,7 @@ from berth.engine import specgen
 from berth.engine.humanize import ZERO_TIME, parse_time, status_string
 from berth.engine.names import random_name, validate
 from berth.errors import BerthError, Conflict, InvalidParameter, NotFound, NotModified
+from berth.runtime import cgroups
 from berth.shim import client as shim
 from berth.shim.protocol import ShimConfig, frame, rfc3339_nano
 
@@ -449,6 +450,9 @@ class ContainerService:
         sandbox = None
         spawned = False
         t0 = time.perf_counter()
+        # the shim moves the init into its cgroups ~15-30 ms from now; the kernel's first
+        # cgroup move after an idle spell waits for an RCU grace period: take that wait now
+        cgroups.prime_attach()
         try:
             c.net_up = True
             sandbox = await self._network_up(c)
