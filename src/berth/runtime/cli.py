@@ -3,18 +3,23 @@
 Global options come before the command (`--root --log --log-format --debug
 --systemd-cgroup`), as containerd passes them. Errors go to stderr and, with `--log`, to the
 log file (JSON lines `{"level","msg","time"}` with `--log-format json`), exit status 1.
+
+The program runs once per container operation, so its start-up is on every container's
+critical path: the parser is a small table (`_GLOBAL`, `_COMMANDS`) instead of argparse (whose
+import, with re, gettext, locale and shutil, cost more than the rest of `run`), and modules are
+imported only by the commands that need them. `create`/`run` start the kernel's cgroup-attach
+wait (`cgroups.prime_attach`) before importing anything heavy, so the wait overlaps the imports.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import signal
 import sys
-import time
 
 DEFAULT_ROOT = "/run/berth-runtime"
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 class _Log:
@@ -24,6 +29,8 @@ class _Log:
     def write(self, level: str, msg: str) -> None:
         if not self.path:
             return
+        import json
+        import time
         t = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         line = json.dumps({"level": level, "msg": msg, "time": t}) if self.fmt == "json" \
             else f'time="{t}" level={level} msg="{msg}"'
@@ -38,112 +45,205 @@ class _Log:
             self.write("debug", msg)
 
 
-_GLOBAL_WITH_VALUE = {"--root", "--log", "--log-format", "--criu", "--rootless"}
-_NAMES = ("create", "run", "start", "state", "pause", "resume", "kill", "delete", "exec", "ps", "list", "spec",
-          "features", "update")
+# --- the command line -------------------------------------------------------------------
+FLAG, VALUE, INT, APPEND, REST = "flag", "value", "int", "append", "rest"
 
 
-def _command_of(argv: list[str]) -> str | None:
-    """The command word in argv (after the global options), without parsing everything."""
-    skip = False
-    for tok in argv:
-        if skip:
-            skip = False
-            continue
-        if tok in _GLOBAL_WITH_VALUE:
-            skip = True
-            continue
-        if tok.startswith("-"):
-            continue
-        return tok if tok in _NAMES else None
+class Opt:
+    """One option: its spellings (`-b`, `--bundle`), kind (FLAG, VALUE, INT, APPEND) and default."""
+
+    def __init__(self, *names: str, kind: str = VALUE, default: object = None, help: str = "",
+                 choices: tuple[str, ...] = ()) -> None:
+        self.names, self.kind, self.help, self.choices = names, kind, help, choices
+        self.dest = names[-1].lstrip("-").replace("-", "_")
+        self.default = ([] if kind == APPEND else False if kind == FLAG else None) if default is None else default
+
+
+class Command:
+    """A command's options and positionals; a positional of kind REST takes every later word."""
+
+    def __init__(self, help: str, opts: Iterable[Opt] = (), args: Iterable[tuple[str, str, object]] = ()) -> None:
+        self.help, self.opts = help, list(opts)
+        self.args = list(args)  # (dest, "one" | "optional" | REST, default)
+
+
+class Args:
+    """The parsed command line: one attribute per option and positional, plus `command`."""
+
+    command: str | None = None
+
+
+class UsageError(ValueError):
+    pass
+
+
+_ID = ("id", "one", None)
+_CREATE_OPTS = (Opt("-b", "--bundle", default=".", help="path to the bundle"),
+                Opt("--pid-file", help="write the init's pid here"),
+                Opt("--console-socket", help="unix socket that receives the pty master"),
+                Opt("--no-pivot", kind=FLAG, help="move the root instead of pivot_root"),
+                Opt("--no-new-keyring", kind=FLAG, help="keep the caller's session keyring"),
+                Opt("--preserve-fds", kind=INT, default=0, help="pass N more fds (from 3)"))
+_FORMAT = Opt("-f", "--format", default="table", choices=("table", "json"), help="output format")
+_GLOBAL = [Opt("--root", default=DEFAULT_ROOT, help="state directory"),
+           Opt("--log", help="log file (errors, and debug lines with --debug)"),
+           Opt("--log-format", default="text", choices=("text", "json"), help="log line format"),
+           Opt("--debug", kind=FLAG, help="log debug lines"),
+           Opt("--systemd-cgroup", kind=FLAG, help="cgroupsPath is systemd's slice:prefix:name"),
+           Opt("--criu"), Opt("--rootless"),  # accepted as containerd may pass them, unused
+           Opt("-v", "--version", kind=FLAG, help="print the version")]
+_COMMANDS = {
+    "create": Command("create a container", _CREATE_OPTS, [_ID]),
+    "run": Command("create, start and wait", [*_CREATE_OPTS, Opt("-d", "--detach", kind=FLAG),
+                                              Opt("--keep", kind=FLAG, help="do not delete at exit")], [_ID]),
+    "start": Command("start a created container", args=[_ID]),
+    "state": Command("print a container's state", args=[_ID]),
+    "pause": Command("pause a container", args=[_ID]),
+    "resume": Command("resume a paused container", args=[_ID]),
+    "kill": Command("send a signal to the container's init (or all its processes)",
+                    [Opt("-a", "--all", kind=FLAG)], [_ID, ("signal", "optional", "SIGTERM")]),
+    "delete": Command("delete a container", [Opt("-f", "--force", kind=FLAG)], [_ID]),
+    "exec": Command("run a process in a running container",
+                    [Opt("-p", "--process", help="process.json"), Opt("-d", "--detach", kind=FLAG),
+                     Opt("--pid-file"), Opt("--console-socket"), Opt("-t", "--tty", kind=FLAG), Opt("--cwd"),
+                     Opt("-e", "--env", kind=APPEND), Opt("-u", "--user", help="UID[:GID]"),
+                     Opt("-g", "--additional-gids", kind=APPEND), Opt("-c", "--cap", kind=APPEND),
+                     Opt("--no-new-privs", kind=FLAG), Opt("--preserve-fds", kind=INT, default=0)],
+                    [_ID, ("args", REST, None)]),
+    "ps": Command("list the container's processes", [_FORMAT], [_ID, ("ps_args", REST, None)]),
+    "list": Command("list containers", [_FORMAT, Opt("-q", "--quiet", kind=FLAG)]),
+    "spec": Command("write a default config.json", [Opt("-b", "--bundle", default="."),
+                                                    Opt("--rootless", kind=FLAG)]),
+    "features": Command("print the runtime's features as JSON"),
+    "update": Command("update a container's cgroup limits",
+                      [Opt("-r", "--resources", help="LinuxResources JSON file, '-' for stdin"),
+                       Opt("-m", "--memory"), Opt("--memory-swap"), Opt("--memory-reservation"),
+                       Opt("--cpu-shares", kind=INT), Opt("--cpu-quota", kind=INT), Opt("--cpu-period", kind=INT),
+                       Opt("--cpuset-cpus"), Opt("--cpuset-mems"), Opt("--pids-limit", kind=INT)], [_ID]),
+}
+
+
+def _find(opts: list[Opt], word: str) -> Opt | None:
+    for opt in opts:
+        if word in opt.names:
+            return opt
     return None
 
 
-def _add_command(sub, name: str) -> None:
-    if name in ("create", "run"):
-        c = sub.add_parser(name, help="create a container" if name == "create" else "create, start and wait")
-        c.add_argument("-b", "--bundle", default=".")
-        c.add_argument("--pid-file")
-        c.add_argument("--console-socket")
-        c.add_argument("--no-pivot", action="store_true")
-        c.add_argument("--no-new-keyring", action="store_true")
-        c.add_argument("--preserve-fds", type=int, default=0)
-        if name == "run":
-            c.add_argument("-d", "--detach", action="store_true")
-            c.add_argument("--keep", action="store_true")
-        c.add_argument("id")
-    elif name in ("start", "state", "pause", "resume"):
-        sub.add_parser(name, help=f"{name} a container").add_argument("id")
-    elif name == "kill":
-        c = sub.add_parser(name, help="send a signal to the container's init (or all its processes)")
-        c.add_argument("-a", "--all", action="store_true")
-        c.add_argument("id")
-        c.add_argument("signal", nargs="?", default="SIGTERM")
-    elif name == "delete":
-        c = sub.add_parser(name, help="delete a container")
-        c.add_argument("-f", "--force", action="store_true")
-        c.add_argument("id")
-    elif name == "exec":
-        c = sub.add_parser(name, help="run a process in a running container")
-        c.add_argument("-p", "--process")
-        c.add_argument("-d", "--detach", action="store_true")
-        c.add_argument("--pid-file")
-        c.add_argument("--console-socket")
-        c.add_argument("-t", "--tty", action="store_true")
-        c.add_argument("--cwd")
-        c.add_argument("-e", "--env", action="append", default=[])
-        c.add_argument("-u", "--user")
-        c.add_argument("-g", "--additional-gids", action="append", default=[])
-        c.add_argument("-c", "--cap", action="append", default=[])
-        c.add_argument("--no-new-privs", action="store_true")
-        c.add_argument("--preserve-fds", type=int, default=0)
-        c.add_argument("id")
-        c.add_argument("args", nargs=argparse.REMAINDER)
-    elif name == "ps":
-        c = sub.add_parser(name, help="list the container's processes")
-        c.add_argument("-f", "--format", default="table", choices=["table", "json"])
-        c.add_argument("id")
-        c.add_argument("ps_args", nargs=argparse.REMAINDER)
-    elif name == "list":
-        c = sub.add_parser(name, help="list containers")
-        c.add_argument("-f", "--format", default="table", choices=["table", "json"])
-        c.add_argument("-q", "--quiet", action="store_true")
-    elif name == "spec":
-        c = sub.add_parser(name, help="write a default config.json")
-        c.add_argument("-b", "--bundle", default=".")
-        c.add_argument("--rootless", action="store_true")
-    elif name == "features":
-        sub.add_parser(name, help="print the runtime's features as JSON")
-    elif name == "update":
-        c = sub.add_parser(name, help="update a container's cgroup limits")
-        c.add_argument("-r", "--resources", help="LinuxResources JSON file, '-' for stdin")
-        c.add_argument("-m", "--memory")
-        c.add_argument("--memory-swap")
-        c.add_argument("--memory-reservation")
-        c.add_argument("--cpu-shares", type=int)
-        c.add_argument("--cpu-quota", type=int)
-        c.add_argument("--cpu-period", type=int)
-        c.add_argument("--cpuset-cpus")
-        c.add_argument("--cpuset-mems")
-        c.add_argument("--pids-limit", type=int)
-        c.add_argument("id")
+def _take_option(opts: list[Opt], argv: list[str], i: int, args: Args) -> int:
+    """Parse the option at argv[i] into `args`; returns the index after it. Spellings as runc
+    (Go's flag package) accepts them: `-b X`, `-bX`, `--bundle X`, `--bundle=X`, `-bundle X`."""
+    word, _, attached = argv[i].partition("=")
+    value = attached if word != argv[i] else None
+    opt = _find(opts, word) or (_find(opts, "-" + word) if not word.startswith("--") else None)
+    if opt is None and not word.startswith("--") and len(argv[i]) > 2:
+        word, value = argv[i][:2], argv[i][2:]  # -bVALUE
+        opt = _find(opts, word)
+    if opt is None:
+        raise UsageError(f"unrecognized argument: {argv[i]}")
+    if opt.kind == FLAG:
+        if value is not None:
+            raise UsageError(f"argument {opt.names[-1]}: takes no value")
+        setattr(args, opt.dest, True)
+        return i + 1
+    if value is None:
+        if i + 1 >= len(argv):
+            raise UsageError(f"argument {opt.names[-1]}: expected a value")
+        i, value = i + 1, argv[i + 1]
+    if opt.choices and value not in opt.choices:
+        raise UsageError(f"argument {opt.names[-1]}: invalid choice {value!r} (choose from {', '.join(opt.choices)})")
+    if opt.kind == INT:
+        try:
+            value = int(value)
+        except ValueError:
+            raise UsageError(f"argument {opt.names[-1]}: invalid int value: {value!r}") from None
+    if opt.kind == APPEND:
+        getattr(args, opt.dest).append(value)
+    else:
+        setattr(args, opt.dest, value)
+    return i + 1
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The full parser, or (for speed on the create/start path) one with only `only`."""
-    p = argparse.ArgumentParser(prog="berth-runtime", description="OCI runtime (runc-compatible)")
-    p.add_argument("--root", default=DEFAULT_ROOT, help="state directory")
-    p.add_argument("--log", default=None)
-    p.add_argument("--log-format", default="text", choices=["text", "json"])
-    p.add_argument("--debug", action="store_true")
-    p.add_argument("--systemd-cgroup", action="store_true")
-    p.add_argument("--criu", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--rootless", default=None, help=argparse.SUPPRESS)
-    p.add_argument("-v", "--version", action="store_true")
-    sub = p.add_subparsers(dest="command")
-    for name in ([only] if only else _NAMES):
-        _add_command(sub, name)
-    return p
+def _defaults(args: Args, opts: list[Opt]) -> None:
+    for opt in opts:
+        setattr(args, opt.dest, list(opt.default) if opt.kind == APPEND else opt.default)
+
+
+def parse_args(argv: list[str]) -> Args:
+    """`[global options] COMMAND [options] ARGS`; `args.command` is None without a command
+    (and "help" for -h/--help, with `args.help_for` the command or None)."""
+    args = Args()
+    _defaults(args, _GLOBAL)
+    i = 0
+    while i < len(argv) and argv[i].startswith("-") and argv[i] != "-":
+        if argv[i] in ("-h", "--help"):
+            args.command, args.help_for = "help", None
+            return args
+        i = _take_option(_GLOBAL, argv, i, args)
+    if i == len(argv):
+        return args
+    name = argv[i]
+    cmd = _COMMANDS.get(name)
+    if cmd is None:
+        raise UsageError(f"unknown command {name!r} (choose from {', '.join(_COMMANDS)})")
+    args.command = name
+    _defaults(args, cmd.opts)
+    words: list[str] = []
+    fixed = sum(1 for _, kind, _ in cmd.args if kind != REST)
+    has_rest = any(kind == REST for _, kind, _ in cmd.args)
+    i += 1
+    while i < len(argv):
+        word = argv[i]
+        if has_rest and len(words) >= fixed:
+            words.extend(argv[i:])  # the rest (a command line of its own) is kept verbatim
+            break
+        if word == "--":
+            words.extend(argv[i + 1:])
+            break
+        if word in ("-h", "--help"):
+            args.command, args.help_for = "help", name
+            return args
+        if word.startswith("-") and word != "-":
+            i = _take_option(cmd.opts, argv, i, args)
+            continue
+        words.append(word)
+        i += 1
+    for dest, kind, default in cmd.args:
+        if kind == REST:
+            setattr(args, dest, words)
+            words = []
+        elif words:
+            setattr(args, dest, words.pop(0))
+        elif kind == "optional":
+            setattr(args, dest, default)
+        else:
+            raise UsageError(f"{name}: the following arguments are required: {dest}")
+    if words:
+        raise UsageError(f"{name}: unrecognized arguments: {' '.join(words)}")
+    return args
+
+
+def _usage(command: str | None) -> str:
+    def opt_lines(opts: list[Opt]) -> list[str]:
+        out = []
+        for opt in opts:
+            spell = ", ".join(opt.names) + ("" if opt.kind == FLAG else " " + opt.dest.upper())
+            extra = f" ({'|'.join(opt.choices)})" if opt.choices else ""
+            out.append(f"  {spell:<30} {opt.help}{extra}".rstrip())
+        return out
+
+    if command is None:
+        lines = ["usage: berth-runtime [global options] COMMAND [options] ARGS",
+                 "OCI runtime (runc-compatible)", "", "global options:", *opt_lines(_GLOBAL), "", "commands:"]
+        lines += [f"  {name:<10} {cmd.help}" for name, cmd in _COMMANDS.items()]
+        return "\n".join(lines) + "\n"
+    cmd = _COMMANDS[command]
+    words = " ".join(dest.upper() + ("..." if kind == REST else "") if kind == "one" or kind == REST
+                     else f"[{dest.upper()}]" for dest, kind, _ in cmd.args)
+    lines = [f"usage: berth-runtime {command} [options] {words}".rstrip(), cmd.help]
+    if cmd.opts:
+        lines += ["", "options:", *opt_lines(cmd.opts)]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,18 +257,29 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    args = build_parser(_command_of(argv)).parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except UsageError as exc:
+        sys.stderr.write(f"{_usage(None).splitlines()[0]}\nberth-runtime: error: {exc}\n")
+        return 2
+    if args.command in ("create", "run"):
+        # first: the kernel's cgroup-attach wait then runs while the modules below load
+        from berth.runtime.cgroups import prime_attach
+        prime_attach()
+    if args.command == "help":
+        sys.stdout.write(_usage(args.help_for))
+        return 0
     if args.version:
         from berth.runtime.version import OCI_VERSION, VERSION
         print(f"berth-runtime version {VERSION}\nspec: {OCI_VERSION}")
         return 0
     if not args.command:
-        build_parser().print_help(sys.stderr)
+        sys.stderr.write(_usage(None))
         return 1
     log = _Log(args.log, args.log_format, args.debug)
     from berth.errors import BerthError
     try:
-        return _COMMANDS[args.command](args, log) or 0
+        return _HANDLERS[args.command](args, log) or 0
     except (BerthError, OSError, ValueError) as exc:
         msg = str(exc) or type(exc).__name__
         log.write("error", msg)
@@ -194,6 +305,7 @@ def _start(args, log: _Log) -> int:
 
 
 def _state(args, log: _Log) -> int:
+    import json
     print(json.dumps(_rt(args).state(args.id).public(), indent=2))
     return 0
 
@@ -226,6 +338,7 @@ def _resume(args, log: _Log) -> int:
 def _ps(args, log: _Log) -> int:
     pids = _rt(args).ps(args.id)
     if args.format == "json":
+        import json
         print(json.dumps(pids))
         return 0
     import subprocess
@@ -244,6 +357,7 @@ def _ps(args, log: _Log) -> int:
 
 
 def _list(args, log: _Log) -> int:
+    import json
     states = _rt(args).list()
     if args.quiet:
         for st in states:
@@ -267,6 +381,8 @@ def _spec_cmd(args, log: _Log) -> int:
 
 
 def _features(args, log: _Log) -> int:
+    import json
+
     from berth.runtime import capabilities, mounts
     from berth.runtime.version import OCI_VERSION
     feats = {
@@ -293,6 +409,8 @@ def _features(args, log: _Log) -> int:
 
 
 def _forward_signals(pid: int) -> None:
+    import signal
+
     def handler(signum, _frame):
         try:
             os.kill(pid, signum)
@@ -386,6 +504,8 @@ def _run(args, log: _Log) -> int:
 
 
 def _exec(args, log: _Log) -> int:
+    import json
+
     from berth import kernel
     from berth.runtime import spec
     from berth.runtime.runtime import Runtime
@@ -453,6 +573,8 @@ def _bytes(v: str | None) -> int | None:
 
 
 def _update(args, log: _Log) -> int:
+    import json
+
     from berth.runtime import spec
     if args.resources:
         raw = sys.stdin.read() if args.resources == "-" else open(args.resources).read()
@@ -473,7 +595,7 @@ def _update(args, log: _Log) -> int:
     return 0
 
 
-_COMMANDS = {"update": _update, "create": _create, "start": _start, "state": _state, "kill": _kill, "delete": _delete,
+_HANDLERS = {"update": _update, "create": _create, "start": _start, "state": _state, "kill": _kill, "delete": _delete,
              "pause": _pause, "resume": _resume, "ps": _ps, "list": _list, "spec": _spec_cmd,
              "features": _features, "run": _run, "exec": _exec}
 
