@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
+from berth.cli import wirejson
 from berth.cli.client import Response, _Conn, path_part, query
 
 TRICKY = ["plain", "with space", "a/b", "a+b=c&d", "50%", "~._-", "caf\u00e9", "\u2603 snow",
@@ -59,6 +61,34 @@ def test_run_path_imports_stay_cheap() -> None:
             "print(' '.join(sorted(sys.modules)))")
     out = subprocess.run([sys.executable, "-s", "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
-    heavy = {"typing", "urllib.parse", "socket", "selectors", "datetime", "signal", "importlib",
+    heavy = {"typing", "re", "json", "urllib.parse", "socket", "selectors", "datetime", "signal",
+             "importlib",
              "subprocess", "pathlib", "dataclasses", "http.client"}
     assert heavy.isdisjoint(out), sorted(heavy.intersection(out))
+
+
+VALUES = [None, True, False, 0, -7, 2**70, 1.5, -0.0, 1e300, float("inf"), "", "caf\u00e9 \u2603",
+          "quote\" back\\ slash\n\t\x00", [], {}, [1, [2, [3]]],
+          {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"AutoRemove": True, "Binds": None},
+           "Labels": {"a=b": "\U0001f600"}, "Env": []}]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=range(len(VALUES)))
+def test_wirejson_matches_json(value: object) -> None:
+    assert wirejson.dumps(value) == json.dumps(value)
+    assert wirejson.dumps(value, compact=True) == json.dumps(value, separators=(",", ":"))
+    text = json.dumps(value)
+    assert wirejson.loads(text) == json.loads(text)
+    assert wirejson.loads(f" \n{text}\r\n".encode()) == json.loads(f" \n{text}\r\n".encode())
+    assert wirejson.raw_decode(text + " {}") == json.JSONDecoder().raw_decode(text + " {}")
+
+
+def test_wirejson_refuses_what_json_refuses() -> None:
+    for bad in ("", "  ", "{", '{"a": }', "[1, 2", "1 2", "nul", b"\xff"):
+        with pytest.raises(ValueError):
+            json.loads(bad)
+        with pytest.raises(ValueError):
+            wirejson.loads(bad)
+    with pytest.raises(TypeError, match="Object of type set is not JSON serializable"):
+        wirejson.dumps({"x": {1}})
+    assert wirejson.loads("NaN") != wirejson.loads("NaN")

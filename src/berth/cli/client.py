@@ -12,8 +12,9 @@ module; socket.py's enum conversions and selectors cost ~2 ms) and its own perce
 from __future__ import annotations
 
 import _socket
-import json
 import os
+
+from berth.cli import wirejson
 
 TYPE_CHECKING = False  # typing's own flag without importing typing (~4 ms on every command)
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ def query(params: dict[str, Any] | None) -> str:
         if isinstance(v, bool):
             clean.append((k, "1" if v else "0"))
         elif isinstance(v, dict):
-            clean.append((k, json.dumps(v, separators=(",", ":"))))
+            clean.append((k, wirejson.dumps(v, compact=True)))
         elif isinstance(v, list | tuple):
             clean.extend((k, str(x)) for x in v)   # repeated keys (`changes=..&changes=..`)
         else:
@@ -228,7 +229,7 @@ class Response:
 
     def json(self) -> Any:
         data = self.read()
-        return json.loads(data) if data.strip() else None
+        return wirejson.loads(data) if data.strip() else None
 
     def first_json(self) -> Any:
         """The body's first JSON value (None if there is none), without waiting for the
@@ -249,7 +250,6 @@ class Response:
         """Docker's progress streams: JSON objects, one per line (or back to back)."""
         import codecs
 
-        dec = json.JSONDecoder()
         text = codecs.getincrementaldecoder("utf-8")("replace")  # a character may span chunks
         buf = ""
         for chunk in self.chunks():
@@ -259,7 +259,7 @@ class Response:
                 if not buf:
                     break
                 try:
-                    obj, end = dec.raw_decode(buf)
+                    obj, end = wirejson.raw_decode(buf)
                 except ValueError:
                     break
                 buf = buf[end:]
@@ -267,7 +267,7 @@ class Response:
         buf = buf.strip()
         if buf:
             try:
-                yield json.loads(buf)
+                yield wirejson.loads(buf)
             except ValueError:
                 pass
 
@@ -365,7 +365,7 @@ class Client:
                 data = body
                 hdrs.setdefault("Content-Type", "application/x-tar")
             else:
-                data = json.dumps(body).encode()
+                data = wirejson.dumps(body).encode()
                 hdrs["Content-Type"] = "application/json"
         streaming = data is not None and hasattr(data, "read")
         if streaming and versioned:
@@ -421,7 +421,7 @@ class Client:
             return None
         if "json" in ctype or data[:1] in (b"{", b"["):
             try:
-                return json.loads(data)
+                return wirejson.loads(data)
             except ValueError:
                 return data.decode("utf-8", "replace")
         return data.decode("utf-8", "replace")
@@ -472,7 +472,7 @@ class Client:
     def hijack(self, path: str, params: dict[str, Any] | None = None, body: Any = None) -> HijackedStream:
         """POST with `Upgrade: tcp`; after the 101 (or 200) the socket carries raw stdio."""
         sock = self._connect()
-        data = json.dumps(body).encode() if body is not None else b""
+        data = wirejson.dumps(body).encode() if body is not None else b""
         head = self._head("POST", path, params, {
             "Connection": "Upgrade", "Upgrade": "tcp", "Content-Type": "application/json",
             "Content-Length": str(len(data))})
@@ -495,7 +495,7 @@ class Client:
 def _error_message(status: int, data: bytes) -> str:
     text = data.decode("utf-8", "replace").strip()
     try:
-        obj = json.loads(text)
+        obj = wirejson.loads(text)
         if isinstance(obj, dict) and obj.get("message"):
             return str(obj["message"])
     except ValueError:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import Any
 
 # Re-exported: callers use fmt.human_size / fmt.bytes_size / fmt.human_duration.
+from berth.cli import wirejson
 from berth.humanize import bytes_size as bytes_size
 from berth.humanize import human_duration as human_duration
 from berth.humanize import human_size as human_size
+
+TYPE_CHECKING = False  # typing's own flag without importing typing (~4 ms on every command)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 
 def parse_time(value: Any) -> float | None:
@@ -37,6 +39,8 @@ def parse_time(value: Any) -> float | None:
         s = head + zone
     if s.endswith("Z"):
         s = s[:-1] + "+00:00"
+    from datetime import datetime  # here: ~1 ms of imports that `ps` (integer times) never needs
+
     try:
         return datetime.fromisoformat(s).timestamp() + frac
     except ValueError:
@@ -61,7 +65,7 @@ def ellipsis(s: str, width: int) -> str:
 
 
 def quote(s: str) -> str:
-    return json.dumps(s, ensure_ascii=False)
+    return wirejson.dumps(s, ascii=False)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], min_width: int = 10) -> str:
@@ -115,8 +119,8 @@ def render_format(fmt: str, items: Sequence[dict[str, Any]], headers: dict[str, 
     from berth.cli.template import Template
 
     if fmt == "json":
-        return "".join(json.dumps({k: v for k, v in it.items() if not callable(v)}, separators=(",", ":"),
-                                  ensure_ascii=False) + "\n" for it in items)
+        return "".join(wirejson.dumps({k: v for k, v in it.items() if not callable(v)}, compact=True,
+                                      ascii=False) + "\n" for it in items)
     fmt = fmt.replace("\\t", "\t").replace("\\n", "\n")
     if fmt.startswith("table"):
         body = fmt[5:].strip() or None

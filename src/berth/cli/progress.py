@@ -3,11 +3,13 @@ a line per layer updated in place on a terminal, plain lines otherwise."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import IO, Any
-
 from berth.cli.client import CLIError
 from berth.cli.format import human_size
+
+TYPE_CHECKING = False  # typing's own flag without importing typing (~4 ms on every command)
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import IO, Any
 
 
 def progress_bar(detail: dict[str, Any], width: int = 50) -> str:

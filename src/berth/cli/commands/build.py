@@ -6,11 +6,14 @@ import base64
 import json
 import os
 import sys
-from typing import Any
 
 from berth.cli.client import CLIError
 from berth.cli.context import Context
 from berth.cli.flags import BOOL, LIST, STR, Flag, Parsed, Spec, UsageError
+
+TYPE_CHECKING = False  # typing's own flag without importing typing (~4 ms on every command)
+if TYPE_CHECKING:
+    from typing import Any
 
 BUILD = Spec("build", "[OPTIONS] PATH | URL | -", [
     Flag("add-host", LIST, help="Add a custom host-to-IP mapping (host:ip)"),

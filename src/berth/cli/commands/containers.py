@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
 
 from berth.cli import format as fmt
 from berth.cli.client import CLIError, path_part
 from berth.cli.commands.common import confirmed, filters_param, inspect_container, print_reclaimed, prune
 from berth.cli.context import Context
 from berth.cli.flags import BOOL, INT, LIST, STR, Flag, Parsed, Spec, UsageError
+
+TYPE_CHECKING = False  # typing's own flag without importing typing (~4 ms on every command)
+if TYPE_CHECKING:
+    from typing import Any
 
 # ------------------------------------------------------------------ stop / restart / kill / rm
 STOP = Spec("stop", "[OPTIONS] CONTAINER [CONTAINER...]", [

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 from berth.cli import format as fmt
 from berth.cli.client import CLIError, path_part
 from berth.cli.commands.common import confirmed, filters_param, print_reclaimed, prune
 from berth.cli.context import Context
 from berth.cli.flags import BOOL, LIST, STR, Flag, Parsed, Spec
+
+TYPE_CHECKING = False  # typing's own flag without importing typing (~4 ms on every command)
+if TYPE_CHECKING:
+    from typing import Any
 
 # ------------------------------------------------------------------ images / image ls
 IMAGES = Spec("images", "[OPTIONS] [REPOSITORY[:TAG]]", [

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from berth.cli import format as fmt
 from berth.cli.client import CLIError, path_part
 from berth.cli.commands.common import confirmed, filters_param, prune
 from berth.cli.context import Context
 from berth.cli.flags import BOOL, LIST, STR, Flag, Parsed, Spec, UsageError
+
+TYPE_CHECKING = False  # typing's own flag without importing typing (~4 ms on every command)
+if TYPE_CHECKING:
+    from typing import Any
 
 CREATE = Spec("network create", "[OPTIONS] NETWORK", [
     Flag("attachable", BOOL, help="Enable manual container attachment"),

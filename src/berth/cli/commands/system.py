@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import platform
+import os
 import sys
-from collections.abc import Callable
-from typing import Any
 
 from berth.cli import format as fmt
+from berth.cli import wirejson
 from berth.cli.client import API_VERSION, CLIError, DaemonError, path_part
-from berth.cli.commands.common import confirmed, filters_param, print_reclaimed, prune
+from berth.cli.commands.common import confirmed, filters_param, print_json, print_reclaimed, prune
 from berth.cli.context import Context
 from berth.cli.flags import BOOL, LIST, STR, Flag, Parsed, Spec
+
+TYPE_CHECKING = False  # typing's own flag without importing typing (~4 ms on every command)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 def show_inspected(ctx: Context, objs: list[Any], template: str | None) -> None:
@@ -26,7 +29,7 @@ def show_inspected(ctx: Context, objs: list[Any], template: str | None) -> None:
         except TemplateError as exc:
             raise CLIError(str(exc)) from None
         return
-    ctx.print(json.dumps(objs, indent=4, ensure_ascii=False))
+    print_json(ctx, objs)
 
 
 def inspect_each(ctx: Context, names: list[str], request: Callable[[str], tuple[str, dict[str, Any] | None]],
@@ -95,8 +98,8 @@ def cmd_version(ctx: Context, p: Parsed) -> int:
     from berth import __version__
 
     client_info = {"Platform": {"Name": "berth"}, "Version": __version__, "ApiVersion": API_VERSION,
-                   "DefaultAPIVersion": API_VERSION, "GoVersion": f"python{platform.python_version()}",
-                   "Os": sys.platform, "Arch": platform.machine()}
+                   "DefaultAPIVersion": API_VERSION, "GoVersion": f"python{_python_version()}",
+                   "Os": sys.platform, "Arch": os.uname().machine}
     server: dict[str, Any] | None = None
     server_err = None
     try:
@@ -108,7 +111,7 @@ def cmd_version(ctx: Context, p: Parsed) -> int:
         show_inspected(ctx, [data], p.format)
     else:
         lines = ["Client:", f" Version:           {__version__}", f" API version:       {API_VERSION}",
-                 f" Python version:    {platform.python_version()}", f" OS/Arch:           linux/{_arch()}"]
+                 f" Python version:    {_python_version()}", f" OS/Arch:           linux/{_arch()}"]
         if server:
             lines += ["", f"Server: {(server.get('Platform') or {}).get('Name') or 'berth'}",
                       " Engine:",
@@ -124,8 +127,13 @@ def cmd_version(ctx: Context, p: Parsed) -> int:
     return 0
 
 
+def _python_version() -> str:
+    """platform.python_version() without importing platform (~1.3 ms): "3.11.2"."""
+    return sys.version.split()[0]
+
+
 def _arch() -> str:
-    m = platform.machine()
+    m = os.uname().machine
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(m, m)
 
 
@@ -263,9 +271,9 @@ def cmd_prune(ctx: Context, p: Parsed) -> int:
     prune(ctx, "networks", {"filters": filters})   # networks free no space
     if p.volumes:
         total += prune(ctx, "volumes", {"filters": filters})
-    img_filters = json.loads(filters) if filters else {}
+    img_filters = wirejson.loads(filters) if filters else {}
     img_filters["dangling"] = {"false" if p.all else "true": True}
-    total += prune(ctx, "images", {"filters": json.dumps(img_filters)})
+    total += prune(ctx, "images", {"filters": wirejson.dumps(img_filters)})
     try:
         b = ctx.client.post("/build/prune", {"all": p.all or None}) or {}
         total += b.get("SpaceReclaimed") or 0

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from berth.cli import format as fmt
 from berth.cli.client import path_part
 from berth.cli.commands.common import confirmed, filters_param, print_reclaimed, prune
 from berth.cli.context import Context
 from berth.cli.flags import BOOL, LIST, STR, Flag, Parsed, Spec, UsageError
+
+TYPE_CHECKING = False  # typing's own flag without importing typing (~4 ms on every command)
+if TYPE_CHECKING:
+    from typing import Any
 
 CREATE = Spec("volume create", "[OPTIONS] [VOLUME]", [
     Flag("driver", STR, "d", default="local", help="Specify volume driver name"),
