@@ -265,7 +265,7 @@ def _main(argv: list[str]) -> int:
     if args.command in ("create", "run"):
         # first: the kernel's cgroup-attach wait then runs while the modules below load
         from berth.runtime.cgroups import prime_attach
-        prime_attach()
+        prime_attach(hold=5.0)  # ended by Runtime.create once the init is in its cgroups
     if args.command == "help":
         sys.stdout.write(_usage(args.help_for))
         return 0

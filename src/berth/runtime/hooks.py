@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from typing import Any
 
 from berth.runtime.errors import RuntimeFailure
+
+TYPE_CHECKING = False  # no typing import at run time (see berth.runtime)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def run(hook, state: dict[str, Any], mount_ns: str | None = None) -> None:

@@ -23,11 +23,14 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
-from typing import Any
 
 from berth import kernel
 from berth.runtime import capabilities, mounts, namespaces, process
 from berth.runtime.errors import ExecNotFound, ExecNotPermitted
+
+TYPE_CHECKING = False  # no typing import at run time (see berth.runtime)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass

@@ -14,7 +14,6 @@ import re
 import select
 import signal as _signal
 import time
-from typing import TYPE_CHECKING, Any
 
 from berth.runtime import state as _state
 from berth.runtime.errors import (
@@ -27,7 +26,10 @@ from berth.runtime.errors import (
 )
 from berth.runtime.state import EXEC_FIFO, State
 
+TYPE_CHECKING = False  # no typing import at run time (see berth.runtime)
 if TYPE_CHECKING:
+    from typing import Any
+
     from berth.runtime import spec as _spec
 
 _ID_RE = re.compile(r"^[\w+\-.]+$")
@@ -111,7 +113,10 @@ class Runtime:
                new_keyring: bool = True) -> int:
         """Create container `cid` from `bundle` (its config.json, or `config` if given, already
         loaded from that bundle). Returns the init's pid; the init waits for `start`."""
+        from berth.runtime import cgroups
         from berth.runtime import spec as _spec
+        # the init's move into its cgroups comes in a few ms: take the kernel's wait now
+        cgroups.prime_attach(hold=5.0)
         d = self._dir(cid)
         bundle = os.path.abspath(bundle)
         if config is None:
@@ -146,14 +151,12 @@ class Runtime:
             st = State(id=cid, bundle=bundle, rootfs=rootfs, created=_now(),
                        annotations=config.annotations or {},
                        config=config.__dict__.get("_source") or config.to_dict())
-            from berth.runtime import cgroups
             cg = cgroups.manager_for(linux.cgroups_path, cid)
             st.cgroup = cg.to_state()
             # on disk before anything is made, so `delete --force` can clean up after a
             # create that was killed half-way
             _state.save(d, st)
-            cg.create()
-            cg.apply(linux.resources)
+            cg.create()  # before the fork: the init bind-mounts these directories
             if config.process.terminal:
                 if not console_socket:
                     raise RuntimeFailure("config.json asks for a terminal: pass --console-socket")
@@ -171,8 +174,8 @@ class Runtime:
                              fifo_path=fifo, console_fd=console_fd, cgroup=cg, join=join,
                              unshare_flags=flags, no_pivot=no_pivot, preserve_fds=preserve_fds,
                              has_hooks=has_hooks, container_id=cid, bundle=bundle, new_keyring=new_keyring)
-            init_pid = self._spawn(cfg, pipes, on_hooks=lambda pid: self._hooks_create(
-                st, pid, config))
+            init_pid = self._spawn(cfg, pipes, on_pid=lambda pid: _join_cgroup(cg, linux.resources, pid),
+                                   on_hooks=lambda pid: self._hooks_create(st, pid, config))
             st.pid = init_pid
             st.init_start = _state.proc_start_time(init_pid)
             st.status = "created"
@@ -194,13 +197,16 @@ class Runtime:
             _rmtree(d)
             raise
         finally:
+            cgroups.end_prime()
             _close_all(pipes)
             if console_fd is not None:
                 os.close(console_fd)
 
-    def _spawn(self, cfg, pipes: list[int], on_hooks=None) -> int:
+    def _spawn(self, cfg, pipes: list[int], on_pid=None, on_hooks=None) -> int:
         """Fork the bridge child, follow the sync protocol, return the init's host pid.
-        `pipes` is [runtime->init read, write, init->runtime read, write]; all are closed."""
+        `pipes` is [runtime->init read, write, init->runtime read, write]; all are closed.
+        `on_pid(pid)` runs once the init's pid is known (create: its cgroups), while the init
+        sets up its mounts; it waits for the outcome only before pivot_root."""
         from berth.runtime import init
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
@@ -227,12 +233,12 @@ class Runtime:
                     init_pid = msg["pid"]
                     os.waitpid(pid, 0)
                     pid = 0
-                    if cfg.cgroup is not None and not cfg.is_exec:
+                    if on_pid is not None:
                         # the init may already have failed and gone: its message follows in
                         # the pipe, so sending never raises here and the loop reads on
                         try:
-                            cfg.cgroup.add(init_pid)
-                        except RuntimeFailure as exc:
+                            on_pid(init_pid)
+                        except (RuntimeFailure, OSError) as exc:
                             _send_quiet(sync, type="error", message=str(exc))
                         else:
                             _send_quiet(sync, type="cgroup")
@@ -513,6 +519,17 @@ def load_bundle(bundle: str) -> _spec.Spec:
         raise RuntimeFailure(f"bundle {bundle} has no config.json") from None
     except (ValueError, TypeError) as exc:
         raise RuntimeFailure(f"bundle {bundle}: invalid config.json: {exc}") from None
+
+
+def _join_cgroup(cg, resources, pid: int) -> None:
+    """Apply the container's limits and move its init into its cgroups. Runs while the init
+    mounts its filesystems, so it is off the critical path."""
+    from berth.runtime import cgroups
+    try:
+        cg.apply(resources)
+        cg.add(pid)
+    finally:
+        cgroups.end_prime()
 
 
 def _write_id_maps(pid: int, linux) -> None:

@@ -12,9 +12,12 @@ import errno as _errno
 import json
 import os
 import platform
-from typing import Any
 
 from berth.runtime.spec import Seccomp, Syscall
+
+TYPE_CHECKING = False  # no typing import at run time (see berth.runtime)
+if TYPE_CHECKING:
+    from typing import Any
 
 _ARCHES = {"SCMP_ARCH_X86": "X86", "SCMP_ARCH_X86_64": "X86_64", "SCMP_ARCH_X32": "X32",
            "SCMP_ARCH_ARM": "ARM", "SCMP_ARCH_AARCH64": "AARCH64", "SCMP_ARCH_PPC64LE": "PPC64LE",

@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
 
 from berth.runtime.version import OCI_VERSION  # re-exported: spec.OCI_VERSION
+
+TYPE_CHECKING = False  # no typing import at run time (see berth.runtime)
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
 # JSON key <-> field name where camel/snake conversion is not mechanical
 _KEYS = {"uidMappings": "uid_mappings", "gidMappings": "gid_mappings", "oomScoreAdj": "oom_score_adj",

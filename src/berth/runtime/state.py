@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field, fields
-from typing import Any
 
 from berth.runtime.version import OCI_VERSION
+
+TYPE_CHECKING = False  # no typing import at run time (see berth.runtime)
+if TYPE_CHECKING:
+    from typing import Any
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
@@ -51,9 +54,11 @@ class State:
 def save(directory: str, state: State) -> None:
     path = os.path.join(directory, STATE_FILE)
     tmp = path + ".tmp"
+    # not dataclasses.asdict: it deep-copies the whole config, which is already plain data;
+    # json.dumps, not json.dump: only dumps uses the C encoder
+    data = json.dumps({f.name: getattr(state, f.name) for f in fields(state)})
     with open(tmp, "w") as f:
-        # not dataclasses.asdict: it deep-copies the whole config, which is already plain data
-        json.dump({f.name: getattr(state, f.name) for f in fields(state)}, f)
+        f.write(data)
     os.replace(tmp, path)
 
 

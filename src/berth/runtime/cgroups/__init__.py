@@ -8,23 +8,25 @@ manager otherwise (hybrid hosts: v1 controllers, plus the empty v2 hierarchy joi
 from __future__ import annotations
 
 import os
-from typing import Any, Protocol
 
 from berth.runtime.errors import RuntimeFailure
 
+TYPE_CHECKING = False  # no typing import at run time (see berth.runtime)
+if TYPE_CHECKING:
+    from typing import Any, Protocol
 
-class Manager(Protocol):
-    def create(self) -> None: ...
-    def apply(self, resources: Any) -> None: ...
-    def add(self, pid: int) -> None: ...
-    def procs(self) -> list[int]: ...
-    def freeze(self) -> None: ...
-    def thaw(self) -> None: ...
-    def frozen(self) -> bool: ...
-    def oom_killed(self) -> bool: ...
-    def stats(self) -> dict[str, Any]: ...
-    def destroy(self) -> None: ...
-    def to_state(self) -> dict[str, Any]: ...
+    class Manager(Protocol):
+        def create(self) -> None: ...
+        def apply(self, resources: Any) -> None: ...
+        def add(self, pid: int) -> None: ...
+        def procs(self) -> list[int]: ...
+        def freeze(self) -> None: ...
+        def thaw(self) -> None: ...
+        def frozen(self) -> bool: ...
+        def oom_killed(self) -> bool: ...
+        def stats(self) -> dict[str, Any]: ...
+        def destroy(self) -> None: ...
+        def to_state(self) -> dict[str, Any]: ...
 
 
 def cgroup_mounts() -> list[tuple[str, str, str, str]]:
@@ -51,42 +53,78 @@ def own_cgroups() -> dict[str, str]:
     return out
 
 
-def prime_attach() -> Any:
+_hold_stop: Any = None  # released by end_prime(): the current holding thread stops
+
+
+def prime_attach(hold: float = 0.0) -> Any:
     """Pay the kernel's cgroup-attach wait now, on a background thread; returns that thread's
-    lock, released when the write is done (callers need not wait for it).
+    lock, released when the first write is done (callers need not wait for it).
 
     Moving a process into a cgroup takes the kernel's cgroup_threadgroup_rwsem for writing.
     The first writer after an idle spell waits for an RCU grace period (5-20 ms on the
-    development machine); writers within about one grace period after it do not. Attaching
-    this process to the v2 cgroup it is already in is a no-op that takes that lock, so a
-    caller that is about to move a container's init calls this first and does its other work
-    (imports, network set-up) meanwhile. Errors are ignored: the later move then waits itself.
+    development machine); writers within about one grace period after the last one do not.
+    Attaching this process to the v2 cgroup it is already in is a no-op that takes that lock,
+    so a caller that is about to move a container's init calls this first and does its other
+    work (imports, network set-up) meanwhile. The window closes about a grace period after
+    the last write: a caller whose move comes later than that passes `hold` (seconds), and
+    the thread repeats the no-op move every 2 ms until `end_prime()` or for `hold` at most.
+    Errors are ignored: the later move then waits itself.
     """
     import _thread
 
+    global _hold_stop
     done = _thread.allocate_lock()
+    if hold > 0 and _hold_stop is not None:
+        return done  # a thread is holding the window open already
     done.acquire()
-    _thread.start_new_thread(_reattach_self, (done,))
+    stop = None
+    if hold > 0:
+        stop = _hold_stop = _thread.allocate_lock()
+        stop.acquire()
+    _thread.start_new_thread(_reattach_self, (done, stop, hold))
     return done
 
 
-def _reattach_self(done: Any) -> None:
+def end_prime() -> None:
+    """Stop the thread `prime_attach(hold=...)` started (the move it prepared is done)."""
+    global _hold_stop
+    stop, _hold_stop = _hold_stop, None
+    if stop is not None:
+        stop.release()
+
+
+def _own_v2_procs() -> str | None:
+    path = own_cgroups().get("")
+    if path is not None:
+        for base in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+            procs = f"{base}{path.rstrip('/')}/cgroup.procs"
+            if os.path.exists(procs):
+                return procs
+    return None
+
+
+def _reattach_self(done: Any, stop: Any, hold: float) -> None:
+    import time
+
     try:
-        path = own_cgroups().get("")
-        if path is not None:
-            for base in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
-                procs = f"{base}{path.rstrip('/')}/cgroup.procs"
-                if os.path.exists(procs):
-                    fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
-                    try:
-                        os.write(fd, b"0")  # "0": the writing thread's own process
-                    finally:
-                        os.close(fd)
-                    break
+        procs = _own_v2_procs()
+        if procs is None:
+            return
+        fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, b"0")  # "0": the writing thread's own process
+            done.release()
+            done = None
+            deadline = time.monotonic() + hold
+            while stop is not None and time.monotonic() < deadline and not stop.acquire(timeout=0.002):
+                os.write(fd, b"0")
+        finally:
+            os.close(fd)
     except OSError:
         pass
     finally:
-        done.release()
+        if done is not None:
+            done.release()
 
 
 def normalize_path(cgroups_path: str | None, container_id: str) -> str:

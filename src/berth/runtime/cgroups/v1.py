@@ -5,10 +5,13 @@ from __future__ import annotations
 import errno
 import os
 import time
-from typing import Any
 
 from berth.runtime.cgroups import _read, _write, cgroup_mounts, own_cgroups
 from berth.runtime.errors import RuntimeFailure
+
+TYPE_CHECKING = False  # no typing import at run time (see berth.runtime)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class V1Manager:
