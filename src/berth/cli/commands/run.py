@@ -432,13 +432,17 @@ def cmd_exec(ctx: Context, p: Parsed) -> int:
     if result == "detached":
         return 0
     info = ctx.client.get(f"/exec/{exec_id}/json")
-    for _ in range(200):
-        if not info.get("Running"):
-            break
+    if info.get("Running"):
+        # the output ended just before the daemon saw the exit: ask again soon, then less
+        # often (2 ms doubling to 50 ms, about 10 s in all)
         import time
 
-        time.sleep(0.05)
-        info = ctx.client.get(f"/exec/{exec_id}/json")
+        delay = 0.002
+        deadline = time.monotonic() + 10
+        while info.get("Running") and time.monotonic() < deadline:
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+            info = ctx.client.get(f"/exec/{exec_id}/json")
     code = info.get("ExitCode")
     return int(code) if code is not None else 0
 
