@@ -1,8 +1,8 @@
 """The one thin module through which berth talks to the Linux kernel directly.
 
 mount, umount2, unshare, setns, pivot_root, sethostname, prctl, capget/capset, keyctl (join a
-session keyring) and bpf (load/attach a cgroup device program) are libc calls made through
-ctypes; everything above this module stays testable without root.
+session keyring), bpf (load/attach a cgroup device program) and seccomp (load a filter) are
+libc calls made through ctypes; everything above this module stays testable without root.
 Each wrapper raises OSError with the errno and a message naming what was attempted.
 """
 
@@ -108,6 +108,8 @@ SYS_capset = 126
 SYS_keyctl = 250
 KEYCTL_JOIN_SESSION_KEYRING = 1
 SYS_bpf = 321
+SYS_seccomp = 317
+SECCOMP_SET_MODE_FILTER = 1
 BPF_PROG_LOAD = 5
 BPF_PROG_ATTACH = 8
 BPF_PROG_TYPE_CGROUP_DEVICE = 15
@@ -196,6 +198,18 @@ def bpf_prog_attach_cgroup_device(cgroup_fd: int, prog_fd: int) -> None:
     ctypes.c_uint32.from_buffer(attr, 8).value = BPF_CGROUP_DEVICE
     ctypes.c_uint32.from_buffer(attr, 12).value = BPF_F_ALLOW_MULTI
     _check(_libc.syscall(SYS_bpf, BPF_PROG_ATTACH, ctypes.byref(attr), 128), "bpf prog attach (cgroup device)")
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_set_mode_filter(program: bytes, flags: int = 0) -> None:
+    """Load a seccomp BPF program (an array of struct sock_filter) for this thread: the
+    caller needs no_new_privs or CAP_SYS_ADMIN, as for libseccomp's seccomp_load()."""
+    code = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.addressof(code))
+    _check(_libc.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(prog)), "seccomp set filter")
 
 
 class _CapHeader(ctypes.Structure):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -27,6 +28,55 @@ def test_docker_default_seccomp_profile(rt, box):  # noqa: F811
     lines = res.out.split("\n")
     assert lines[:2] == ["NoNewPrivs:\t0", "Seccomp:\t2"], res
     assert "DENIED" in lines and "ok" in lines, res
+
+
+def test_seccomp_program_cached_and_the_cached_one_filters_alike(rt, box):  # noqa: F811
+    """The first container builds Docker's profile with libseccomp and caches the program;
+    the next ones load the cached program, with the same effect; a corrupt entry is rebuilt."""
+    script = ("grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; unshare -U true || echo DENIED;"
+              " mkdir /tmp/d && echo MKDIR")
+
+    def edit(sp):
+        sp.linux.seccomp = seccomp.docker_default(capabilities.DOCKER_DEFAULT)
+        sp.process.no_new_privileges = False
+
+    cache = Path(rt.root) / ".seccomp"
+    shutil.rmtree(cache, ignore_errors=True)
+    _, built = go(rt, box, ["sh", "-c", script], edit)
+    [entry] = list(cache.iterdir())
+    assert (cache.stat().st_mode & 0o777, entry.stat().st_mode & 0o777) == (0o700, 0o600)
+    _, cached = go(rt, box, ["sh", "-c", script], edit)
+    data = bytearray(entry.read_bytes())
+    data[-5] ^= 0xFF  # one bit of one instruction: the digest no longer matches
+    entry.write_bytes(bytes(data))
+    _, rebuilt = go(rt, box, ["sh", "-c", script], edit)
+    expected = ["NoNewPrivs:\t0", "Seccomp:\t2", "DENIED", "MKDIR"]
+    assert [r.out.split("\n")[:4] for r in (built, cached, rebuilt)] == [expected] * 3, (built, cached, rebuilt)
+    assert entry.read_bytes() != bytes(data)  # replaced by a good program
+    assert [p.name for p in cache.iterdir()] == [entry.name]
+
+
+def test_seccomp_program_cache_entries(tmp_path, monkeypatch):
+    """A hit is libseccomp's program for the profile without building it; torn, corrupt
+    and group-writable entries are not used."""
+    profile = seccomp.docker_default(capabilities.DOCKER_DEFAULT)
+    cache = tmp_path / "cache"
+    fresh = seccomp.export(seccomp.build(profile, no_new_privs=True))
+    assert seccomp.program(profile, True, str(cache)) == fresh
+    [entry] = list(cache.iterdir())
+    good = entry.read_bytes()
+    builds = []
+    real_build = seccomp.build
+    monkeypatch.setattr(seccomp, "build", lambda *a, **kw: builds.append(1) or real_build(*a, **kw))
+    assert seccomp.program(profile, True, str(cache)) == fresh and builds == []
+    assert seccomp.cache_key(profile, True) != seccomp.cache_key(profile, False)
+    for bad in (good[:-4], good[:-8] + b"\0" * 8, b"junk", b""):
+        entry.write_bytes(bad)
+        assert seccomp.program(profile, True, str(cache)) == fresh
+        assert entry.read_bytes() == good
+    entry.chmod(0o620)
+    assert seccomp.program(profile, True, str(cache)) == fresh
+    assert len(builds) == 5
 
 
 def test_without_seccomp_unshare_works(rt, box):  # noqa: F811

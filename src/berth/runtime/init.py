@@ -9,7 +9,8 @@ waits for an RCU grace period: doing it in parallel hides most of it), then tell
 {"type": "cgroup"}; the grandchild unshares its cgroup namespace (if asked) only then. The grandchild (the container
 init) sets up mounts, pivot_root, hostname, limits, user and capabilities, checks that
 the executable exists, reports `ready` over the sync pipes, then blocks opening
-`exec.fifo` until `start` opens the other end, and finally loads seccomp and execs.
+`exec.fifo` until `start` opens the other end, and finally loads seccomp (the program
+the runtime prepared, see `seccomp.program`) and execs.
 
 Messages on the sync pipes are JSON lines: {"type": "pid"|"hooks"|"ready"|"error", ...};
 the runtime answers "hooks" with {"type": "ok"} or {"type": "error"}.
@@ -52,6 +53,7 @@ class InitConfig:
     preserve_fds: int = 0
     has_hooks: bool = False
     new_keyring: bool = True
+    seccomp: bytes | None = None               # the BPF program to load before exec
     container_id: str = ""
     bundle: str = ""
 
@@ -111,10 +113,6 @@ def _preload(cfg: InitConfig) -> None:
     proc = cfg.process if cfg.is_exec else spec.process
     if proc.rlimits:
         from berth.runtime import rlimits  # noqa: F401
-    if spec.linux is not None and spec.linux.seccomp is not None:
-        import seccomp as _binding  # noqa: F401 - libseccomp, not importable after pivot_root
-
-        from berth.runtime import seccomp  # noqa: F401
     if proc.terminal:
         from berth.runtime import console  # noqa: F401
     if not cfg.is_exec:
@@ -292,7 +290,7 @@ def _container_setup(cfg: InitConfig, sync: Sync) -> None:
     if cfg.console_fd is not None:
         os.close(cfg.console_fd)
 
-    filt = _finish_process(proc, linux, sync, cwd)
+    seccomp_left = _finish_process(proc, cfg.seccomp, cwd)
     sync.send(type="ready")
     sync.close()
     if fifo_fd is not None:
@@ -303,7 +301,7 @@ def _container_setup(cfg: InitConfig, sync: Sync) -> None:
         os.close(fifo_fd)
     if spec.hooks is not None and spec.hooks.start_container:
         _start_container_hooks(spec, cfg)
-    _exec(proc, filt, cfg.preserve_fds)
+    _exec(proc, seccomp_left, cfg.preserve_fds)
 
 
 def _start_container_hooks(spec, cfg: InitConfig) -> None:
@@ -339,25 +337,20 @@ def _wait_cgroup(sync: Sync) -> None:
         raise OSError(msg.get("message") or f"unexpected message from the runtime: {msg}")
 
 
-def _finish_process(proc, linux, sync: Sync, cwd: str) -> Any:
+def _finish_process(proc, seccomp: bytes | None, cwd: str) -> bytes | None:
     """Everything after the filesystem: limits, user, capabilities, executable check.
-    Returns the prepared seccomp filter (loaded just before exec)."""
+    Returns the seccomp program still to load just before exec."""
     if proc.oom_score_adj is not None:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(proc.oom_score_adj))
     if proc.rlimits:
         from berth.runtime import rlimits
         rlimits.apply(proc.rlimits)
-    filt = None
-    if linux is not None and linux.seccomp is not None:
-        from berth.runtime import seccomp
-        nnp = bool(proc.no_new_privileges)
-        filt = seccomp.build(linux.seccomp, no_new_privs=nnp)
-        if not nnp:
-            # without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it now, before
-            # capabilities are dropped (the rest of the set-up only uses allowed calls)
-            filt.load()
-            filt = None
+    if seccomp is not None and not proc.no_new_privileges:
+        # without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it now, before
+        # capabilities are dropped (the rest of the set-up only uses allowed calls)
+        kernel.seccomp_set_mode_filter(seccomp)
+        seccomp = None
     caps = proc.capabilities
     user = proc.user
     if caps is not None:
@@ -380,7 +373,7 @@ def _finish_process(proc, linux, sync: Sync, cwd: str) -> Any:
         raise OSError("process.args is empty")
     path = process.lookup(args[0], process.env_dict(env))
     proc._resolved = (path, env)  # type: ignore[attr-defined]
-    return filt
+    return seccomp
 
 
 def _default_signals() -> None:
@@ -397,14 +390,14 @@ def _default_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
-def _exec(proc, filt: Any, preserve_fds: int) -> None:
+def _exec(proc, seccomp: bytes | None, preserve_fds: int) -> None:
     path, env = proc._resolved
     _cloexec_from(3 + preserve_fds)
     _default_signals()
     if proc.no_new_privileges:
         kernel.prctl(kernel.PR_SET_NO_NEW_PRIVS, 1)
-    if filt is not None:
-        filt.load()
+    if seccomp is not None:
+        kernel.seccomp_set_mode_filter(seccomp)
     try:
         os.execve(path, proc.args, {k: v for k, _, v in (e.partition("=") for e in env)})
     except OSError as exc:
@@ -430,7 +423,6 @@ def _exec_init(cfg: InitConfig, sync: Sync) -> None:
     try:
         os.setsid()
         proc = cfg.process
-        linux = cfg.spec.linux
         if cfg.console_fd is not None and proc.terminal:
             from berth.runtime import console
             ptmx = "/dev/pts/ptmx" if os.path.exists("/dev/pts/ptmx") else "/dev/ptmx"
@@ -445,10 +437,10 @@ def _exec_init(cfg: InitConfig, sync: Sync) -> None:
             os.close(cfg.console_fd)
         elif proc.terminal:
             raise OSError("terminal is true but no console socket was given")
-        filt = _finish_process(proc, linux, sync, proc.cwd or "/")
+        seccomp_left = _finish_process(proc, cfg.seccomp, proc.cwd or "/")
         sync.send(type="ready")
         sync.close()
-        _exec(proc, filt, cfg.preserve_fds)
+        _exec(proc, seccomp_left, cfg.preserve_fds)
     except BaseException as exc:  # noqa: BLE001
         try:
             sync.send(type="error", kind=_error_kind(exc), message=_message(exc))

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from berth.runtime import spec as _spec
 
 _ID_RE = re.compile(r"^[\w+\-.]+$")
+SECCOMP_CACHE = ".seccomp"  # under the root: compiled seccomp programs (not a container id)
 def parse_signal(sig: int | str) -> int:
     """9, '9', 'KILL', 'SIGKILL' -> 9."""
     if isinstance(sig, int):
@@ -58,7 +59,7 @@ class Runtime:
 
     # --- helpers -------------------------------------------------------------------------
     def _dir(self, cid: str) -> str:
-        if not cid or not _ID_RE.match(cid) or cid in (".", ".."):
+        if not cid or not _ID_RE.match(cid) or cid in (".", "..", SECCOMP_CACHE):
             raise RuntimeFailure(f"invalid container id {cid!r}: use letters, digits, '_', '+', '-', '.'")
         return os.path.join(self.root, cid)
 
@@ -173,7 +174,8 @@ class Runtime:
             cfg = InitConfig(spec=config, rootfs=rootfs, sync_r=pipes[0], sync_w=pipes[3], stdio=stdio,
                              fifo_path=fifo, console_fd=console_fd, cgroup=cg, join=join,
                              unshare_flags=flags, no_pivot=no_pivot, preserve_fds=preserve_fds,
-                             has_hooks=has_hooks, container_id=cid, bundle=bundle, new_keyring=new_keyring)
+                             has_hooks=has_hooks, container_id=cid, bundle=bundle, new_keyring=new_keyring,
+                             seccomp=self._seccomp(linux, config.process))
             init_pid = self._spawn(cfg, pipes, on_pid=lambda pid: _join_cgroup(cg, linux.resources, pid),
                                    on_hooks=lambda pid: self._hooks_create(st, pid, config))
             st.pid = init_pid
@@ -281,6 +283,17 @@ class Runtime:
                     os.waitpid(pid, 0)
                 except ChildProcessError:
                     pass
+
+    def _seccomp(self, linux, process) -> bytes | None:
+        """The BPF program of the spec's seccomp profile for `process` (None: no filter)."""
+        if linux is None or linux.seccomp is None:
+            return None
+        from berth.runtime import seccomp
+        try:
+            return seccomp.program(linux.seccomp, bool(process.no_new_privileges),
+                                   os.path.join(self.root, SECCOMP_CACHE))
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise RuntimeFailure(f"seccomp: {exc}") from None
 
     @staticmethod
     def _ns_paths(pid: int, linux) -> dict[str, str]:
@@ -468,6 +481,7 @@ class Runtime:
             procs_files = [os.path.join(p, "cgroup.procs") for p in paths]
         if process.capabilities is None:
             process.capabilities = config.process.capabilities if config.process else None
+        seccomp = self._seccomp(config.linux, process)
         console_fd = None
         if process.terminal:
             if not console_socket:
@@ -478,7 +492,7 @@ class Runtime:
         from berth.runtime.init import InitConfig
         cfg = InitConfig(spec=config, rootfs="/", sync_r=pipes[0], sync_w=pipes[3], stdio=stdio,
                          console_fd=console_fd, cgroup_procs=procs_files, join=join, is_exec=True,
-                         process=process, preserve_fds=preserve_fds)
+                         process=process, preserve_fds=preserve_fds, seccomp=seccomp)
         try:
             pid = self._spawn(cfg, pipes)
         finally:

@@ -1,14 +1,21 @@
-"""Seccomp: a spec's `linux.seccomp` becomes a libseccomp filter (Debian's python3-seccomp),
-and Docker's default profile (kept as data in `seccomp_default.json`) becomes a spec.
+"""Seccomp: a spec's `linux.seccomp` becomes a BPF program (built with libseccomp through
+Debian's python3-seccomp), and Docker's default profile (kept as data in
+`seccomp_default.json`) becomes a spec.
 
-`build()` runs in the container init before its root changes; the filter is loaded just
-before exec (or before dropping capabilities when no_new_privileges is off, because then
-loading needs CAP_SYS_ADMIN).
+`program()` runs in the runtime before the init is forked and returns the raw BPF program;
+the init loads it with seccomp(2) through `berth.kernel` just before exec (or before dropping
+capabilities when no_new_privileges is off, because then loading needs CAP_SYS_ADMIN).
+Building Docker's profile costs ~10 ms (libseccomp's rule database plus its compile), on every
+container start: programs are cached in a root-only directory, one file per cache key (a
+hash of everything that determines the program: the profile, no_new_privs, the libseccomp
+version, the architecture and this module), each written atomically and holding a digest of
+the program, so a torn or corrupt entry is never loaded: it is rebuilt and replaced.
 """
 
 from __future__ import annotations
 
 import errno as _errno
+import hashlib
 import json
 import os
 import platform
@@ -97,3 +104,99 @@ def docker_default(capabilities: list[str] | None = None, arch: str | None = Non
         rules.append(Syscall.from_dict({k: v for k, v in r.items() if k not in ("includes", "excludes", "comment")}))
     return Seccomp(default_action=data["defaultAction"], default_errno_ret=data.get("defaultErrnoRet"),
                    architectures=list(data["architectures"]), syscalls=rules)
+
+
+# --- compiled programs and their cache -----------------------------------------------------
+_MAGIC = b"berth-seccomp-bpf-1\n"
+_DIGEST = 32  # sha256 of the program, after the magic
+
+
+def program(profile: Seccomp, no_new_privs: bool, cache_dir: str | None = None) -> bytes:
+    """The profile's BPF program (an array of struct sock_filter), from `cache_dir` when a
+    valid entry is there, else built with libseccomp (and then cached)."""
+    path = os.path.join(cache_dir, cache_key(profile, no_new_privs) + ".bpf") if cache_dir else None
+    if path is not None:
+        prog = _read_entry(path)
+        if prog is not None:
+            return prog
+    prog = export(build(profile, no_new_privs=no_new_privs))
+    if path is not None:
+        _write_entry(path, prog)
+    return prog
+
+
+def export(filt: Any) -> bytes:
+    """The raw BPF program libseccomp would load for `filt`."""
+    fd = os.memfd_create("berth-seccomp", os.MFD_CLOEXEC)
+    with os.fdopen(fd, "w+b") as f:
+        filt.export_bpf(f)
+        f.seek(0)
+        return f.read()
+
+
+def cache_key(profile: Seccomp, no_new_privs: bool) -> str:
+    me = os.stat(__file__)  # this module's build logic is part of the program
+    parts = {"profile": profile.to_dict(), "no_new_privs": bool(no_new_privs), "libseccomp": libseccomp_version(),
+             "arch": os.uname().machine, "module": [me.st_size, me.st_mtime_ns]}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def libseccomp_version() -> str:
+    """The version of the libseccomp the binding uses (its rule compiler makes the program),
+    without importing the binding: the cached path never needs it."""
+    import ctypes
+
+    class _Version(ctypes.Structure):
+        _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+
+    try:
+        lib = ctypes.CDLL("libseccomp.so.2")
+    except OSError:
+        return "none"
+    lib.seccomp_version.restype = ctypes.POINTER(_Version)
+    v = lib.seccomp_version().contents
+    return f"{v.major}.{v.minor}.{v.micro}"
+
+
+def _private(st: os.stat_result) -> bool:
+    """Owned by us and writable by nobody else: a cache anyone could write could disable
+    the filter of every container."""
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+
+def _read_entry(path: str) -> bytes | None:
+    """The program stored at `path`, or None if it is missing, not private or corrupt."""
+    try:
+        if not _private(os.stat(os.path.dirname(path))):
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        if not _private(os.fstat(fd)):
+            return None
+        data = f.read()
+    head, digest, prog = data[:len(_MAGIC)], data[len(_MAGIC):len(_MAGIC) + _DIGEST], data[len(_MAGIC) + _DIGEST:]
+    if head != _MAGIC or not prog or len(prog) % 8 or hashlib.sha256(prog).digest() != digest:
+        return None
+    return prog
+
+
+def _write_entry(path: str, prog: bytes) -> None:
+    """Store `prog` at `path` atomically (a temporary file renamed over it); a cache that
+    cannot be written is only a slower start, never an error."""
+    d = os.path.dirname(path)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        if not _private(os.stat(d)):
+            return
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(_MAGIC + hashlib.sha256(prog).digest() + prog)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
