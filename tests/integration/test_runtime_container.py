@@ -673,6 +673,13 @@ def test_cli_preserve_fds_and_exec_options(box, run_names):
         time.sleep(0.02)
 
 
+def test_loopback_is_up_in_a_new_network_namespace(rt, box):
+    # the runtime brings lo up from a thread of its own that joins the init's namespace
+    cid, res = go(rt, box, ["sh", "-c", "cat /sys/class/net/lo/flags; ls /sys/class/net"])
+    assert (res.code, res.out.split()) == (0, ["0x9", "lo"]), res  # IFF_UP | IFF_LOOPBACK
+    assert_clean(rt, cid)
+
+
 def test_host_pid_and_network_namespaces(rt, box):
     def edit(sp):
         sp.linux.namespaces = [ns for ns in sp.linux.namespaces if ns.type not in ("pid", "network")]
