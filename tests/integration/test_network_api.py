@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from berth.network import firewall
+from fixtures.daemon import shim_processes
 from support import free_port, host_address, http_get
 
 pytestmark = [pytest.mark.root]
@@ -256,6 +258,42 @@ def test_fixed_address_on_a_user_subnet(daemon, busybox_image, cleanup) -> None:
     assert nets["nt-fixed"]["IPAddress"] == "10.214.7.77"
     r = d.docker("run", "--rm", "--network", "nt-fixed", "--ip", "10.214.7.77", busybox_image, "true")
     assert r.returncode != 0 and "in use" in r.stderr
+
+
+def _run_links(d) -> list[str]:  # noqa: ANN001
+    """Names of the host's links that belong to this run (veths and bridges carry its stem)."""
+    stem = d.names.firewall_prefix.lower()[:8]
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return sorted(name for ln in out.splitlines() if stem in (name := ln.split(":")[1].strip().split("@")[0]))
+
+
+def test_failed_plumbing_fails_the_start_and_leaves_nothing(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
+    """The veths are made while the shim creates the container: when they cannot be (the
+    network's bridge was deleted behind berth's back), start fails with the reason and the
+    created container, its shim, netns, veths, ports and rules are all gone."""
+    d = daemon
+    cleanup += ["nt-unplumbed", "net:nt-nobridge"]
+    _ok(d.docker("network", "create", "nt-nobridge"))
+    gateway = json.loads(_ok(d.docker("network", "inspect", "nt-nobridge")))[0]["IPAM"]["Config"][0]["Gateway"]
+    addrs = subprocess.run(["ip", "-o", "-4", "addr"], capture_output=True, text=True).stdout.splitlines()
+    bridge = next(ln.split()[1] for ln in addrs if f" {gateway}/" in ln)
+    subprocess.run(["ip", "link", "del", bridge], check=True)
+    netns_dir = d.names.exec_root / "netns"
+    netns = sorted(p.name for p in netns_dir.iterdir())
+    rules = firewall.current_rules(d.names.firewall_prefix)
+    links = _run_links(d)
+    port = free_port()
+    r = d.docker("run", "-d", "--name", "nt-unplumbed", "--network", "nt-nobridge", "-p", f"{port}:80",
+                 busybox_image, "sleep", "60")
+    assert r.returncode != 0 and f"bridge {bridge} does not exist" in r.stderr, r.stderr
+    cid = _ok(d.docker("inspect", "-f", "{{.Id}}", "nt-unplumbed")).strip()
+    assert _ok(d.docker("inspect", "-f", "{{.State.Running}}", "nt-unplumbed")).strip() == "false"
+    assert cid not in shim_processes(d.names).values()
+    assert sorted(p.name for p in netns_dir.iterdir()) == netns
+    assert firewall.current_rules(d.names.firewall_prefix) == rules
+    assert _run_links(d) == links
+    with socket.socket() as s:   # the host port was given back
+        s.bind(("0.0.0.0", port))
 
 
 def test_nothing_of_ours_left_after_removal(daemon, busybox_image) -> None:  # noqa: ANN001

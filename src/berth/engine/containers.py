@@ -26,6 +26,7 @@ from berth.engine import specgen
 from berth.engine.humanize import ZERO_TIME, parse_time, status_string
 from berth.engine.names import random_name, validate
 from berth.errors import BerthError, Conflict, InvalidParameter, NotFound, NotModified
+from berth.network.sandbox import Sandbox
 from berth.runtime import cgroups
 from berth.shim import client as shim
 from berth.shim.protocol import ShimConfig, frame, rfc3339_nano
@@ -457,12 +458,12 @@ class ContainerService:
             c.net_up = True
             sandbox = await self._network_up(c)
             t_net = time.perf_counter()
-            files = dict(getattr(sandbox, "files", None) or {})
+            files = dict(sandbox.files)
             if not files:
-                files = self._write_net_files(c, getattr(sandbox, "share_host", False))
-            share_host = bool(getattr(sandbox, "share_host", False))
-            netns = getattr(sandbox, "netns", None)
-            settings = getattr(sandbox, "settings", None)
+                files = self._write_net_files(c, sandbox.share_host)
+            share_host = sandbox.share_host
+            netns = sandbox.netns
+            settings = sandbox.settings
             if settings:
                 settings = dict(settings)
                 settings["_aliases"] = c.network_settings.get("_aliases", {})
@@ -488,11 +489,17 @@ class ContainerService:
                               stdin_once=bool(c.config.get("StdinOnce")),
                               log_max_size=_size(((hc.get("LogConfig") or {}).get("Config") or {}).get("max-size")))
             t_spec = time.perf_counter()
-            try:
-                ready = await shim.spawn_shim(scfg)
-            except shim.ShimError as exc:
-                raise self._start_error(c, exc) from None
-            spawned = True
+            # the shim creates the container while the sandbox's interfaces are being made;
+            # both are done before the process starts. A failed plumbing removes the netns,
+            # which may fail the create too: its own error is the one to report
+            ready, plumbing = await asyncio.gather(shim.spawn_shim(scfg), sandbox.plumbed(),
+                                                   return_exceptions=True)
+            spawned = not isinstance(ready, BaseException)
+            for res in (plumbing, ready):
+                if isinstance(res, shim.ShimError):
+                    raise self._start_error(c, res)
+                if isinstance(res, BaseException):
+                    raise res
             t_shim = time.perf_counter()
             # attach streams asked for before start get connected before the process runs
             for opts, fut in c.attach_waiters:
@@ -507,7 +514,7 @@ class ContainerService:
                         fut.set_exception(exc)
             c.attach_waiters.clear()
             await shim.call(scfg.socket, {"op": "start"})
-            log.debug("start %s: network %.1f ms, spec %.1f ms, shim+create %.1f ms, start %.1f ms",
+            log.debug("start %s: network %.1f ms, spec %.1f ms, shim+create (and plumbing) %.1f ms, start %.1f ms",
                       c.id[:12], 1000 * (t_net - t0), 1000 * (t_spec - t_net), 1000 * (t_shim - t_spec),
                       1000 * (time.perf_counter() - t_shim))
         except BaseException as exc:
@@ -576,7 +583,10 @@ class ContainerService:
         err = BerthError(f"failed to create task for container: OCI runtime create failed: {exc}")
         return err
 
-    async def _network_up(self, c: Container) -> Any:
+    async def _network_up(self, c: Container) -> Sandbox:
+        """The container's sandbox; its interfaces may still be in the making (see
+        `Sandbox.plumbed`), except with `net.*` sysctls, which the runtime applies during
+        create and may name the container's interfaces."""
         mode = c.host_config.get("NetworkMode") or "default"
         if self.networks is not None and hasattr(self.networks, "setup_container"):
             aliases: list[str] = []
@@ -585,18 +595,15 @@ class ContainerService:
                 aliases += (ep or {}).get("Aliases") or []
                 ipv4 = ipv4 or ((ep or {}).get("IPAMConfig") or {}).get("IPv4Address") or ""
             hc = c.host_config
-            res = self.networks.setup_container(
+            return await self.networks.setup_container(
                 c.id, mode, c.config.get("Hostname") or c.id[:12], c.config.get("Domainname") or "",
                 aliases, hc.get("PortBindings") or {}, hc.get("Dns") or [], hc.get("DnsSearch") or [],
                 hc.get("ExtraHosts") or [], name=c.name, exposed_ports=c.config.get("ExposedPorts") or {},
                 publish_all=bool(hc.get("PublishAllPorts")), dns_options=hc.get("DnsOptions") or [],
-                ipv4_address=ipv4)
-            if asyncio.iscoroutine(res):
-                return await res
-            return res
+                ipv4_address=ipv4, background=not any(k.startswith("net.") for k in hc.get("Sysctls") or {}))
         if mode == "host":
-            return _Sandbox(None, True, {}, {"Networks": {"host": {}}})
-        return _Sandbox(None, False, {}, {"Networks": {"none" if mode == "none" else "bridge": {}},
+            return Sandbox(None, True, {}, {"Networks": {"host": {}}})
+        return Sandbox(None, False, {}, {"Networks": {"none" if mode == "none" else "bridge": {}},
                                           "Ports": {}})
 
     async def _network_down(self, c: Container, forget: bool = False) -> None:
@@ -1571,14 +1578,6 @@ class ContainerService:
                              "failcnt": rd("memory", "memory.failcnt")} if running else {},
             "networks": _net_dev(c.state.get("Pid") or 0) if running else {},
         }
-
-
-@dataclass
-class _Sandbox:
-    netns: str | None
-    share_host: bool
-    files: dict[str, str]
-    settings: dict[str, Any]
 
 
 def _tail_offset(f: Any, n: int) -> int:

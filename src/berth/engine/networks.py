@@ -402,8 +402,14 @@ class NetworkService:
                               dns_search: list[str] | None = None, extra_hosts: list[str] | None = None,
                               *, name: str = "", exposed_ports: dict | None = None,
                               publish_all: bool = False, dns_options: list[str] | None = None,
-                              ipv4_address: str = "") -> Sandbox:
-        """Build the container's network sandbox (see docs/architecture.md)."""
+                              ipv4_address: str = "", background: bool = False) -> Sandbox:
+        """Build the container's network sandbox (see docs/architecture.md).
+
+        With `background`, a bridged sandbox is returned as soon as what the runtime needs
+        to create the container exists (the namespace, the addresses chosen, the files);
+        the veths, routes, embedded DNS and rules are made meanwhile by `sandbox.ready`,
+        which the caller awaits (`sandbox.plumbed()`) before the container's process runs.
+        A failed plumbing tears the sandbox down itself; a teardown waits for it."""
         mode = network_mode or "default"
         if not name or exposed_ports is None or not ipv4_address:
             known = self._container_record(container_id)
@@ -416,7 +422,9 @@ class NetworkService:
         name = name.lstrip("/")
         hostname = hostname or container_id[:12]
         dns, dns_search = list(dns or []), list(dns_search or [])
-        async with self._lock:
+        await self._lock.acquire()
+        plumbing: asyncio.Task[None] | None = None
+        try:
             if self._sandbox_row(container_id) is not None:
                 await self._teardown_locked(container_id)
             default_row = self.db.one("SELECT * FROM networks WHERE name = 'bridge'")
@@ -437,13 +445,22 @@ class NetworkService:
                 mappings = []  # internal networks have no way in either
             reserved = self.ports.reserve(container_id, mappings)   # refuses a taken port first
             try:
-                return await self._setup_bridged(container_id, name, hostname, domainname, primary,
-                                                 list(aliases or []), reserved, exposed_ports, dns,
-                                                 dns_search, dns_options, extra, ipv4_address)
+                sandbox, endpoints = await self._prepare_bridged(
+                    container_id, name, hostname, domainname, primary, list(aliases or []), reserved,
+                    exposed_ports, dns, dns_search, dns_options, extra, ipv4_address)
             except BaseException:
                 await self._teardown_locked(container_id)
                 self.ports.release(container_id)
                 raise
+            # the lock passes to the plumbing task, which releases it when done
+            plumbing = asyncio.ensure_future(self._plumb_bridged(container_id, endpoints, bool(reserved)))
+        finally:
+            if plumbing is None:
+                self._lock.release()
+        sandbox.ready = plumbing
+        if not background:
+            await sandbox.plumbed()
+        return sandbox
 
     def _container_record(self, container_id: str) -> dict[str, Any]:
         """What the container service recorded (name, exposed ports, -P, DNS options), for
@@ -539,15 +556,17 @@ class NetworkService:
                              other["hostname"], other["domainname"], files=files)
         return Sandbox(other["netns"], other["mode"] == "host", files, self._settings(container_id))
 
-    async def _setup_bridged(self, container_id: str, name: str, hostname: str, domainname: str,
-                             primary: Any, aliases: list[str], mappings: list[PortMapping],
-                             exposed: dict | None, dns: list[str], dns_search: list[str],
-                             dns_options: list[str] | None, extra: list, ipv4: str) -> Sandbox:
-        br = _bridge()
+    async def _prepare_bridged(self, container_id: str, name: str, hostname: str, domainname: str,
+                               primary: Any, aliases: list[str], mappings: list[PortMapping],
+                               exposed: dict | None, dns: list[str], dns_search: list[str],
+                               dns_options: list[str] | None, extra: list,
+                               ipv4: str) -> tuple[Sandbox, list[dict[str, Any]]]:
+        """The namespace, the endpoints' addresses (in the database) and the files: all
+        the runtime needs. The endpoints are returned for `_plumb_bridged`."""
         path = self._netns_path(container_id)
         self._insert_sandbox(container_id, name, primary["name"], path, hostname, domainname, mappings,
                              exposed, dns, extra)
-        await asyncio.to_thread(br.create_netns, path)
+        await asyncio.to_thread(_bridge().create_netns, path)
         wanted = [(primary, aliases, ipv4)]
         for att in self.db.execute("SELECT * FROM net_attachments WHERE container_id = ?", (container_id,)):
             if att["network_id"] == primary["id"]:   # connected before start to its own network
@@ -555,47 +574,66 @@ class NetworkService:
                 wanted[0] = (primary, merged, ipv4 or att["ipv4"])
             else:
                 wanted.append((self._row(att["network_id"]), json.loads(att["aliases"]), att["ipv4"]))
-        for seq, (net, als, ip) in enumerate(wanted):
-            await self._attach(container_id, net, als, ip, seq)
+        endpoints = [self._add_endpoint(container_id, net, als, ip, seq)
+                     for seq, (net, als, ip) in enumerate(wanted)]
         user_net = any(not n["builtin"] for n, _, _ in wanted)
-        addrs = [r["ip"] for r in self.db.execute(
-            "SELECT ip FROM net_endpoints WHERE container_id = ? ORDER BY seq", (container_id,))]
-        hosts = netfiles.hosts_file(hostname, domainname, addrs, extra)
+        hosts = netfiles.hosts_file(hostname, domainname, [ep["ip"] for ep in endpoints], extra)
         resolv = netfiles.resolv_conf(self._host_resolv(), dns, dns_search, dns_options, embedded=user_net)
         files = self._write_files(container_id, hosts, resolv, hostname)
         self.db.execute("UPDATE net_sandboxes SET files = ? WHERE container_id = ?",
                         (json.dumps(files), container_id))
-        if user_net:
-            await self._start_dns(container_id)
-        if mappings:   # rules depend on networks and published ports only
-            await self._sync_firewall()
-        return Sandbox(path, False, files, self._settings(container_id))
+        return Sandbox(path, False, files, self._settings(container_id)), endpoints
 
-    async def _attach(self, container_id: str, net: Any, aliases: list[str], ipv4: str, seq: int) -> None:
+    async def _plumb_bridged(self, container_id: str, endpoints: list[dict[str, Any]], ports: bool) -> None:
+        """The kernel side of a prepared sandbox (veths, addresses, routes), its embedded DNS
+        and the rules for its published ports. Runs holding the lock `setup_container`
+        took, releases it; on failure the sandbox is torn down."""
+        try:
+            for ep in endpoints:
+                await self._plumb_endpoint(container_id, ep)
+            await self._start_dns(container_id)   # only with a user network
+            if ports:   # rules depend on networks and published ports only
+                await self._sync_firewall()
+        except BaseException:
+            await self._teardown_locked(container_id)
+            self.ports.release(container_id)
+            raise
+        finally:
+            self._lock.release()
+
+    def _add_endpoint(self, container_id: str, net: Any, aliases: list[str], ipv4: str,
+                      seq: int) -> dict[str, Any]:
+        """Choose the address, MAC and interface names of a container on `net` and record them."""
         subnet = ipaddress.ip_network(net["subnet"])
         taken = [r["ip"] for r in self.db.execute("SELECT ip FROM net_endpoints WHERE network_id = ?", (net["id"],))]
         ip = ipam.allocate(subnet, ipaddress.ip_address(net["gateway"]), taken, ipv4 or None)
-        host_if = self._veth_name(container_id, net["id"])
-        ifname = f"eth{seq}"
         used = {r["ifname"] for r in self.db.execute("SELECT ifname FROM net_endpoints WHERE container_id = ?",
                                                      (container_id,))}
         n = seq
-        while ifname in used:
+        while f"eth{n}" in used:
             n += 1
-            ifname = f"eth{n}"
-        mac = ipam.mac_for(ip)
+        ep = {"id": secrets.token_hex(32), "network_id": net["id"], "ip": str(ip), "mac": ipam.mac_for(ip),
+              "host_if": self._veth_name(container_id, net["id"]), "ifname": f"eth{n}", "seq": seq,
+              "bridge": net["bridge"], "prefixlen": subnet.prefixlen,
+              "gateway": None if net["internal"] or seq > 0 else net["gateway"]}
         self.db.execute(
             "INSERT INTO net_endpoints (id, container_id, network_id, ip, mac, host_if, ifname, aliases, seq) "
             "VALUES (?,?,?,?,?,?,?,?,?)",
-            (secrets.token_hex(32), container_id, net["id"], str(ip), mac, host_if, ifname,
+            (ep["id"], container_id, net["id"], ep["ip"], ep["mac"], ep["host_if"], ep["ifname"],
              json.dumps(aliases), seq))
+        return ep
+
+    async def _plumb_endpoint(self, container_id: str, ep: dict[str, Any]) -> None:
+        await asyncio.to_thread(_bridge().attach, self._netns_path(container_id), ep["bridge"], ep["host_if"],
+                                ep["ifname"], ep["ip"], ep["prefixlen"], ep["gateway"], ep["mac"])
+
+    async def _attach(self, container_id: str, net: Any, aliases: list[str], ipv4: str, seq: int) -> None:
+        """Connect a running container to one more network."""
+        ep = self._add_endpoint(container_id, net, aliases, ipv4, seq)
         try:
-            await asyncio.to_thread(_bridge().attach, self._netns_path(container_id), net["bridge"], host_if,
-                                    ifname, str(ip), subnet.prefixlen,
-                                    None if net["internal"] or seq > 0 else net["gateway"], mac)
+            await self._plumb_endpoint(container_id, ep)
         except BaseException:
-            self.db.execute("DELETE FROM net_endpoints WHERE container_id = ? AND network_id = ?",
-                            (container_id, net["id"]))
+            self.db.execute("DELETE FROM net_endpoints WHERE id = ?", (ep["id"],))
             raise
 
     async def teardown_container(self, container_id: str) -> None:
