@@ -4,10 +4,9 @@ Process model (as runc's): the runtime forks a *bridge* child which joins namesp
 by path, unshares the new ones and forks again, so the grandchild is PID 1 of a new pid
 namespace. The bridge reports the grandchild's pid and exits; the grandchild is
 re-parented to the caller (a subreaper). The runtime moves the grandchild into the
-container's cgroups and brings up `lo` in its new network namespace while the grandchild
-already sets up its mounts (both can wait on kernel locks: in parallel they cost nothing),
-then tells it {"type": "cgroup"}; the grandchild unshares its cgroup namespace (if asked)
-only then, and waits for it before pivot_root otherwise. The grandchild (the container
+container's cgroups while the grandchild already sets up its mounts (a cgroup v1 move
+waits for an RCU grace period: doing it in parallel hides most of it), then tells it
+{"type": "cgroup"}; the grandchild unshares its cgroup namespace (if asked) only then. The grandchild (the container
 init) sets up mounts, pivot_root, hostname, limits, user and capabilities, checks that
 the executable exists, reports `ready` over the sync pipes, then blocks opening
 `exec.fifo` until `start` opens the other end, and finally loads seccomp (the program
@@ -204,6 +203,8 @@ def _container_setup(cfg: InitConfig, sync: Sync) -> None:
     os.setsid()
     flags = cfg.unshare_flags
     joined = {kind for kind, _ in cfg.join}
+    if flags & kernel.CLONE_NEWNET:
+        namespaces.loopback_up()
     has_netns = bool(flags & kernel.CLONE_NEWNET) or "network" in joined
     rootfs = cfg.rootfs
     if not flags & kernel.CLONE_NEWNS and "mount" not in joined:

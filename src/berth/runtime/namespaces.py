@@ -72,36 +72,3 @@ def loopback_up() -> None:
         fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sh", b"lo", flags | IFF_UP) + b"\0" * 22)
     finally:
         s.close()
-
-
-def start_loopback_up(pid: int):
-    """Bring up `lo` in the network namespace of process `pid` from a thread of ours, and
-    return a function that waits for it (and returns its OSError, if any). setns(CLONE_NEWNET) moves only
-    the calling thread, which then ends: the rest of the process never leaves its namespace.
-    The runtime does this while a new container's init mounts its filesystems: in a new
-    namespace the first SIOCSIFFLAGS waits on the kernel's rtnl lock (~2 ms when another
-    namespace is being torn down), which would otherwise be on the container's start path."""
-    import _thread
-
-    fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    done = _thread.allocate_lock()
-    done.acquire()
-    errors: list[OSError] = []
-
-    def work() -> None:
-        try:
-            kernel.setns(fd, kernel.CLONE_NEWNET)
-            loopback_up()
-        except OSError as exc:
-            errors.append(exc)
-        finally:
-            os.close(fd)
-            done.release()
-
-    _thread.start_new_thread(work, ())
-
-    def wait() -> OSError | None:
-        done.acquire()
-        return OSError(errors[0].errno, f"bringing up lo: {errors[0].strerror}") if errors else None
-
-    return wait

@@ -135,7 +135,6 @@ class Runtime:
             raise RuntimeFailure("config.json: a new user namespace needs linux.uidMappings and gidMappings")
         from berth.runtime import namespaces
         flags, join = namespaces.plan(linux.namespaces)
-        from berth import kernel
 
         os.makedirs(self.root, mode=0o711, exist_ok=True)
         try:
@@ -177,8 +176,7 @@ class Runtime:
                              unshare_flags=flags, no_pivot=no_pivot, preserve_fds=preserve_fds,
                              has_hooks=has_hooks, container_id=cid, bundle=bundle, new_keyring=new_keyring,
                              seccomp=self._seccomp(linux, config.process))
-            new_netns = bool(flags & kernel.CLONE_NEWNET)
-            init_pid = self._spawn(cfg, pipes, on_pid=lambda pid: _prepare_init(pid, cg, linux.resources, new_netns),
+            init_pid = self._spawn(cfg, pipes, on_pid=lambda pid: _join_cgroup(cg, linux.resources, pid),
                                    on_hooks=lambda pid: self._hooks_create(st, pid, config))
             st.pid = init_pid
             st.init_start = _state.proc_start_time(init_pid)
@@ -537,21 +535,15 @@ def load_bundle(bundle: str) -> _spec.Spec:
         raise RuntimeFailure(f"bundle {bundle}: invalid config.json: {exc}") from None
 
 
-def _prepare_init(pid: int, cg, resources, new_netns: bool) -> None:
-    """The runtime's part of a new init's set-up: apply the container's limits, move the init
-    into its cgroups and bring up `lo` in its new network namespace. Runs while the init
-    mounts its filesystems (it waits for this only before pivot_root), so it is off the
-    critical path."""
-    from berth.runtime import cgroups, namespaces
-    wait_lo = namespaces.start_loopback_up(pid) if new_netns else None
+def _join_cgroup(cg, resources, pid: int) -> None:
+    """Apply the container's limits and move its init into its cgroups. Runs while the init
+    mounts its filesystems, so it is off the critical path."""
+    from berth.runtime import cgroups
     try:
         cg.apply(resources)
         cg.add(pid)
     finally:
         cgroups.end_prime()
-        lo_error = wait_lo() if wait_lo is not None else None
-    if lo_error is not None:
-        raise lo_error
 
 
 def _write_id_maps(pid: int, linux) -> None:
