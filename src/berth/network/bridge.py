@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import select
 import socket
+import struct
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -67,11 +69,81 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int = DEFAULT_MT
 
 
 def delete_link(name: str) -> None:
-    with IPRoute() as ipr:
+    """Delete a link; returns once it is gone from the host's view.
+
+    The kernel unlists a deleted device at once, then, inside the same netlink request,
+    waits for an RCU barrier before freeing it: ~20 ms here with nothing left to see. So
+    a thread makes the request and we return at the RTM_DELLINK notification for the
+    link (the request ending first, with an error or not, also returns)."""
+    ipr = IPRoute()
+    try:
         idx = link_index(ipr, name)
-        if idx is not None:
+    except BaseException:
+        ipr.close()
+        raise
+    if idx is None:
+        ipr.close()
+        return
+    watch = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+    ended_r, ended_w = os.pipe2(os.O_CLOEXEC)
+
+    def delete() -> None:
+        try:
             with contextlib.suppress(NetlinkError):
                 ipr.link("del", index=idx)
+        finally:
+            ipr.close()
+            with contextlib.suppress(OSError):   # the waiter may be gone (it closed its end)
+                os.write(ended_w, b"x")
+            os.close(ended_w)
+
+    try:
+        watch.bind((0, _RTMGRP_LINK))   # before the request: its notification cannot be missed
+        threading.Thread(target=delete, name="berth-linkdel").start()
+    except BaseException:
+        ipr.close()
+        os.close(ended_w)
+        os.close(ended_r)
+        watch.close()
+        raise
+    try:
+        while True:
+            ready, _, _ = select.select([watch, ended_r], [], [])
+            if ended_r in ready:
+                return
+            try:
+                data = watch.recv(65536)
+            except OSError:   # ENOBUFS: notifications were lost; wait for the request
+                os.read(ended_r, 1)
+                return
+            if idx in _deleted_links(data):
+                return
+    finally:
+        watch.close()
+        os.close(ended_r)
+
+
+_RTMGRP_LINK = 1
+_RTM_DELLINK = 17
+_NLMSG = struct.Struct("=IHHII")      # nlmsghdr: len, type, flags, seq, pid
+_IFINFO = struct.Struct("=BxHiII")    # ifinfomsg: family, type, index, flags, change
+
+
+def _deleted_links(data: bytes) -> set[int]:
+    """Indexes of the links an rtnetlink multicast batch reports deleted (AF_UNSPEC
+    messages only: a bridge also reports a port leaving it as an AF_BRIDGE RTM_DELLINK)."""
+    out = set()
+    off = 0
+    while off + _NLMSG.size <= len(data):
+        length, kind = _NLMSG.unpack_from(data, off)[:2]
+        if length < _NLMSG.size:
+            break
+        if kind == _RTM_DELLINK and length >= _NLMSG.size + _IFINFO.size:
+            family, _, index = _IFINFO.unpack_from(data, off + _NLMSG.size)[:3]
+            if family == socket.AF_UNSPEC:
+                out.add(index)
+        off += (length + 3) & ~3
+    return out
 
 
 def create_netns(path: str) -> None:
