@@ -102,6 +102,12 @@ def prepare_root(rootfs: str, propagation: str | None) -> None:
     kernel.mount(rootfs, rootfs, None, kernel.MS_BIND | kernel.MS_REC)
 
 
+def is_cgroup(m) -> bool:
+    """Whether `mount_one` mounts `m` (a `spec.Mount`) as a cgroup filesystem: one that
+    shows the container's own cgroup directories, which must exist by then."""
+    return m.type == "cgroup" and not {"bind", "rbind"} & set(m.options or [])
+
+
 def mount_one(rootfs: str, m, has_netns: bool, cgroup_paths: dict[str, str] | None,
               has_cgroupns: bool) -> None:
     """Mount one spec mount (`spec.Mount`) below `rootfs`."""

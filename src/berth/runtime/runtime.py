@@ -157,7 +157,6 @@ class Runtime:
             # on disk before anything is made, so `delete --force` can clean up after a
             # create that was killed half-way
             _state.save(d, st)
-            cg.create()  # before the fork: the init bind-mounts these directories
             if config.process.terminal:
                 if not console_socket:
                     raise RuntimeFailure("config.json asks for a terminal: pass --console-socket")
@@ -176,7 +175,8 @@ class Runtime:
                              unshare_flags=flags, no_pivot=no_pivot, preserve_fds=preserve_fds,
                              has_hooks=has_hooks, container_id=cid, bundle=bundle, new_keyring=new_keyring,
                              seccomp=self._seccomp(linux, config.process))
-            init_pid = self._spawn(cfg, pipes, on_pid=lambda pid: _join_cgroup(cg, linux.resources, pid),
+            init_pid = self._spawn(cfg, pipes, on_fork=cg.create,
+                                   on_pid=lambda pid: _join_cgroup(cg, linux.resources, pid),
                                    on_hooks=lambda pid: self._hooks_create(st, pid, config))
             st.pid = init_pid
             st.init_start = _state.proc_start_time(init_pid)
@@ -204,11 +204,12 @@ class Runtime:
             if console_fd is not None:
                 os.close(console_fd)
 
-    def _spawn(self, cfg, pipes: list[int], on_pid=None, on_hooks=None) -> int:
+    def _spawn(self, cfg, pipes: list[int], on_fork=None, on_pid=None, on_hooks=None) -> int:
         """Fork the bridge child, follow the sync protocol, return the init's host pid.
         `pipes` is [runtime->init read, write, init->runtime read, write]; all are closed.
-        `on_pid(pid)` runs once the init's pid is known (create: its cgroups), while the init
-        sets up its mounts; it waits for the outcome only before pivot_root."""
+        `on_fork()` runs right after the fork and `on_pid(pid)` once the init's pid is known
+        (create: making its cgroups, then joining them), both while the bridge and the init
+        work; the init waits for their outcome ("cgroup" or "error") before it needs it."""
         from berth.runtime import init
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
@@ -224,7 +225,13 @@ class Runtime:
         pipes.clear()
         init_pid = 0
         ready = False  # an exec's process may say "ready" before the bridge reports its pid
+        fork_error: Exception | None = None
         try:
+            if on_fork is not None:
+                try:
+                    on_fork()
+                except (RuntimeFailure, OSError) as exc:
+                    fork_error = exc  # told to the init with its pid, as on_pid's errors
             while True:
                 try:
                     msg = sync.recv()
@@ -239,6 +246,8 @@ class Runtime:
                         # the init may already have failed and gone: its message follows in
                         # the pipe, so sending never raises here and the loop reads on
                         try:
+                            if fork_error is not None:
+                                raise fork_error
                             on_pid(init_pid)
                         except (RuntimeFailure, OSError) as exc:
                             _send_quiet(sync, type="error", message=str(exc))
