@@ -1,6 +1,6 @@
 """`berth-runtime run` beside `runc run` and `crun run` on the same busybox bundle.
 
-Usage (as root): .venv/bin/python bench/run_latency/runtime.py [--runs 20] [--cmd true]
+Usage (as root): .venv/bin/python bench/run_latency/runtime.py [--runs 20] [--cmd true] [--seccomp]
 
 Each runtime runs the bundle's command (`true` by default) `--runs` times, interleaved
 (berth, runc, crun, berth, ...) so load changes hit every runtime alike; the script prints
@@ -8,7 +8,8 @@ medians and the ratio berth/peer. The bundle is runc's default spec with termina
 the busybox rootfs from tests/support.py. berth-runtime is called through its console
 script, as dockerd/containerd call it; the interpreter's own start-up (`python -c pass`,
 which on this machine includes the site-packages .pth files) is printed for reference.
-Byte-code is compiled first so no run pays for compiling.
+Byte-code is compiled first so no run pays for compiling. `--seccomp` gives the bundle
+Docker's default seccomp profile (as berthd's containers have it, no_new_privileges off).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from support import busybox_rootfs_tar  # noqa: E402
 VENV = REPO / ".venv" / "bin"
 
 
-def make_bundle(base: Path, cmd: list[str]) -> Path:
+def make_bundle(base: Path, cmd: list[str], with_seccomp: bool = False) -> Path:
     bundle = base / "bundle"
     (bundle / "rootfs").mkdir(parents=True)
     tar_path = busybox_rootfs_tar(base / "busybox.tar")
@@ -46,6 +47,10 @@ def make_bundle(base: Path, cmd: list[str]) -> Path:
     sp.process.terminal = False
     sp.process.args = cmd
     sp.linux.cgroups_path = f"/berth-bench-{os.getpid()}/c"
+    if with_seccomp:
+        from berth.runtime import seccomp
+        sp.linux.seccomp = seccomp.docker_default(sp.process.capabilities.bounding)
+        sp.process.no_new_privileges = False
     spec.dump(sp, str(bundle))
     return bundle
 
@@ -63,11 +68,12 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--cmd", default="true")
+    ap.add_argument("--seccomp", action="store_true", help="Docker's default seccomp profile")
     args = ap.parse_args()
     compileall.compile_dir(str(REPO / "src" / "berth"), quiet=1)
     base = Path(tempfile.mkdtemp(prefix="berth-bench-rt-", dir="/var/tmp"))
     try:
-        bundle = make_bundle(base, args.cmd.split())
+        bundle = make_bundle(base, args.cmd.split(), args.seccomp)
         runtimes = {"berth-runtime": [str(VENV / "berth-runtime")]}
         skipped = {}
         for peer in ("runc", "crun"):
@@ -91,7 +97,8 @@ def main() -> int:
             if i:
                 times["python -c pass"].append(ms)
         med = {name: statistics.median(v) for name, v in times.items()}
-        print(f"runtime run latency, bundle busybox `{args.cmd}`, {args.runs} runs each (median ms)")
+        profile = ", Docker's seccomp profile" if args.seccomp else ""
+        print(f"runtime run latency, bundle busybox `{args.cmd}`{profile}, {args.runs} runs each (median ms)")
         for name, m in med.items():
             print(f"  {name:<16} {m:8.1f} ms")
         for peer in ("runc", "crun"):
