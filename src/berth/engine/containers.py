@@ -334,6 +334,9 @@ class ContainerService:
 
     # --- create ----------------------------------------------------------------------
     async def create(self, name: str | None, body: dict[str, Any], hidden: bool = False) -> str:
+        # `run` starts the container a few ms from now: open the cgroup-attach window early
+        # (see start), its grace period is then over by the time the shim moves the init
+        cgroups.prime_attach()
         body = dict(body or {})
         hc = dict(body.pop("HostConfig", None) or {})
         net_cfg = body.pop("NetworkingConfig", None) or {}
