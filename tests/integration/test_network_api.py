@@ -260,6 +260,14 @@ def test_fixed_address_on_a_user_subnet(daemon, busybox_image, cleanup) -> None:
     assert r.returncode != 0 and "in use" in r.stderr
 
 
+def test_net_sysctls_may_name_the_containers_interface(daemon, busybox_image) -> None:  # noqa: ANN001
+    """The runtime applies sysctls while it creates the container: with a `net.*` one,
+    eth0 exists by then (the interfaces are made before the create, not beside it)."""
+    r = daemon.docker("run", "--rm", "--sysctl", "net.ipv4.conf.eth0.rp_filter=2", busybox_image,
+                      "cat", "/proc/sys/net/ipv4/conf/eth0/rp_filter")
+    assert _ok(r) == "2\n"
+
+
 def _run_links(d) -> list[str]:  # noqa: ANN001
     """Names of the host's links that belong to this run (veths and bridges carry its stem)."""
     stem = d.names.firewall_prefix.lower()[:8]
