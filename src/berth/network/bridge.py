@@ -1,6 +1,5 @@
-"""The bridge driver's kernel side: bridges (pyroute2), network namespaces bind-mounted
-under the daemon's netns directory, and each container's veth pair, address and route
-(berth.network.netlink: the per-container path, kept cheap).
+"""The bridge driver's kernel side, through pyroute2 (netlink): bridges, veth pairs, network
+namespaces bind-mounted under the daemon's netns directory, addresses and routes.
 
 Only the daemon imports this module (pyroute2 costs ~180 ms to import; the CLI must not
 pay it). Every function is synchronous; the engine runs them in threads.
