@@ -12,6 +12,7 @@ import errno
 import os
 import select
 import socket
+import struct
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,6 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from berth import kernel
 from berth.errors import BerthError
-from berth.network import netlink
 
 T = TypeVar("T")
 DEFAULT_MTU = 1500
@@ -69,31 +69,39 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int = DEFAULT_MT
 
 
 def delete_link(name: str) -> None:
-    """Delete a link (no error if there is none); returns once it is gone from the host's view.
+    """Delete a link; returns once it is gone from the host's view.
 
     The kernel unlists a deleted device at once, then, inside the same netlink request,
     waits for an RCU barrier before freeing it: ~20 ms here with nothing left to see. So
     a thread makes the request and we return at the RTM_DELLINK notification for the
     link (the request ending first, with an error or not, also returns)."""
+    ipr = IPRoute()
     try:
-        index = socket.if_nametoindex(name)
-    except OSError:
+        idx = link_index(ipr, name)
+    except BaseException:
+        ipr.close()
+        raise
+    if idx is None:
+        ipr.close()
         return
-    watch = netlink.link_watch()   # before the request: its notification cannot be missed
+    watch = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
     ended_r, ended_w = os.pipe2(os.O_CLOEXEC)
 
     def delete() -> None:
         try:
-            with netlink.Rtnl() as rtnl, contextlib.suppress(OSError):
-                rtnl.delete_link(index)
+            with contextlib.suppress(NetlinkError):
+                ipr.link("del", index=idx)
         finally:
+            ipr.close()
             with contextlib.suppress(OSError):   # the waiter may be gone (it closed its end)
                 os.write(ended_w, b"x")
             os.close(ended_w)
 
     try:
+        watch.bind((0, _RTMGRP_LINK))   # before the request: its notification cannot be missed
         threading.Thread(target=delete, name="berth-linkdel").start()
     except BaseException:
+        ipr.close()
         os.close(ended_w)
         os.close(ended_r)
         watch.close()
@@ -108,11 +116,34 @@ def delete_link(name: str) -> None:
             except OSError:   # ENOBUFS: notifications were lost; wait for the request
                 os.read(ended_r, 1)
                 return
-            if index in netlink.deleted_links(data):
+            if idx in _deleted_links(data):
                 return
     finally:
         watch.close()
         os.close(ended_r)
+
+
+_RTMGRP_LINK = 1
+_RTM_DELLINK = 17
+_NLMSG = struct.Struct("=IHHII")      # nlmsghdr: len, type, flags, seq, pid
+_IFINFO = struct.Struct("=BxHiII")    # ifinfomsg: family, type, index, flags, change
+
+
+def _deleted_links(data: bytes) -> set[int]:
+    """Indexes of the links an rtnetlink multicast batch reports deleted (AF_UNSPEC
+    messages only: a bridge also reports a port leaving it as an AF_BRIDGE RTM_DELLINK)."""
+    out = set()
+    off = 0
+    while off + _NLMSG.size <= len(data):
+        length, kind = _NLMSG.unpack_from(data, off)[:2]
+        if length < _NLMSG.size:
+            break
+        if kind == _RTM_DELLINK and length >= _NLMSG.size + _IFINFO.size:
+            family, _, index = _IFINFO.unpack_from(data, off + _NLMSG.size)[:3]
+            if family == socket.AF_UNSPEC:
+                out.add(index)
+        off += (length + 3) & ~3
+    return out
 
 
 def create_netns(path: str) -> None:
@@ -166,37 +197,42 @@ def release_netns_dir(path: str) -> None:
 
 def attach(netns_path: str, bridge: str, host_if: str, ifname: str, address: str, prefixlen: int,
            gateway: str | None, mac: str, mtu: int = DEFAULT_MTU) -> None:
-    """A veth pair: `host_if` up on `bridge`, the peer made directly inside the namespace as
-    `ifname` (then up) with `address`, `mac` and (unless `gateway` is None) a default route; the
+    """A veth pair: `host_if` on `bridge`, the peer made directly inside the namespace as
+    `ifname` with `address`, `mac` and (unless `gateway` is None) a default route; the
     namespace's loopback is brought up too. Netlink inside the namespace goes through a
     thread that joined it (much cheaper than pyroute2's forked helper)."""
-    try:
-        master = socket.if_nametoindex(bridge)
-    except OSError:
-        raise BerthError(f"bridge {bridge} does not exist") from None
-    fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        with netlink.Rtnl() as rtnl:
-            rtnl.add_veth(host_if, master, mtu, ifname, fd, mac)
-    except OSError as exc:
-        raise BerthError(f"cannot create veth {host_if}: {exc}") from None
-    finally:
-        os.close(fd)
-    try:
-        _sysctl(f"/sys/class/net/{host_if}/brport/hairpin_mode", "1")
+    with IPRoute() as ipr:
+        br = link_index(ipr, bridge)
+        if br is None:
+            raise BerthError(f"bridge {bridge} does not exist")
+        fd = os.open(netns_path, os.O_RDONLY)
+        try:
+            ipr.link("add", ifname=host_if, kind="veth", mtu=mtu,
+                     peer={"ifname": ifname, "net_ns_fd": fd, "address": mac, "mtu": mtu})
+        except NetlinkError as exc:
+            raise BerthError(f"cannot create veth {host_if}: {exc}") from None
+        finally:
+            os.close(fd)
+        try:
+            hidx = link_index(ipr, host_if)
+            ipr.link("set", index=hidx, master=br, state="up")
+            _sysctl(f"/sys/class/net/{host_if}/brport/hairpin_mode", "1")
 
-        def configure() -> None:
-            with netlink.Rtnl() as ns:
-                ns.set_up(1)   # lo: index 1 in every network namespace
-                index = socket.if_nametoindex(ifname)
-                ns.add_address(index, address, prefixlen)
-                ns.set_up(index)
-                if gateway:
-                    ns.add_default_route(gateway)
-        in_netns(netns_path, configure)
-    except BaseException:
-        delete_link(host_if)
-        raise
+            def configure() -> None:
+                with IPRoute() as ns:
+                    lo = link_index(ns, "lo")
+                    if lo is not None:
+                        ns.link("set", index=lo, state="up")
+                    idx = link_index(ns, ifname)
+                    ns.addr("add", index=idx, address=address, prefixlen=prefixlen)
+                    ns.link("set", index=idx, state="up")
+                    if gateway:
+                        ns.route("add", dst="0.0.0.0/0", gateway=gateway)
+            in_netns(netns_path, configure)
+        except BaseException:
+            with contextlib.suppress(NetlinkError):
+                ipr.link("del", ifname=host_if)
+            raise
 
 
 def detach(host_if: str) -> None:
