@@ -323,3 +323,26 @@ def test_host_none_and_container_modes(env: Env) -> None:
     finally:
         for cid in (j, a, n, h):
             env.run(env.svc.forget_container(cid))
+
+
+def test_delete_link_returns_with_the_link_gone_and_its_deletion_is_seen() -> None:
+    """delete_link returns at the kernel's RTM_DELLINK notification: the link is gone from the
+    host's view by then; the notification parser finds the deleted link's index."""
+    from berth.network.bridge import _deleted_links, delete_link
+
+    name = f"bz{os.getpid() % 100000}"
+    watch = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+    try:
+        watch.bind((0, 1))  # RTMGRP_LINK
+        subprocess.run(["ip", "link", "add", name, "type", "veth", "peer", "name", name + "p"], check=True)
+        index = int(Path(f"/sys/class/net/{name}/ifindex").read_text())
+        delete_link(name)
+        assert not Path(f"/sys/class/net/{name}").exists()
+        assert not Path(f"/sys/class/net/{name}p").exists()
+        seen: set[int] = set()
+        watch.settimeout(5)
+        while index not in seen:
+            seen |= _deleted_links(watch.recv(65536))
+    finally:
+        watch.close()
+        subprocess.run(["ip", "link", "del", name], capture_output=True)

@@ -12,7 +12,6 @@ import errno
 import os
 import select
 import socket
-import struct
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import TypeVar
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from berth import kernel
 from berth.errors import BerthError
@@ -124,26 +124,14 @@ def delete_link(name: str) -> None:
 
 
 _RTMGRP_LINK = 1
-_RTM_DELLINK = 17
-_NLMSG = struct.Struct("=IHHII")      # nlmsghdr: len, type, flags, seq, pid
-_IFINFO = struct.Struct("=BxHiII")    # ifinfomsg: family, type, index, flags, change
 
 
 def _deleted_links(data: bytes) -> set[int]:
     """Indexes of the links an rtnetlink multicast batch reports deleted (AF_UNSPEC
-    messages only: a bridge also reports a port leaving it as an AF_BRIDGE RTM_DELLINK)."""
-    out = set()
-    off = 0
-    while off + _NLMSG.size <= len(data):
-        length, kind = _NLMSG.unpack_from(data, off)[:2]
-        if length < _NLMSG.size:
-            break
-        if kind == _RTM_DELLINK and length >= _NLMSG.size + _IFINFO.size:
-            family, _, index = _IFINFO.unpack_from(data, off + _NLMSG.size)[:3]
-            if family == socket.AF_UNSPEC:
-                out.add(index)
-        off += (length + 3) & ~3
-    return out
+    messages only: a bridge also reports a port leaving it as an AF_BRIDGE RTM_DELLINK);
+    pyroute2's rtnetlink marshal parses the batch."""
+    return {msg["index"] for msg in MarshalRtnl().parse(data)
+            if msg.get("event") == "RTM_DELLINK" and msg["family"] == socket.AF_UNSPEC}
 
 
 def create_netns(path: str) -> None:
