@@ -346,6 +346,7 @@ class ContainerService:
         if name:
             name = validate(name)
         specgen.validate_host_config(hc)
+        _log_files_opt((hc.get("LogConfig") or {}).get("Config") or {})   # refuses a bad max-file
         if self.images is None:
             raise NotFound(f"No such image: {image_ref}")
         image = await asyncio.to_thread(self.images.resolve, image_ref)
@@ -494,7 +495,8 @@ class ContainerService:
                               exit_path=self._exit_path(c.id), tty=c.tty,
                               open_stdin=bool(c.config.get("OpenStdin")),
                               stdin_once=bool(c.config.get("StdinOnce")),
-                              log_max_size=_size(((hc.get("LogConfig") or {}).get("Config") or {}).get("max-size")))
+                              log_max_size=_size(((hc.get("LogConfig") or {}).get("Config") or {}).get("max-size")),
+                              log_max_files=_log_files_opt((hc.get("LogConfig") or {}).get("Config") or {}))
             t_spec = time.perf_counter()
             # the shim creates the container while the sandbox's interfaces are being made;
             # both are done before the process starts. A failed plumbing removes the netns,
@@ -1326,37 +1328,44 @@ class ContainerService:
                 data = t.encode() + b" " + data
             return data if tty else frame(1 if stream == "stdout" else 2, data)
 
+        n = -1
+        if tail not in ("all", "", None):
+            try:
+                n = int(tail)
+            except ValueError:
+                raise InvalidParameter(f"invalid value for tail: {tail!r}") from None
+        # rotated files (max-file) first; with a tail, only as far back as it reaches
+        files: list[tuple[Any, int]] = []
+        f = None
         try:
-            f = open(path, "rb")
-        except FileNotFoundError:
-            if not follow:
-                return
-            f = None
-        try:
-            if f is not None:
-                n = -1
-                if tail not in ("all", "", None):
-                    try:
-                        n = int(tail)
-                    except ValueError:
-                        raise InvalidParameter(f"invalid value for tail: {tail!r}") from None
-                if n < 0:
-                    start = 0
-                else:
-                    start = _tail_offset(f, n)
-                f.seek(start)
+            for p in reversed(_log_files(path)):
+                try:
+                    fh = open(p, "rb")
+                except FileNotFoundError:
+                    continue
+                start = 0 if n < 0 else _tail_offset(fh, n)
+                files.insert(0, (fh, start))
+                if n >= 0:
+                    fh.seek(start)
+                    n -= sum(chunk.count(b"\n") for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""))
+                    if n <= 0:
+                        break
+            for fh, start in files:
+                fh.seek(start)
                 while True:   # in batches: a big log is never read whole into memory
-                    lines = f.readlines(1 << 20)
+                    lines = fh.readlines(1 << 20)
                     if not lines:
                         break
                     if not lines[-1].endswith(b"\n"):
-                        f.seek(-len(lines[-1]), os.SEEK_CUR)
+                        fh.seek(-len(lines[-1]), os.SEEK_CUR)
                         lines = lines[:-1]
                     out = [r for r in (render(ln) for ln in lines) if r is not None]
                     if out:
                         yield b"".join(out)
                     if not lines:
                         break
+            if files and files[-1][0].name == path:
+                f = files.pop()[0]
             if not follow:
                 return
             partial = b""
@@ -1374,6 +1383,21 @@ class ContainerService:
                     if out:
                         yield b"".join(out)
                     continue
+                if f is not None and _rotated_away(f, path):
+                    # drained: the writer has moved on. Files rotated in between (more than
+                    # one rotation since the last look) are read whole, oldest first.
+                    for p in _rotated_after(f, path):
+                        try:
+                            with open(p, "rb") as fh:
+                                data = fh.read()
+                        except FileNotFoundError:
+                            continue
+                        out = [r for r in (render(ln) for ln in data.splitlines()) if r is not None]
+                        if out:
+                            yield b"".join(out)
+                    f.close()
+                    f = None
+                    continue
                 cur = self._c.get(c.id)
                 if cur is None or (not cur.running and cur.state.get("Status") != "restarting"):
                     return
@@ -1383,6 +1407,8 @@ class ContainerService:
                     return  # the reader went away
                 await asyncio.sleep(0.05)
         finally:
+            for fh, _ in files:
+                fh.close()
             if f is not None:
                 f.close()
 
@@ -1599,6 +1625,30 @@ class ContainerService:
         }
 
 
+def _rotated_away(f: Any, path: str) -> bool:
+    """Whether the open log `f` is no longer the file at `path` (json-file rotated it)."""
+    try:
+        return os.stat(path).st_ino != os.fstat(f.fileno()).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _rotated_after(f: Any, path: str) -> list[str]:
+    """The rotated files written after the open log `f` was rotated away, oldest first."""
+    ino = os.fstat(f.fileno()).st_ino
+    newer = []
+    for p in reversed(_log_files(path)[:-1]):   # LOG.1 (newest) first
+        try:
+            if os.stat(p).st_ino == ino:
+                break
+        except FileNotFoundError:
+            continue
+        newer.append(p)
+    else:
+        return []   # ours was rotated out of reach: nothing to tell apart
+    return list(reversed(newer))
+
+
 def _tail_offset(f: Any, n: int) -> int:
     """Offset of the n-th complete line from the end of a log file (reading backwards); a
     partial last line (still being written) is not counted."""
@@ -1645,6 +1695,30 @@ def _net_dev(pid: int) -> dict[str, dict[str, int]]:
         vals = [int(f[i]) for i in (0, 1, 2, 3, 8, 9, 10, 11)]
         out[name] = dict(zip(keys, vals, strict=True))
     return out
+
+
+def _log_files_opt(opts: dict[str, Any]) -> int:
+    """json-file's max-file log option (default 1: no rotated files)."""
+    v = opts.get("max-file")
+    if v in (None, ""):
+        return 1
+    try:
+        n = int(v)
+    except (TypeError, ValueError):
+        raise InvalidParameter(f"invalid value for log option max-file: {v!r}") from None
+    if n < 1:
+        raise InvalidParameter("max-file cannot be less than 1")
+    return n
+
+
+def _log_files(path: str) -> list[str]:
+    """A json-file log and its rotated files (LOG.1 is the newest of those), oldest first."""
+    rotated = []
+    i = 1
+    while os.path.exists(f"{path}.{i}"):
+        rotated.append(f"{path}.{i}")
+        i += 1
+    return [*reversed(rotated), path]
 
 
 def _size(v: str | None) -> int:

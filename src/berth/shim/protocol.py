@@ -49,6 +49,7 @@ class ShimConfig:
     open_stdin: bool = False
     stdin_once: bool = False
     log_max_size: int = 0       # bytes, 0 = unlimited
+    log_max_files: int = 1      # json-file max-file: the log and max_files - 1 rotated ones
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:

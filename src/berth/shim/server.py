@@ -33,11 +33,15 @@ LINE_MAX = 16 * 1024
 class LogWriter:
     """Docker's json-file format: one {"log","stream","time"} object per line of output."""
 
-    def __init__(self, path: str, max_size: int = 0) -> None:
+    def __init__(self, path: str, max_size: int = 0, max_files: int = 1) -> None:
         self.path = path
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        self.fd = self._open()
         self.partial = {STDOUT: b"", STDERR: b""}
         self.max_size = max_size
+        self.max_files = max(1, max_files)
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
 
     def write(self, stream: int, data: bytes) -> None:
         buf = self.partial[stream] + data
@@ -48,10 +52,10 @@ class LogWriter:
             rest = b""
         self.partial[stream] = rest
         if records:
-            self._emit(b"".join(records))
+            self._emit(records)
 
     def flush(self) -> None:
-        out = b"".join(self._record(s, d) for s, d in self.partial.items() if d)
+        out = [self._record(s, d) for s, d in self.partial.items() if d]
         self.partial = {STDOUT: b"", STDERR: b""}
         if out:
             self._emit(out)
@@ -61,10 +65,37 @@ class LogWriter:
                            "stream": "stdout" if stream == STDOUT else "stderr",
                            "time": rfc3339_nano()}).encode() + b"\n"
 
-    def _emit(self, data: bytes) -> None:
-        if self.max_size and os.fstat(self.fd).st_size + len(data) > self.max_size:
-            os.ftruncate(self.fd, 0)
-        os.write(self.fd, data)
+    def _emit(self, records: list[bytes]) -> None:
+        if not self.max_size:
+            os.write(self.fd, b"".join(records))
+            return
+        # record by record against max-size, as Docker's json-file (a record is never split)
+        size = os.fstat(self.fd).st_size
+        batch: list[bytes] = []
+        for rec in records:
+            if size + len(rec) > self.max_size and (size or batch):
+                if batch:
+                    os.write(self.fd, b"".join(batch))
+                    batch = []
+                if self.max_files > 1:
+                    self._rotate()
+                else:
+                    os.ftruncate(self.fd, 0)
+                size = 0
+            batch.append(rec)
+            size += len(rec)
+        os.write(self.fd, b"".join(batch))
+
+    def _rotate(self) -> None:
+        """As Docker's json-file: LOG -> LOG.1 -> ... -> LOG.<max_files - 1>, the oldest dropped."""
+        os.close(self.fd)
+        for i in range(self.max_files - 1, 1, -1):
+            try:
+                os.replace(f"{self.path}.{i - 1}", f"{self.path}.{i}")
+            except FileNotFoundError:
+                pass
+        os.replace(self.path, f"{self.path}.1")
+        self.fd = self._open()
 
 
 class Proc:
@@ -200,7 +231,7 @@ class Shim:
         pid = self._launch(proc, self.cfg.open_stdin, lambda stdio, console: self.rt.create(
             self.cfg.id, self.cfg.bundle, stdio=stdio, console_socket=console))
         self.procs[pid] = proc
-        proc.log = LogWriter(self.cfg.log_path, self.cfg.log_max_size)
+        proc.log = LogWriter(self.cfg.log_path, self.cfg.log_max_size, self.cfg.log_max_files)
         self._watch_outputs(proc)
         return pid
 
