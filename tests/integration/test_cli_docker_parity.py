@@ -14,6 +14,13 @@ pytestmark = pytest.mark.root
 DOCKER = "/usr/bin/docker"
 
 
+def _rows_sorted(text: str) -> str:
+    """The header, then the rows in sorted order. docker's `images` prints the repositories of
+    one image in Go map order, which is random from one call to the next."""
+    lines = text.splitlines()
+    return "\n".join(lines[:1] + sorted(lines[1:]))
+
+
 def both(daemon, *args: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
     """(docker's output, berth's output); tries twice so an age ticking over
     ("1 second ago" -> "2 seconds ago") between the two calls does not count."""
@@ -22,6 +29,8 @@ def both(daemon, *args: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
         d = subprocess.run([DOCKER, *args], env=daemon.env, capture_output=True, text=True, timeout=60).stdout
         b = subprocess.run([venv_exe("berth"), *args], env=daemon.env, capture_output=True, text=True,
                            timeout=60).stdout
+        if args[0] == "images":
+            d, b = _rows_sorted(d), _rows_sorted(b)
         if d == b:
             break
     return d, b
