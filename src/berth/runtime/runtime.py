@@ -175,8 +175,8 @@ class Runtime:
                              unshare_flags=flags, no_pivot=no_pivot, preserve_fds=preserve_fds,
                              has_hooks=has_hooks, container_id=cid, bundle=bundle, new_keyring=new_keyring,
                              seccomp=self._seccomp(linux, config.process))
-            init_pid = self._spawn(cfg, pipes, on_fork=cg.create,
-                                   on_pid=lambda pid: _join_cgroup(cg, linux.resources, pid),
+            init_pid = self._spawn(cfg, pipes, on_fork=lambda: _make_cgroup(cg, linux.resources),
+                                   on_pid=lambda pid: _join_cgroup(cg, pid),
                                    on_hooks=lambda pid: self._hooks_create(st, pid, config))
             st.pid = init_pid
             st.init_start = _state.proc_start_time(init_pid)
@@ -208,8 +208,9 @@ class Runtime:
         """Fork the bridge child, follow the sync protocol, return the init's host pid.
         `pipes` is [runtime->init read, write, init->runtime read, write]; all are closed.
         `on_fork()` runs right after the fork and `on_pid(pid)` once the init's pid is known
-        (create: making its cgroups, then joining them), both while the bridge and the init
-        work; the init waits for their outcome ("cgroup" or "error") before it needs it."""
+        (create: making its cgroups and applying the limits, then joining them), both while
+        the bridge and the init work; the init waits for their outcome ("cgroup" or "error")
+        before it needs it."""
         from berth.runtime import init
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
@@ -544,12 +545,18 @@ def load_bundle(bundle: str) -> _spec.Spec:
         raise RuntimeFailure(f"bundle {bundle}: invalid config.json: {exc}") from None
 
 
-def _join_cgroup(cg, resources, pid: int) -> None:
-    """Apply the container's limits and move its init into its cgroups. Runs while the init
-    mounts its filesystems, so it is off the critical path."""
+def _make_cgroup(cg, resources) -> None:
+    """Make the container's cgroups and apply its limits. Runs right after the fork, while
+    the bridge unshares and forks the init: the runtime would otherwise sit idle until the
+    init's pid comes, and the init waits for its cgroups only once they are joined."""
+    cg.create()
+    cg.apply(resources)
+
+
+def _join_cgroup(cg, pid: int) -> None:
+    """Move the init into its (ready) cgroups, while the init mounts its filesystems."""
     from berth.runtime import cgroups
     try:
-        cg.apply(resources)
         cg.add(pid)
     finally:
         cgroups.end_prime()
