@@ -1,8 +1,8 @@
 """The one thin module through which berth talks to the Linux kernel directly.
 
-mount, umount2, unshare, setns, pivot_root, sethostname, prctl, capget/capset, keyctl (join a
-session keyring), bpf (load/attach a cgroup device program) and seccomp (load a filter) are
-libc calls made through ctypes; everything above this module stays testable without root.
+mount, umount2, unshare, setns, pivot_root, sethostname, prctl, capget/capset, socket/ioctl,
+keyctl (join a session keyring), bpf (load/attach a cgroup device program) and seccomp (load
+a filter) are libc calls made through ctypes; everything above this module stays testable without root.
 Each wrapper raises OSError with the errno and a message naming what was attempted.
 """
 
@@ -101,6 +101,9 @@ _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 _libc.syscall.restype = ctypes.c_long
+_libc.socket.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+_libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_char_p]
+SOCK_CLOEXEC = 0o2000000
 
 SYS_pivot_root = 155  # x86_64
 SYS_capget = 125
@@ -160,6 +163,19 @@ def sethostname(name: str) -> None:
 def setdomainname(name: str) -> None:
     raw = name.encode()
     _check(_libc.setdomainname(raw, len(raw)), f"setdomainname {name}")
+
+
+def socket(family: int, kind: int, proto: int = 0) -> int:
+    """A close-on-exec socket fd (close it with os.close): for a few ioctls, where importing
+    Python's socket modules would cost more than the calls."""
+    return _check(_libc.socket(family, kind | SOCK_CLOEXEC, proto), f"socket {family}/{kind}")
+
+
+def ioctl(fd: int, request: int, arg: bytes) -> bytes:
+    """ioctl with an in/out buffer (e.g. a struct ifreq); returns the buffer afterwards."""
+    buf = ctypes.create_string_buffer(arg, len(arg))
+    _check(_libc.ioctl(fd, request, buf), f"ioctl {request:#x}")
+    return buf.raw
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
