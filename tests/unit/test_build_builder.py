@@ -20,6 +20,7 @@ import pytest
 
 from berth.build.builder import BuildError, BuildOptions, ImageRef, RunRequest, StepFailed, run_build
 from berth.build.cache import BuildCache
+from berth.build.cachemounts import CacheMountStore
 from berth.build.context import BuildContext
 from berth.engine.db import Database
 from berth.errors import InvalidParameter, NotFound
@@ -121,6 +122,7 @@ class Env:
         self.runner = FakeRunner(tmp / "images")
         self.db = Database(tmp / "db.sqlite")
         self.cache = BuildCache(self.db)
+        self.cache_mounts = CacheMountStore(tmp / "cache-mounts", self.db)
         self.ctx = tmp / "ctx"
         self.ctx.mkdir()
 
@@ -138,7 +140,7 @@ class Env:
             msgs.append(m)
 
         img = asyncio.run(run_build(self.runner, self.cache, BuildContext(str(self.ctx)),
-                                    BuildOptions(**opts), emit))
+                                    BuildOptions(**opts), emit, self.cache_mounts))
         return img, "".join(m.get("stream", "") for m in msgs), msgs
 
 
@@ -493,3 +495,87 @@ def test_rebuilt_source_stage_is_named_in_the_copy_from_miss(env: Env) -> None:
     (env.ctx / "src.txt").write_text("v2")
     _, text, _ = env.build(df)
     assert "Cache miss: file changed: --from=build:/out/src.txt" in text
+
+
+# --- RUN --mount ------------------------------------------------------------------------
+
+def test_run_mounts_reach_the_step(env: Env) -> None:
+    env.write({"src/a.txt": "a", "req.txt": "r"})
+    seen: dict[str, Any] = {}
+    real_run = env.runner.run
+
+    async def run(parent: Any, req: RunRequest, on_start: Any, on_output: Any) -> ImageRef:
+        if req.mounts:
+            by_target = {m["Target"]: m for m in req.mounts}
+            seen["mounts"] = by_target
+            seen["rw_copy"] = sorted(os.listdir(by_target["/app/src"]["Source"]))
+        return await real_run(parent, req, on_start, on_output)
+
+    env.runner.run = run  # type: ignore[method-assign]
+    img, _, _ = env.build(
+        "FROM busybox AS tools\nRUN echo tool\nFROM busybox\nWORKDIR /app\nENV CACHE=/root/.cache\n"
+        "RUN --mount=type=cache,target=$CACHE,id=pip --mount=source=req.txt,target=req.txt "
+        "--mount=type=tmpfs,target=/tmp,size=1m --mount=from=tools,source=/etc,target=/tools "
+        "--mount=source=src,target=src,rw cat req.txt\n")
+    m = seen["mounts"]
+    assert m["/app/req.txt"] == {"Type": "bind", "Source": str(env.ctx / "req.txt"),
+                                 "Target": "/app/req.txt", "ReadOnly": True}
+    assert m["/tmp"] == {"Type": "tmpfs", "Target": "/tmp", "ReadOnly": False,
+                         "TmpfsOptions": {"SizeBytes": 1 << 20}}
+    assert m["/root/.cache"]["Source"].startswith(str(env.cache_mounts.root))
+    assert m["/root/.cache"]["ReadOnly"] is False
+    assert m["/tools"]["Source"].endswith("/etc") and m["/tools"]["ReadOnly"] is True
+    # rw from the context: a copy of its own, gone after the step
+    assert m["/app/src"]["ReadOnly"] is False and seen["rw_copy"] == ["a.txt"]
+    assert not os.path.exists(m["/app/src"]["Source"])
+    assert str(env.ctx) not in m["/app/src"]["Source"]
+    # mount points were made in the rootfs before the start
+    fs = env.runner.fs(img.id)
+    assert (fs / "app/req.txt").is_file() and (fs / "root/.cache").is_dir()
+
+
+def test_changed_bind_mounted_file_misses_the_cache(env: Env) -> None:
+    env.write({"req.txt": "v1", "other.txt": "x"})
+    df = "FROM busybox\nRUN --mount=source=req.txt,target=/r cat /r\n"
+    first, _, _ = env.build(df)
+    (env.ctx / "other.txt").write_text("y")          # not mounted: still cached
+    again, text, _ = env.build(df)
+    assert again.id == first.id and "Using cache" in text
+    (env.ctx / "req.txt").write_text("v2")
+    changed, text, _ = env.build(df)
+    assert changed.id != first.id
+    assert "Cache miss: file changed: req.txt" in text
+
+
+def test_cache_mount_content_is_not_part_of_the_key(env: Env) -> None:
+    df = "FROM busybox\nRUN --mount=type=cache,target=/c ls /c\n"
+    first, _, _ = env.build(df)
+    (d,) = os.listdir(env.cache_mounts.root)
+    (env.cache_mounts.root / d / "new").write_text("x")
+    again, text, _ = env.build(df)
+    assert again.id == first.id and "Using cache" in text
+    other, text, _ = env.build(df.replace("/c ", "/c,sharing=locked "))
+    assert other.id != first.id and "instruction changed" in text
+
+
+@pytest.mark.parametrize("mount, error", [
+    ("from=nope,target=/x", "Dockerfile:3: --mount=from=nope,target=/x: from=nope names no build stage and no image"),
+    ("source=missing,target=/x", "Dockerfile:3: --mount=source=missing,target=/x: source not found in the build context: missing"),
+    ("source=../up,target=/x", "forbidden path outside the build context: ../up"),
+    ("target=/,type=tmpfs", 'Dockerfile:3: --mount=target=/,type=tmpfs: invalid mount target "/"'),
+    ("type=cache,target=$NOPE", "requires a target"),
+])
+def test_bad_mounts_fail_before_the_step_naming_the_line(env: Env, mount: str, error: str) -> None:
+    with pytest.raises(InvalidParameter) as ei:
+        env.build(f"FROM busybox\nENV A=1\nRUN --mount={mount} true\n")
+    assert error in str(ei.value)
+    assert str(ei.value).startswith("Dockerfile:3:")
+    assert env.runner.runs == []
+
+
+def test_mount_from_a_later_stage_is_refused_and_an_earlier_one_is_built(env: Env) -> None:
+    with pytest.raises(InvalidParameter, match="refers to the current or a later stage"):
+        env.build("FROM busybox AS a\nRUN --mount=from=b,target=/b true\nFROM busybox AS b\n")
+    img, text, _ = env.build("FROM busybox AS dep\nRUN echo dep\nFROM busybox\n"
+                             "RUN --mount=from=dep,target=/d,source=/ cat /d/x\n")
+    assert "ran: echo dep" in text  # the final stage needs `dep` only through the mount

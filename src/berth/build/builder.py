@@ -8,7 +8,9 @@ can supply their own)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
+import functools
 import hashlib
 import json
 import os
@@ -16,13 +18,16 @@ import posixpath
 import re
 import shutil
 import signal as _signal
+import tempfile
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from berth.build import instructions as I
+from berth.build import mountpoints
 from berth.build.cache import BuildCache, Probe
+from berth.build.cachemounts import CacheMountStore, CacheSpec, copy_tree
 from berth.build.context import (
     BuildContext,
     OutsideContext,
@@ -34,6 +39,7 @@ from berth.build.context import (
 from berth.build.copier import Copier, Source, parse_chmod, parse_chown
 from berth.build.expansion import env_to_dict, expand_heredoc, expand_word, expand_words
 from berth.build.parser import DockerfileSyntaxError, parse
+from berth.build.runmount import Mount, parse_mount
 from berth.errors import BerthError, InvalidParameter, NotFound
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
@@ -84,6 +90,8 @@ class RunRequest:
     prepare: Callable[[str], None] | None = None   # called with the rootfs before start
     cleanup: Callable[[str], None] | None = None   # called with the rootfs before commit
     host_config: dict[str, Any] = field(default_factory=dict)  # extra HostConfig settings
+    mounts: list[dict[str, Any]] = field(default_factory=list)  # HostConfig.Mounts (--mount)
+    scrub: Callable[[str], None] | None = None     # called with the upper dir before commit
 
 
 class StepRunner(Protocol):
@@ -185,6 +193,16 @@ def _normalize_port(p: str) -> list[str]:
     return [f"{int(port)}/{proto}"]
 
 
+@dataclass
+class _RunMount:
+    """A `--mount` of one RUN, resolved: the image of `from`, or the context path."""
+
+    spec: Mount
+    raw: str = ""                 # as written, for errors
+    image: ImageRef | None = None
+    context_path: str = ""        # bind from the context: the host path mounted
+
+
 def _valid_signal(sig: str) -> str:
     s = sig.upper()
     if s.isdigit():
@@ -197,9 +215,11 @@ def _valid_signal(sig: str) -> str:
 
 class Builder:
     def __init__(self, runner: StepRunner, cache: BuildCache | None, context: BuildContext,
-                 options: BuildOptions, emit: Emit) -> None:
+                 options: BuildOptions, emit: Emit,
+                 cache_mounts: CacheMountStore | None = None) -> None:
         self.runner = runner
         self.cache = cache
+        self.cache_mounts = cache_mounts
         self.ctx = context
         self.opts = options
         self._emit = emit
@@ -317,12 +337,18 @@ class Builder:
             if bi is not None and bi < st.index:
                 d.add(bi)
             for ins in st.instructions:
+                refs: list[str] = []
                 if isinstance(ins, I.Copy) and ins.from_:
-                    fi = self._stage_index(expand_word(ins.from_, self.meta_env, self.escape))
+                    refs.append(expand_word(ins.from_, self.meta_env, self.escape))
+                elif isinstance(ins, I.Run):
+                    # `from` of a --mount never expands (runmount)
+                    refs.extend(f for f in (parse_mount(m).from_ for m in ins.mounts) if f)
+                for ref in refs:
+                    fi = self._stage_index(ref)
                     if fi is not None:
                         if fi >= st.index:
                             raise DockerfileSyntaxError(
-                                f"invalid from flag value {ins.from_}: refers to the current or a later stage",
+                                f"invalid from flag value {ref}: refers to the current or a later stage",
                                 ins.line, self.filename)
                         d.add(fi)
             deps[st.index] = d
@@ -633,12 +659,19 @@ class Builder:
         network = ins.network or self.opts.network_mode or "default"
         if network == "default":
             network = "bridge"
-        probe = Probe(parent=state.parent_id, keyword="RUN", instruction=" ".join(argv),
-                      args=hist_args,
-                      extra=json.dumps([_config_digest(cfg), network,
-                                        {k: hashlib.sha256(v[0]).hexdigest() for k, v in prepare_files.items()}]))
+        mounts = await self._resolve_mounts(state, ins, workdir)
+        extra: list[Any] = [_config_digest(cfg), network,
+                            {k: hashlib.sha256(v[0]).hexdigest() for k, v in prepare_files.items()}]
+        if mounts:
+            extra.append([m.image.id if m.image else "" for m in mounts])
+        probe = Probe(parent=state.parent_id, keyword="RUN",
+                      instruction=" ".join([*(f"--mount={m.spec.flag()}" for m in mounts), *argv]),
+                      files=await asyncio.to_thread(_mounted_files, mounts),
+                      args=hist_args, extra=json.dumps(extra))
         image = await self._cached(state, probe)
         if image is None:
+            made: list[mountpoints.Mountpoints] = []
+
             def prepare(rootfs: str) -> None:
                 c = Copier(rootfs)
                 if workdir != "/":
@@ -648,6 +681,7 @@ class Builder:
                     with open(host, "wb") as f:
                         f.write(data)
                     os.chmod(host, mode)
+                made.append(mountpoints.make(rootfs, targets))
 
             def cleanup(rootfs: str) -> None:
                 for path in prepare_files:
@@ -656,41 +690,152 @@ class Builder:
                     except FileNotFoundError:
                         pass
 
-            env = list(cfg.get("Env") or []) + extra_env
-            req = RunRequest(cmd=argv, env=env, user=cfg.get("User") or "", workdir=workdir,
-                             network_mode=network, config=copy.deepcopy(cfg),
-                             history=state.hist(created_by), prepare=prepare,
-                             cleanup=cleanup if prepare_files else None,
-                             host_config=dict(self.opts.run_host_config))
+            def scrub(upper: str) -> None:
+                for mp in made:
+                    mp.scrub(upper)
 
-            async def on_start(cid: str) -> None:
-                await self.say(f" ---> Running in {cid[:12]}\n")
-
-            async def on_output(data: bytes) -> None:
-                await self.say(data.decode("utf-8", errors="replace"))
-
-            started: list[str] = []
-
-            async def on_start_(cid: str) -> None:
-                started.append(cid)
-                await on_start(cid)
-
-            try:
-                image = await self.runner.run(state.image, req, on_start_, on_output)
-            except StepFailed as exc:
-                raise BuildError(f"The command '{' '.join(argv)}' returned a non-zero code: {exc.exit_code}",
-                                 code=exc.exit_code) from None
-            if started:
-                await self.say(f"Removing intermediate container {started[0][:12]}\n")
+            async with contextlib.AsyncExitStack() as held:
+                api_mounts, targets = await self._open_mounts(held, mounts)
+                env = list(cfg.get("Env") or []) + extra_env
+                req = RunRequest(cmd=argv, env=env, user=cfg.get("User") or "", workdir=workdir,
+                                 network_mode=network, config=copy.deepcopy(cfg),
+                                 history=state.hist(created_by), prepare=prepare,
+                                 cleanup=cleanup if prepare_files else None,
+                                 host_config=dict(self.opts.run_host_config),
+                                 mounts=api_mounts, scrub=scrub if mounts else None)
+                image = await self._run_step(state, req)
             await self._remember(probe, image)
         await self._advance(state, image)
+
+    async def _run_step(self, state: _State, req: RunRequest) -> ImageRef:
+        started: list[str] = []
+
+        async def on_start(cid: str) -> None:
+            started.append(cid)
+            await self.say(f" ---> Running in {cid[:12]}\n")
+
+        async def on_output(data: bytes) -> None:
+            await self.say(data.decode("utf-8", errors="replace"))
+
+        try:
+            image = await self.runner.run(state.image, req, on_start, on_output)
+        except StepFailed as exc:
+            raise BuildError(f"The command '{' '.join(req.cmd)}' returned a non-zero code: {exc.exit_code}",
+                             code=exc.exit_code) from None
+        if started:
+            await self.say(f"Removing intermediate container {started[0][:12]}\n")
+        return image
+
+    # --- RUN --mount --------------------------------------------------------------------
+    async def _resolve_mounts(self, state: _State, ins: I.Run, workdir: str) -> list[_RunMount]:
+        """The RUN's mounts, expanded, targets made absolute, `from` resolved to an image
+        and context sources to their host path (all that the cache key needs)."""
+        env = self._env(state)
+        out: list[_RunMount] = []
+        seen: set[str] = set()
+        for raw in ins.mounts:
+            try:
+                spec = parse_mount(raw, lambda v: expand_word(v, env, self.escape))
+                target = "/" + posixpath.normpath(posixpath.join(workdir, spec.target)).lstrip("/")
+                if target == "/":
+                    raise InvalidParameter('invalid mount target "/"')
+                if target in seen:
+                    raise InvalidParameter(f"duplicate mount target {target}")
+                seen.add(target)
+                m = _RunMount(replace(spec, target=target), raw=raw)
+                if spec.from_:
+                    m.image = await self._mount_from(spec.from_)
+                elif spec.type == "bind":
+                    m.context_path = await asyncio.to_thread(self._context_source, spec.source)
+            except InvalidParameter as exc:
+                raise InvalidParameter(f"--mount={raw}: {exc}") from None
+            out.append(m)
+        return out
+
+    async def _mount_from(self, ref: str) -> ImageRef:
+        si = self._stage_index(ref)
+        if si is not None and si in self.stage_results:
+            return self.stage_results[si]
+        try:
+            return await self.runner.resolve(ref, pull=self.opts.pull, platform=None, emit=self._progress)
+        except NotFound:
+            raise InvalidParameter(f"from={ref} names no build stage and no image") from None
+        except BerthError as exc:  # e.g. no registry to pull it from: say which flag asked
+            raise InvalidParameter(f"from={ref} names no build stage, and as an image: {exc}") from None
+
+    def _context_source(self, source: str) -> str:
+        host = resolve_in_root(self.ctx.root, source or "/", clamp=False, what=source)
+        if not os.path.lexists(host):
+            raise InvalidParameter(f"source not found in the build context: {source}")
+        return host
+
+    async def _open_mounts(self, held: contextlib.AsyncExitStack,
+                           mounts: list[_RunMount]) -> tuple[list[dict[str, Any]], list[tuple[str, bool]]]:
+        """HostConfig.Mounts for the step and the mount points it needs ((target, is_dir));
+        what they stand on (image snapshots, scratch copies, held caches) stays open in
+        `held` until the step is over."""
+        api: list[dict[str, Any]] = []
+        targets: list[tuple[str, bool]] = []
+        for m in sorted(mounts, key=lambda m: m.spec.target.count("/")):  # parents first
+            s = m.spec
+            if s.type == "tmpfs":
+                entry: dict[str, Any] = {"Type": "tmpfs", "Target": s.target, "ReadOnly": s.readonly}
+                if s.size:
+                    entry["TmpfsOptions"] = {"SizeBytes": s.size}
+                api.append(entry)
+                targets.append((s.target, True))
+                continue
+            root = None
+            if m.image is not None:
+                # a snapshot of its own: writes to a rw mount land in its throw-away upper dir
+                root = await held.enter_async_context(self.runner.mount_image(m.image))
+            try:
+                if s.type == "cache":
+                    source = await self._open_cache(held, m, root)
+                elif root is not None:
+                    source = _image_source(root, s.source)
+                elif s.readonly:
+                    source = m.context_path
+                else:
+                    source = await asyncio.to_thread(self._scratch_copy, held, m.context_path)
+            except InvalidParameter as exc:
+                raise InvalidParameter(f"--mount={m.raw}: {exc}") from None
+            api.append({"Type": "bind", "Source": source, "Target": s.target, "ReadOnly": s.readonly})
+            targets.append((s.target, os.path.isdir(source)))
+        return api, targets
+
+    async def _open_cache(self, held: contextlib.AsyncExitStack, m: _RunMount, root: str | None) -> str:
+        if self.cache_mounts is None:
+            raise InvalidParameter("cache mounts are not available to this builder")
+        s = m.spec
+        seed: Callable[[str], None] | None = None
+        seed_id = ""
+        if root is not None and m.image is not None:
+            src = _image_source(root, s.source)
+            seed_id = f"{m.image.id}:{posixpath.normpath('/' + s.source)}"
+            seed = functools.partial(copy_tree, src)
+        spec = CacheSpec(id=s.cache_id, sharing=s.sharing or "shared", mode=s.mode, uid=s.uid,
+                         gid=s.gid, seed=seed_id)
+        path = await held.enter_async_context(self.cache_mounts.acquire(spec, seed))
+        if root is None and s.source:
+            # without `from`, source is a directory inside the cache
+            path = resolve_in_root(path, s.source, clamp=True)
+            await asyncio.to_thread(os.makedirs, path, 0o755, True)
+        return path
+
+    def _scratch_copy(self, held: contextlib.AsyncExitStack, path: str) -> str:
+        """A rw bind from the context: a copy of its own, so writes never reach the context."""
+        d = tempfile.mkdtemp(prefix=".berth-mount-", dir=os.path.dirname(self.ctx.root))
+        held.callback(shutil.rmtree, d, True)
+        dst = d if os.path.isdir(path) else os.path.join(d, os.path.basename(path))
+        copy_tree(path, dst)
+        return dst
 
     # --- COPY / ADD ---------------------------------------------------------------------
     async def _download(self, url: str) -> tuple[str, str]:
         """ADD <url>: fetch into a directory of its own beside the context (mode 0600, mtime
         from Last-Modified, as Docker does). Returns (directory, file name)."""
         import email.utils
-        import tempfile
         import urllib.parse
 
         import aiohttp
@@ -828,6 +973,24 @@ class Builder:
             raise InvalidParameter(f"{kw} failed: {exc}") from None
 
 
+def _image_source(root: str, source: str) -> str:
+    host = resolve_in_root(root, source or "/", clamp=True)
+    if not os.path.lexists(host):
+        raise InvalidParameter(f"source not found in the mounted image: {source}")
+    return host
+
+
+def _mounted_files(mounts: list[_RunMount]) -> dict[str, str]:
+    """Content digests of what the context bind mounts show (a changed file misses the
+    cache as COPY's do); images of `from` are keyed by id."""
+    files: dict[str, str] = {}
+    for m in mounts:
+        if m.context_path:
+            rel = posixpath.normpath(m.spec.source.lstrip("/") or ".")
+            files.update(hash_tree(m.context_path, rel))
+    return files
+
+
 def _sha256_file(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -842,9 +1005,11 @@ def _host_arch() -> str:
 
 
 async def run_build(runner: StepRunner, cache: BuildCache | None, context: BuildContext,
-                    options: BuildOptions, emit: Emit) -> ImageRef:
-    """Build and tag; emits Docker's legacy-builder JSON messages."""
-    builder = Builder(runner, cache, context, options, emit)
+                    options: BuildOptions, emit: Emit,
+                    cache_mounts: CacheMountStore | None = None) -> ImageRef:
+    """Build and tag; emits Docker's legacy-builder JSON messages. `cache_mounts` holds
+    the directories of `RUN --mount=type=cache` (refused without it)."""
+    builder = Builder(runner, cache, context, options, emit, cache_mounts)
     try:
         image = await builder.build()
     except BerthError:

@@ -10,18 +10,21 @@ import re
 from dataclasses import dataclass, field
 
 from berth.build.parser import Dockerfile, DockerfileSyntaxError, Heredoc, Node
+from berth.build.runmount import parse_mount
+from berth.errors import InvalidParameter
 
 PROXY_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
                         "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"})
 
 _ALLOWED_FLAGS: dict[str, set[str]] = {
     "from": {"platform"},
-    "run": {"network"},
+    "run": {"network", "mount"},
     "copy": {"from", "chown", "chmod", "link"},
     "add": {"chown", "chmod", "link", "checksum", "keep-git-dir"},
     "healthcheck": {"interval", "timeout", "start-period", "start-interval", "retries"},
 }
 _BOOL_FLAGS = frozenset({"link", "keep-git-dir"})
+_REPEATABLE = frozenset({"mount"})   # RUN --mount=... --mount=...
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-_.]*$")
 
 
@@ -29,21 +32,33 @@ def _err(node: Node, msg: str, filename: str = "Dockerfile") -> DockerfileSyntax
     return DockerfileSyntaxError(msg, node.start_line, filename)
 
 
+def _unquote(val: str) -> str:
+    if len(val) >= 2 and val[0] == val[-1] and val[0] in "'\"":
+        return val[1:-1]
+    return val
+
+
 def parse_flags(node: Node, filename: str = "Dockerfile") -> dict[str, str | None]:
+    """The node's flags, checked; a repeatable flag keeps its last value here (all of
+    them: `repeated_flag`)."""
     allowed = _ALLOWED_FLAGS.get(node.instruction, set())
     out: dict[str, str | None] = {}
     for f in node.flags:
         name, eq, val = f[2:].partition("=")
         if name not in allowed:
             raise _err(node, f"Unknown flag: {name}", filename)
-        if name in out:
+        if name in out and name not in _REPEATABLE:
             raise _err(node, f"Duplicate flag specified: {name}", filename)
         if not eq and name not in _BOOL_FLAGS:
             raise _err(node, f"missing a value on flag: {name}", filename)
-        if len(val) >= 2 and val[0] == val[-1] and val[0] in "'\"":
-            val = val[1:-1]
-        out[name] = val if eq else None
+        out[name] = _unquote(val) if eq else None
     return out
+
+
+def repeated_flag(node: Node, name: str) -> list[str]:
+    """Every value of a repeatable flag, in order."""
+    prefix = f"--{name}="
+    return [_unquote(f[len(prefix):]) for f in node.flags if f.startswith(prefix)]
 
 
 @dataclass
@@ -76,6 +91,7 @@ class Run(Instruction):
     prepend_shell: bool = True           # shell form
     heredocs: list[Heredoc] = field(default_factory=list)
     network: str | None = None
+    mounts: list[str] = field(default_factory=list)   # --mount values, unexpanded (runmount)
 
 
 @dataclass
@@ -220,8 +236,14 @@ def parse_instruction(node: Node, filename: str = "Dockerfile") -> Instruction:
         net = flags.get("network")
         if net is not None and net not in ("default", "none", "host"):
             raise _err(node, f"unsupported network mode: {net}", filename)
+        mounts = repeated_flag(node, "mount")
+        try:
+            for m in mounts:
+                parse_mount(m)
+        except InvalidParameter as exc:
+            raise _err(node, f"--mount={m}: {exc}", filename) from None
         return Run(node, cmd=list(args), prepend_shell=not node.json, heredocs=list(node.heredocs),
-                   network=net)
+                   network=net, mounts=mounts)
     if kw in ("cmd", "entrypoint"):
         cls = Cmd if kw == "cmd" else Entrypoint
         return cls(node, cmd=list(args), prepend_shell=not node.json)

@@ -25,6 +25,7 @@ from berth.build.builder import (
     run_build,
 )
 from berth.build.cache import BuildCache
+from berth.build.cachemounts import CacheMountStore
 from berth.build.context import BuildContext, extract_tar
 from berth.config import DaemonConfig
 from berth.errors import InvalidParameter, NotFound
@@ -186,6 +187,8 @@ class EngineStepRunner:
                 "WorkingDir": req.workdir, "User": req.user, "AttachStdout": True,
                 "AttachStderr": True, "Labels": {BUILD_LABEL: "1"},
                 "HostConfig": {**req.host_config, "NetworkMode": req.network_mode}}
+        if req.mounts:
+            body["HostConfig"]["Mounts"] = [*(req.host_config.get("Mounts") or []), *req.mounts]
         cid = await self.containers.create(None, body, hidden=True)
         waiter: asyncio.Task[dict[str, Any]] | None = None
         attach: asyncio.Task[Any] | None = None
@@ -216,7 +219,10 @@ class EngineStepRunner:
             def commit() -> ImageRef:
                 parent_img = self.images.get(parent.id)
                 self.images.snapshots.unmount(cid)
-                _drop_mount_targets(self.images.snapshots.upper(cid))
+                upper = self.images.snapshots.upper(cid)
+                if req.scrub is not None:
+                    req.scrub(upper)
+                _drop_mount_targets(upper)
                 return _ref(self.images.commit(cid, parent_img, req.config, req.history))
             image = await asyncio.to_thread(commit)
         finally:
@@ -300,6 +306,7 @@ class BuildService:
         self.containers = containers
         self.cache = BuildCache(images.db)
         self._clean_leftovers()
+        self.cache_mounts = CacheMountStore(config.data_root / "build-cache-mounts", images.db)
 
     def _clean_leftovers(self) -> None:
         """Snapshots of build steps interrupted by a daemon crash are removed at start."""
@@ -314,7 +321,7 @@ class BuildService:
                 except Exception:  # noqa: BLE001
                     log.exception("removing leftover build snapshot %s", n)
         for n in os.listdir(self.config.tmp_dir) if self.config.tmp_dir.is_dir() else []:
-            if n.startswith(("build-ctx-", ".berth-add-")):
+            if n.startswith(("build-ctx-", ".berth-add-", ".berth-mount-")):
                 shutil.rmtree(self.config.tmp_dir / n, ignore_errors=True)
 
     async def start(self) -> None:
@@ -350,14 +357,17 @@ class BuildService:
                 ctx.apply_dockerignore(preload=preload)
             await asyncio.to_thread(extract)
             runner = EngineStepRunner(self.images, self.containers, registry, auth)
-            return await run_build(runner, self.cache, ctx, options, emit)
+            return await run_build(runner, self.cache, ctx, options, emit, self.cache_mounts)
         finally:
             await asyncio.to_thread(shutil.rmtree, ctx_dir, True)
 
     def prune(self, all_: bool = False) -> dict[str, Any]:
-        """POST /build/prune: forget cache records (all, or those whose image is gone)."""
+        """POST /build/prune: forget cache records (all, or those whose image is gone) and
+        remove the RUN --mount=type=cache directories no build is using (BuildKit's prune
+        removes its cache mounts with or without --all)."""
         if all_:
             keys = self.cache.prune()
         else:
             keys = self.cache.prune(keep=self.images.store.exists)
-        return {"CachesDeleted": keys or None, "SpaceReclaimed": 0}
+        mounts, freed = self.cache_mounts.prune()
+        return {"CachesDeleted": (keys + mounts) or None, "SpaceReclaimed": freed}
