@@ -20,13 +20,13 @@ from test_build_api import build, build_containers, error_of, image_id, run_outp
 pytestmark = [pytest.mark.root]
 
 
-def top_layer_names(daemon: Any, ref: str) -> list[str]:
-    """Entries of the image's last layer (from `docker save`)."""
+def top_layer_names(daemon: Any, ref: str, index: int = -1) -> list[str]:
+    """Entries of the image's last (or `index`) layer (from `docker save`)."""
     r = daemon.api("GET", f"/images/{ref}/get", timeout=60)
     assert r.status == 200
     outer = tarfile.open(fileobj=io.BytesIO(r.body))
     layers = json.load(outer.extractfile("manifest.json"))[0]["Layers"]
-    return sorted(tarfile.open(fileobj=outer.extractfile(layers[-1])).getnames())
+    return sorted(tarfile.open(fileobj=outer.extractfile(layers[index])).getnames())
 
 
 def run_mounts(daemon: Any) -> str:
@@ -70,6 +70,7 @@ def test_bind_from_the_context_is_readable_and_not_in_the_image(daemon: Any, bus
     # only in the copy; the earlier step saw the original)
     assert run_output(daemon, "bindctx:1", "cat", "/ls").split() == ["Dockerfile", "conf", "new"]
     assert top_layer_names(daemon, "bindctx:1") == ["ls"]
+    assert top_layer_names(daemon, "bindctx:1", -2) == ["out"]  # no work/ copied up for work/data.txt
     assert "ctx" not in run_output(daemon, "bindctx:1", "ls", "/").split()
     assert run_output(daemon, "bindctx:1", "ls", "-a", "/work") == ".\n..\n"
     assert not [n for n in tmp_leftovers(daemon) if n.startswith(".berth-mount-")]

@@ -227,3 +227,10 @@ def test_a_failed_seed_leaves_nothing_and_prune_spares_caches_in_use(store: Cach
 
     gone, in_use = asyncio.run(scenario())
     assert len(gone) == 1 and in_use == []
+
+
+def test_a_mount_point_under_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    with pytest.raises(InvalidParameter, match="cannot make the mount point /etc/passwd/x: Not a directory"):
+        mountpoints.make(str(tmp_path), [("/etc/passwd/x", True)])

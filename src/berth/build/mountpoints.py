@@ -15,6 +15,7 @@ import stat
 from dataclasses import dataclass, field
 
 from berth.build.context import resolve_in_root
+from berth.errors import InvalidParameter
 
 
 def _meta(st: os.stat_result) -> tuple[int, int, int]:
@@ -80,5 +81,8 @@ def make(rootfs: str, targets: list[tuple[str, bool]]) -> Mountpoints:
     """Create the missing `(target, is_dir)` mount points in `rootfs`."""
     mp = Mountpoints()
     for target, is_dir in targets:
-        mp.make(rootfs, target, is_dir)
+        try:
+            mp.make(rootfs, target, is_dir)
+        except OSError as exc:  # e.g. a file where the target needs a directory
+            raise InvalidParameter(f"cannot make the mount point {target}: {exc.strerror}") from None
     return mp
