@@ -666,7 +666,7 @@ class Builder:
             extra.append([m.image.id if m.image else "" for m in mounts])
         probe = Probe(parent=state.parent_id, keyword="RUN",
                       instruction=" ".join([*(f"--mount={m.spec.flag()}" for m in mounts), *argv]),
-                      files=await asyncio.to_thread(_mounted_files, mounts),
+                      files=await asyncio.to_thread(_mounted_files, mounts) if mounts else {},
                       args=hist_args, extra=json.dumps(extra))
         image = await self._cached(state, probe)
         if image is None:
