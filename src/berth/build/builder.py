@@ -670,6 +670,7 @@ class Builder:
                       args=hist_args, extra=json.dumps(extra))
         image = await self._cached(state, probe)
         if image is None:
+            targets: list[tuple[str, bool]] = []          # mount points: (path, is_dir)
             made: list[mountpoints.Mountpoints] = []
 
             def prepare(rootfs: str) -> None:
@@ -681,7 +682,8 @@ class Builder:
                     with open(host, "wb") as f:
                         f.write(data)
                     os.chmod(host, mode)
-                made.append(mountpoints.make(rootfs, targets))
+                if targets:
+                    made.append(mountpoints.make(rootfs, targets))
 
             def cleanup(rootfs: str) -> None:
                 for path in prepare_files:
@@ -695,7 +697,8 @@ class Builder:
                     mp.scrub(upper)
 
             async with contextlib.AsyncExitStack() as held:
-                api_mounts, targets = await self._open_mounts(held, mounts)
+                api_mounts, found = await self._open_mounts(held, mounts)
+                targets.extend(found)
                 env = list(cfg.get("Env") or []) + extra_env
                 req = RunRequest(cmd=argv, env=env, user=cfg.get("User") or "", workdir=workdir,
                                  network_mode=network, config=copy.deepcopy(cfg),
