@@ -76,17 +76,20 @@ def test_bind_from_the_context_is_readable_and_not_in_the_image(daemon: Any, bus
     assert not [n for n in tmp_leftovers(daemon) if n.startswith(".berth-mount-")]
 
 
-def test_bind_from_a_stage_and_tmpfs(daemon: Any, busybox_image: str) -> None:
+def test_bind_from_a_stage_cache_seeds_and_tmpfs(daemon: Any, busybox_image: str) -> None:
     df = ("FROM busybox AS gen\nRUN mkdir /gen && echo generated > /gen/g\n"
           "FROM busybox\n"
           "RUN --mount=from=gen,source=/gen,target=/in cat /in/g > /out\n"
           "RUN --mount=from=gen,target=/stage,rw echo x > /stage/gen/new && cat /stage/gen/g >> /out\n"
           "RUN --mount=from=0,target=/stage test ! -e /stage/gen/new && echo clean >> /out\n"
+          "RUN --mount=type=cache,target=/c,from=gen,source=/gen,id=seeded cat /c/g >> /out\n"
+          "RUN --mount=type=cache,target=/u,uid=1000,gid=100,mode=0750 stat -c %u:%g:%a /u >> /out\n"
           "RUN --mount=type=tmpfs,target=/scratch,size=1m grep ' /scratch ' /proc/mounts > /tm && "
           "echo y > /scratch/y\n")
     msgs, text = build(daemon, {"Dockerfile": df}, t="bindstage:1", nocache=True)
     assert error_of(msgs) is None, text
-    assert run_output(daemon, "bindstage:1", "cat", "/out") == "generated\ngenerated\nclean\n"
+    assert run_output(daemon, "bindstage:1", "cat", "/out") == \
+        "generated\ngenerated\nclean\ngenerated\n1000:100:750\n"
     tm = run_output(daemon, "bindstage:1", "cat", "/tm")
     assert tm.split()[2] == "tmpfs" and "size=1024k" in tm, tm
     assert top_layer_names(daemon, "bindstage:1") == ["tm"]
