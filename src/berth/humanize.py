@@ -54,3 +54,16 @@ def human_duration(seconds: float) -> str:
     if hours < 24 * 365 * 2:
         return f"{hours // 24 // 30} months"
     return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+_RAM_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+def ram_in_bytes(value: str) -> int | None:
+    """units.RAMInBytes: `32m`, `1g`, `512k`, `1.5GB`, `100` (bytes); None if it is not a size."""
+    import re  # here, not at the top: the CLI imports this module on every start
+
+    m = re.match(r"(?i)^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?$", value.strip())
+    if not m:
+        return None
+    return int(float(m.group(1)) * _RAM_UNITS[m.group(2).lower()])

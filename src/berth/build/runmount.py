@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from berth import humanize
 from berth.errors import InvalidParameter
 
 TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
@@ -23,8 +24,6 @@ _ALIASES = {"src": "source", "dst": "target", "destination": "target", "ro": "re
             "rw": "readwrite"}
 _KEYS = frozenset({"type", "from", "source", "target", "readonly", "readwrite", "id", "sharing",
                    "mode", "uid", "gid", "size", "required"})
-_SIZE = re.compile(r"(?i)^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?$")
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 
 @dataclass(frozen=True)
@@ -78,10 +77,10 @@ def _uint(key: str, value: str, base: int = 10) -> int:
 
 def ram_in_bytes(key: str, value: str) -> int:
     """go-units RAMInBytes: `64m`, `1g`, `512k`, `1.5GB`, `100` (bytes)."""
-    m = _SIZE.match(value.strip())
-    if not m:
+    n = humanize.ram_in_bytes(value)
+    if n is None:
         raise InvalidParameter(f"invalid value for {key}: {value}")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    return n
 
 
 def _fields(text: str) -> list[str]:

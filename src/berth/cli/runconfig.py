@@ -109,18 +109,14 @@ def _err(flag: str, value: str, why: str) -> UsageError:
 
 # patterns compiled on first use (re's own cache): `import re` costs ~5 ms, paid only by
 # the flags that need it
-_SIZE = r"(?i)^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?$"
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-
-
 def ram_in_bytes(value: str, flag: str = "-m, --memory") -> int:
     """Docker's units.RAMInBytes: `32m`, `1g`, `512k`, `1.5GB`, `100` (bytes)."""
-    import re
+    from berth.humanize import ram_in_bytes as parse
 
-    m = re.match(_SIZE, value.strip())
-    if not m:
+    n = parse(value)
+    if n is None:
         raise _err(flag, value, f"invalid size: '{value}'")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    return n
 
 
 _DURATION = r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)"
