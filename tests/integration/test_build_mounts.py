@@ -157,9 +157,15 @@ def test_builder_prune_removes_cache_mounts(daemon: Any, busybox_image: str) -> 
     df = "FROM busybox\nRUN --mount=type=cache,target=/c,id=prune-me sh -c 'ls /c > /before; touch /c/mark'\n"
     msgs, _ = build(daemon, {"Dockerfile": df}, nocache=True)
     assert error_of(msgs) is None, msgs
+    cache = daemon.api("GET", "/system/df").json()["BuildCache"]
+    mine = [c for c in cache if c["Description"] == "cached mount prune-me"]
+    assert len(mine) == 1 and mine[0]["Type"] == "exec.cachemount" and not mine[0]["InUse"], cache
+    df_out = daemon.docker("system", "df").stdout
+    assert any(ln.split()[:3] == ["Build", "Cache", str(len(cache))] for ln in df_out.splitlines()), df_out
     p = daemon.cli("builder", "prune", "-f")
     assert p.returncode == 0, p.stderr
     assert not any((Path(daemon.names.data_root) / "build-cache-mounts").iterdir())
+    assert daemon.api("GET", "/system/df").json()["BuildCache"] == []
     msgs, _ = build(daemon, {"Dockerfile": df}, nocache=True, t="pruned:1")
     assert error_of(msgs) is None, msgs
     assert run_output(daemon, "pruned:1", "cat", "/before") == ""

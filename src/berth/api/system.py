@@ -194,5 +194,7 @@ async def system_df(request: web.Request) -> web.Response:
                 volumes.append(v if isinstance(v, dict) else getattr(v, "__dict__", {}))
         except Exception:  # noqa: BLE001
             volumes = []
+    builder = getattr(d, "builder", None)
+    cache = await asyncio.to_thread(builder.disk_usage) if builder is not None else []
     return web.json_response({"LayersSize": sum(i["Size"] for i in images), "Images": images,
-                              "Containers": containers, "Volumes": volumes, "BuildCache": []})
+                              "Containers": containers, "Volumes": volumes, "BuildCache": cache})

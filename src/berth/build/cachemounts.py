@@ -200,6 +200,14 @@ class CacheMountStore:
             self._hold(name, exclusive)
         return name
 
+    def usage(self) -> list[dict[str, object]]:
+        """Every cache mount: name, id, created, last_used (epoch seconds), size, in_use."""
+        with self._lock:
+            rows = list(self.db.execute("SELECT name, id, created, last_used FROM build_cache_mounts"))
+            busy = set(self._users)
+        return [{"name": r["name"], "id": r["id"], "created": r["created"], "last_used": r["last_used"],
+                 "size": tree_size(str(self.root / r["name"])), "in_use": r["name"] in busy} for r in rows]
+
     # --- pruning ------------------------------------------------------------
     def prune(self) -> tuple[list[str], int]:
         """Remove every cache nobody is using: (their names, bytes freed)."""

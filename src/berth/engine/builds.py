@@ -361,6 +361,17 @@ class BuildService:
         finally:
             await asyncio.to_thread(shutil.rmtree, ctx_dir, True)
 
+    def disk_usage(self) -> list[dict[str, Any]]:
+        """GET /system/df's BuildCache: the RUN --mount=type=cache directories, as BuildKit
+        reports its own (`exec.cachemount`)."""
+        from berth.shim.protocol import rfc3339_nano
+
+        return [{"ID": m["name"], "Parents": None, "Type": "exec.cachemount",
+                 "Description": f"cached mount {m['id']}", "InUse": m["in_use"], "Shared": False,
+                 "Size": m["size"], "CreatedAt": rfc3339_nano(int(m["created"] * 1e9)),
+                 "LastUsedAt": rfc3339_nano(int(m["last_used"] * 1e9)), "UsageCount": 0}
+                for m in self.cache_mounts.usage()]
+
     def prune(self, all_: bool = False) -> dict[str, Any]:
         """POST /build/prune: forget cache records (all, or those whose image is gone) and
         remove the RUN --mount=type=cache directories no build is using (BuildKit's prune
