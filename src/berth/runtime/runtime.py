@@ -115,9 +115,20 @@ class Runtime:
         """Create container `cid` from `bundle` (its config.json, or `config` if given, already
         loaded from that bundle). Returns the init's pid; the init waits for `start`."""
         from berth.runtime import cgroups
-        from berth.runtime import spec as _spec
-        # the init's move into its cgroups comes in a few ms: take the kernel's wait now
+        # the init's move into its cgroups comes in a few ms: take the kernel's wait now;
+        # the holding thread stops once the init is moved, or whenever create ends
         cgroups.prime_attach(hold=5.0)
+        try:
+            return self._create(cid, bundle, stdio, console_socket, pid_file, no_pivot, preserve_fds,
+                                config, new_keyring)
+        finally:
+            cgroups.end_prime()
+
+    def _create(self, cid: str, bundle: str, stdio: tuple[int, int, int] | None, console_socket: str | None,
+                pid_file: str | None, no_pivot: bool, preserve_fds: int, config: _spec.Spec | None,
+                new_keyring: bool) -> int:
+        from berth.runtime import cgroups
+        from berth.runtime import spec as _spec
         d = self._dir(cid)
         bundle = os.path.abspath(bundle)
         if config is None:
@@ -199,7 +210,6 @@ class Runtime:
             _rmtree(d)
             raise
         finally:
-            cgroups.end_prime()
             _close_all(pipes)
             if console_fd is not None:
                 os.close(console_fd)
