@@ -1328,6 +1328,9 @@ class ContainerService:
                 data = t.encode() + b" " + data
             return data if tty else frame(1 if stream == "stdout" else 2, data)
 
+        def rendered(lines: list[bytes]) -> bytes:
+            return b"".join(r for r in map(render, lines) if r is not None)
+
         n = -1
         if tail not in ("all", "", None):
             try:
@@ -1359,9 +1362,9 @@ class ContainerService:
                     if not lines[-1].endswith(b"\n"):
                         fh.seek(-len(lines[-1]), os.SEEK_CUR)
                         lines = lines[:-1]
-                    out = [r for r in (render(ln) for ln in lines) if r is not None]
+                    out = rendered(lines)
                     if out:
-                        yield b"".join(out)
+                        yield out
                     if not lines:
                         break
             if files and files[-1][0].name == path:
@@ -1379,9 +1382,9 @@ class ContainerService:
                 if chunk:
                     partial += chunk
                     *full, partial = partial.split(b"\n")
-                    out = [r for r in (render(ln) for ln in full) if r is not None]
+                    out = rendered(full)
                     if out:
-                        yield b"".join(out)
+                        yield out
                     continue
                 if f is not None and _rotated_away(f, path):
                     # drained: the writer has moved on. Files rotated in between (more than
@@ -1392,9 +1395,9 @@ class ContainerService:
                                 data = fh.read()
                         except FileNotFoundError:
                             continue
-                        out = [r for r in (render(ln) for ln in data.splitlines()) if r is not None]
+                        out = rendered(data.splitlines())
                         if out:
-                            yield b"".join(out)
+                            yield out
                     f.close()
                     f = None
                     continue
@@ -1644,8 +1647,7 @@ def _rotated_after(f: Any, path: str) -> list[str]:
         except FileNotFoundError:
             continue
         newer.append(p)
-    else:
-        return []   # ours was rotated out of reach: nothing to tell apart
+    # not found: ours was rotated out of reach, so every rotated file left is newer
     return list(reversed(newer))
 
 
