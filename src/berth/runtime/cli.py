@@ -247,6 +247,9 @@ def _usage(command: str | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # as a program: the runtime's dataclasses never need `inspect`
+        from berth.deferred import defer
+        defer("inspect")
     code = _main(sys.argv[1:] if argv is None else argv)
     if argv is None:
         # as a program: skip the interpreter's tear-down (it is most of a short run's exit)

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class InitConfig:
+    """What the forked init needs: the spec, the rootfs, its sync pipes and the planned namespaces."""
+
     spec: Any                                  # spec.Spec
     rootfs: str
     sync_r: int                                # pipe from the runtime

@@ -22,6 +22,8 @@ EXEC_FIFO = "exec.fifo"
 
 @dataclass
 class State:
+    """A container's state.json: the spec's state fields plus what the runtime needs to find it again."""
+
     id: str
     bundle: str
     rootfs: str
