@@ -1,6 +1,7 @@
 """json-file rotation (`--log-opt max-size=... --log-opt max-file=N`) through berthd with the
 real docker CLI: the log rotates to LOG.1 .. LOG.<N-1>, `logs` reads across the files in
-order (with --tail too) and `logs -f` follows across a rotation; a bad max-file is refused."""
+order (with --tail too) and `logs -f` follows across a rotation and across max-size alone
+starting the log over; a bad max-file is refused."""
 
 from __future__ import annotations
 
@@ -53,6 +54,27 @@ def test_logs_follow_continues_across_a_rotation(daemon, busybox_image) -> None:
                      busybox_image, "sh", "-c", slow))
         followed = _numbers(_ok(d.docker("logs", "-f", name)))
         assert followed == list(range(1, 401))
+    finally:
+        d.docker("rm", "-f", name)
+
+
+def test_logs_follow_continues_when_max_size_alone_starts_the_log_over(daemon, busybox_image) -> None:  # noqa: ANN001
+    """max-size without max-file keeps one file: when full it starts over, and a follower goes
+    on with the new one. (A file replaced twice between two looks is gone for good, as with
+    Docker's single file: the writer here fills one in about half a second.)"""
+    d = daemon
+    name = "lr-over"
+    slow = "sleep 1; " + PRINT.replace("i=$((i+1))", "i=$((i+1)); [ $((i % 5)) -eq 0 ] && sleep 0.05")
+    try:
+        _ok(d.docker("run", "-d", "--name", name, "--log-opt", "max-size=4k", busybox_image, "sh", "-c", slow))
+        followed = _numbers(_ok(d.docker("logs", "-f", name)))
+        assert followed == list(range(1, 401))
+        path = json.loads(_ok(d.docker("inspect", name)))[0]["LogPath"]
+        assert os.path.getsize(path) <= 4096
+        assert [p for p in os.listdir(os.path.dirname(path)) if p.startswith(os.path.basename(path) + ".")] == []
+        # the file now holds only the last lines
+        nums = _numbers(_ok(d.docker("logs", name)))
+        assert nums == list(range(nums[0], 401)) and nums[0] > 300
     finally:
         d.docker("rm", "-f", name)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -129,3 +130,24 @@ def test_frames_logwriter_and_config(tmp_path):
     assert recs[0]["time"].endswith("Z") and len(recs[0]["time"]) == 30
     cfg = ShimConfig(id="x", bundle="/b", runtime_root="/r", socket="/s", log_path="/l", exit_path="/e", tty=True)
     assert ShimConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_logwriter_max_size_alone_starts_a_fresh_file(tmp_path):
+    """max-size without max-file: a full log is replaced by a new, empty file (never grown past
+    max-size, no other file left), so a reader holding the old one can finish it."""
+    path = tmp_path / "log.json"
+    lw = LogWriter(str(path), max_size=1024)
+    lw.write(1, b"first\n")
+    reader = open(path, "rb")
+    first_ino = os.fstat(reader.fileno()).st_ino
+    for i in range(100):
+        lw.write(1, b"line %03d\n" % i)
+    assert os.stat(path).st_ino != first_ino and os.path.getsize(path) <= 1024
+    assert sorted(os.listdir(tmp_path)) == ["log.json"]
+    old = [json.loads(ln)["log"] for ln in reader.read().splitlines()]
+    reader.close()
+    new = [json.loads(ln)["log"] for ln in path.read_text().splitlines()]
+    # the old file kept its records whole, the current one holds the newest run of them
+    assert old[0] == "first\n" and [int(x.split()[1]) for x in old[1:]] == list(range(len(old) - 1))
+    nums = [int(x.split()[1]) for x in new]
+    assert nums == list(range(nums[0], 100)) and nums[0] > len(old)

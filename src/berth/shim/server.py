@@ -80,11 +80,26 @@ class LogWriter:
                 if self.max_files > 1:
                     self._rotate()
                 else:
-                    os.ftruncate(self.fd, 0)
+                    self._start_over()
                 size = 0
             batch.append(rec)
             size += len(rec)
         os.write(self.fd, b"".join(batch))
+
+    def _start_over(self) -> None:
+        """max-file 1: a fresh, empty LOG takes the full one's place. A new file rather than a
+        truncation in place: a follower still reading the old one finishes it, sees that the
+        path names another file, and goes on with that one, as after a rotation."""
+        fresh = f"{self.path}.new"
+        fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        try:
+            os.replace(fresh, self.path)
+        except OSError:
+            os.close(fd)
+            os.unlink(fresh)
+            raise
+        os.close(self.fd)
+        self.fd = fd
 
     def _rotate(self) -> None:
         """As Docker's json-file: LOG -> LOG.1 -> ... -> LOG.<max_files - 1>, the oldest dropped."""
