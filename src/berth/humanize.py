@@ -1,4 +1,5 @@
-"""Human-readable durations and sizes as Docker prints them (docker/go-units).
+"""Human-readable durations and sizes as Docker prints them (docker/go-units), and the
+RFC 3339 times Docker writes.
 
 Pure and stdlib-only: shared by the CLI (`berth.cli.format`) and the daemon
 (`berth.engine.humanize`), so it must stay cheap to import.
@@ -67,3 +68,35 @@ def ram_in_bytes(value: str) -> int | None:
     if not m:
         return None
     return int(float(m.group(1)) * _RAM_UNITS[m.group(2).lower()])
+
+
+def parse_rfc3339(value: str | None) -> float | None:
+    """RFC 3339 as Go writes it (`2024-01-02T03:04:05.123456789Z`, any zone offset) -> unix
+    seconds (a time without a zone is taken as UTC); None when empty, Go's zero time (year
+    1) or not a time."""
+    if not value:
+        return None
+    s = value.strip()
+    if s.startswith("0001-01-01"):
+        return None
+    frac = 0.0
+    if "." in s:  # nanoseconds: more digits than datetime takes
+        head, _, tail = s.partition(".")
+        digits = ""
+        for ch in tail:
+            if not ch.isdigit():
+                break
+            digits += ch
+        frac = float("0." + digits) if digits else 0.0
+        s = head + tail[len(digits):]
+    if s.endswith(("Z", "z")):
+        s = s[:-1] + "+00:00"
+    from datetime import UTC, datetime  # here: ~1 ms of imports the CLI's other commands never need
+
+    try:
+        t = datetime.fromisoformat(s)
+    except ValueError:
+        return None
+    if t.tzinfo is None:  # not RFC 3339, which always names its zone: read as UTC
+        t = t.replace(tzinfo=UTC)
+    return t.timestamp() + frac

@@ -119,3 +119,20 @@ def test_logs_since_and_until_values() -> None:
     assert float(timestamp_param("2026-01-02", "--since", now)) == 1767312000.0
     with pytest.raises(UsageError, match='invalid value for "--since"'):
         timestamp_param("yesterday", "--since", now)
+
+
+def test_one_rfc3339_reading_for_cli_daemon_and_images() -> None:
+    """berth.humanize.parse_rfc3339 is what the CLI, the daemon's status strings and image
+    times all read: nanoseconds, any zone, Go's zero time."""
+    from berth.engine.humanize import parse_time as engine_time
+    from berth.engine.images import created_unix
+    from berth.humanize import parse_rfc3339
+
+    t = parse_rfc3339("2024-01-02T03:04:05.25Z")
+    assert t == 1704164645.25
+    assert parse_rfc3339("2024-01-02T05:04:05.25+02:00") == t
+    assert parse_rfc3339("2024-01-02T03:04:05.25") == t            # no zone: UTC
+    for zero in ("", None, "0001-01-01T00:00:00Z", "yesterday"):
+        assert parse_rfc3339(zero) is None and engine_time(zero) is None
+        assert created_unix(zero or "") == 0
+    assert engine_time("2024-01-02T01:04:05.25-02:00") == t == fmt.parse_time("2024-01-02T03:04:05.25Z")

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
 
 from berth.humanize import human_duration as human_duration  # shared with the CLI
+from berth.humanize import parse_rfc3339
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
 def parse_time(s: str | None) -> float | None:
     """RFC 3339 (with nanoseconds) -> unix seconds; None for empty/zero."""
-    if not s or s.startswith("0001-"):
-        return None
-    base, _, frac = s.rstrip("Z").partition(".")
-    t = datetime.strptime(base, "%Y-%m-%dT%H:%M:%S")
-    from calendar import timegm
-    return timegm(t.timetuple()) + (float("0." + frac) if frac else 0.0)
+    return parse_rfc3339(s)
 
 
 def status_string(state: dict, now: float | None = None) -> str:

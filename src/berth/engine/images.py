@@ -14,11 +14,11 @@ import shutil
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import IO, Any
 
 from berth.config import DaemonConfig
 from berth.errors import Conflict, InvalidParameter, NotFound
+from berth.humanize import parse_rfc3339
 from berth.image import reference
 from berth.image.archive import host_arch, import_rootfs_tar, now_rfc3339
 from berth.image.changes import apply_changes
@@ -33,26 +33,8 @@ __all__ = ["ImageService", "Image"]
 
 def created_unix(created: str) -> int:
     """RFC 3339 (nanoseconds allowed) -> unix seconds; 0 when unknown."""
-    if not created:
-        return 0
-    s = created.strip()
-    if s.endswith("Z"):
-        s = s[:-1] + "+00:00"
-    main, frac_tz = s, ""
-    if "." in s:
-        main, _, rest = s.partition(".")
-        digits = ""
-        for ch in rest:
-            if ch.isdigit():
-                digits += ch
-            else:
-                break
-        frac_tz = rest[len(digits):]
-        s = main + ("." + digits[:6] if digits else "") + frac_tz
-    try:
-        return int(datetime.fromisoformat(s).timestamp())
-    except ValueError:
-        return 0
+    t = parse_rfc3339(created)
+    return int(t) if t is not None else 0
 
 
 class ImageService:
