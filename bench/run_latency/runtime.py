@@ -7,7 +7,10 @@ Each runtime runs the bundle's command (`true` by default) `--runs` times, inter
 medians and the ratio berth/peer. The bundle is runc's default spec with terminal off and
 the busybox rootfs from tests/support.py. berth-runtime is called through its console
 script, as dockerd/containerd call it; the interpreter's own start-up (`python -c pass`,
-which on this machine includes the site-packages .pth files) is printed for reference.
+started like the launchers: `python3 -I -c pass`) is printed for reference, and so is
+`floor.py`: the least a Python runtime does to run the bundle (no devices, masked paths,
+capabilities, seccomp or state), started the same way: the part of the gap to runc that
+any Python runtime pays on this machine.
 Byte-code is compiled first so no run pays for compiling. `--seccomp` gives the bundle
 Docker's default seccomp profile (as berthd's containers have it, no_new_privileges off).
 """
@@ -35,6 +38,7 @@ from berth.runtime import spec  # noqa: E402
 from support import busybox_rootfs_tar  # noqa: E402
 
 VENV = REPO / ".venv" / "bin"
+FLOOR = Path(__file__).resolve().parent / "floor.py"
 
 
 def make_bundle(base: Path, cmd: list[str], with_seccomp: bool = False) -> Path:
@@ -86,6 +90,7 @@ def main() -> int:
             except RuntimeError as exc:
                 skipped[peer] = str(exc).strip().splitlines()[-1]
         times: dict[str, list[float]] = {name: [] for name in runtimes}
+        times["python floor"] = []
         times["python -c pass"] = []
         for i in range(args.runs + 1):  # the first round warms caches and is dropped
             for name, exe in runtimes.items():
@@ -93,7 +98,11 @@ def main() -> int:
                 ms = time_once([*exe, "--root", str(root), "run", f"bench{i}"], bundle)
                 if i:
                     times[name].append(ms)
-            ms = time_once([str(VENV / "python"), "-c", "pass"], bundle)
+            ms = time_once([str(VENV / "python3"), "-I", str(FLOOR), str(bundle),
+                            f"/berth-bench-{os.getpid()}/floor{i}"], bundle)
+            if i:
+                times["python floor"].append(ms)
+            ms = time_once([str(VENV / "python3"), "-I", "-c", "pass"], bundle)
             if i:
                 times["python -c pass"].append(ms)
         med = {name: statistics.median(v) for name, v in times.items()}
@@ -104,6 +113,9 @@ def main() -> int:
         for peer in ("runc", "crun"):
             if peer in med:
                 print(f"  ratio berth-runtime/{peer}: {med['berth-runtime'] / med[peer]:.2f}")
+        if "runc" in med:
+            print(f"  ratio python floor/runc: {med['python floor'] / med['runc']:.2f}   "
+                  "(the least any Python runtime pays here: floor.py)")
         # informational: what berth-runtime itself adds on top of starting the interpreter
         own = med["berth-runtime"] - med["python -c pass"]
         print(f"  berth-runtime minus interpreter start-up: {own:.1f} ms")
