@@ -6,12 +6,13 @@ bench/run_latency/runtime.py runs it beside `berth-runtime run` and `runc run` o
 bundle, started the same way (the venv's interpreter, -I), to show what part of the gap to
 runc any Python runtime pays on this machine. It reads config.json with `json`, makes and
 joins the container's cgroup in every hierarchy (as runc's cgroupfs driver does; with
-berth's `prime_attach`, which takes the kernel's attach wait early), unshares
-the spec's namespaces (the pid one before its fork, the others in the child), and in the
-new pid namespace makes the root private, binds the rootfs,
-mounts /proc, pivots and execs process.args; then it reaps the process and removes the
-cgroups. It skips what a real runtime must also do: the rest of the spec's mounts, /dev and
-its devices, masked and read-only paths, capabilities, rlimits, user, seccomp, the state
+berth's `prime_attach`, which takes the kernel's attach wait early), unshares the spec's
+namespaces (the pid one before its fork, the others in the child), and in the new pid
+namespace makes the root private, binds the rootfs, mounts /proc, pivots and execs
+process.args; then it reaps the process and removes the cgroups.
+
+It skips what a real runtime must also do: the rest of the spec's mounts, /dev and its
+devices, masked and read-only paths, capabilities, rlimits, user, seccomp, the state
 directory, create/start as two steps, and every error path.
 """
 
