@@ -59,23 +59,36 @@ async def inspect_network(request: web.Request) -> web.Response:
     return web.json_response(await _svc(request).inspect(request.match_info["id"]))
 
 
+def ipam_by_version(configs: list) -> dict[int, dict]:
+    """IPAM.Config entries keyed by IP version (of the Subnet, else of the Gateway): a
+    network has at most one IPv4 and one IPv6 subnet."""
+    out: dict[int, dict] = {}
+    for cfg in configs:
+        if not isinstance(cfg, dict):
+            raise InvalidParameter("IPAM.Config entries must be objects")
+        addr = str(cfg.get("Subnet") or cfg.get("Gateway") or "")
+        version = 6 if ":" in addr else 4
+        if version in out:
+            raise InvalidParameter(f"only one IPv{version} subnet per network is supported")
+        out[version] = cfg
+    return out
+
+
 @routes.post("/networks/create")
 async def create_network(request: web.Request) -> web.Response:
     body = await _body(request)
     ipam = body.get("IPAM") or {}
-    configs = ipam.get("Config") or []
-    if len(configs) > 1:
-        raise InvalidParameter("only one IPAM configuration (one IPv4 subnet) is supported")
     if ipam.get("Driver") not in (None, "", "default"):
         raise NotFound(f"plugin \"{ipam['Driver']}\" not found")
-    cfg = configs[0] if configs else {}
-    if body.get("EnableIPv6"):
-        raise InvalidParameter("IPv6 networks are not supported")
+    configs = ipam_by_version(ipam.get("Config") or [])
+    v4, v6 = configs.get(4, {}), configs.get(6, {})
     res = await _svc(request).create(
         name=str(body.get("Name") or ""), driver=str(body.get("Driver") or "bridge"),
-        internal=bool(body.get("Internal")), subnet=str(cfg.get("Subnet") or ""),
-        gateway=str(cfg.get("Gateway") or ""), labels=body.get("Labels") or {},
-        options=body.get("Options") or {}, attachable=bool(body.get("Attachable")))
+        internal=bool(body.get("Internal")), subnet=str(v4.get("Subnet") or ""),
+        gateway=str(v4.get("Gateway") or ""), labels=body.get("Labels") or {},
+        options=body.get("Options") or {}, attachable=bool(body.get("Attachable")),
+        ipv6=bool(body.get("EnableIPv6")), subnet6=str(v6.get("Subnet") or ""),
+        gateway6=str(v6.get("Gateway") or ""))
     events = request.app["daemon"].events
     if events is not None:
         events.publish("network", "create", res["Id"], name=str(body.get("Name")),
@@ -102,7 +115,8 @@ async def connect_network(request: web.Request) -> web.Response:
     ipam_cfg = ep.get("IPAMConfig") or {}
     svc = _svc(request)
     await svc.connect(request.match_info["id"], cid, aliases=list(ep.get("Aliases") or []),
-                      ipv4_address=str(ipam_cfg.get("IPv4Address") or ""), name=name)
+                      ipv4_address=str(ipam_cfg.get("IPv4Address") or ""), name=name,
+                      ipv6_address=str(ipam_cfg.get("IPv6Address") or ""))
     events = request.app["daemon"].events
     if events is not None:
         info = await svc.inspect(request.match_info["id"])

@@ -1,11 +1,12 @@
 """Engine service: networks (bridge driver, IPAM in the database, published ports, firewall,
 embedded DNS, per-container hosts/resolv.conf/hostname).
 
-State: tables `networks` (one row per network, the built-in bridge/host/none included),
-`net_sandboxes` (one per container with live plumbing), `net_endpoints` (one per
-container x network with an address and a veth) and `net_attachments` (the networks a
-container is configured to join beyond its network mode; they outlive restarts).
-Kernel work runs in threads; one asyncio lock serialises changes.
+State: tables `networks` (one row per network, the built-in bridge/host/none included;
+`subnet6`/`gateway6` set when IPv6 is enabled), `net_sandboxes` (one per container with
+live plumbing), `net_endpoints` (one per container x network with an address, an IPv6
+one on IPv6 networks, and a veth), `net_attachments` (the networks a container is
+configured to join beyond its network mode; they outlive restarts) and `net_meta` (the
+daemon's ULA global id). Kernel work runs in threads; one asyncio lock serialises changes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import secrets
 import socket
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,14 @@ from berth.errors import BerthError, Conflict, Forbidden, InvalidParameter, NotF
 from berth.network import files as netfiles
 from berth.network import firewall, ipam
 from berth.network.dns import DNSServer, Resolver, close_quietly
-from berth.network.ports import PortMapping, PortReservations, expand_bindings, settings_ports
+from berth.network.ports import (
+    PortMapping,
+    PortReservations,
+    check_publishable,
+    expand_bindings,
+    settings_ports,
+)
+from berth.network.proxy import LoopbackProxy
 from berth.network.sandbox import Sandbox
 
 log = logging.getLogger("berth.engine.networks")
@@ -84,6 +93,22 @@ CREATE TABLE IF NOT EXISTS net_attachments (
   ipv4 TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (container_id, network_id)
 );
+CREATE TABLE IF NOT EXISTS net_meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+"""
+# Columns added since the tables were first made: (table, column, declaration). Every
+# database gets them through `_migrate` (ALTER TABLE when missing), so a data root made by
+# older code opens; the tables above stay as first released.
+ADDED_COLUMNS = (
+    ("networks", "subnet6", "TEXT NOT NULL DEFAULT ''"),
+    ("networks", "gateway6", "TEXT NOT NULL DEFAULT ''"),
+    ("net_endpoints", "ip6", "TEXT NOT NULL DEFAULT ''"),
+    ("net_attachments", "ipv6", "TEXT NOT NULL DEFAULT ''"),
+)
+AFTER_MIGRATION = """
+CREATE UNIQUE INDEX IF NOT EXISTS net_endpoints_ip6 ON net_endpoints (network_id, ip6) WHERE ip6 != '';
 """
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -103,14 +128,36 @@ def _hash(*parts: str) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()
 
 
+def _migrate(db: Any) -> None:
+    for table, column, decl in ADDED_COLUMNS:
+        if column not in {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+    db.ensure_schema(AFTER_MIGRATION)
+
+
+@dataclass
+class _Wanted:
+    """A network a starting container joins, with its aliases and requested addresses."""
+
+    net: Any
+    aliases: list[str]
+    ipv4: str
+    ipv6: str
+
+
 class NetworkService:
     def __init__(self, config: DaemonConfig, db: Any) -> None:
         self.config = config
         self.db = db
         db.ensure_schema(SCHEMA)
+        _migrate(db)
         self._lock = asyncio.Lock()
         self.ports = PortReservations()
         self._dns: dict[str, DNSServer] = {}
+        self._proxies: dict[str, LoopbackProxy] = {}
+        # whether berth's ip6tables chains may exist: unknown at start (reconciled by the
+        # first sync), then whether an IPv6 network exists; saves ip6tables calls when not
+        self._v6_rules = True
         self._stem = re.sub(r"[^a-z0-9]", "", config.firewall_prefix.lower())[:8] or "berth"
 
     # ------------------------------------------------------------------ names and lookups
@@ -151,8 +198,7 @@ class NetworkService:
             await asyncio.to_thread(_bridge().enable_ip_forward)
             await self._ensure_default_bridge()
             for row in self.db.execute("SELECT * FROM networks WHERE driver = 'bridge' AND builtin = 0"):
-                net = ipaddress.ip_network(row["subnet"])
-                await asyncio.to_thread(_bridge().ensure_bridge, row["bridge"], row["gateway"], net.prefixlen)
+                await self._ensure_bridge(row)
             await self._restore_sandboxes()
             self._purge_stale_attachments()
             await self._sync_firewall()
@@ -191,6 +237,16 @@ class NetworkService:
                                  json.dumps(self._default_bridge_options()), row["id"]))
         await asyncio.to_thread(_bridge().ensure_bridge, self.config.bridge, gateway, subnet.prefixlen)
 
+    async def _ensure_bridge(self, row: Any) -> None:
+        """A user network's bridge with its gateway addresses (and IPv6 forwarding on)."""
+        br = _bridge()
+        plen6 = ipaddress.ip_network(row["subnet6"]).prefixlen if row["subnet6"] else 0
+        if row["subnet6"]:
+            await asyncio.to_thread(br.enable_ipv6_forward)
+        await asyncio.to_thread(br.ensure_bridge, row["bridge"], row["gateway"],
+                                ipaddress.ip_network(row["subnet"]).prefixlen, gateway6=row["gateway6"],
+                                prefixlen6=plen6)
+
     def _default_bridge_options(self) -> dict[str, str]:
         return {"com.docker.network.bridge.default_bridge": "true",
                 "com.docker.network.bridge.enable_icc": "true",
@@ -218,6 +274,7 @@ class NetworkService:
                 except BerthError as exc:
                     log.warning("container %s: cannot re-reserve its ports: %s", cid[:12], exc)
             await self._start_dns(cid)
+            await self._start_proxy(cid)
 
     async def stop(self) -> None:
         """Close what lives in the daemon (DNS servers, port sockets). Containers' plumbing
@@ -226,6 +283,8 @@ class NetworkService:
         async with self._lock:
             for cid in list(self._dns):
                 close_quietly(self._dns.pop(cid))
+            for cid in list(self._proxies):   # before the ports: a proxy serves their sockets
+                close_quietly(self._proxies.pop(cid))
             self.ports.close()
             if self.db.one("SELECT 1 FROM net_sandboxes") is None:
                 br = _bridge()
@@ -236,32 +295,44 @@ class NetworkService:
 
     # ------------------------------------------------------------------ firewall
     def _desired_rules(self) -> tuple[list[firewall.NetworkRule], list[firewall.PortRule]]:
-        nets = [firewall.NetworkRule(r["bridge"], r["subnet"], bool(r["internal"])) for r in
+        nets = [firewall.NetworkRule(r["bridge"], r["subnet"], bool(r["internal"]), r["subnet6"]) for r in
                 self.db.execute("SELECT * FROM networks WHERE driver = 'bridge' ORDER BY created, name")]
         rules: list[firewall.PortRule] = []
         for sb in self.db.execute("SELECT * FROM net_sandboxes"):
-            ports = json.loads(sb["ports"])
-            if not ports:
-                continue
-            ep = self.db.one(
-                "SELECT e.ip, n.bridge FROM net_endpoints e JOIN networks n ON n.id = e.network_id "
-                "WHERE e.container_id = ? ORDER BY e.seq LIMIT 1", (sb["container_id"],))
-            if ep is None:
-                continue
+            ports = [PortMapping(**m) for m in json.loads(sb["ports"])]
+            targets = {v6: self._port_target(sb["container_id"], v6) for v6 in {m.ipv6 for m in ports}}
             for m in ports:
-                rules.append(firewall.PortRule(m["proto"], m["host_ip"], m["host_port"], ep["ip"],
-                                               m["container_port"], ep["bridge"]))
+                target = targets[m.ipv6]
+                if target is not None:
+                    rules.append(firewall.PortRule(m.proto, m.host_ip, m.host_port, target[0],
+                                                   m.container_port, target[1]))
         return nets, rules
+
+    def _port_target(self, container_id: str, ipv6: bool) -> tuple[str, str] | None:
+        """(container address, bridge) a published port of the family leads to: the first
+        endpoint (by seq) with an address of that family."""
+        col = "ip6" if ipv6 else "ip"
+        ep = self.db.one(
+            f"SELECT e.{col} AS addr, n.bridge FROM net_endpoints e JOIN networks n ON n.id = e.network_id "
+            f"WHERE e.container_id = ? AND e.{col} != '' ORDER BY e.seq LIMIT 1", (container_id,))
+        return None if ep is None else (ep["addr"], ep["bridge"])
 
     async def _sync_firewall(self) -> None:
         nets, ports = self._desired_rules()
-        await asyncio.to_thread(firewall.apply, self.config.firewall_prefix, nets, ports)
+        v6 = any(n.subnet6 for n in nets)
+        versions = (4, 6) if v6 or self._v6_rules else (4,)
+        await asyncio.to_thread(firewall.apply, self.config.firewall_prefix, nets, ports, versions)
+        self._v6_rules = v6
 
     # ------------------------------------------------------------------ networks CRUD
     async def create(self, name: str, driver: str = "bridge", internal: bool = False,
                      subnet: str = "", gateway: str = "", labels: dict | None = None,
                      options: dict | None = None, attachable: bool = False,
-                     check_duplicate: bool = True) -> dict:
+                     check_duplicate: bool = True, ipv6: bool = False, subnet6: str = "",
+                     gateway6: str = "") -> dict:
+        """A bridge network: its IPv4 subnet (given or chosen from Docker's pools) and, with
+        `ipv6`, an IPv6 one (given, or a /64 of the daemon's ULA /48). Every check comes
+        before anything is made."""
         if not name or not _NAME.match(name):
             raise InvalidParameter(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         driver = driver or "bridge"
@@ -269,22 +340,17 @@ class NetworkService:
             if driver in ("host", "null"):
                 raise Forbidden(f"only one instance of \"{driver}\" network is allowed")
             raise NotFound(f"plugin \"{driver}\" not found")
+        if (subnet6 or gateway6) and not ipv6:
+            raise InvalidParameter(f"IPv6 subnet or gateway {subnet6 or gateway6} given to a network without "
+                                   "IPv6: enable it (--ipv6, EnableIPv6)")
         async with self._lock:
             if self.db.one("SELECT 1 FROM networks WHERE name = ?", (name,)):
                 raise Conflict(f"network with name {name} already exists")
-            others = [(r["name"], ipaddress.ip_network(r["subnet"])) for r in
-                      self.db.execute("SELECT name, subnet FROM networks WHERE subnet != ''")]
             bridges = [r["bridge"] for r in self.db.execute("SELECT bridge FROM networks WHERE bridge != ''")]
-            routes = ipam.host_routes(exclude_ifaces=bridges)
-            if subnet:
-                net = ipam.parse_subnet(subnet)
-                ipam.check_free(net, others, routes)
-            else:
-                if gateway:
-                    raise InvalidParameter("a gateway needs a subnet (--subnet) to go with it")
-                net = ipam.choose_subnet([n for _, n in others] + routes)
-            gw = ipam.parse_address(gateway, "gateway") if gateway else ipam.default_gateway(net)
-            ipam.check_gateway(net, gw)
+            net, gw = self._pick_subnet(4, subnet, gateway, bridges)
+            net6 = gw6 = None
+            if ipv6:
+                net6, gw6 = self._pick_subnet(6, subnet6, gateway6, bridges)
             net_id = secrets.token_hex(32)
             dev = (options or {}).get("com.docker.network.bridge.name") or self._user_bridge_name(net_id)
             if len(dev) > 15:
@@ -294,11 +360,11 @@ class NetworkService:
                 raise Conflict(f"a network interface named {dev} already exists on the host")
             self.db.execute(
                 "INSERT INTO networks (id, name, driver, bridge, subnet, gateway, internal, attachable, labels, "
-                "options, created) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "options, created, subnet6, gateway6) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (net_id, name, driver, dev, str(net), str(gw), int(internal), int(attachable),
-                 json.dumps(labels or {}), json.dumps(options or {}), _now()))
+                 json.dumps(labels or {}), json.dumps(options or {}), _now(), str(net6 or ""), str(gw6 or "")))
             try:
-                await asyncio.to_thread(br.ensure_bridge, dev, str(gw), net.prefixlen)
+                await self._ensure_bridge(self._row(net_id))
                 await self._sync_firewall()
             except BaseException:
                 self.db.execute("DELETE FROM networks WHERE id = ?", (net_id,))
@@ -307,6 +373,38 @@ class NetworkService:
                     await self._sync_firewall()
                 raise
         return {"Id": net_id, "Warning": ""}
+
+    def _pick_subnet(self, version: int, subnet: str, gateway: str,
+                     bridges: list[str]) -> tuple[ipam.IPNet, ipam.IPAddr]:
+        """(subnet, gateway) of one IP version for a new network: the given subnet if it
+        overlaps no network of ours nor a host route (ours left out), else the first free
+        one of Docker's pools (IPv4) or the daemon's ULA /48 (IPv6); the gateway given
+        (inside the subnet) or its first address."""
+        col = "subnet" if version == 4 else "subnet6"
+        others = [(r["name"], ipaddress.ip_network(r[col])) for r in
+                  self.db.execute(f"SELECT name, {col} FROM networks WHERE {col} != ''")]
+        routes = ipam.host_routes(exclude_ifaces=bridges, version=version)
+        if subnet:
+            net = ipam.parse_subnet(subnet, version)
+            ipam.check_free(net, others, routes)
+        else:
+            if gateway:
+                raise InvalidParameter(f"the IPv{version} gateway {gateway} needs a subnet (--subnet) to go with it")
+            pools = ipam.DEFAULT_POOLS if version == 4 else (self._ula_pool(),)
+            net = ipam.choose_subnet([n for _, n in others] + routes, pools)
+        gw = ipam.parse_address(gateway, f"IPv{version} gateway", version) if gateway else ipam.default_gateway(net)
+        ipam.check_gateway(net, gw)
+        return net, gw
+
+    def _ula_pool(self) -> tuple[str, int]:
+        """The daemon's ULA /48 (RFC 4193: a random 40-bit global id, kept in the database
+        so its networks stay in one prefix across restarts), cut into /64s."""
+        row = self.db.one("SELECT value FROM net_meta WHERE key = 'ula_global_id'")
+        if row is None:
+            self.db.execute("INSERT OR IGNORE INTO net_meta (key, value) VALUES ('ula_global_id', ?)",
+                            (f"{ipam.new_ula_global_id():010x}",))
+            row = self.db.one("SELECT value FROM net_meta WHERE key = 'ula_global_id'")
+        return ipam.ula_pool(int(row["value"], 16))
 
     async def remove(self, id_or_name: str) -> None:
         async with self._lock:
@@ -325,18 +423,20 @@ class NetworkService:
             await self._sync_firewall()
 
     def _view(self, row: Any) -> dict:
+        plen = ipaddress.ip_network(row["subnet"]).prefixlen if row["subnet"] else 0
+        plen6 = ipaddress.ip_network(row["subnet6"]).prefixlen if row["subnet6"] else 0
         containers: dict[str, dict] = {}
         for ep in self.db.execute(
                 "SELECT e.*, s.name AS cname FROM net_endpoints e LEFT JOIN net_sandboxes s "
                 "ON s.container_id = e.container_id WHERE e.network_id = ?", (row["id"],)):
-            plen = ipaddress.ip_network(row["subnet"]).prefixlen
             containers[ep["container_id"]] = {
                 "Name": ep["cname"] or "", "EndpointID": ep["id"], "MacAddress": ep["mac"],
-                "IPv4Address": f"{ep['ip']}/{plen}", "IPv6Address": ""}
-        ipam_cfg = [{"Subnet": row["subnet"], "Gateway": row["gateway"]}] if row["subnet"] else []
+                "IPv4Address": f"{ep['ip']}/{plen}", "IPv6Address": f"{ep['ip6']}/{plen6}" if ep["ip6"] else ""}
+        ipam_cfg = [{"Subnet": row[sub], "Gateway": row[gw]}
+                    for sub, gw in (("subnet", "gateway"), ("subnet6", "gateway6")) if row[sub]]
         return {
             "Name": row["name"], "Id": row["id"], "Created": row["created"], "Scope": "local",
-            "Driver": row["driver"], "EnableIPv4": True, "EnableIPv6": False,
+            "Driver": row["driver"], "EnableIPv4": True, "EnableIPv6": bool(row["subnet6"]),
             "IPAM": {"Driver": "default", "Options": None if row["builtin"] else {}, "Config": ipam_cfg},
             "Internal": bool(row["internal"]), "Attachable": bool(row["attachable"]), "Ingress": False,
             "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": containers,
@@ -402,7 +502,8 @@ class NetworkService:
                               dns_search: list[str] | None = None, extra_hosts: list[str] | None = None,
                               *, name: str = "", exposed_ports: dict | None = None,
                               publish_all: bool = False, dns_options: list[str] | None = None,
-                              ipv4_address: str = "", background: bool = False) -> Sandbox:
+                              ipv4_address: str = "", ipv6_address: str = "",
+                              background: bool = False) -> Sandbox:
         """Build the container's network sandbox (see docs/architecture.md).
 
         With `background`, a bridged sandbox is returned as soon as what the runtime needs
@@ -411,10 +512,11 @@ class NetworkService:
         which the caller awaits (`sandbox.plumbed()`) before the container's process runs.
         A failed plumbing tears the sandbox down itself; a teardown waits for it."""
         mode = network_mode or "default"
-        if not name or exposed_ports is None or not ipv4_address:
+        if not name or exposed_ports is None or not ipv4_address or not ipv6_address:
             known = self._container_record(container_id)
             name = name or known.get("name", "")
             ipv4_address = ipv4_address or (known.get("ipv4") or {}).get(mode, "")
+            ipv6_address = ipv6_address or (known.get("ipv6") or {}).get(mode, "")
             if exposed_ports is None:
                 exposed_ports = known.get("exposed") or None
                 publish_all = publish_all or bool(known.get("publish_all"))
@@ -443,11 +545,15 @@ class NetworkService:
             mappings = expand_bindings(port_bindings, exposed_ports, publish_all)
             if mappings and primary["internal"]:
                 mappings = []  # internal networks have no way in either
-            reserved = self.ports.reserve(container_id, mappings)   # refuses a taken port first
+            wanted = self._wanted_networks(container_id, primary, list(aliases or []), ipv4_address,
+                                           ipv6_address)
+            has_v6 = any(w.net["subnet6"] for w in wanted)
+            check_publishable(mappings, has_v6)
+            reserved = self.ports.reserve(container_id, mappings, dual_stack=has_v6)   # a taken port fails first
             try:
                 sandbox, endpoints = await self._prepare_bridged(
-                    container_id, name, hostname, domainname, primary, list(aliases or []), reserved,
-                    exposed_ports, dns, dns_search, dns_options, extra, ipv4_address)
+                    container_id, name, hostname, domainname, wanted, reserved,
+                    exposed_ports, dns, dns_search, dns_options, extra)
             except BaseException:
                 await self._teardown_locked(container_id)
                 self.ports.release(container_id)
@@ -479,8 +585,9 @@ class NetworkService:
             out["publish_all"] = bool(hc.get("PublishAllPorts"))
             out["dns_options"] = list(hc.get("DnsOptions") or [])
             endpoints = (doc.get("network_settings") or {}).get("_aliases") or {}
-            out["ipv4"] = {net: ((ep or {}).get("IPAMConfig") or {}).get("IPv4Address") or ""
-                           for net, ep in endpoints.items()}
+            for key, field_ in (("ipv4", "IPv4Address"), ("ipv6", "IPv6Address")):
+                out[key] = {net: ((ep or {}).get("IPAMConfig") or {}).get(field_) or ""
+                            for net, ep in endpoints.items()}
         except (TypeError, ValueError, AttributeError):
             pass
         return out
@@ -556,28 +663,36 @@ class NetworkService:
                              other["hostname"], other["domainname"], files=files)
         return Sandbox(other["netns"], other["mode"] == "host", files, self._settings(container_id))
 
-    async def _prepare_bridged(self, container_id: str, name: str, hostname: str, domainname: str,
-                               primary: Any, aliases: list[str], mappings: list[PortMapping],
-                               exposed: dict | None, dns: list[str], dns_search: list[str],
-                               dns_options: list[str] | None, extra: list,
-                               ipv4: str) -> tuple[Sandbox, list[dict[str, Any]]]:
-        """The namespace, the endpoints' addresses (in the database) and the files: all
-        the runtime needs. The endpoints are returned for `_plumb_bridged`."""
-        path = self._netns_path(container_id)
-        self._insert_sandbox(container_id, name, primary["name"], path, hostname, domainname, mappings,
-                             exposed, dns, extra)
-        await asyncio.to_thread(_bridge().create_netns, path)
-        wanted = [(primary, aliases, ipv4)]
+    def _wanted_networks(self, container_id: str, primary: Any, aliases: list[str], ipv4: str,
+                         ipv6: str) -> list[_Wanted]:
+        """The networks a starting container joins: its network mode's first, then those it
+        was connected to while stopped (each with its aliases and requested addresses)."""
+        wanted = [_Wanted(primary, aliases, ipv4, ipv6)]
         for att in self.db.execute("SELECT * FROM net_attachments WHERE container_id = ?", (container_id,)):
             if att["network_id"] == primary["id"]:   # connected before start to its own network
                 merged = list(dict.fromkeys([*aliases, *json.loads(att["aliases"])]))
-                wanted[0] = (primary, merged, ipv4 or att["ipv4"])
+                wanted[0] = _Wanted(primary, merged, ipv4 or att["ipv4"], ipv6 or att["ipv6"])
             else:
-                wanted.append((self._row(att["network_id"]), json.loads(att["aliases"]), att["ipv4"]))
-        endpoints = [self._add_endpoint(container_id, net, als, ip, seq)
-                     for seq, (net, als, ip) in enumerate(wanted)]
-        user_net = any(not n["builtin"] for n, _, _ in wanted)
-        hosts = netfiles.hosts_file(hostname, domainname, [ep["ip"] for ep in endpoints], extra)
+                wanted.append(_Wanted(self._row(att["network_id"]), json.loads(att["aliases"]), att["ipv4"],
+                                      att["ipv6"]))
+        return wanted
+
+    async def _prepare_bridged(self, container_id: str, name: str, hostname: str, domainname: str,
+                               wanted: list[_Wanted], mappings: list[PortMapping],
+                               exposed: dict | None, dns: list[str], dns_search: list[str],
+                               dns_options: list[str] | None,
+                               extra: list) -> tuple[Sandbox, list[dict[str, Any]]]:
+        """The namespace, the endpoints' addresses (in the database) and the files: all
+        the runtime needs. The endpoints are returned for `_plumb_bridged`."""
+        path = self._netns_path(container_id)
+        self._insert_sandbox(container_id, name, wanted[0].net["name"], path, hostname, domainname, mappings,
+                             exposed, dns, extra)
+        await asyncio.to_thread(_bridge().create_netns, path)
+        endpoints = [self._add_endpoint(container_id, w.net, w.aliases, w.ipv4, w.ipv6, seq)
+                     for seq, w in enumerate(wanted)]
+        user_net = any(not w.net["builtin"] for w in wanted)
+        addresses = [ep["ip"] for ep in endpoints] + [ep["ip6"] for ep in endpoints if ep["ip6"]]
+        hosts = netfiles.hosts_file(hostname, domainname, addresses, extra)
         resolv = netfiles.resolv_conf(self._host_resolv(), dns, dns_search, dns_options, embedded=user_net)
         files = self._write_files(container_id, hosts, resolv, hostname)
         self.db.execute("UPDATE net_sandboxes SET files = ? WHERE container_id = ?",
@@ -594,6 +709,7 @@ class NetworkService:
             await self._start_dns(container_id)   # only with a user network
             if ports:   # rules depend on networks and published ports only
                 await self._sync_firewall()
+                await self._start_proxy(container_id)
         except BaseException:
             await self._teardown_locked(container_id)
             self.ports.release(container_id)
@@ -601,35 +717,54 @@ class NetworkService:
         finally:
             self._lock.release()
 
-    def _add_endpoint(self, container_id: str, net: Any, aliases: list[str], ipv4: str,
+    def _add_endpoint(self, container_id: str, net: Any, aliases: list[str], ipv4: str, ipv6: str,
                       seq: int) -> dict[str, Any]:
-        """Choose the address, MAC and interface names of a container on `net` and record them."""
-        subnet = ipaddress.ip_network(net["subnet"])
-        taken = [r["ip"] for r in self.db.execute("SELECT ip FROM net_endpoints WHERE network_id = ?", (net["id"],))]
-        ip = ipam.allocate(subnet, ipaddress.ip_address(net["gateway"]), taken, ipv4 or None)
+        """Choose the addresses, MAC and interface names of a container on `net` and record
+        them. An IPv6 network gives an IPv6 address too (`ipv6` if asked for); the first
+        such endpoint that is not internal carries the container's IPv6 default route."""
+        if ipv6 and not net["subnet6"]:
+            raise InvalidParameter(f"invalid IPv6 address {ipv6}: network {net['name']} does not have IPv6 "
+                                   "enabled (create it with --ipv6)")
+        ip = self._allocate(net, "ip", "subnet", "gateway", ipv4)
+        ip6 = self._allocate(net, "ip6", "subnet6", "gateway6", ipv6) if net["subnet6"] else ""
         used = {r["ifname"] for r in self.db.execute("SELECT ifname FROM net_endpoints WHERE container_id = ?",
                                                      (container_id,))}
         n = seq
         while f"eth{n}" in used:
             n += 1
-        ep = {"id": secrets.token_hex(32), "network_id": net["id"], "ip": str(ip), "mac": ipam.mac_for(ip),
+        routed6 = self.db.one(
+            "SELECT 1 FROM net_endpoints e JOIN networks n ON n.id = e.network_id "
+            "WHERE e.container_id = ? AND e.ip6 != '' AND n.internal = 0", (container_id,)) is not None
+        ep = {"id": secrets.token_hex(32), "network_id": net["id"], "ip": ip, "ip6": ip6,
+              "mac": ipam.mac_for(ipaddress.IPv4Address(ip)),
               "host_if": self._veth_name(container_id, net["id"]), "ifname": f"eth{n}", "seq": seq,
-              "bridge": net["bridge"], "prefixlen": subnet.prefixlen,
-              "gateway": None if net["internal"] or seq > 0 else net["gateway"]}
+              "bridge": net["bridge"], "prefixlen": ipaddress.ip_network(net["subnet"]).prefixlen,
+              "prefixlen6": ipaddress.ip_network(net["subnet6"]).prefixlen if ip6 else 0,
+              "gateway": None if net["internal"] or seq > 0 else net["gateway"],
+              "gateway6": None if net["internal"] or routed6 or not ip6 else net["gateway6"]}
         self.db.execute(
-            "INSERT INTO net_endpoints (id, container_id, network_id, ip, mac, host_if, ifname, aliases, seq) "
-            "VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO net_endpoints (id, container_id, network_id, ip, mac, host_if, ifname, aliases, seq, ip6) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
             (ep["id"], container_id, net["id"], ep["ip"], ep["mac"], ep["host_if"], ep["ifname"],
-             json.dumps(aliases), seq))
+             json.dumps(aliases), seq, ip6))
         return ep
+
+    def _allocate(self, net: Any, col: str, subnet_col: str, gateway_col: str, preferred: str) -> str:
+        """A free address of `net`'s subnet of one family (`preferred` if given and free)."""
+        taken = [r[col] for r in self.db.execute(f"SELECT {col} FROM net_endpoints WHERE network_id = ? "
+                                                 f"AND {col} != ''", (net["id"],))]
+        return str(ipam.allocate(ipaddress.ip_network(net[subnet_col]), ipaddress.ip_address(net[gateway_col]),
+                                 taken, preferred or None))
 
     async def _plumb_endpoint(self, container_id: str, ep: dict[str, Any]) -> None:
         await asyncio.to_thread(_bridge().attach, self._netns_path(container_id), ep["bridge"], ep["host_if"],
-                                ep["ifname"], ep["ip"], ep["prefixlen"], ep["gateway"], ep["mac"])
+                                ep["ifname"], ep["ip"], ep["prefixlen"], ep["gateway"], ep["mac"],
+                                address6=ep["ip6"], prefixlen6=ep["prefixlen6"], gateway6=ep["gateway6"])
 
-    async def _attach(self, container_id: str, net: Any, aliases: list[str], ipv4: str, seq: int) -> None:
+    async def _attach(self, container_id: str, net: Any, aliases: list[str], ipv4: str, ipv6: str,
+                      seq: int) -> None:
         """Connect a running container to one more network."""
-        ep = self._add_endpoint(container_id, net, aliases, ipv4, seq)
+        ep = self._add_endpoint(container_id, net, aliases, ipv4, ipv6, seq)
         try:
             await self._plumb_endpoint(container_id, ep)
         except BaseException:
@@ -643,6 +778,7 @@ class NetworkService:
 
     async def _teardown_locked(self, container_id: str) -> None:
         close_quietly(self._dns.pop(container_id, None))
+        close_quietly(self._proxies.pop(container_id, None))   # before the ports it serves
         self.ports.release(container_id)
         sb = self._sandbox_row(container_id)
         br = _bridge()
@@ -665,7 +801,7 @@ class NetworkService:
             self.db.execute("DELETE FROM net_attachments WHERE container_id = ?", (container_id,))
 
     async def connect(self, id_or_name: str, container_id: str, aliases: list[str] | None = None,
-                      ipv4_address: str = "", name: str = "") -> None:
+                      ipv4_address: str = "", name: str = "", ipv6_address: str = "") -> None:
         async with self._lock:
             net = self._row(id_or_name)
             if net["driver"] != "bridge":
@@ -681,14 +817,18 @@ class NetworkService:
                                 (container_id, net["id"])):
                 raise Forbidden(f"endpoint with name {name or container_id[:12]} already exists in network "
                                 f"{net['name']}")
-            self.db.execute("INSERT INTO net_attachments (container_id, network_id, aliases, ipv4) VALUES (?,?,?,?)",
-                            (container_id, net["id"], json.dumps(aliases or []), ipv4_address))
+            if ipv6_address and not net["subnet6"]:
+                raise InvalidParameter(f"invalid IPv6 address {ipv6_address}: network {net['name']} does not "
+                                       "have IPv6 enabled (create it with --ipv6)")
+            self.db.execute("INSERT INTO net_attachments (container_id, network_id, aliases, ipv4, ipv6) "
+                            "VALUES (?,?,?,?,?)",
+                            (container_id, net["id"], json.dumps(aliases or []), ipv4_address, ipv6_address))
             if sb is None:
                 return
             seq = (self.db.one("SELECT MAX(seq) AS m FROM net_endpoints WHERE container_id = ?",
                                (container_id,))["m"] or 0) + 1
             try:
-                await self._attach(container_id, net, list(aliases or []), ipv4_address, seq)
+                await self._attach(container_id, net, list(aliases or []), ipv4_address, ipv6_address, seq)
             except BaseException:
                 self.db.execute("DELETE FROM net_attachments WHERE container_id = ? AND network_id = ?",
                                 (container_id, net["id"]))
@@ -745,12 +885,14 @@ class NetworkService:
             net = self.db.one("SELECT id FROM networks WHERE name = ?", (sb["mode"],))
             s["Networks"][sb["mode"]] = self._endpoint_settings(net["id"] if net else "", None, None)
         for ep in self.db.execute(
-                "SELECT e.*, n.name AS nname, n.subnet, n.gateway, n.builtin, n.internal FROM net_endpoints e "
+                "SELECT e.*, n.name AS nname, n.subnet, n.gateway, n.subnet6, n.gateway6, n.builtin, n.internal "
+                "FROM net_endpoints e "
                 "JOIN networks n ON n.id = e.network_id WHERE e.container_id = ? ORDER BY e.seq", (container_id,)):
             es = self._endpoint_settings(ep["network_id"], ep, sb)
             s["Networks"][ep["nname"]] = es
-            if ep["nname"] == "bridge":
-                for k in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress"):
+            if ep["nname"] == "bridge":   # Docker's legacy top-level fields: the default network only
+                for k in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress", "GlobalIPv6Address",
+                          "GlobalIPv6PrefixLen", "IPv6Gateway"):
                     s[k] = es[k]
         return s
 
@@ -767,6 +909,10 @@ class NetworkService:
         es.update({"MacAddress": ep["mac"], "EndpointID": ep["id"],
                    "Gateway": "" if ep["internal"] else ep["gateway"], "IPAddress": ep["ip"],
                    "IPPrefixLen": plen, "Aliases": aliases or None})
+        if ep["ip6"]:
+            es.update({"GlobalIPv6Address": ep["ip6"],
+                       "GlobalIPv6PrefixLen": ipaddress.ip_network(ep["subnet6"]).prefixlen,
+                       "IPv6Gateway": "" if ep["internal"] else ep["gateway6"]})
         if not ep["builtin"]:
             names = [n for n in [sb["name"] if sb else "", *aliases, ep["container_id"][:12],
                                  sb["hostname"] if sb else ""] if n]
@@ -785,13 +931,13 @@ class NetworkService:
         marks = ",".join("?" * len(nets))
         found: list[str] = []
         for ep in self.db.execute(
-                f"SELECT e.ip, e.aliases, e.container_id, s.name, s.hostname FROM net_endpoints e "
+                f"SELECT e.ip, e.ip6, e.aliases, e.container_id, s.name, s.hostname FROM net_endpoints e "
                 f"LEFT JOIN net_sandboxes s ON s.container_id = e.container_id "
                 f"WHERE e.network_id IN ({marks}) ORDER BY e.container_id", nets):
             names = {(ep["name"] or "").lower(), ep["container_id"][:12], ep["container_id"]}
             names.update(a.lower() for a in json.loads(ep["aliases"]))
-            if qname in names and ep["ip"] not in found:
-                found.append(ep["ip"])
+            if qname in names:
+                found.extend(ip for ip in (ep["ip"], ep["ip6"]) if ip and ip not in found)
         return found or None
 
     def _reverse(self, container_id: str, ip: str) -> str | None:
@@ -801,7 +947,7 @@ class NetworkService:
         marks = ",".join("?" * len(nets))
         row = self.db.one(
             f"SELECT s.name, e.network_id FROM net_endpoints e JOIN net_sandboxes s ON s.container_id = e.container_id "
-            f"WHERE e.ip = ? AND e.network_id IN ({marks})", [ip, *nets])
+            f"WHERE (e.ip = ? OR e.ip6 = ?) AND e.network_id IN ({marks})", [ip, ip, *nets])
         if row is None or not row["name"]:
             return None
         net = self.db.one("SELECT name FROM networks WHERE id = ?", (row["network_id"],))
@@ -816,6 +962,20 @@ class NetworkService:
         sb = self._sandbox_row(container_id)
         dns = json.loads(sb["dns"]) if sb else []
         return netfiles.upstream_servers(self._host_resolv(), dns)
+
+    async def _start_proxy(self, container_id: str) -> None:
+        """Serve the container's TCP ports published on [::] or [::1] from [::1] (see
+        berth.network.proxy: the kernel cannot DNAT IPv6 loopback traffic to a bridge)."""
+        if container_id in self._proxies:
+            return
+        target = self._port_target(container_id, ipv6=True)
+        served = [(m, sock) for m, sock in self.ports.held(container_id) if m.proxied]
+        if target is None or not served:
+            return
+        proxy = LoopbackProxy()
+        self._proxies[container_id] = proxy
+        for m, sock in served:
+            await proxy.serve(sock, (target[0], m.container_port))
 
     async def _start_dns(self, container_id: str) -> None:
         if container_id in self._dns or not self._user_networks_of(container_id):

@@ -26,6 +26,8 @@ from berth.errors import BerthError
 
 T = TypeVar("T")
 DEFAULT_MTU = 1500
+IFA_F_NODAD = 0x02   # linux/if_addr.h: no duplicate address detection, usable at once
+SCOPE_UNIVERSE = 0   # a global address (not link-local, scope 253)
 
 
 def _sysctl(path: str, value: str) -> None:
@@ -35,6 +37,13 @@ def _sysctl(path: str, value: str) -> None:
 
 def enable_ip_forward() -> None:
     _sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+
+
+def enable_ipv6_forward() -> None:
+    """Routing between an IPv6 bridge and the host's uplink. This turns the host into an
+    IPv6 router on every interface (router mode ignores router advertisements unless
+    accept_ra=2), so it is only done once an IPv6 network exists, as Docker does."""
+    _sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")
 
 
 def link_index(ipr: IPRoute, name: str) -> int | None:
@@ -47,8 +56,10 @@ def link_exists(name: str) -> bool:
         return link_index(ipr, name) is not None
 
 
-def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int = DEFAULT_MTU) -> None:
-    """Create (or adopt) the bridge, give it exactly the gateway address, bring it up."""
+def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int = DEFAULT_MTU,
+                  gateway6: str = "", prefixlen6: int = 0) -> None:
+    """Create (or adopt) the bridge, give it exactly the gateway address (and the IPv6
+    gateway, when given; its link-local address is left alone), bring it up."""
     with IPRoute() as ipr:
         idx = link_index(ipr, name)
         if idx is None:
@@ -58,14 +69,31 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int = DEFAULT_MT
                 raise BerthError(f"cannot create bridge {name}: {exc}") from None
             idx = link_index(ipr, name)
             assert idx is not None
-        have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx, family=socket.AF_INET)}
-        for addr, plen in have - {(gateway, prefixlen)}:
-            ipr.addr("del", index=idx, address=addr, prefixlen=plen)
-        if (gateway, prefixlen) not in have:
-            ipr.addr("add", index=idx, address=gateway, prefixlen=prefixlen)
+        if gateway6:
+            _sysctl(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "0")
+        _set_addresses(ipr, idx, socket.AF_INET, {(gateway, prefixlen)})
+        _set_addresses(ipr, idx, socket.AF_INET6, {(gateway6, prefixlen6)} if gateway6 else set())
         ipr.link("set", index=idx, mtu=mtu, state="up")
     # published ports reached from 127.0.0.1 are DNAT'ed out of this bridge
     _sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
+
+
+def _set_addresses(ipr: IPRoute, idx: int, family: int, want: set[tuple[str, int]]) -> None:
+    """Make the link's global addresses of `family` exactly `want` ((address, prefixlen));
+    IPv6 ones skip duplicate address detection (the gateway must answer at once)."""
+    have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx, family=family)
+            if a["scope"] == SCOPE_UNIVERSE}
+    for addr, plen in have - want:
+        ipr.addr("del", index=idx, address=addr, prefixlen=plen)
+    for addr, plen in want - have:
+        _add_address(ipr, idx, addr, plen)
+
+
+def _add_address(ipr: IPRoute, idx: int, address: str, prefixlen: int) -> None:
+    if ":" in address:
+        ipr.addr("add", index=idx, address=address, prefixlen=prefixlen, flags=IFA_F_NODAD)
+    else:
+        ipr.addr("add", index=idx, address=address, prefixlen=prefixlen)
 
 
 def delete_link(name: str) -> None:
@@ -184,11 +212,14 @@ def release_netns_dir(path: str) -> None:
 
 
 def attach(netns_path: str, bridge: str, host_if: str, ifname: str, address: str, prefixlen: int,
-           gateway: str | None, mac: str, mtu: int = DEFAULT_MTU) -> None:
+           gateway: str | None, mac: str, mtu: int = DEFAULT_MTU, address6: str = "",
+           prefixlen6: int = 0, gateway6: str | None = None) -> None:
     """A veth pair: `host_if` on `bridge`, the peer made directly inside the namespace as
-    `ifname` with `address`, `mac` and (unless `gateway` is None) a default route; the
-    namespace's loopback is brought up too. Netlink inside the namespace goes through a
-    thread that joined it (much cheaper than pyroute2's forked helper)."""
+    `ifname` with `address`, `mac` and (unless `gateway` is None) a default route, and, when
+    given, the IPv6 `address6` (no duplicate address detection: usable when the container
+    starts) and an IPv6 default route via `gateway6`; the namespace's loopback is brought
+    up too. Netlink inside the namespace goes through a thread that joined it (much
+    cheaper than pyroute2's forked helper)."""
     with IPRoute() as ipr:
         br = link_index(ipr, bridge)
         if br is None:
@@ -212,10 +243,14 @@ def attach(netns_path: str, bridge: str, host_if: str, ifname: str, address: str
                     if lo is not None:
                         ns.link("set", index=lo, state="up")
                     idx = link_index(ns, ifname)
-                    ns.addr("add", index=idx, address=address, prefixlen=prefixlen)
+                    _add_address(ns, idx, address, prefixlen)
+                    if address6:
+                        _add_address(ns, idx, address6, prefixlen6)
                     ns.link("set", index=idx, state="up")
                     if gateway:
                         ns.route("add", dst="0.0.0.0/0", gateway=gateway)
+                    if address6 and gateway6:
+                        ns.route("add", dst="::/0", gateway=gateway6, family=socket.AF_INET6)
             in_netns(netns_path, configure)
         except BaseException:
             with contextlib.suppress(NetlinkError):

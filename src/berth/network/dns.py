@@ -4,7 +4,8 @@ Each container on a user network gets a resolver listening on 127.0.0.11:53 (UDP
 inside its own network namespace (the sockets are made there by a thread that joined the
 namespace, then served by the daemon's event loop), as Docker's embedded DNS does. Names of
 the containers on the same networks (name, aliases, short id, hostname) are answered
-locally; anything else is forwarded to the upstream servers (--dns, or the host's
+locally (A with their IPv4 addresses, AAAA with their IPv6 ones on IPv6 networks; a name
+known without an address of the asked family gets an empty answer, not a forward); anything else is forwarded to the upstream servers (--dns, or the host's
 nameservers, reached from the daemon's own namespace so a loopback one works), except on
 internal networks, which have no way out.
 """
@@ -13,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import socket
 import struct
 from collections.abc import Callable
+from typing import Protocol
 
-from dnslib import PTR, QTYPE, RCODE, RR, A, DNSRecord
+from dnslib import AAAA, PTR, QTYPE, RCODE, RR, A, DNSRecord
 
 log = logging.getLogger("berth.network.dns")
 
@@ -27,6 +30,22 @@ UPSTREAM_TIMEOUT = 3.0
 
 Lookup = Callable[[str], "list[str] | None"]
 ReverseLookup = Callable[[str], "str | None"]
+
+
+REVERSE_ZONES = (".in-addr.arpa", ".ip6.arpa")
+
+
+def _reverse_target(name: str) -> str | None:
+    """The address a reverse name asks about (`4.3.2.1.in-addr.arpa` -> 1.2.3.4, 32 nibbles
+    of `ip6.arpa` -> the IPv6 address), None for a partial or malformed one."""
+    if name.endswith(".in-addr.arpa"):
+        parts = name[: -len(".in-addr.arpa")].split(".")
+        return ".".join(reversed(parts)) if len(parts) == 4 else None
+    nibbles = name[: -len(".ip6.arpa")].split(".")
+    if len(nibbles) != 32 or any(len(n) != 1 or n not in "0123456789abcdef" for n in nibbles):
+        return None
+    digits = "".join(reversed(nibbles))
+    return str(ipaddress.IPv6Address(int(digits, 16)))
 
 
 class Resolver:
@@ -44,22 +63,22 @@ class Resolver:
         """The reply for a local name, or None when the query must be forwarded."""
         q = request.q
         name = str(q.qname).rstrip(".").lower()
-        if q.qtype == QTYPE.PTR and name.endswith(".in-addr.arpa"):
-            parts = name[: -len(".in-addr.arpa")].split(".")
-            if len(parts) == 4:
-                target = self.reverse(".".join(reversed(parts)))
-                if target:
-                    reply = request.reply()
-                    reply.add_answer(RR(q.qname, QTYPE.PTR, rdata=PTR(target + "."), ttl=TTL))
-                    return reply
-            return None
+        if q.qtype == QTYPE.PTR and name.endswith(REVERSE_ZONES):
+            target = _reverse_target(name)
+            target = self.reverse(target) if target else None
+            if not target:
+                return None
+            reply = request.reply()
+            reply.add_answer(RR(q.qname, QTYPE.PTR, rdata=PTR(target + "."), ttl=TTL))
+            return reply
         addrs = self.lookup(name)
         if addrs is None:
             return None
         reply = request.reply()
-        if q.qtype in (QTYPE.A, QTYPE.ANY):
-            for ip in addrs:
-                reply.add_answer(RR(q.qname, QTYPE.A, rdata=A(ip), ttl=TTL))
+        for ip in addrs:
+            qtype, rdata = (QTYPE.AAAA, AAAA(ip)) if ":" in ip else (QTYPE.A, A(ip))
+            if q.qtype in (qtype, QTYPE.ANY):
+                reply.add_answer(RR(q.qname, qtype, rdata=rdata, ttl=TTL))
         return reply
 
     async def resolve(self, data: bytes, tcp: bool = False) -> bytes | None:
@@ -184,7 +203,13 @@ class DNSServer:
             self._tcp = None
 
 
-def close_quietly(server: DNSServer | None) -> None:
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+def close_quietly(server: _Closable | None) -> None:
+    """Close a DNS server (or anything else the daemon serves, e.g. a loopback proxy),
+    never raising: used on teardown paths."""
     if server is not None:
         with contextlib.suppress(Exception):
             server.close()

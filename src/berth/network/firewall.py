@@ -1,44 +1,72 @@
 """berth's firewall rules, as data, applied by one function.
 
-Every rule lives in berth's own iptables chains, named from the firewall prefix
-(upper-cased): `P-FORWARD` and `P-ISOLATION` (filter), `P-DNAT` and `P-POSTROUTING` (nat).
+Every rule lives in berth's own chains, named from the firewall prefix (upper-cased):
+`P-FORWARD` and `P-ISOLATION` (filter), `P-DNAT` and `P-POSTROUTING` (nat), in iptables
+for IPv4 and, while at least one network has IPv6, the same chains in ip6tables for it.
 The only touch of the built-in chains is one jump rule each. `apply()` computes the whole
 desired state from the networks and published ports and installs it with one
-`iptables-restore --noflush` per table: our chains are re-declared (which flushes them),
-refilled, jump rules inserted if missing and de-duplicated. Running it again is a no-op,
-so it is also the reconciliation done at daemon start. `remove_all()` deletes the jumps
-and our chains and nothing else.
+`iptables-restore --noflush` (`ip6tables-restore`) per table: our chains are re-declared
+(which flushes them), refilled, jump rules inserted if missing and de-duplicated. Running
+it again is a no-op, so it is also the reconciliation done at daemon start. With no IPv6
+network the IPv6 chains and jumps are removed. `remove_all()` deletes the jumps and our
+chains of both families and nothing else.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from berth.errors import BerthError
 
 SUFFIXES = {"filter": ("FORWARD", "ISOLATION"), "nat": ("DNAT", "POSTROUTING")}
+TABLES = ("filter", "nat")
+# the programs of each IP version: (save, restore)
+TOOLS = {4: ("iptables-save", "iptables-restore"), 6: ("ip6tables-save", "ip6tables-restore")}
+HOST_BITS = {4: 32, 6: 128}
 
 
 @dataclass(frozen=True)
 class NetworkRule:
-    """What the firewall needs to know about one bridge network."""
+    """What the firewall needs to know about one bridge network (`subnet6`: its IPv6
+    subnet, "" when IPv6 is not enabled on it)."""
 
     bridge: str
     subnet: str
     internal: bool = False
+    subnet6: str = ""
+
+    def subnet_of(self, version: int) -> str:
+        return self.subnet if version == 4 else self.subnet6
 
 
 @dataclass(frozen=True)
 class PortRule:
-    """One published port: host side -> container side on a bridge."""
+    """One published port: host side -> container side on a bridge. The container address
+    says the IP version of the rule."""
 
     proto: str
-    host_ip: str        # "" / "0.0.0.0" = every local address
+    host_ip: str        # "" / "0.0.0.0" / "::" = every local address of the rule's version
     host_port: int
     container_ip: str
     container_port: int
     bridge: str
+
+    @property
+    def version(self) -> int:
+        return 6 if ":" in self.container_ip else 4
+
+    @property
+    def any_host_ip(self) -> bool:
+        return self.host_ip in ("", "0.0.0.0", "::")
+
+    @property
+    def destination(self) -> str:
+        """DNAT's --to-destination (an IPv6 address in brackets)."""
+        ip = f"[{self.container_ip}]" if self.version == 6 else self.container_ip
+        return f"{ip}:{self.container_port}"
 
 
 @dataclass
@@ -49,13 +77,32 @@ class Ruleset:
     jumps: dict[str, list[tuple[str, str]]] = field(default_factory=dict)   # table -> [(builtin, rule)]
 
 
+def empty_ruleset() -> Ruleset:
+    """No chains, no jumps: installing it removes ours."""
+    return Ruleset(chains={t: {} for t in TABLES}, jumps={t: [] for t in TABLES})
+
+
 def chain_names(prefix: str) -> dict[str, list[str]]:
     p = prefix.upper()
     return {table: [f"{p}-{s}" for s in sfx] for table, sfx in SUFFIXES.items()}
 
 
-def build(prefix: str, networks: list[NetworkRule], ports: list[PortRule]) -> Ruleset:
+def _is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+def build(prefix: str, networks: list[NetworkRule], ports: list[PortRule], version: int = 4) -> Ruleset:
+    """The rules of one IP version. IPv4 covers every network; IPv6 only those with an IPv6
+    subnet, and nothing at all (no chains, no jumps) when there is none."""
+    networks = [n for n in networks if n.subnet_of(version)]
+    ports = [pr for pr in ports if pr.version == version]
+    if version == 6 and not networks:
+        return empty_ruleset()
     p = prefix.upper()
+    host = HOST_BITS[version]
     fwd, iso, dnat, post = f"{p}-FORWARD", f"{p}-ISOLATION", f"{p}-DNAT", f"{p}-POSTROUTING"
     f_fwd: list[str] = [f"-j {iso}"]
     f_iso: list[str] = []
@@ -76,21 +123,26 @@ def build(prefix: str, networks: list[NetworkRule], ports: list[PortRule]) -> Ru
         f_fwd.append(f"-o {b} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
         for pr in ports:
             if pr.bridge == b:
-                f_fwd.append(f"-d {pr.container_ip}/32 -o {b} -p {pr.proto} -m {pr.proto} "
+                f_fwd.append(f"-d {pr.container_ip}/{host} -o {b} -p {pr.proto} -m {pr.proto} "
                              f"--dport {pr.container_port} -j ACCEPT")
         f_fwd.append(f"-i {b} ! -o {b} -j ACCEPT")
         f_fwd.append(f"-i {b} -o {b} -j ACCEPT")
-        n_post.append(f"-s {n.subnet} ! -o {b} -j MASQUERADE")
+        n_post.append(f"-s {n.subnet_of(version)} ! -o {b} -j MASQUERADE")
     for n in networks:
-        # from 127.0.0.1 (DNAT in OUTPUT + route_localnet) and hairpin through a published port
+        # from the host's own addresses (127.0.0.1 through route_localnet) and hairpin
+        # through a published port
         n_post.append(f"-o {n.bridge} -m addrtype --src-type LOCAL -j MASQUERADE")
-        n_post.append(f"-s {n.subnet} -o {n.bridge} -m conntrack --ctstate DNAT -j MASQUERADE")
+        n_post.append(f"-s {n.subnet_of(version)} -o {n.bridge} -m conntrack --ctstate DNAT -j MASQUERADE")
+    if version == 6:
+        # IPv6 has no route_localnet: the kernel will not send ::1's packets out of a bridge,
+        # so [::1] is left to the daemon's loopback proxy (proxy.LoopbackProxy)
+        n_dnat.append("-d ::1/128 -j RETURN")
     for pr in ports:
-        if pr.bridge in internal:
+        if pr.bridge in internal or (version == 6 and _is_loopback(pr.host_ip)):
             continue
-        dst = f"-d {pr.host_ip}/32 " if pr.host_ip and pr.host_ip != "0.0.0.0" else ""
+        dst = "" if pr.any_host_ip else f"-d {pr.host_ip}/{host} "
         n_dnat.append(f"{dst}-p {pr.proto} -m {pr.proto} --dport {pr.host_port} -j DNAT "
-                      f"--to-destination {pr.container_ip}:{pr.container_port}")
+                      f"--to-destination {pr.destination}")
     return Ruleset(
         chains={"filter": {fwd: f_fwd, iso: f_iso}, "nat": {dnat: n_dnat, post: n_post}},
         jumps={"filter": [("FORWARD", f"-j {fwd}")],
@@ -153,35 +205,42 @@ def _run(args: list[str], stdin: str | None = None) -> str:
     return proc.stdout
 
 
-def _save(table: str) -> str:
-    return _run(["iptables-save", "-t", table])
+def _save(table: str, version: int = 4) -> str:
+    return _run([TOOLS[version][0], "-t", table])
 
 
-def apply(prefix: str, networks: list[NetworkRule], ports: list[PortRule]) -> None:
-    """Make the host's rules for `prefix` exactly what `networks` and `ports` call for."""
-    rs = build(prefix, networks, ports)
+def _install(prefix: str, rs: Ruleset, version: int) -> None:
+    """Make the host's chains of `prefix` for one IP version what `rs` says; an empty `rs`
+    removes them (and costs no restore when there is nothing of ours to remove)."""
     names = chain_names(prefix)
-    for table in ("filter", "nat"):
-        payload = restore_payload(table, _save(table), rs.chains[table], rs.jumps[table],
-                                  set(names[table]))
-        _run(["iptables-restore", "-w", "--noflush"], payload)
+    for table in TABLES:
+        saved = _save(table, version)
+        ours = set(names[table])
+        chains, jumps = rs.chains[table], rs.jumps[table]
+        if not chains and not jumps and not (ours & _existing_chains(saved)) and not _builtin_jumps(saved, ours):
+            continue
+        _run([TOOLS[version][1], "-w", "--noflush"], restore_payload(table, saved, chains, jumps, ours))
+
+
+def apply(prefix: str, networks: list[NetworkRule], ports: list[PortRule],
+          versions: Iterable[int] = (4, 6)) -> None:
+    """Make the host's rules for `prefix` exactly what `networks` and `ports` call for, in the
+    IP versions given (a caller that knows the IPv6 chains are absent and not wanted may
+    skip version 6)."""
+    for version in versions:
+        _install(prefix, build(prefix, networks, ports, version), version)
 
 
 def remove_all(prefix: str) -> None:
-    """Delete berth's jump rules and chains for `prefix`; touch nothing else."""
-    names = chain_names(prefix)
-    for table in ("filter", "nat"):
-        saved = _save(table)
-        ours = set(names[table])
-        if not (ours & _existing_chains(saved)) and not _builtin_jumps(saved, ours):
-            continue
-        _run(["iptables-restore", "-w", "--noflush"], restore_payload(table, saved, {}, [], ours))
+    """Delete berth's jump rules and chains for `prefix`, IPv4 and IPv6; touch nothing else."""
+    for version in TOOLS:
+        _install(prefix, empty_ruleset(), version)
 
 
-def current_rules(prefix: str) -> list[str]:
-    """Every line of iptables-save mentioning our chains (for tests and diagnostics)."""
+def current_rules(prefix: str, version: int = 4) -> list[str]:
+    """Every line of (ip6)iptables-save mentioning our chains (for tests and diagnostics)."""
     p = prefix.upper() + "-"
     lines = []
-    for table in ("filter", "nat"):
-        lines.extend(ln for ln in _save(table).splitlines() if p in ln)
+    for table in TABLES:
+        lines.extend(ln for ln in _save(table, version).splitlines() if p in ln)
     return lines

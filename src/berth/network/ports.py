@@ -1,10 +1,15 @@
 """Published ports: `-p` spec parsing (pure), Engine API PortBindings expansion (pure) and
 host-port reservation (a socket bound in the daemon holds each published host port, so a
 port already taken is refused before the container starts).
+
+A container with an IPv6 address publishes a port given without a host address on both
+families, as Docker does: `0.0.0.0:P` and `[::]:P`, the same P (two mappings, the second
+with host ip "::"). An explicit host address publishes on that address's family only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import ipaddress
 import socket
@@ -13,6 +18,8 @@ from dataclasses import dataclass
 from berth.errors import BerthError, InvalidParameter
 
 PROTOCOLS = ("tcp", "udp", "sctp")
+# host addresses of an IPv6 published port that [::1] reaches (the unspecified one and ::1)
+_LOOPBACK_REACHABLE = (ipaddress.IPv6Address("::"), ipaddress.IPv6Address("::1"))
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,16 @@ class PortMapping:
     @property
     def bind_ip(self) -> str:
         return self.host_ip or "0.0.0.0"
+
+    @property
+    def ipv6(self) -> bool:
+        return ":" in self.host_ip
+
+    @property
+    def proxied(self) -> bool:
+        """A TCP port published on [::] or [::1]: [::1] reaches it only through the daemon's
+        loopback proxy (berth.network.proxy), so its socket listens."""
+        return self.proto == "tcp" and self.ipv6 and ipaddress.ip_address(self.host_ip) in _LOOPBACK_REACHABLE
 
 
 def _port(text: str, what: str) -> int:
@@ -155,58 +172,119 @@ def _family(ip: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in ip else socket.AF_INET
 
 
-def _allocated(m: PortMapping, port: int) -> BerthError:
+def _display(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip else ip
+
+
+def _allocated(ip: str, port: int) -> BerthError:
     return BerthError(f"driver failed programming external connectivity: Bind for "
-                      f"{m.bind_ip}:{port} failed: port is already allocated")
+                      f"{_display(ip)}:{port} failed: port is already allocated")
+
+
+def check_publishable(mappings: list[PortMapping], ipv6: bool) -> None:
+    """Refuse an explicit IPv6 host address for a container without an IPv6 address."""
+    for m in mappings:
+        if m.ipv6 and not ipv6:
+            raise InvalidParameter(
+                f"cannot publish port {m.key} on [{m.host_ip}]: the container has no IPv6 address "
+                "(connect it to a network created with --ipv6)")
+
+
+# an ephemeral port the kernel picked for IPv4 may be taken in IPv6: pick again, this often
+EPHEMERAL_ATTEMPTS = 20
+
+
+class _InUse(Exception):
+    def __init__(self, ip: str, port: int) -> None:
+        super().__init__(ip, port)
+        self.ip = ip
+        self.port = port
 
 
 class PortReservations:
-    """Holds one bound socket per published host port so no one else can take it."""
+    """Holds one bound socket per published host port and address family so no one else
+    can take it."""
 
     def __init__(self) -> None:
-        self._held: dict[str, list[socket.socket]] = {}
+        self._held: dict[str, list[tuple[PortMapping, socket.socket]]] = {}
 
-    def reserve(self, owner: str, mappings: list[PortMapping]) -> list[PortMapping]:
-        """Bind every mapping's host port (choosing ephemeral ones); all or nothing."""
-        got: list[socket.socket] = []
-        done: list[PortMapping] = []
+    def reserve(self, owner: str, mappings: list[PortMapping], dual_stack: bool = False) -> list[PortMapping]:
+        """Bind every mapping's host port (choosing ephemeral ones); all or nothing. With
+        `dual_stack` a mapping without a host address is held in IPv6 too ([::], same port)
+        and comes back as two mappings."""
+        got: list[tuple[PortMapping, socket.socket]] = []
         try:
             for m in mappings:
-                sock, port = self._bind(m)
-                got.append(sock)
-                done.append(PortMapping(m.proto, m.container_port, m.host_ip, port))
+                got.extend(self._bind(m, dual_stack and not m.host_ip))
         except BaseException:
-            for s in got:
+            for _, s in got:
                 s.close()
             raise
         self._held.setdefault(owner, []).extend(got)
-        return done
+        return [m for m, _ in got]
 
-    def _bind(self, m: PortMapping) -> tuple[socket.socket, int]:
-        if ":" in m.host_ip:
-            raise InvalidParameter(f"cannot publish on {m.host_ip}: IPv6 publishing is not supported")
-        stype = socket.SOCK_DGRAM if m.proto == "udp" else socket.SOCK_STREAM
-        candidates = [m.host_port] if not m.host_port_end else list(range(m.host_port, m.host_port_end + 1))
+    def _bind(self, m: PortMapping, twin6: bool) -> list[tuple[PortMapping, socket.socket]]:
+        """The sockets holding `m`'s host port: its own address, and [::] too with `twin6`."""
+        ips = [m.bind_ip, "::"] if twin6 else [m.bind_ip]
+        if m.host_port_end:
+            candidates = list(range(m.host_port, m.host_port_end + 1))
+        else:
+            candidates = [m.host_port] * (EPHEMERAL_ATTEMPTS if twin6 and not m.host_port else 1)
         last: BerthError | None = None
-        for port in candidates:
-            s = socket.socket(_family(m.bind_ip), stype)
+        for want in candidates:
+            held: list[tuple[PortMapping, socket.socket]] = []
+            port = want
             try:
-                s.bind((m.bind_ip, port))
-            except OSError as exc:
-                s.close()
-                if exc.errno == errno.EADDRINUSE:
-                    last = _allocated(m, port)
-                    continue
-                if exc.errno == errno.EADDRNOTAVAIL:
-                    raise InvalidParameter(f"cannot publish on {m.bind_ip}:{port}: the address is "
-                                           "not one of this host's") from None
-                raise BerthError(f"Bind for {m.bind_ip}:{port} failed: {exc.strerror}") from None
-            return s, s.getsockname()[1]
+                for ip in ips:
+                    got = PortMapping(m.proto, m.container_port, m.host_ip if ip == m.bind_ip else ip, port)
+                    sock = self._bind_one(got)
+                    port = sock.getsockname()[1]
+                    held.append((dataclasses.replace(got, host_port=port), sock))
+            except _InUse as exc:
+                for _, s in held:
+                    s.close()
+                last = _allocated(exc.ip, exc.port)
+                continue
+            except BaseException:
+                for _, s in held:
+                    s.close()
+                raise
+            return held
         assert last is not None
         raise last
 
+    @staticmethod
+    def _bind_one(m: PortMapping) -> socket.socket:
+        """A socket bound to the mapping's host address and port (listening at once when the
+        loopback proxy will serve it: SO_REUSEADDR then, so the port can be taken again
+        while the proxy's closed connections linger in TIME_WAIT)."""
+        ip, port = m.bind_ip, m.host_port
+        stype = socket.SOCK_DGRAM if m.proto == "udp" else socket.SOCK_STREAM
+        s = socket.socket(_family(ip), stype)
+        try:
+            if m.ipv6:   # [::] must not take the IPv4 port too (held by its own socket)
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if m.proxied:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((ip, port))
+            if m.proxied:
+                s.listen(128)
+        except OSError as exc:
+            s.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise _InUse(ip, port) from None
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise InvalidParameter(f"cannot publish on {_display(ip)}:{port}: the address is "
+                                       "not one of this host's") from None
+            raise BerthError(f"Bind for {_display(ip)}:{port} failed: {exc.strerror}") from None
+        return s
+
+    def held(self, owner: str) -> list[tuple[PortMapping, socket.socket]]:
+        """(mapping, socket) of each host port `owner` holds (the loopback proxy serves some)."""
+        return list(self._held.get(owner, []))
+
     def release(self, owner: str) -> None:
-        for s in self._held.pop(owner, []):
+        for _, s in self._held.pop(owner, []):
             s.close()
 
     def owners(self) -> list[str]:
