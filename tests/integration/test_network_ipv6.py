@@ -132,6 +132,16 @@ def test_dual_stack_network_inspect_names_and_fixed_address(daemon, busybox_imag
         assert r.returncode != 0 and why in r.stderr, (net_name, addr, r.stderr)
     assert sorted(p.name for p in (d.names.exec_root / "netns").iterdir()) == netns
     assert _links() == links
+    # connected live with --ip6: the address, and the IPv6 default route (its first IPv6 network)
+    cleanup.append("v6-late")
+    _ok(d.docker("run", "-d", "--name", "v6-late", busybox_image, "sleep", "300"))
+    late = str(sub6.network_address + 0x88)
+    _ok(d.docker("network", "connect", "--ip6", late, "v6-given", "v6-late"))
+    late_id = _ok(d.docker("inspect", "-f", "{{.Id}}", "v6-late")).strip()
+    members = json.loads(_ok(d.docker("network", "inspect", "v6-given")))[0]["Containers"]
+    assert members[late_id]["IPv6Address"] == f"{late}/64"
+    out = _ok(d.docker("exec", "v6-late", "sh", "-c", f"ip -6 route; ping -6 -c1 -W2 {srv6} >/dev/null && echo up"))
+    assert f"default via {gw6}" in out and out.endswith("up\n"), out
 
 
 def test_published_ports_answer_on_ipv6_and_loopback(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001

@@ -4,12 +4,12 @@ from dnslib import QTYPE, RCODE, DNSRecord
 
 from berth.network.dns import Resolver
 
-NAMES = {"web": ["172.18.0.2"], "db": ["172.18.0.3", "172.18.0.4"]}
+NAMES = {"web": ["172.18.0.2"], "db": ["172.18.0.3", "172.18.0.4"], "v6": ["172.19.0.2", "fd12:3456:789a:1::2"]}
+REVERSE = {"172.18.0.2": "web.net", "fd12:3456:789a:1::2": "v6.net6"}
 
 
 def make(upstreams=()):
-    return Resolver(lambda n: NAMES.get(n), lambda ip: "web.net" if ip == "172.18.0.2" else None,
-                    lambda: list(upstreams))
+    return Resolver(lambda n: NAMES.get(n), REVERSE.get, lambda: list(upstreams))
 
 
 def ask(resolver, name, qtype="A"):
@@ -30,6 +30,19 @@ def test_local_names_answered():
 def test_reverse_lookup():
     r = ask(make(), "2.0.18.172.in-addr.arpa", "PTR")
     assert r.rr[0].rtype == QTYPE.PTR and str(r.rr[0].rdata) == "web.net."
+
+
+def test_ipv6_names_answered_with_aaaa():
+    assert [str(a.rdata) for a in ask(make(), "v6", "AAAA").rr] == ["fd12:3456:789a:1::2"]
+    assert [str(a.rdata) for a in ask(make(), "v6").rr] == ["172.19.0.2"]
+    assert sorted(QTYPE[a.rtype] for a in ask(make(), "v6", "ANY").rr) == ["A", "AAAA"]
+
+
+def test_ipv6_reverse_lookup():
+    name = ".".join(reversed("fd123456789a00010000000000000002")) + ".ip6.arpa"
+    r = ask(make(), name, "PTR")
+    assert r.rr[0].rtype == QTYPE.PTR and str(r.rr[0].rdata) == "v6.net6."
+    assert ask(make(), "2.0.0.0.ip6.arpa", "PTR").header.rcode == RCODE.REFUSED   # partial: not ours
 
 
 def test_unknown_names_refused_without_upstreams():

@@ -81,3 +81,50 @@ def test_restore_payload_removal_and_fresh_install():
     fresh = firewall.restore_payload("filter", "*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n",
                                      rs.chains["filter"], rs.jumps["filter"], ours)
     assert "-I FORWARD 1 -j BT1-FORWARD" in fresh.splitlines()
+
+
+NETS6 = [NetworkRule("br0", "172.17.0.0/16"),                                   # the default bridge: IPv4 only
+         NetworkRule("br1", "172.18.0.0/16", subnet6="fd12:3456:789a:1::/64"),
+         NetworkRule("br2", "172.19.0.0/16", internal=True, subnet6="fd12:3456:789a:2::/64"),
+         NetworkRule("br3", "172.20.0.0/16", subnet6="fd12:3456:789a:3::/64")]
+PORTS6 = [PortRule("tcp", "", 8080, "172.18.0.2", 80, "br1"),
+          PortRule("tcp", "::", 8080, "fd12:3456:789a:1::2", 80, "br1"),
+          PortRule("tcp", "::1", 8081, "fd12:3456:789a:1::2", 80, "br1"),
+          PortRule("udp", "fd00::2", 5353, "fd12:3456:789a:3::2", 53, "br3"),
+          PortRule("tcp", "::", 9000, "fd12:3456:789a:2::2", 80, "br2")]
+
+
+def test_ipv6_rules_mirror_ipv4_for_ipv6_networks_only():
+    rs = firewall.build("bt1", NETS6, PORTS6, version=6)
+    assert set(rs.chains["filter"]) == {"BT1-FORWARD", "BT1-ISOLATION"}
+    assert rs.jumps == firewall.build("bt1", NETS6, PORTS6, version=4).jumps    # same chains, same jumps
+    fwd, iso = rs.chains["filter"]["BT1-FORWARD"], rs.chains["filter"]["BT1-ISOLATION"]
+    assert fwd[0] == "-j BT1-ISOLATION"
+    assert "-i br1 ! -o br1 -j ACCEPT" in fwd and "-i br3 ! -o br3 -j ACCEPT" in fwd
+    assert not any("br0" in r for r in fwd + iso)                  # no IPv6 on the default bridge
+    assert "-i br2 ! -o br2 -j ACCEPT" not in fwd                  # internal: no way out
+    assert "-i br2 ! -o br2 -j DROP" in iso and "-i br1 -o br3 -j DROP" in iso
+    assert "-d fd12:3456:789a:1::2/128 -o br1 -p tcp -m tcp --dport 80 -j ACCEPT" in fwd
+    post = rs.chains["nat"]["BT1-POSTROUTING"]
+    assert "-s fd12:3456:789a:1::/64 ! -o br1 -j MASQUERADE" in post
+    assert not any(r.startswith("-s fd12:3456:789a:2::/64 ! -o") for r in post)
+    assert "-s fd12:3456:789a:3::/64 -o br3 -m conntrack --ctstate DNAT -j MASQUERADE" in post
+    assert not any("172." in r for t in rs.chains.values() for c in t.values() for r in c)
+
+
+def test_ipv6_published_ports_leave_loopback_to_the_proxy():
+    dnat = firewall.build("bt1", NETS6, PORTS6, version=6).chains["nat"]["BT1-DNAT"]
+    assert dnat[0] == "-d ::1/128 -j RETURN"
+    assert "-p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd12:3456:789a:1::2]:80" in dnat
+    assert "-d fd00::2/128 -p udp -m udp --dport 5353 -j DNAT --to-destination [fd12:3456:789a:3::2]:53" in dnat
+    assert not any("8081" in r or "9000" in r for r in dnat)       # [::1] only; internal network
+    dnat4 = firewall.build("bt1", NETS6, PORTS6, version=4).chains["nat"]["BT1-DNAT"]
+    assert dnat4 == ["-p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.18.0.2:80"]
+
+
+def test_no_ipv6_network_means_no_ipv6_chains():
+    rs = firewall.build("bt1", NETS, PORTS, version=6)
+    assert rs.chains == {"filter": {}, "nat": {}} and rs.jumps == {"filter": [], "nat": []}
+    text = firewall.restore_payload("filter", SAVED, rs.chains["filter"], rs.jumps["filter"],
+                                    set(firewall.chain_names("bt1")["filter"]))
+    assert "-X BT1-FORWARD" in text.splitlines() and "-X BT1-ISOLATION" in text.splitlines()

@@ -6,6 +6,7 @@ from berth.errors import BerthError, InvalidParameter
 from berth.network.ports import (
     PortMapping,
     PortReservations,
+    check_publishable,
     expand_bindings,
     parse_publish,
     settings_ports,
@@ -89,3 +90,37 @@ def test_reservation_picks_a_free_port_in_a_range():
 def test_settings_ports_shape():
     ports = settings_ports([PortMapping("tcp", 80, "", 8080)], {"80/tcp": {}, "443/tcp": {}})
     assert ports == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}], "443/tcp": None}
+
+
+def test_dual_stack_reservation_holds_both_families_on_one_port():
+    res = PortReservations()
+    try:
+        got = res.reserve("a", [PortMapping("tcp", 80, "", 0), PortMapping("udp", 53, "127.0.0.1", 0)],
+                          dual_stack=True)
+        assert [(m.proto, m.host_ip) for m in got] == [("tcp", ""), ("tcp", "::"), ("udp", "127.0.0.1")]
+        assert got[0].host_port == got[1].host_port > 0
+        for fam, ip in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+            with socket.socket(fam) as s, pytest.raises(OSError):
+                s.bind((ip, got[0].host_port))
+        # [::] is proxied from [::1]: that socket listens, the others only hold their port
+        listening = {m.host_ip: s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) for m, s in res.held("a")}
+        assert listening == {"": 0, "::": 1, "127.0.0.1": 0}
+        with pytest.raises(BerthError, match=rf"Bind for \[::\]:{got[0].host_port} failed: port is already"):
+            res.reserve("b", [PortMapping("tcp", 81, "::", got[0].host_port)])
+    finally:
+        res.close()
+
+
+def test_ipv6_host_address_needs_a_container_with_ipv6():
+    check_publishable([PortMapping("tcp", 80, "", 8080), PortMapping("tcp", 80, "127.0.0.1", 8081)], ipv6=False)
+    check_publishable([PortMapping("tcp", 80, "::1", 8080)], ipv6=True)
+    with pytest.raises(InvalidParameter, match=r"\[::1\]: the container has no IPv6 address"):
+        check_publishable([PortMapping("tcp", 80, "::1", 8080)], ipv6=False)
+
+
+def test_which_mappings_the_loopback_proxy_serves():
+    assert PortMapping("tcp", 80, "::", 1).proxied and PortMapping("tcp", 80, "::1", 1).proxied
+    assert not PortMapping("udp", 80, "::", 1).proxied
+    assert not PortMapping("tcp", 80, "fd00::2", 1).proxied and not PortMapping("tcp", 80, "", 1).proxied
+    assert settings_ports([PortMapping("tcp", 80, "", 8080), PortMapping("tcp", 80, "::", 8080)]) == {
+        "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}, {"HostIp": "::", "HostPort": "8080"}]}
