@@ -28,6 +28,7 @@ from berth.build.cache import BuildCache
 from berth.build.cachemounts import CacheMountStore
 from berth.build.context import BuildContext, extract_tar
 from berth.config import DaemonConfig
+from berth.engine import mounttargets
 from berth.errors import InvalidParameter, NotFound
 
 log = logging.getLogger("berth.builds")
@@ -222,7 +223,7 @@ class EngineStepRunner:
                 upper = self.images.snapshots.upper(cid)
                 if req.scrub is not None:
                     req.scrub(upper)
-                _drop_mount_targets(upper)
+                mounttargets.drop_placeholders(upper)
                 return _ref(self.images.commit(cid, parent_img, req.config, req.history))
             image = await asyncio.to_thread(commit)
         finally:
@@ -236,38 +237,6 @@ class EngineStepRunner:
             except NotFound:
                 pass
         return image
-
-
-# Files the container service creates in a rootfs only to bind-mount the container's own
-# copies over them; Docker keeps them in an "init" layer that is never committed.
-_MOUNT_TARGETS = ("etc/hosts", "etc/hostname", "etc/resolv.conf")
-
-
-def _drop_mount_targets(upper: str) -> None:
-    """Remove the empty mount-target files (and a then empty etc/) from a RUN step's upper
-    dir so they do not land in the step's layer."""
-    for rel in _MOUNT_TARGETS:
-        p = os.path.join(upper, rel)
-        try:
-            st = os.lstat(p)
-        except FileNotFoundError:
-            continue
-        if stat.S_ISREG(st.st_mode) and st.st_size == 0:
-            os.unlink(p)
-    etc = os.path.join(upper, "etc")
-    try:
-        if os.path.isdir(etc) and not os.path.islink(etc) and not os.listdir(etc) \
-                and not _opaque(etc):
-            os.rmdir(etc)
-    except OSError:
-        pass
-
-
-def _opaque(path: str) -> bool:
-    try:
-        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
-    except OSError:
-        return False
 
 
 def _with_tag(familiar: str) -> str:

@@ -1048,6 +1048,8 @@ class ContainerService:
     def changes(self, ref: str) -> list[dict[str, Any]]:
         """Docker's diff: Kind 0 modified, 1 added, 2 deleted, from the overlay upper dir."""
         import stat as st
+
+        from berth.engine import mounttargets
         c = self.get(ref)
         upper = self._upper(c)
         if upper is None or not os.path.isdir(upper):
@@ -1065,6 +1067,9 @@ class ContainerService:
                 if st.S_ISCHR(s.st_mode) and s.st_rdev == 0:
                     out.append({"Path": path, "Kind": 2})   # overlay whiteout
                     continue
+                if mounttargets.is_placeholder(upper, path) or (
+                        st.S_ISDIR(s.st_mode) and mounttargets.only_placeholders(upper, path)):
+                    continue  # Docker keeps these in its init layer, outside the diff
                 in_lower = any(os.path.lexists(os.path.join(d, path.lstrip("/"))) for d in c.lower_dirs)
                 out.append({"Path": path, "Kind": 0 if in_lower else 1})
             dirnames[:] = [d for d in dirnames
