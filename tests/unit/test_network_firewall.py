@@ -128,3 +128,20 @@ def test_no_ipv6_network_means_no_ipv6_chains():
     text = firewall.restore_payload("filter", SAVED, rs.chains["filter"], rs.jumps["filter"],
                                     set(firewall.chain_names("bt1")["filter"]))
     assert "-X BT1-FORWARD" in text.splitlines() and "-X BT1-ISOLATION" in text.splitlines()
+
+
+def test_a_table_already_as_wanted_needs_no_restore():
+    rs = firewall.build("bt1", NETS[:1], [])
+    ours = set(firewall.chain_names("bt1")["filter"])
+    rules = [f"-A {c} {r}" for c, rs_ in rs.chains["filter"].items() for r in rs_]
+    same = "\n".join(["*filter", ":FORWARD ACCEPT [0:0]", ":BT1-FORWARD - [0:0]", ":BT1-ISOLATION - [0:0]",
+                      "-A FORWARD -j BT1-FORWARD", *rules, "COMMIT"])
+    assert firewall._in_place(same, rs.chains["filter"], rs.jumps["filter"], ours)
+    assert not firewall._in_place(same.replace("-A FORWARD -j BT1-FORWARD", ""), rs.chains["filter"],
+                                  rs.jumps["filter"], ours)                        # a jump missing
+    assert not firewall._in_place(same + "\n-A FORWARD -j BT1-FORWARD", rs.chains["filter"],
+                                  rs.jumps["filter"], ours)                        # a jump doubled
+    assert not firewall._in_place(same, {**rs.chains["filter"], "BT1-FORWARD": rs.chains["filter"]["BT1-FORWARD"][:-1]},
+                                  rs.jumps["filter"], ours)                        # a rule differs
+    assert firewall._in_place("*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT", {}, [], ours)   # nothing, nothing wanted
+    assert not firewall._in_place(same, {}, [], ours)                              # ours to remove

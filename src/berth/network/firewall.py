@@ -170,6 +170,19 @@ def _existing_chains(saved: str) -> set[str]:
     return {line[1:].split()[0] for line in saved.splitlines() if line.startswith(":")}
 
 
+def _in_place(saved: str, chains: dict[str, list[str]], jumps: list[tuple[str, str]], ours: set[str]) -> bool:
+    """True when `saved` already holds exactly the wanted chains, rules and jumps, so the
+    restore (a kernel commit: ~14 ms here, where the save is ~2 ms) can be skipped. The
+    rules are written as iptables-save prints them; one printed otherwise only costs the
+    restore this saves."""
+    current: dict[str, list[str]] = {c: [] for c in ours & _existing_chains(saved)}
+    for line in saved.splitlines():
+        chain, _, rule = line[3:].partition(" ")
+        if line.startswith("-A ") and chain in current:
+            current[chain].append(rule)
+    return current == chains and sorted(_builtin_jumps(saved, ours)) == sorted(jumps)
+
+
 def restore_payload(table: str, saved: str, chains: dict[str, list[str]],
                     jumps: list[tuple[str, str]], ours: set[str]) -> str:
     """The iptables-restore --noflush text that turns `saved` (iptables-save -t table) into
@@ -217,7 +230,7 @@ def _install(prefix: str, rs: Ruleset, version: int) -> None:
         saved = _save(table, version)
         ours = set(names[table])
         chains, jumps = rs.chains[table], rs.jumps[table]
-        if not chains and not jumps and not (ours & _existing_chains(saved)) and not _builtin_jumps(saved, ours):
+        if _in_place(saved, chains, jumps, ours):
             continue
         _run([TOOLS[version][1], "-w", "--noflush"], restore_payload(table, saved, chains, jumps, ours))
 
