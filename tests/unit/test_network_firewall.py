@@ -1,3 +1,6 @@
+import pytest
+
+from berth.errors import BerthError
 from berth.network import firewall
 from berth.network.firewall import NetworkRule, PortRule
 
@@ -145,3 +148,10 @@ def test_a_table_already_as_wanted_needs_no_restore():
                                   rs.jumps["filter"], ours)                        # a rule differs
     assert firewall._in_place("*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT", {}, [], ours)   # nothing, nothing wanted
     assert not firewall._in_place(same, {}, [], ours)                              # ours to remove
+
+
+def test_a_host_without_ip6tables_runs_ipv4_networks_only(monkeypatch):
+    monkeypatch.setitem(firewall.TOOLS, 6, ("berth-no-such-ip6tables-save", "berth-no-such-ip6tables-restore"))
+    firewall._install("bt1", firewall.empty_ruleset(), 6)                  # nothing wanted: fine
+    with pytest.raises(BerthError, match="not installed"):
+        firewall._install("bt1", firewall.build("bt1", NETS6, [], version=6), 6)

@@ -227,7 +227,12 @@ def _install(prefix: str, rs: Ruleset, version: int) -> None:
     removes them (and costs no restore when there is nothing of ours to remove)."""
     names = chain_names(prefix)
     for table in TABLES:
-        saved = _save(table, version)
+        try:
+            saved = _save(table, version)
+        except FileNotFoundError:   # a host without ip6tables runs IPv4-only networks
+            if any(rs.chains.values()) or any(rs.jumps.values()):
+                raise BerthError(f"{TOOLS[version][0]} is not installed: IPv{version} networks need it") from None
+            return
         ours = set(names[table])
         chains, jumps = rs.chains[table], rs.jumps[table]
         if _in_place(saved, chains, jumps, ours):
