@@ -14,6 +14,28 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+# OCI blockIO throttle key -> blkio file
+_THROTTLES = (("throttleReadBpsDevice", "blkio.throttle.read_bps_device"),
+              ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device"),
+              ("throttleReadIOPSDevice", "blkio.throttle.read_iops_device"),
+              ("throttleWriteIOPSDevice", "blkio.throttle.write_iops_device"))
+
+
+def _apply_blkio(d: str, bio: dict[str, Any]) -> None:
+    """linux.resources.blockIO on a v1 blkio directory (BFQ's files where CFQ's are gone)."""
+    def weight_file(cfq: str, bfq: str) -> str:
+        return os.path.join(d, cfq if os.path.exists(os.path.join(d, cfq)) else bfq)
+
+    if bio.get("weight"):
+        _write(weight_file("blkio.weight", "blkio.bfq.weight"), str(bio["weight"]))
+    for dev in bio.get("weightDevice") or []:
+        _write(weight_file("blkio.weight_device", "blkio.bfq.weight_device"),
+               f"{dev['major']}:{dev['minor']} {dev['weight']}")
+    for key, name in _THROTTLES:
+        for dev in bio.get(key) or []:
+            _write(os.path.join(d, name), f"{dev['major']}:{dev['minor']} {dev['rate']}")
+
+
 class V1Manager:
     """`paths` maps a hierarchy key (its controllers, e.g. 'memory', 'name=systemd', or
     'unified' for a hybrid host's v2 tree) to the container's directory in it."""
@@ -120,6 +142,11 @@ class V1Manager:
                     _write(os.path.join(d, "cpu.cfs_period_us"), str(cpu.period))
                 if cpu.quota:
                     _write(os.path.join(d, "cpu.cfs_quota_us"), str(cpu.quota))
+                # the period first: the kernel checks runtime <= period
+                if cpu.realtime_period:
+                    _write(os.path.join(d, "cpu.rt_period_us"), str(cpu.realtime_period))
+                if cpu.realtime_runtime:
+                    _write(os.path.join(d, "cpu.rt_runtime_us"), str(cpu.realtime_runtime))
             d = self._dir("cpuset")
             if d:
                 if cpu.cpus:
@@ -130,6 +157,9 @@ class V1Manager:
         if resources.pids is not None and d:
             limit = resources.pids.limit
             _write(os.path.join(d, "pids.max"), "max" if limit <= 0 else str(limit))
+        d = self._dir("blkio")
+        if resources.block_io and d:
+            _apply_blkio(d, resources.block_io)
         d = self._dir("devices")
         if resources.devices and d:
             from berth.runtime.devices import DEFAULT_ALLOW

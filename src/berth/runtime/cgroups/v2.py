@@ -97,6 +97,8 @@ class V2Manager:
         if resources.pids is not None:
             limit = resources.pids.limit
             _write(self._file("pids.max"), "max" if limit <= 0 else str(limit))
+        if resources.block_io:
+            self._apply_io(resources.block_io)
         for key, value in (resources.unified or {}).items():
             _write(self._file(key), value)
         if resources.devices:
@@ -110,6 +112,24 @@ class V2Manager:
                 devices_bpf.attach(self.path, rules)
             except OSError as exc:
                 raise RuntimeFailure(f"cgroup {self.path}: cannot install the device filter: {exc}") from None
+
+    def _apply_io(self, bio: dict[str, Any]) -> None:
+        """linux.resources.blockIO: BFQ's weights where the kernel has them (same 10-1000
+        scale), else io.weight (1-10000, converted as runc does); throttles in io.max."""
+        bfq = os.path.exists(self._file("io.bfq.weight"))
+        name = "io.bfq.weight" if bfq else "io.weight"
+
+        def scaled(w: int) -> int:
+            return w if bfq else 1 + (w - 10) * 9999 // 990
+
+        if bio.get("weight"):
+            _write(self._file(name), str(scaled(bio["weight"])))
+        for dev in bio.get("weightDevice") or []:
+            _write(self._file(name), f"{dev['major']}:{dev['minor']} {scaled(dev['weight'])}")
+        for key, limit in (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
+                           ("throttleReadIOPSDevice", "riops"), ("throttleWriteIOPSDevice", "wiops")):
+            for dev in bio.get(key) or []:
+                _write(self._file("io.max"), f"{dev['major']}:{dev['minor']} {limit}={dev['rate']}")
 
     def add(self, pid: int) -> None:
         _write(self._file("cgroup.procs"), str(pid))
