@@ -8,7 +8,7 @@ mode="${1:-run}"
 
 # Debian packages berth needs at run time, and the peers the tests compare against.
 runtime_pkgs=(busybox-static mmdebstrap nftables iptables iproute2 libseccomp2 python3-seccomp
-              python3-venv python3-dev ca-certificates curl pigz)
+              python3-venv python3-dev ca-certificates curl pigz tini)
 peer_pkgs=(runc crun docker.io containerd podman docker-registry skopeo umoci apache2-utils tmux wrk)
 
 missing=()

@@ -33,6 +33,8 @@ class DaemonConfig:
     hub_endpoint: str = ""
     insecure_registries: list[str] = field(default_factory=lambda: ["127.0.0.0/8"])
     debug: bool = False
+    # The init `--init` bind-mounts as /sbin/docker-init ("" = tini-static or docker-init on PATH).
+    init_path: str = ""
 
     # --- derived locations -------------------------------------------------------------
     @property

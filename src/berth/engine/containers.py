@@ -345,7 +345,9 @@ class ContainerService:
             raise InvalidParameter("No image was specified (config.Image is empty)")
         if name:
             name = validate(name)
-        specgen.validate_host_config(hc)
+        # Docker answers these in the create's Warnings; until the API passes them on, the log has them
+        for warning in specgen.validate_create(hc, self.config.init_path):
+            log.warning("create %s: %s", name or image_ref, warning)
         _log_files_opt((hc.get("LogConfig") or {}).get("Config") or {})   # refuses a bad max-file
         if self.images is None:
             raise NotFound(f"No such image: {image_ref}")
@@ -420,7 +422,7 @@ class ContainerService:
         if self.volumes is not None:
             mps = await asyncio.to_thread(self.volumes.prepare_mounts, c.id, hc.get("Binds") or [],
                                           hc.get("Mounts") or [], hc.get("Tmpfs") or {}, image_volumes,
-                                          c.rootfs)
+                                          c.rootfs, hc.get("VolumesFrom"), lambda ref: self.get(ref).mounts)
             c.oci_mounts = [mp.oci for mp in mps]
             c.mounts = [mp.inspect for mp in mps]
             return
@@ -480,7 +482,8 @@ class ContainerService:
             spec = specgen.generate(specgen.SpecInputs(
                 id=c.id, rootfs=c.rootfs, config=c.config, host_config=hc, cgroup_parent=parent,
                 hostname=c.config.get("Hostname") or c.id[:12], netns=netns, share_host_network=share_host,
-                files=files, extra_mounts=c.oci_mounts, seccomp=_seccomp_profile(specgen.container_caps(hc))))
+                files=files, extra_mounts=c.oci_mounts, seccomp=_seccomp_profile(specgen.container_caps(hc)),
+                init_path=cfg.init_path))
             bundle = self._dir(c.id)
             tmp = bundle / "config.json.tmp"
             tmp.write_text(json.dumps(spec))

@@ -125,6 +125,8 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
     p.add_argument("--insecure-registry", action="append", default=[])
     p.add_argument("--hub-endpoint", default=None,
                    help="where docker.io requests go (a registry URL); default: Docker Hub")
+    p.add_argument("--init-path", default=None,
+                   help="the init binary for --init (default /usr/bin/tini-static, else docker-init on PATH)")
     p.add_argument("-D", "--debug", action="store_true")
     p.add_argument("--config-file", default=None,
                    help=f"daemon settings in JSON (default {DEFAULT_CONFIG_FILE} when it exists; '' for none)")
@@ -141,7 +143,7 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
         cfg.host = a.host[0]
     elif a.exec_root:
         cfg.host = f"unix://{cfg.exec_root / 'berth.sock'}"
-    for name in ("bridge", "bridge_subnet", "firewall_prefix", "cgroup_parent"):
+    for name in ("bridge", "bridge_subnet", "firewall_prefix", "cgroup_parent", "init_path"):
         if getattr(a, name) is not None:
             setattr(cfg, name, getattr(a, name))
     cfg.registry_mirrors = a.registry_mirror
@@ -161,7 +163,7 @@ _FILE_KEYS = {
     "bridge-subnet": "bridge_subnet", "firewall-prefix": "firewall_prefix",
     "cgroup-parent": "cgroup_parent", "registry-mirrors": "registry_mirror",
     "insecure-registries": "insecure_registry", "hub-endpoint": "hub_endpoint",
-    "debug": "debug", "pidfile": "pidfile",
+    "debug": "debug", "pidfile": "pidfile", "init-path": "init_path",
 }
 
 

@@ -9,7 +9,10 @@ mqueue, sysfs, cgroup mounts, device cgroup rules, resource limits, cgroup path
 from __future__ import annotations
 
 import os
+import re
 import shlex
+import shutil
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +42,36 @@ DEFAULT_DEVICES = [
 ]
 
 MIN_MEMORY = 6 * 1024 * 1024
+
+# The runtimes /info lists; "runc" is an alias so compose files and scripts naming Docker's
+# default keep working (both are berth-runtime).
+RUNTIMES = {"berth": {"path": "berth-runtime"}, "runc": {"path": "berth-runtime"}}
+DEFAULT_RUNTIME = "berth"
+# --init: Docker's init is tini installed as docker-init, bind-mounted here in the container
+INIT_BINARY = "docker-init"
+INIT_IN_CONTAINER = "/sbin/docker-init"
+INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/libexec/docker/docker-init")
+
+DEVICE_CGROUP_RULE = re.compile(r"^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$")
+# HostConfig field -> (OCI blockIO key, v1 cgroup file, Docker's warning when it is missing)
+BLKIO_THROTTLES = {
+    "BlkioDeviceReadBps": ("throttleReadBpsDevice", "blkio.throttle.read_bps_device",
+                           "Your kernel does not support BPS Block I/O read limit or the cgroup is not "
+                           "mounted. Block I/O BPS read limit discarded."),
+    "BlkioDeviceWriteBps": ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device",
+                            "Your kernel does not support BPS Block I/O write limit or the cgroup is not "
+                            "mounted. Block I/O BPS write limit discarded."),
+    "BlkioDeviceReadIOps": ("throttleReadIOPSDevice", "blkio.throttle.read_iops_device",
+                            "Your kernel does not support IOPS Block read limit or the cgroup is not "
+                            "mounted. Block I/O IOPS read limit discarded."),
+    "BlkioDeviceWriteIOps": ("throttleWriteIOPSDevice", "blkio.throttle.write_iops_device",
+                             "Your kernel does not support IOPS Block write limit or the cgroup is not "
+                             "mounted. Block I/O IOPS write limit discarded."),
+}
+BLKIO_WEIGHT_WARNING = ("Your kernel does not support Block I/O weight or the cgroup is not mounted. "
+                        "Weight discarded.")
+BLKIO_WEIGHT_DEVICE_WARNING = ("Your kernel does not support Block I/O weight_device or the cgroup is not "
+                               "mounted. Weight-device discarded.")
 
 
 @dataclass
@@ -104,8 +137,9 @@ def merge_config(config: dict[str, Any], image_config: dict[str, Any]) -> dict[s
     return c
 
 
-def validate_host_config(hc: dict[str, Any], ncpu: int | None = None) -> None:
-    """Docker's daemon-side checks on resources and policies, with its messages."""
+def validate_host_config(hc: dict[str, Any], ncpu: int | None = None) -> list[str]:
+    """Docker's daemon-side checks on resources and policies, with its messages; returns
+    its warnings (settings this kernel cannot apply are dropped from `hc`)."""
     mem = hc.get("Memory") or 0
     if mem < 0:
         raise InvalidParameter(f"invalid memory value {mem}")
@@ -150,6 +184,7 @@ def validate_host_config(hc: dict[str, Any], ncpu: int | None = None) -> None:
         capabilities.docker_set(hc.get("CapAdd"), hc.get("CapDrop"), False)
     except ValueError as exc:
         raise InvalidParameter(str(exc)) from None
+    return check_blkio(hc) + check_cpu_realtime(hc)
 
 
 def _check_cpuset(spec: str, ncpu: int) -> None:
@@ -161,6 +196,267 @@ def _check_cpuset(spec: str, ncpu: int) -> None:
             raise InvalidParameter(f"Invalid value {spec} for cpuset cpus") from None
         if lo > hi or hi >= ncpu:
             raise InvalidParameter(f"Requested CPUs are not available - requested {spec}, available: 0-{ncpu - 1}")
+
+
+def validate_create(hc: dict[str, Any], init_path: str = "", ncpu: int | None = None) -> list[str]:
+    """Every daemon-side check of a ContainerCreate HostConfig; returns Docker's warnings.
+    Normalizes `hc` in place as Docker stores it: settings the kernel cannot apply are
+    dropped (with a warning), Runtime, MaskedPaths and ReadonlyPaths get their defaults."""
+    warnings = validate_host_config(hc, ncpu)
+    runtime = hc.get("Runtime") or DEFAULT_RUNTIME
+    if runtime not in RUNTIMES:
+        raise InvalidParameter(f"unknown or invalid runtime name: {runtime}")
+    hc["Runtime"] = runtime
+    userns = hc.get("UsernsMode") or ""
+    if userns not in ("", "host"):
+        raise InvalidParameter(f"invalid UsernsMode {userns!r}: berth has no user namespace remapping, "
+                               "containers share the host's user namespace (\"host\", the default)")
+    if hc.get("StorageOpt"):
+        # Docker's overlay2 accepts a size only on xfs with project quota; berth has no quota
+        raise InvalidParameter("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
+    for key, value in (hc.get("Annotations") or {}).items():
+        if not key:
+            raise InvalidParameter("invalid Annotations: the empty string is not permitted as an annotation key")
+        if not isinstance(value, str):
+            raise InvalidParameter(f"invalid Annotations: the value of {key!r} must be a string")
+    for key in ("MaskedPaths", "ReadonlyPaths"):
+        paths = hc.get(key)
+        if paths is not None and (not isinstance(paths, list) or not all(isinstance(p, str) for p in paths)):
+            raise InvalidParameter(f"invalid {key}: a list of paths is expected")
+    if not hc.get("Privileged"):
+        if hc.get("MaskedPaths") is None:
+            hc["MaskedPaths"] = list(MASKED_PATHS)
+        if hc.get("ReadonlyPaths") is None:
+            hc["ReadonlyPaths"] = list(READONLY_PATHS)
+    host_devices(hc)           # a missing device fails the create, not the start
+    warnings += check_windows_only(hc)
+    for req in hc.get("DeviceRequests") or []:
+        # no device driver (GPUs) is registered, as on a dockerd without nvidia's
+        caps = "[" + " ".join("[" + " ".join(c) + "]" for c in req.get("Capabilities") or []) + "]"
+        raise InvalidParameter(f'could not select device driver "{req.get("Driver") or ""}" with '
+                               f"capabilities: {caps}")
+    if hc.get("Init"):
+        init_binary(init_path)
+    return warnings
+
+
+def check_windows_only(hc: dict[str, Any]) -> list[str]:
+    """Windows' resource fields, answered as dockerd on Linux does: CPU count and percent
+    dropped with a warning, I/O maximums and isolations other than default refused."""
+    warnings = []
+    for key, word in (("CpuCount", "count"), ("CpuPercent", "percent")):
+        if (hc.get(key) or 0) > 0:
+            warnings.append(f"linux does not support CPU {word}. {word.capitalize()} discarded.")
+            hc[key] = 0
+    if hc.get("IOMaximumBandwidth") or hc.get("IOMaximumIOps"):
+        raise InvalidParameter("Invalid QoS settings: linux does not support Maximum IO Bandwidth or "
+                               "Maximum IO IOps")
+    if (hc.get("Isolation") or "default") != "default":
+        raise InvalidParameter(f'invalid isolation: "{hc["Isolation"]}" - linux only supports \'default\'')
+    return warnings
+
+
+def check_blkio(hc: dict[str, Any]) -> list[str]:
+    """Docker's block I/O checks: what the kernel cannot apply is dropped with Docker's
+    warning (so an out-of-range weight on a kernel without weights is dropped, not refused,
+    as dockerd does), then ranges and devices are checked."""
+    if not (hc.get("BlkioWeight") or hc.get("BlkioWeightDevice") or any(hc.get(k) for k in BLKIO_THROTTLES)):
+        return []
+    support = blkio_support()
+    warnings = []
+    if hc.get("BlkioWeight") and not support.get("weight"):
+        warnings.append(BLKIO_WEIGHT_WARNING)
+        hc["BlkioWeight"] = 0
+    weight = hc.get("BlkioWeight") or 0
+    if weight and not 10 <= weight <= 1000:
+        raise InvalidParameter("Range of blkio weight is from 10 to 1000")
+    if hc.get("BlkioWeightDevice") and not support.get("weight_device"):
+        warnings.append(BLKIO_WEIGHT_DEVICE_WARNING)
+        hc["BlkioWeightDevice"] = []
+    for key, (_, _, warning) in BLKIO_THROTTLES.items():
+        if hc.get(key) and not support.get(key):
+            warnings.append(warning)
+            hc[key] = []
+    for d in hc.get("BlkioWeightDevice") or []:
+        if not 10 <= (d.get("Weight") or 0) <= 1000:
+            raise InvalidParameter(f"invalid weight for device {d.get('Path')}: Range of blkio weight is "
+                                   "from 10 to 1000")
+    block_io(hc)               # every device path is a block device
+    return warnings
+
+
+def blkio_support() -> dict[str, bool]:
+    """What the host's block I/O controller offers, as Docker's sysinfo sees it: keys
+    "weight", "weight_device" and the BLKIO_THROTTLES fields."""
+    from berth.runtime.cgroups import cgroup_mounts
+
+    v2 = ""
+    for fstype, mnt, _root, opts in cgroup_mounts():
+        if fstype == "cgroup" and "blkio" in opts.split(","):
+            out = {"weight": _any_file(mnt, "blkio.weight", "blkio.bfq.weight"),
+                   "weight_device": _any_file(mnt, "blkio.weight_device", "blkio.bfq.weight_device")}
+            out.update({key: _any_file(mnt, fname) for key, (_, fname, _) in BLKIO_THROTTLES.items()})
+            return out
+        if fstype == "cgroup2" and not v2:
+            v2 = mnt
+    try:
+        with open(os.path.join(v2, "cgroup.controllers")) as f:
+            io = "io" in f.read().split()
+    except OSError:
+        io = False
+    return dict.fromkeys(("weight", "weight_device", *BLKIO_THROTTLES), io)
+
+
+def _any_file(directory: str, *names: str) -> bool:
+    return any(os.path.exists(os.path.join(directory, n)) for n in names)
+
+
+def _errno_text(exc: OSError) -> str:
+    """An errno as Go words it (lower case), as Docker's messages show it."""
+    return os.strerror(exc.errno).lower() if exc.errno else str(exc)
+
+
+def _block_device(key: str, path: str) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise InvalidParameter(f'invalid {key}: "{path}": {_errno_text(exc)}') from None
+    if not stat.S_ISBLK(st.st_mode):
+        raise InvalidParameter(f'invalid {key}: "{path}" is not a block device')
+    return os.major(st.st_rdev), os.minor(st.st_rdev)
+
+
+def block_io(hc: dict[str, Any]) -> dict[str, Any] | None:
+    """The OCI linux.resources.blockIO for the HostConfig's Blkio* fields (None: none set)."""
+    bio: dict[str, Any] = {}
+    if hc.get("BlkioWeight"):
+        bio["weight"] = int(hc["BlkioWeight"])
+    fields = {"BlkioWeightDevice": ("weightDevice", "Weight", "weight")}
+    fields.update({key: (oci, "Rate", "rate") for key, (oci, _, _) in BLKIO_THROTTLES.items()})
+    for key, (oci, api_value, oci_value) in fields.items():
+        devs = []
+        for d in hc.get(key) or []:
+            major, minor = _block_device(key, d.get("Path") or "")
+            devs.append({"major": major, "minor": minor, oci_value: int(d.get(api_value) or 0)})
+        if devs:
+            bio[oci] = devs
+    return bio or None
+
+
+def check_cpu_realtime(hc: dict[str, Any]) -> list[str]:
+    """Docker's real-time scheduler checks (cgroup v1 cpu.rt_*): unsupported -> dropped."""
+    if not (hc.get("CpuRealtimePeriod") or hc.get("CpuRealtimeRuntime")):
+        return []
+    from berth.runtime.cgroups import cgroup_mounts
+
+    warnings = []
+    supported = any(fstype == "cgroup" and "cpu" in opts.split(",") and
+                    os.path.exists(os.path.join(mnt, "cpu.rt_period_us"))
+                    for fstype, mnt, _root, opts in cgroup_mounts())
+    for key, word in (("CpuRealtimePeriod", "Period"), ("CpuRealtimeRuntime", "Runtime")):
+        if (hc.get(key) or 0) > 0 and not supported:
+            warnings.append(f"Your kernel does not support cgroup cpu real-time {word.lower()}. {word} discarded.")
+            hc[key] = 0
+    period, runtime = hc.get("CpuRealtimePeriod") or 0, hc.get("CpuRealtimeRuntime") or 0
+    if period and runtime and runtime > period:
+        raise InvalidParameter("cpu real-time runtime cannot be higher than cpu real-time period")
+    return warnings
+
+
+def _device_node(path: str) -> dict[str, Any] | None:
+    """The OCI device for the node at `path` (a symlink is not followed); None if `path`
+    is not a device. Type, numbers, mode and owner are the host's, as Docker copies them."""
+    st = os.lstat(path)
+    kind = {stat.S_IFCHR: "c", stat.S_IFBLK: "b", stat.S_IFIFO: "p"}.get(stat.S_IFMT(st.st_mode))
+    if kind is None:
+        return None
+    return {"path": path, "type": kind, "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+            "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid}
+
+
+def check_device_mode(perms: str) -> None:
+    if not 0 < len(perms) <= 3 or set(perms) - set("rwm") or len(set(perms)) != len(perms):
+        raise InvalidParameter(f"invalid device mode: {perms}")
+
+
+def devices_from_path(on_host: str, in_container: str, perms: str) -> tuple[list[dict], list[dict]]:
+    """Docker's DevicesFromPath: the nodes and cgroup rules of one --device. A symlink is
+    resolved first; a directory adds every device node below it, at the same place below
+    `in_container`."""
+    resolved = os.path.realpath(on_host) if os.path.islink(on_host) else on_host
+    nodes: list[dict[str, Any]] = []
+    try:
+        node = _device_node(resolved)
+        reason = "not a device node"
+    except OSError as exc:
+        node, reason = None, _errno_text(exc)
+    if node is not None:
+        node["path"] = in_container
+        nodes.append(node)
+    elif os.path.isdir(resolved):
+        for dirpath, dirnames, filenames in os.walk(resolved):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = os.path.join(dirpath, name)
+                try:
+                    child = _device_node(path)
+                except OSError:
+                    continue
+                if child is not None:
+                    child["path"] = path.replace(resolved, in_container, 1)
+                    nodes.append(child)
+    if not nodes:
+        raise InvalidParameter(f'error gathering device information while adding custom device "{on_host}": '
+                               f'{reason}')
+    # a fifo needs no cgroup permission (the device controller knows only c and b)
+    rules = [{"allow": True, "type": n["type"], "major": n["major"], "minor": n["minor"], "access": perms}
+             for n in nodes if n["type"] in ("c", "b")]
+    return nodes, rules
+
+
+def parse_device_cgroup_rule(rule: str) -> dict[str, Any]:
+    """`c 10:229 rwm` (Docker's --device-cgroup-rule grammar) -> an OCI allow rule."""
+    m = DEVICE_CGROUP_RULE.match(rule)
+    if m is None:
+        raise InvalidParameter(f"invalid device cgroup rule format: '{rule}'")
+    kind, major, minor, access = m.groups()
+    return {"allow": True, "type": kind, "major": -1 if major == "*" else int(major),
+            "minor": -1 if minor == "*" else int(minor), "access": access}
+
+
+def host_devices(hc: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+    """(linux.devices, extra device cgroup rules) for HostConfig.Devices and
+    DeviceCgroupRules; raises InvalidParameter with Docker's wording."""
+    nodes: list[dict[str, Any]] = []
+    rules: list[dict[str, Any]] = []
+    for d in hc.get("Devices") or []:
+        on_host = d.get("PathOnHost") or ""
+        in_container = d.get("PathInContainer") or on_host
+        perms = d.get("CgroupPermissions") or "rwm"
+        check_device_mode(perms)
+        if not in_container.startswith("/"):
+            raise InvalidParameter(f"bad format for path: {in_container}")
+        more_nodes, more_rules = devices_from_path(on_host, in_container, perms)
+        nodes += more_nodes
+        rules += more_rules
+    for rule in hc.get("DeviceCgroupRules") or []:
+        rules.append(parse_device_cgroup_rule(rule))
+    return nodes, rules
+
+
+def init_binary(configured: str = "") -> str:
+    """The host's init for --init: berthd's --init-path, else tini's static build (a
+    dynamic one would not run in an image without its libc) or a docker-init on PATH."""
+    for path in (configured,) if configured else INIT_CANDIDATES:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    if configured:
+        raise InvalidParameter(f"--init: the daemon's init-path {configured!r} is not an executable file")
+    found = shutil.which(INIT_BINARY)
+    if found is None:
+        raise InvalidParameter(f'--init: exec: "{INIT_BINARY}": executable file not found in $PATH '
+                               "(install Debian's tini for /usr/bin/tini-static, or start berthd with --init-path)")
+    return found
 
 
 def _read(path: str) -> list[list[str]]:
@@ -233,12 +529,14 @@ class SpecInputs:
     files: dict[str, str] = field(default_factory=dict)   # container path -> host file to bind
     extra_mounts: list[dict[str, Any]] = field(default_factory=list)
     seccomp: dict[str, Any] | None = None
+    init_path: str = ""             # berthd's --init-path ("" = find tini)
 
 
 def resources(hc: dict[str, Any]) -> dict[str, Any]:
-    r: dict[str, Any] = {"devices": [] if hc.get("Privileged") else [dict(d) for d in DEFAULT_DEVICES]}
     if hc.get("Privileged"):
-        r["devices"] = [{"allow": True, "access": "rwm"}]
+        r: dict[str, Any] = {"devices": [{"allow": True, "access": "rwm"}]}
+    else:
+        r = {"devices": [dict(d) for d in DEFAULT_DEVICES] + host_devices(hc)[1]}
     mem: dict[str, Any] = {}
     if hc.get("Memory"):
         mem["limit"] = int(hc["Memory"])
@@ -269,11 +567,18 @@ def resources(hc: dict[str, Any]) -> dict[str, Any]:
         cpu["cpus"] = hc["CpusetCpus"]
     if hc.get("CpusetMems"):
         cpu["mems"] = hc["CpusetMems"]
+    if hc.get("CpuRealtimePeriod"):
+        cpu["realtimePeriod"] = int(hc["CpuRealtimePeriod"])
+    if hc.get("CpuRealtimeRuntime"):
+        cpu["realtimeRuntime"] = int(hc["CpuRealtimeRuntime"])
     if cpu:
         r["cpu"] = cpu
     pids = hc.get("PidsLimit")
     if pids and pids > 0:
         r["pids"] = {"limit": int(pids)}
+    bio = block_io(hc)
+    if bio:
+        r["blockIO"] = bio
     return r
 
 
@@ -315,7 +620,7 @@ def generate(inp: SpecInputs) -> dict[str, Any]:
     process: dict[str, Any] = {
         "terminal": bool(c.get("Tty")),
         "user": {"uid": user.uid, "gid": user.gid},
-        "args": process_args(c),
+        "args": ([INIT_IN_CONTAINER, "--"] if hc.get("Init") else []) + process_args(c),
         "env": env,
         "cwd": c.get("WorkingDir") or "/",
         "capabilities": {k: list(caps) for k in ("bounding", "effective", "permitted")},
@@ -364,6 +669,9 @@ def generate(inp: SpecInputs) -> dict[str, Any]:
         opts = ["nosuid", "nodev", "noexec"] + [o for o in tmp_opts.split(",") if o]
         mounts.append({"destination": tmp_dest, "type": "tmpfs", "source": "tmpfs", "options": opts})
     mounts.extend(inp.extra_mounts)
+    if hc.get("Init"):
+        mounts.append({"destination": INIT_IN_CONTAINER, "type": "bind", "source": init_binary(inp.init_path),
+                       "options": ["rbind", "ro"]})
     namespaces: list[dict[str, Any]] = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
     if inp.netns:
         namespaces.append({"type": "network", "path": inp.netns})
@@ -383,9 +691,12 @@ def generate(inp: SpecInputs) -> dict[str, Any]:
         "namespaces": namespaces,
         "resources": resources(hc),
         "cgroupsPath": f"/{inp.cgroup_parent.strip('/')}/{inp.id}",
-        "maskedPaths": [] if privileged else list(MASKED_PATHS),
-        "readonlyPaths": [] if privileged else list(READONLY_PATHS),
+        "maskedPaths": [] if privileged else list(_or_default(hc.get("MaskedPaths"), MASKED_PATHS)),
+        "readonlyPaths": [] if privileged else list(_or_default(hc.get("ReadonlyPaths"), READONLY_PATHS)),
     }
+    nodes = host_devices({"Devices": hc.get("Devices")})[0]
+    if nodes:
+        linux["devices"] = nodes
     sysctls = hc.get("Sysctls") or {}
     if sysctls:
         linux["sysctl"] = dict(sysctls)
@@ -401,7 +712,14 @@ def generate(inp: SpecInputs) -> dict[str, Any]:
     }
     if c.get("Domainname"):
         spec["domainname"] = c["Domainname"]
+    if hc.get("Annotations"):
+        spec["annotations"] = dict(hc["Annotations"])
     return spec
+
+
+def _or_default(paths: list[str] | None, default: list[str]) -> list[str]:
+    """A HostConfig path list: None means Docker's default set, [] means none."""
+    return default if paths is None else paths
 
 
 def exec_process(config: dict[str, Any], exec_cfg: dict[str, Any], rootfs: str, base_env: list[str],

@@ -13,6 +13,7 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,33 @@ CREATE TABLE IF NOT EXISTS volume_refs (
 """
 
 ANON_LABEL = "com.docker.volume.anonymous"
+
+
+def parse_volumes_from(spec: str) -> tuple[str, bool]:
+    """`--volumes-from NAME[:MODE]` (Docker's ParseVolumesFrom) -> (container, force
+    read-only). MODE is ro or rw, with z/Z allowed; propagation and copy modes are not."""
+    if not spec:
+        raise InvalidParameter("volumes-from specification cannot be an empty string")
+    name, _, mode = spec.partition(":")
+    opts = mode.split(",") if mode else []
+    if any(o not in ("ro", "rw", "z", "Z") for o in opts) or sum(o in ("ro", "rw") for o in opts) > 1:
+        raise InvalidParameter(f"invalid mode: {mode}")
+    return name, "ro" in opts
+
+
+def inherited_specs(mounts: list[dict], readonly: bool) -> list[MountSpec]:
+    """Another container's volumes and binds (its inspect `Mounts`) at the same places, its
+    mode unless `readonly` (Docker's :rw never makes a read-only mount writable). Its
+    tmpfs mounts are its own and are not shared; the data is never copied up again."""
+    out = []
+    for m in mounts:
+        kind = m.get("Type")
+        if kind not in ("volume", "bind"):
+            continue
+        out.append(MountSpec(kind, m["Destination"], source=m.get("Name") if kind == "volume" else m.get("Source"),
+                             readonly=readonly or not m.get("RW", True), mode=m.get("Mode") or "",
+                             propagation=(m.get("Propagation") or "") if kind == "bind" else "", nocopy=True))
+    return out
 
 
 def _now() -> str:
@@ -174,8 +202,13 @@ class VolumeService:
     # ------------------------------------------------------------------ containers
     def prepare_mounts(self, container_id: str, binds: list[str] | None, mounts: list[dict] | None,
                        tmpfs: dict[str, str] | None, image_volumes: dict | list | None,
-                       rootfs: str | None) -> list[MountPoint]:
+                       rootfs: str | None, volumes_from: list[str] | None = None,
+                       mounts_of: Callable[[str], list[dict]] | None = None) -> list[MountPoint]:
         """The container's mounts, volumes created (and filled from the image) as needed.
+        `volumes_from` (HostConfig.VolumesFrom) adds the mounts of other containers, found
+        by `mounts_of(name)` (their inspect `Mounts`; it raises NotFound, answered as 400
+        "No such container: NAME"); the container's
+        own mounts win at the same destination, and those win over image volumes.
         All or nothing: on error, volumes and references made by this call are undone."""
         specs: list[MountSpec] = []
         for b in binds or []:
@@ -189,6 +222,23 @@ class VolumeService:
             if s.target in seen:
                 raise InvalidParameter(f"Duplicate mount point: {s.target}")
             seen.add(s.target)
+        inherited: dict[str, MountSpec] = {}
+        for spec in volumes_from or []:
+            name, readonly = parse_volumes_from(spec)
+            try:
+                if mounts_of is None:
+                    raise NotFound(f"No such container: {name}")
+                theirs = mounts_of(name)
+            except NotFound as exc:
+                # 400, not 404, as Docker since 20.10: on a 404 the docker CLI takes the
+                # image for missing and pulls it
+                raise InvalidParameter(str(exc)) from None
+            for s in inherited_specs(theirs, readonly):
+                inherited[s.target] = s     # a later --volumes-from wins, as in Docker
+        for target, s in inherited.items():
+            if target not in seen:
+                specs.append(s)
+                seen.add(target)
         for target in image_volumes or []:
             clean = os.path.normpath(target) if target.startswith("/") else None
             if clean and clean not in seen:
