@@ -337,3 +337,15 @@ def test_cpu_realtime_checks(daemon, busybox_image):
         assert res.returncode != 0 and "cpu.rt_runtime_us" in res.stderr
     finally:
         daemon.docker("rm", "-f", cid)
+
+
+def test_berth_runtime_under_dockerd_makes_devices_and_rules(dockerd):
+    """Docker's own spec for --device, --device-cgroup-rule and --init, run by berth-runtime."""
+    res = dockerd.docker("run", "--rm", "--runtime", "berth", "--init", "--device", "/dev/fuse:/dev/f2:rw",
+                         "--device-cgroup-rule", "c 1:3 rwm", "busybox", "sh", "-c",
+                         "ls -l /dev/f2; exec 3<>/dev/f2 && echo opened; head -c1 /proc/1/cmdline; echo;"
+                         " mknod /tmp/n c 1 3 && echo x > /tmp/n && echo null-ok")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert _ls_fields(lines[0]) == ["crw-------", "1", "root", "root", "10,", "229"]
+    assert lines[1:] == ["opened", "/", "null-ok"]

@@ -12,11 +12,23 @@ from berth.runtime.mounts import secure_join
 # (path, type, major, minor) of the nodes every container gets (as runc)
 DEFAULT_DEVICES = [("/dev/null", "c", 1, 3), ("/dev/zero", "c", 1, 5), ("/dev/full", "c", 1, 7),
                    ("/dev/random", "c", 1, 8), ("/dev/urandom", "c", 1, 9), ("/dev/tty", "c", 5, 0)]
-# the device cgroup rules Docker gives an unprivileged container
-DEFAULT_ALLOW = [("c", 1, 3), ("c", 1, 5), ("c", 1, 7), ("c", 1, 8), ("c", 1, 9), ("c", 5, 0),
-                 ("c", 5, 1), ("c", 5, 2), ("c", 136, -1), ("c", 10, 200)]
+# the device cgroup rules every container gets after the spec's own, as runc's
+# AllowedDevices: mknod of any node (opening one needs a rule of its own), the default
+# nodes, /dev/console, /dev/ptmx and the ptys, /dev/net/tun
+DEFAULT_ALLOW = [("c", -1, -1, "m"), ("b", -1, -1, "m"),
+                 ("c", 1, 3, "rwm"), ("c", 1, 5, "rwm"), ("c", 1, 7, "rwm"), ("c", 1, 8, "rwm"), ("c", 1, 9, "rwm"),
+                 ("c", 5, 0, "rwm"), ("c", 5, 1, "rwm"), ("c", 5, 2, "rwm"), ("c", 136, -1, "rwm"),
+                 ("c", 10, 200, "rwm")]
 SYMLINKS = [("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
             ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr")]
+
+
+def cgroup_rules(rules) -> list:
+    """linux.resources.devices followed by DEFAULT_ALLOW, as DeviceCgroup objects."""
+    from berth.runtime.spec import DeviceCgroup
+
+    return list(rules) + [DeviceCgroup(allow=True, type=t, major=major, minor=minor, access=access)
+                          for t, major, minor, access in DEFAULT_ALLOW]
 
 
 def _type_bits(kind: str) -> int:

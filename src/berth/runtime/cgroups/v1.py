@@ -162,10 +162,8 @@ class V1Manager:
             _apply_blkio(d, resources.block_io)
         d = self._dir("devices")
         if resources.devices and d:
-            from berth.runtime.devices import DEFAULT_ALLOW
-            from berth.runtime.spec import DeviceCgroup
-            rules = list(resources.devices) + [DeviceCgroup(allow=True, type=t, major=ma, minor=mi, access="rwm")
-                                               for t, ma, mi in DEFAULT_ALLOW]
+            from berth.runtime.devices import cgroup_rules
+            rules = cgroup_rules(resources.devices)
             for rule in rules:
                 kind = rule.type or "a"
                 major = "*" if rule.major is None or rule.major < 0 else str(rule.major)

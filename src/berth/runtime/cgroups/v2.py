@@ -104,10 +104,8 @@ class V2Manager:
         if resources.devices:
             # v2 has no devices.allow: access control is an eBPF program on the cgroup
             from berth.runtime.cgroups import devices_bpf
-            from berth.runtime.devices import DEFAULT_ALLOW
-            from berth.runtime.spec import DeviceCgroup
-            rules = list(resources.devices) + [DeviceCgroup(allow=True, type=t, major=ma, minor=mi, access="rwm")
-                                               for t, ma, mi in DEFAULT_ALLOW]
+            from berth.runtime.devices import cgroup_rules
+            rules = cgroup_rules(resources.devices)
             try:
                 devices_bpf.attach(self.path, rules)
             except OSError as exc:
