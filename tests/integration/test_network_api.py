@@ -165,9 +165,16 @@ def test_user_network_names_and_isolation(daemon, busybox_image, cleanup) -> Non
     _ok(d.docker("network", "connect", "nt-back", "nt-srv"))
     r = d.docker("run", "--rm", "--network", "nt-back", busybox_image, "sh", "-c", script.format(host="nt-srv"))
     assert r.stdout == "by-name\n", r.stderr
+    # inspect shows the network connected while running, with the address it got
+    nets = json.loads(_ok(d.docker("inspect", "nt-srv")))[0]["NetworkSettings"]["Networks"]
+    back = json.loads(_ok(d.docker("network", "inspect", "nt-back")))[0]["Containers"]
+    assert set(nets) == {"nt-front", "nt-back"}, nets
+    assert [nets["nt-back"]["IPAddress"]] == [c["IPv4Address"].split("/")[0] for c in back.values()]
     r = d.docker("network", "rm", "nt-back")
     assert r.returncode != 0
     _ok(d.docker("network", "disconnect", "nt-back", "nt-srv"))
+    nets = json.loads(_ok(d.docker("inspect", "nt-srv")))[0]["NetworkSettings"]["Networks"]
+    assert set(nets) == {"nt-front"}, nets
     # the hosts and resolv.conf a container gets
     out = _ok(d.docker("run", "--rm", "--network", "nt-front", "--hostname", "box", "--add-host", "extra:10.1.1.1",
                        busybox_image, "sh", "-c", "cat /etc/hostname /etc/hosts /etc/resolv.conf"))

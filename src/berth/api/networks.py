@@ -117,6 +117,7 @@ async def connect_network(request: web.Request) -> web.Response:
     await svc.connect(request.match_info["id"], cid, aliases=list(ep.get("Aliases") or []),
                       ipv4_address=str(ipam_cfg.get("IPv4Address") or ""), name=name,
                       ipv6_address=str(ipam_cfg.get("IPv6Address") or ""))
+    request.app["daemon"].containers.network_changed(cid)
     events = request.app["daemon"].events
     if events is not None:
         info = await svc.inspect(request.match_info["id"])
@@ -130,6 +131,7 @@ async def disconnect_network(request: web.Request) -> web.Response:
     cid, _ = await _container(request, str(body.get("Container") or ""))
     svc = _svc(request)
     await svc.disconnect(request.match_info["id"], cid, force=bool(body.get("Force")))
+    request.app["daemon"].containers.network_changed(cid)
     events = request.app["daemon"].events
     if events is not None:
         info = await svc.inspect(request.match_info["id"])

@@ -618,6 +618,17 @@ class ContainerService:
         return Sandbox(None, False, {}, {"Networks": {"none" if mode == "none" else "bridge": {}},
                                           "Ports": {}})
 
+    def network_changed(self, ref: str) -> None:
+        """After a live `network connect`/`disconnect`: inspect and ps show the container's
+        networks as they are now, not as they were when it started."""
+        c = self.get(ref)
+        if self.networks is None or not c.net_up or not hasattr(self.networks, "settings"):
+            return
+        settings = dict(self.networks.settings(c.id))
+        settings["_aliases"] = c.network_settings.get("_aliases", {})
+        c.network_settings = settings
+        self._save(c)
+
     async def _network_down(self, c: Container, forget: bool = False) -> None:
         """Tear the sandbox down (once per start); `forget` also drops the container's
         network attachments (it is being removed)."""
