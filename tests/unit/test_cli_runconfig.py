@@ -57,7 +57,7 @@ def test_resources_and_security() -> None:
     hc = b["HostConfig"]
     assert hc["Memory"] == 32 * 1024 * 1024 and hc["MemorySwap"] == -1
     assert hc["NanoCpus"] == 1_500_000_000 and hc["CpuShares"] == 512 and hc["CpusetCpus"] == "0"
-    assert hc["PidsLimit"] == 20 and hc["CapAdd"] == ["NET_ADMIN"] and hc["CapDrop"] == ["ALL"]
+    assert hc["PidsLimit"] == 20 and hc["CapAdd"] == ["CAP_NET_ADMIN"] and hc["CapDrop"] == ["ALL"]
     assert hc["ReadonlyRootfs"] and hc["Privileged"] and hc["Init"] is True
     assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
     assert b["StopTimeout"] == 4 and b["StopSignal"] == "SIGINT"

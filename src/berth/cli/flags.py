@@ -28,6 +28,7 @@ STR = "string"
 LIST = "list"
 INT = "int"
 FLOAT = "decimal"
+UINT16 = "uint16"
 
 
 class Flag:
@@ -125,26 +126,70 @@ _TRUE = {"1", "t", "T", "true", "TRUE", "True"}
 _FALSE = {"0", "f", "F", "false", "FALSE", "False"}
 
 
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+               "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+
+
+def go_quote(value: str) -> str:
+    """Go's %q of a string, as pflag quotes a value in its errors: `"a\"b"`."""
+    out = []
+    for ch in value:
+        if ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
+
+
+def invalid_argument(flag: str, value: str, why: str) -> UsageError:
+    """pflag's refusal of a flag's value: `invalid argument "x" for "--flag" flag: why`."""
+    return UsageError(f"invalid argument {go_quote(value)} for \"{flag}\" flag: {why}")
+
+
+def _parse_uint(value: str, bits: int) -> int:
+    """Go's strconv.ParseUint(value, 0, bits), as pflag's uint flags parse: no sign, no
+    spaces, 0x/0o/0b prefixes and a leading 0 for octal."""
+    if not value or value[0] in "+-" or value != value.strip():
+        raise ValueError("invalid syntax")
+    octal = len(value) > 1 and value[0] == "0" and value[1].isdigit()
+    try:
+        n = int(value, 8 if octal else 0)
+    except ValueError:
+        raise ValueError("invalid syntax") from None
+    if n >= 1 << bits:
+        raise ValueError("value out of range")
+    return n
+
+
 def _convert(flag: Flag, value: str) -> Any:
+    if flag.kind == UINT16:
+        try:
+            return _parse_uint(value, 16)
+        except ValueError as exc:
+            raise invalid_argument(flag.label(), value,
+                                   f"strconv.ParseUint: parsing {go_quote(value)}: {exc}") from None
     if flag.kind == INT:
         try:
             return int(value, 0) if value.strip().lower().startswith(("0x", "0o", "0b")) else int(value)
         except ValueError:
-            raise UsageError(f'invalid argument "{value}" for "{flag.label()}" flag: '
-                             f'strconv.ParseInt: parsing "{value}": invalid syntax') from None
+            raise invalid_argument(flag.label(), value,
+                                   f"strconv.ParseInt: parsing {go_quote(value)}: invalid syntax") from None
     if flag.kind == FLOAT:
         try:
             return float(value)
         except ValueError:
-            raise UsageError(f'invalid argument "{value}" for "{flag.label()}" flag: '
-                             f'failed to parse "{value}" as a decimal number') from None
+            raise invalid_argument(flag.label(), value,
+                                   f"failed to parse {go_quote(value)} as a decimal number") from None
     if flag.kind == BOOL:
         if value in _TRUE:
             return True
         if value in _FALSE:
             return False
-        raise UsageError(f'invalid argument "{value}" for "{flag.label()}" flag: '
-                         f'strconv.ParseBool: parsing "{value}": invalid syntax')
+        raise invalid_argument(flag.label(), value, f"strconv.ParseBool: parsing {go_quote(value)}: invalid syntax")
     return value
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from berth.cli.flags import BOOL, FLOAT, INT, LIST, STR, Flag, Parsed, UsageError
+from berth.cli.flags import BOOL, FLOAT, INT, LIST, STR, UINT16, Flag, Parsed, UsageError, invalid_argument
 
 TYPE_CHECKING = False  # typing's own flag without importing typing (~4 ms on every command)
 if TYPE_CHECKING:
@@ -14,6 +14,8 @@ CONTAINER_FLAGS: list[Flag] = [
     Flag("add-host", LIST, help="Add a custom host-to-IP mapping (host:ip)"),
     Flag("annotation", LIST, help="Add an annotation to the container"),
     Flag("attach", LIST, "a", help="Attach to STDIN, STDOUT or STDERR"),
+    Flag("blkio-weight", UINT16, help="Block IO (relative weight), between 10 and 1000, or 0 to disable"),
+    Flag("blkio-weight-device", LIST, help="Block IO weight (relative device weight)"),
     Flag("cap-add", LIST, help="Add Linux capabilities"),
     Flag("cap-drop", LIST, help="Drop Linux capabilities"),
     Flag("cgroup-parent", STR, help="Optional parent cgroup for the container"),
@@ -21,11 +23,20 @@ CONTAINER_FLAGS: list[Flag] = [
     Flag("cidfile", STR, help="Write the container ID to the file"),
     Flag("cpu-period", INT, help="Limit CPU CFS (Completely Fair Scheduler) period"),
     Flag("cpu-quota", INT, help="Limit CPU CFS (Completely Fair Scheduler) quota"),
+    Flag("cpu-rt-period", INT, help="Limit CPU real-time period in microseconds"),
+    Flag("cpu-rt-runtime", INT, help="Limit CPU real-time runtime in microseconds"),
     Flag("cpu-shares", INT, "c", help="CPU shares (relative weight)"),
     Flag("cpus", FLOAT, help="Number of CPUs"),
     Flag("cpuset-cpus", STR, help="CPUs in which to allow execution (0-3, 0,1)"),
     Flag("cpuset-mems", STR, help="MEMs in which to allow execution (0-3, 0,1)"),
     Flag("device", LIST, help="Add a host device to the container"),
+    Flag("device-cgroup-rule", LIST, help="Add a rule to the cgroup allowed devices list"),
+    Flag("device-read-bps", LIST, help="Limit read rate (bytes per second) from a device"),
+    Flag("device-read-iops", LIST, help="Limit read rate (IO per second) from a device"),
+    Flag("device-write-bps", LIST, help="Limit write rate (bytes per second) to a device"),
+    Flag("device-write-iops", LIST, help="Limit write rate (IO per second) to a device"),
+    # content trust (notary) is not implemented by berth; docker's own default is true
+    Flag("disable-content-trust", BOOL, default=True, help="Skip image verification"),
     Flag("dns", LIST, help="Set custom DNS servers"),
     Flag("dns-option", LIST, help="Set DNS options"),
     Flag("dns-search", LIST, help="Set custom DNS search domains"),
@@ -34,10 +45,12 @@ CONTAINER_FLAGS: list[Flag] = [
     Flag("env", LIST, "e", help="Set environment variables"),
     Flag("env-file", LIST, help="Read in a file of environment variables"),
     Flag("expose", LIST, help="Expose a port or a range of ports"),
+    Flag("gpus", LIST, help="GPU devices to add to the container ('all' to pass all GPUs)"),
     Flag("group-add", LIST, help="Add additional groups to join"),
     Flag("health-cmd", STR, help="Command to run to check health"),
     Flag("health-interval", STR, help="Time between running the check (ms|s|m|h)"),
     Flag("health-retries", INT, help="Consecutive failures needed to report unhealthy"),
+    Flag("health-start-interval", STR, help="Time between running the check during the start period (ms|s|m|h)"),
     Flag("health-start-period", STR, help="Start period for the container to initialize"),
     Flag("health-timeout", STR, help="Maximum time to allow one check to run (ms|s|m|h)"),
     Flag("hostname", STR, "h", help="Container host name"),
@@ -47,9 +60,12 @@ CONTAINER_FLAGS: list[Flag] = [
     Flag("ip6", STR, help="IPv6 address"),
     Flag("ipc", STR, help="IPC mode to use"),
     Flag("isolation", STR, help="Container isolation technology"),
+    # validated as docker does, then not sent: API 1.42 and later have no kernel memory limit
+    Flag("kernel-memory", STR, help="Kernel memory limit"),
     Flag("label", LIST, "l", help="Set meta data on a container"),
     Flag("label-file", LIST, help="Read in a line delimited file of labels"),
     Flag("link", LIST, help="Add link to another container"),
+    Flag("link-local-ip", LIST, help="Container IPv4/IPv6 link-local addresses"),
     Flag("log-driver", STR, help="Logging driver for the container"),
     Flag("log-opt", LIST, help="Log driver options"),
     Flag("mac-address", STR, help="Container MAC address"),
@@ -76,6 +92,7 @@ CONTAINER_FLAGS: list[Flag] = [
     Flag("quiet", BOOL, "q", help="Suppress the pull output"),
     Flag("read-only", BOOL, help="Mount the container's root filesystem as read only"),
     Flag("restart", STR, default="no", help="Restart policy to apply when a container exits"),
+    Flag("rm", BOOL, help="Automatically remove the container and its associated anonymous volumes when it exits"),
     Flag("runtime", STR, help="Runtime to use for this container"),
     Flag("security-opt", LIST, help="Security Options"),
     Flag("shm-size", STR, help="Size of /dev/shm"),
@@ -86,6 +103,7 @@ CONTAINER_FLAGS: list[Flag] = [
     Flag("tmpfs", LIST, help="Mount a tmpfs directory"),
     Flag("tty", BOOL, "t", help="Allocate a pseudo-TTY"),
     Flag("ulimit", LIST, help="Ulimit options"),
+    Flag("use-api-socket", BOOL, help="Bind mount Docker API socket and required auth"),
     Flag("user", STR, "u", help="Username or UID (format: <name|uid>[:<group|gid>])"),
     Flag("userns", STR, help="User namespace to use"),
     Flag("uts", STR, help="UTS namespace to use"),
@@ -98,13 +116,11 @@ CONTAINER_FLAGS: list[Flag] = [
 RUN_ONLY_FLAGS: list[Flag] = [
     Flag("detach", BOOL, "d", help="Run container in background and print container ID"),
     Flag("detach-keys", STR, help="Override the key sequence for detaching a container"),
-    Flag("rm", BOOL, help="Automatically remove the container and its associated anonymous volumes when it exits"),
     Flag("sig-proxy", BOOL, default=True, help="Proxy received signals to the process"),
 ]
 
 
-def _err(flag: str, value: str, why: str) -> UsageError:
-    return UsageError(f'invalid argument "{value}" for "{flag}" flag: {why}')
+_err = invalid_argument
 
 
 # patterns compiled on first use (re's own cache): `import re` costs ~5 ms, paid only by
@@ -435,6 +451,168 @@ def parse_device(value: str) -> dict[str, str]:
     return {"PathOnHost": src, "PathInContainer": dst, "CgroupPermissions": perms}
 
 
+def _device_and_value(value: str, flag: str) -> tuple[str, str]:
+    """`/dev/sda:VALUE` split as docker's blkio validators split it (at the first colon)."""
+    path, sep, rest = value.partition(":")
+    if not sep or not path:
+        raise _err(flag, value, f"bad format: {value}")
+    if not path.startswith("/dev/"):
+        raise _err(flag, value, f"bad format for device path: {value}")
+    return path, rest
+
+
+def _uint(s: str, bits: int = 64) -> int | None:
+    """Go's strconv.ParseUint(s, 10, bits); None where it fails."""
+    if not s.isascii() or not s.isdigit() or int(s) >= 1 << bits:
+        return None
+    return int(s)
+
+
+def parse_weight_device(value: str) -> dict[str, Any]:
+    """--blkio-weight-device `/dev/sda:200`: 10 to 1000, or 0."""
+    path, rest = _device_and_value(value, "--blkio-weight-device")
+    weight = _uint(rest, 16)
+    if weight is None or weight and not 10 <= weight <= 1000:
+        raise _err("--blkio-weight-device", value, f"invalid weight for device: {value}")
+    return {"Path": path, "Weight": weight}
+
+
+def parse_bps_device(value: str, flag: str) -> dict[str, Any]:
+    """--device-{read,write}-bps `/dev/sda:1mb`: a size (units.RAMInBytes)."""
+    from berth.humanize import ram_in_bytes as parse
+
+    path, rest = _device_and_value(value, flag)
+    rate = parse(rest)
+    if rate is None:
+        raise _err(flag, value, f"invalid rate for device: {value}. The correct format is "
+                   "<device-path>:<number>[<unit>]. Number must be a positive integer. "
+                   "Unit is optional and can be kb, mb, or gb")
+    return {"Path": path, "Rate": rate}
+
+
+def parse_iops_device(value: str, flag: str) -> dict[str, Any]:
+    """--device-{read,write}-iops `/dev/sda:1000`: a plain count."""
+    path, rest = _device_and_value(value, flag)
+    rate = _uint(rest)
+    if rate is None:
+        raise _err(flag, value, f"invalid rate for device: {value}. The correct format is "
+                   "<device-path>:<number>. Number must be a positive integer")
+    return {"Path": path, "Rate": rate}
+
+
+def parse_device_cgroup_rule(value: str) -> str:
+    """--device-cgroup-rule `c 1:3 mr` (type, major:minor or *, access)."""
+    import re
+
+    if not re.fullmatch(r"[acb] ([0-9]+|\*):([0-9]+|\*) [rwm]{1,3}", value):
+        raise _err("--device-cgroup-rule", value, f"invalid device cgroup format '{value}'")
+    return value
+
+
+def go_csv_record(line: str) -> list[str]:
+    """The first record of line as Go's encoding/csv reads it (strict quotes: `""` inside a
+    quoted field, no bare quote elsewhere), failing with Go's words."""
+    if not line:
+        raise ValueError("EOF")
+    fields: list[str] = []
+    i, n = 0, len(line)
+    while True:
+        if i < n and line[i] == '"':
+            parts: list[str] = []
+            j = i + 1
+            while True:
+                q = line.find('"', j)
+                if q < 0:
+                    raise ValueError(f'parse error on line 1, column {n + 1}: extraneous or missing " in quoted-field')
+                parts.append(line[j:q])
+                if line[q + 1:q + 2] == '"':      # an escaped quote
+                    parts.append('"')
+                    j = q + 2
+                    continue
+                if q + 1 < n and line[q + 1] != ",":
+                    raise ValueError(f'parse error on line 1, column {q + 1}: extraneous or missing " in quoted-field')
+                break
+            fields.append("".join(parts))
+            if q + 1 >= n:
+                return fields
+            i = q + 2
+            continue
+        end = line.find(",", i)
+        end = n if end < 0 else end
+        field = line[i:end]
+        if '"' in field:
+            raise ValueError(f'parse error on line 1, column {i + field.index(chr(34)) + 1}: bare " in non-quoted-field')
+        fields.append(field)
+        if end == n:
+            return fields
+        i = end + 1
+
+
+def _gpu_count(s: str, value: str) -> int:
+    if s == "all":
+        return -1
+    import re
+
+    why = "invalid syntax"
+    if re.fullmatch(r"[+-]?[0-9]+", s):
+        if -(1 << 63) <= int(s) < 1 << 63:
+            return int(s)
+        why = "value out of range"
+    raise _err("--gpus", value, f'invalid count ({s}): value must be either "all" or an integer: {why}')
+
+
+def parse_gpus(value: str) -> dict[str, Any]:
+    """--gpus `all`, `2`, `"device=0,2",capabilities=compute`, `driver=nvidia,options=k=v`:
+    one HostConfig.DeviceRequests entry, as the docker CLI's GpuOpts builds it."""
+    try:
+        fields = go_csv_record(value)
+    except ValueError as exc:
+        raise _err("--gpus", value, str(exc)) from None
+    req: dict[str, Any] = {"Driver": "", "Count": 0, "DeviceIDs": None, "Capabilities": None, "Options": None}
+    seen: set[str] = set()
+    for field in fields:
+        key, eq, val = field.partition("=")
+        if key in seen:
+            raise _err("--gpus", value, f"gpu request key '{key}' can be specified only once")
+        seen.add(key)
+        if not eq:   # a bare word is the count
+            seen.add("count")
+            req["Count"] = _gpu_count(key, value)
+        elif key == "driver":
+            req["Driver"] = val
+        elif key == "count":
+            req["Count"] = _gpu_count(val, value)
+        elif key == "device":
+            req["DeviceIDs"] = val.split(",")
+        elif key == "capabilities":
+            req["Capabilities"] = [[*val.split(","), "gpu"]]
+        elif key == "options":
+            try:
+                opts = go_csv_record(val)
+            except ValueError as exc:
+                raise _err("--gpus", value, f"failed to read gpu options: {exc}") from None
+            req["Options"] = {k: v for k, _, v in (o.partition("=") for o in opts)}
+        else:
+            raise _err("--gpus", value, f"unexpected key '{key}' in '{field}'")
+    if "count" not in seen and req["DeviceIDs"] is None:
+        req["Count"] = 1
+    if req["Options"] is None:
+        req["Options"] = {}
+    if req["Capabilities"] is None:
+        req["Capabilities"] = [["gpu"]]
+    return req
+
+
+def normalized_caps(values: list[str]) -> list[str] | None:
+    """--cap-add/--cap-drop as the docker CLI sends them: upper case, `CAP_` prefixed (but
+    `ALL`), each once, sorted."""
+    caps = set()
+    for v in values:
+        c = v.upper()
+        caps.add(c if c == "ALL" or c.startswith("CAP_") else f"CAP_{c}")
+    return sorted(caps) or None
+
+
 def create_body(o: Parsed, image: str, cmd: list[str], detach: bool = False) -> dict[str, Any]:
     """The ContainerCreate JSON for these parsed run/create flags."""
     if o.memory_swappiness is not None and o.memory_swappiness != -1 and not 0 <= o.memory_swappiness <= 100:
@@ -494,11 +672,12 @@ def create_body(o: Parsed, image: str, cmd: list[str], detach: bool = False) -> 
         if a not in ("stdin", "stdout", "stderr"):
             raise UsageError(f"invalid argument \"{a}\" for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR")
     if detach and attach:
-        raise UsageError("Conflicting options: -a and -d")
-    if attach:
-        a_in, a_out, a_err = "stdin" in attach, "stdout" in attach, "stderr" in attach
-    elif detach:
+        raise UsageError("conflicting options: cannot specify both --attach and --detach")
+    if detach:
         a_in = a_out = a_err = False
+    elif attach:
+        # -i attaches stdin whatever -a says, as the docker CLI does
+        a_in, a_out, a_err = "stdin" in attach or o.interactive, "stdout" in attach, "stderr" in attach
     else:
         a_in, a_out, a_err = o.interactive, True, True
 
@@ -511,11 +690,13 @@ def create_body(o: Parsed, image: str, cmd: list[str], detach: bool = False) -> 
         entrypoint = [""]
 
     healthcheck: dict[str, Any] | None = None
+    health_set = (o.health_cmd or o.health_interval or o.health_timeout or o.health_retries
+                  or o.health_start_period or o.health_start_interval)
     if o.no_healthcheck:
-        if o.health_cmd:
+        if health_set:
             raise UsageError("--no-healthcheck conflicts with --health-* options")
         healthcheck = {"Test": ["NONE"]}
-    elif o.health_cmd or o.health_interval or o.health_timeout or o.health_retries or o.health_start_period:
+    elif health_set:
         healthcheck = {}
         if o.health_cmd:
             healthcheck["Test"] = ["CMD-SHELL", o.health_cmd]
@@ -527,6 +708,8 @@ def create_body(o: Parsed, image: str, cmd: list[str], detach: bool = False) -> 
             healthcheck["StartPeriod"] = duration_ns(o.health_start_period, "--health-start-period")
         if o.health_retries:
             healthcheck["Retries"] = o.health_retries
+        if o.health_start_interval:
+            healthcheck["StartInterval"] = duration_ns(o.health_start_interval, "--health-start-interval")
 
     log_config: dict[str, Any] = {"Type": o.log_driver or "", "Config": {}}
     for opt in o.log_opt:
@@ -553,8 +736,8 @@ def create_body(o: Parsed, image: str, cmd: list[str], detach: bool = False) -> 
         "AutoRemove": autoremove,
         "VolumeDriver": o.volume_driver or "",
         "VolumesFrom": o.volumes_from or None,
-        "CapAdd": o.cap_add or None,
-        "CapDrop": o.cap_drop or None,
+        "CapAdd": normalized_caps(o.cap_add),
+        "CapDrop": normalized_caps(o.cap_drop),
         "CgroupnsMode": o.cgroupns or "",
         "Dns": o.dns,
         "DnsOptions": o.dns_option,
@@ -583,6 +766,16 @@ def create_body(o: Parsed, image: str, cmd: list[str], detach: bool = False) -> 
         "CgroupParent": o.cgroup_parent or "",
         "CpuPeriod": o.cpu_period or 0,
         "CpuQuota": o.cpu_quota or 0,
+        "CpuRealtimePeriod": o.cpu_rt_period or 0,
+        "CpuRealtimeRuntime": o.cpu_rt_runtime or 0,
+        "BlkioWeight": o.blkio_weight or 0,
+        "BlkioWeightDevice": [parse_weight_device(d) for d in o.blkio_weight_device] or None,
+        "BlkioDeviceReadBps": [parse_bps_device(d, "--device-read-bps") for d in o.device_read_bps] or None,
+        "BlkioDeviceWriteBps": [parse_bps_device(d, "--device-write-bps") for d in o.device_write_bps] or None,
+        "BlkioDeviceReadIOps": [parse_iops_device(d, "--device-read-iops") for d in o.device_read_iops] or None,
+        "BlkioDeviceWriteIOps": [parse_iops_device(d, "--device-write-iops") for d in o.device_write_iops] or None,
+        "DeviceCgroupRules": [parse_device_cgroup_rule(r) for r in o.device_cgroup_rule] or None,
+        "DeviceRequests": [parse_gpus(g) for g in o.gpus] or None,
         "CpusetCpus": o.cpuset_cpus or "",
         "CpusetMems": o.cpuset_mems or "",
         "Devices": [parse_device(d) for d in o.device],
@@ -597,18 +790,22 @@ def create_body(o: Parsed, image: str, cmd: list[str], detach: bool = False) -> 
     }
     if o.annotation:
         host_config["Annotations"] = dict(a.partition("=")[::2] for a in o.annotation)
+    if o.kernel_memory:
+        ram_in_bytes(o.kernel_memory, "--kernel-memory")   # refused as docker does, never sent
     endpoints: dict[str, Any] = {}
-    if network and (aliases or o.ip or o.ip6 or o.mac_address):
+    if aliases and (network in ("", "default", "bridge", "host", "none") or network.startswith("container:")):
+        raise UsageError("network-scoped aliases are only supported for user-defined networks")
+    if aliases or o.ip or o.ip6 or o.mac_address or o.link_local_ip:
+        # without --network docker names the endpoint "default" (the daemon's default network)
         ep: dict[str, Any] = {}
         if aliases:
             ep["Aliases"] = aliases
-        if o.ip or o.ip6:
-            ep["IPAMConfig"] = {k: v for k, v in (("IPv4Address", o.ip), ("IPv6Address", o.ip6)) if v}
+        if o.ip or o.ip6 or o.link_local_ip:
+            ep["IPAMConfig"] = {k: v for k, v in (("IPv4Address", o.ip), ("IPv6Address", o.ip6),
+                                                  ("LinkLocalIPs", o.link_local_ip)) if v}
         if o.mac_address:
             ep["MacAddress"] = o.mac_address
-        endpoints[network] = ep
-    elif aliases:
-        raise UsageError("network-scoped aliases are only supported for user-defined networks")
+        endpoints[network or "default"] = ep
 
     body: dict[str, Any] = {
         "Hostname": o.hostname or "",

@@ -9,7 +9,7 @@ from berth.cli import format as fmt
 from berth.cli.client import CLIError, path_part
 from berth.cli.commands.common import confirmed, filters_param, inspect_container, print_reclaimed, prune
 from berth.cli.context import Context
-from berth.cli.flags import BOOL, INT, LIST, STR, Flag, Parsed, Spec, UsageError
+from berth.cli.flags import BOOL, INT, LIST, STR, UINT16, Flag, Parsed, Spec, UsageError
 
 TYPE_CHECKING = False  # typing's own flag without importing typing (~4 ms on every command)
 if TYPE_CHECKING:
@@ -574,35 +574,47 @@ def cmd_export(ctx: Context, p: Parsed) -> int:
 
 
 UPDATE = Spec("update", "[OPTIONS] CONTAINER [CONTAINER...]", [
+    Flag("blkio-weight", UINT16, help="Block IO (relative weight), between 10 and 1000, or 0 to disable"),
+    Flag("cpu-period", INT, help="Limit CPU CFS (Completely Fair Scheduler) period"),
+    Flag("cpu-quota", INT, help="Limit CPU CFS (Completely Fair Scheduler) quota"),
+    Flag("cpu-rt-period", INT, help="Limit the CPU real-time period in microseconds"),
+    Flag("cpu-rt-runtime", INT, help="Limit the CPU real-time runtime in microseconds"),
     Flag("cpu-shares", INT, "c", help="CPU shares (relative weight)"),
     Flag("cpus", "decimal", help="Number of CPUs"),
     Flag("cpuset-cpus", STR, help="CPUs in which to allow execution (0-3, 0,1)"),
+    Flag("cpuset-mems", STR, help="MEMs in which to allow execution (0-3, 0,1)"),
+    Flag("kernel-memory", STR, hidden=True),   # hidden in docker's help too (deprecated)
     Flag("memory", STR, "m", help="Memory limit"),
-    Flag("memory-swap", STR, help="Swap limit equal to memory plus swap"),
+    Flag("memory-reservation", STR, help="Memory soft limit"),
+    Flag("memory-swap", STR, help="Swap limit equal to memory plus swap: -1 to enable unlimited swap"),
     Flag("pids-limit", INT, help="Tune container pids limit (set -1 for unlimited)"),
     Flag("restart", STR, help="Restart policy to apply when a container exits"),
 ], min_args=1, help="Update configuration of one or more containers")
+
+# update flags whose value goes to the body as it is: dest -> UpdateConfig field
+_UPDATE_AS_IS = {"blkio_weight": "BlkioWeight", "cpu_period": "CpuPeriod", "cpu_quota": "CpuQuota",
+                 "cpu_rt_period": "CpuRealtimePeriod", "cpu_rt_runtime": "CpuRealtimeRuntime",
+                 "cpu_shares": "CpuShares", "cpuset_cpus": "CpusetCpus", "cpuset_mems": "CpusetMems",
+                 "pids_limit": "PidsLimit"}
 
 
 def cmd_update(ctx: Context, p: Parsed) -> int:
     from berth.cli.runconfig import parse_restart, ram_in_bytes
 
-    body: dict[str, Any] = {}
-    if p.cpu_shares is not None:
-        body["CpuShares"] = p.cpu_shares
+    body: dict[str, Any] = {field: p.opts[dest] for dest, field in _UPDATE_AS_IS.items() if dest in p.given}
     if p.cpus is not None:
-        body["NanoCpus"] = int(p.cpus * 1e9)
-    if p.cpuset_cpus:
-        body["CpusetCpus"] = p.cpuset_cpus
+        body["NanoCpus"] = int(round(p.cpus * 1e9))
     if p.memory:
         body["Memory"] = ram_in_bytes(p.memory)
+    if p.memory_reservation:
+        body["MemoryReservation"] = ram_in_bytes(p.memory_reservation, "--memory-reservation")
+    if p.kernel_memory:   # sent as docker's update sends it (its create drops it)
+        body["KernelMemory"] = ram_in_bytes(p.kernel_memory, "--kernel-memory")
     if p.memory_swap:
         body["MemorySwap"] = -1 if p.memory_swap == "-1" else ram_in_bytes(p.memory_swap, "--memory-swap")
-    if p.pids_limit is not None:
-        body["PidsLimit"] = p.pids_limit
     if p.restart:
         body["RestartPolicy"] = parse_restart(p.restart)
-    if not body:
+    if not p.given:
         raise UsageError("you must provide one or more flags when using this command")
 
     def update(name: str) -> str:

@@ -117,9 +117,58 @@ def check_misplaced_options(ctx: Context, spec: Spec, p: Parsed) -> None:
                      f"command; options go before the image: berth {spec.name} {shlex.join(fixed)}")
 
 
+API_SOCKET_TARGET = "/var/run/docker.sock"
+CONFIG_IN_CONTAINER = "/run/secrets/docker/config.json"
+
+
+def _stored_auths(ctx: Context) -> dict[str, Any]:
+    """The stored registry credentials as a config.json `auths` (what --use-api-socket hands
+    the container, as the docker CLI does)."""
+    try:
+        from berth.registry.auth_config import AuthConfigFile
+    except ImportError:
+        return {}
+    import base64
+
+    out: dict[str, Any] = {}
+    for server, creds in AuthConfigFile(os.path.join(ctx.config_dir, "config.json")).all().items():
+        entry = {"auth": base64.b64encode(f"{creds.get('username', '')}:{creds.get('password', '')}"
+                                          .encode()).decode()}
+        if creds.get("identitytoken"):
+            entry["identitytoken"] = creds["identitytoken"]
+        out[server] = entry
+    return out
+
+
+def _use_api_socket(ctx: Context, body: dict[str, Any]) -> bytes | None:
+    """--use-api-socket: bind the daemon's socket at /var/run/docker.sock; with stored
+    credentials, DOCKER_CONFIG points at a config.json copied in after create (returned as
+    the tar to copy)."""
+    hc = body["HostConfig"]
+    hc["Mounts"] = [*(hc.get("Mounts") or []), {"Type": "bind", "Source": ctx.client.path,
+                                                 "Target": API_SOCKET_TARGET, "BindOptions": {}}]
+    auths = _stored_auths(ctx)
+    if not auths:
+        return None
+    import io
+    import tarfile
+
+    from berth.cli import wirejson
+
+    body["Env"] = [*body["Env"], f"DOCKER_CONFIG={os.path.dirname(CONFIG_IN_CONTAINER)}"]
+    data = wirejson.dumps({"auths": auths}).encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(CONFIG_IN_CONTAINER.lstrip("/"))
+        info.size, info.mode = len(data), 0o600
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
 def create_container(ctx: Context, p: Parsed, detach: bool) -> str:
     image, cmd = p.args[0], p.args[1:]
     body = create_body(p, image, cmd, detach=detach)
+    config_tar = _use_api_socket(ctx, body) if p.use_api_socket else None
     params: dict[str, Any] = {}
     if p.name:
         params["name"] = p.name
@@ -145,6 +194,13 @@ def create_container(ctx: Context, p: Parsed, detach: bool) -> str:
     cid = res["Id"]
     for w in res.get("Warnings") or []:
         ctx.warn(f"WARNING: {w}")
+    if config_tar is not None:
+        try:
+            ctx.client.request("PUT", f"/containers/{cid}/archive", {"path": "/", "noOverwriteDirNonDir": True},
+                               body=config_tar, headers={"Content-Type": "application/x-tar"})
+        except CLIError as exc:
+            raise CLIError(f"injecting docker config.json into container failed: copying config.json "
+                           f"into container failed: {exc}") from None
     if p.cidfile:
         with open(p.cidfile, "w") as fh:
             fh.write(cid)
@@ -161,7 +217,8 @@ CREATE = Spec("create", "[OPTIONS] IMAGE [COMMAND] [ARG...]", CONTAINER_FLAGS, m
 def cmd_create(ctx: Context, p: Parsed) -> int:
     check_misplaced_options(ctx, CREATE, p)
     try:
-        cid = create_container(ctx, p, detach=True)
+        # `create` attaches as a foreground `run` would (AttachStdout/Stderr), as docker's does
+        cid = create_container(ctx, p, detach=False)
     except CLIError as exc:
         raise _as_run_error(exc) from None
     ctx.print(cid)
@@ -236,8 +293,8 @@ def cmd_run(ctx: Context, p: Parsed) -> int:
         ctx.print(cid)
         return 0
 
-    attach = [a.lower() for a in p.attach] or (["stdin"] if p.interactive else []) + ["stdout", "stderr"]
-    want_stdin = p.interactive and "stdin" in attach
+    attach = [a.lower() for a in p.attach] or ["stdout", "stderr"]
+    want_stdin = p.interactive     # -i attaches stdin whatever -a says (create_body's AttachStdin)
     # Register the wait before start (as docker does) so the exit status cannot be missed;
     # with --rm the daemon removes the container and the "removed" waiter reports the status.
     try:
