@@ -187,7 +187,9 @@ CREATE_CASES = [
     "--network n --link-local-ip 169.254.1.1 --ip 10.0.0.2", "--ip 10.0.0.2", "--ip6 fd00::2",
     "--use-api-socket", "--rm", "-i", "-i -a stdout", "-a stderr", "--cap-add net_admin",
     "--cap-add ALL --cap-add chown --cap-drop b --cap-drop a --cap-drop B",
-    "--security-opt no-new-privileges", "--ipc host", "--pid host", "--log-driver none",
+    "--security-opt no-new-privileges", "--security-opt seccomp=unconfined",
+    "--security-opt label:disable", "--security-opt apparmor=unconfined --security-opt no-new-privileges=true",
+"--ipc host", "--pid host", "--log-driver none",
     "--log-opt max-size=1m", "--volumes-from other:ro", "--init", "--runtime runc",
     "--annotation a=b", "--link other:alias", "--kernel-memory 10m -m 32m",
 ]
@@ -209,7 +211,8 @@ REFUSED = [
     "--gpus driver=a,count=1,driver=b", "--gpus 2,count=1", "--gpus '\"device=0,2\"x'",
     "--gpus '\"device=0,2\"\"'", "--gpus 'a\"b'", "--gpus 'options='", "--gpus 1.5",
     "--device-cgroup-rule x", "--device-cgroup-rule 'c 1:3 mrx'", "--health-start-interval x",
-    "--kernel-memory x", "--network-alias a", "--network host --network-alias a",
+    "--kernel-memory x", "--security-opt foo", "--security-opt label=", "--security-opt seccomp=/no/such/file",
+    "--network-alias a", "--network host --network-alias a",
 ]
 
 
@@ -252,3 +255,20 @@ UPDATE_CASES = [
 @pytest.mark.parametrize("case", UPDATE_CASES)
 def test_update_sends_what_docker_sends(api, case: str) -> None:  # type: ignore[no-untyped-def]
     compare(api, ["update"], shlex.split(case), ["ctr"])
+
+
+def test_seccomp_profile_file_is_sent_as_its_json(api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    profile = tmp_path / "profile.json"
+    profile.write_text('{\n  "defaultAction": "SCMP_ACT_ALLOW",\n  "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]\n}\n')
+    compare(api, ["create"], ["--security-opt", f"seccomp={profile}"], ["busybox"])
+    compare(api, ["create"], ["--security-opt", f"seccomp:{profile}"], ["busybox"])
+
+
+def test_systempaths_unconfined_unmasks_every_path(api) -> None:  # type: ignore[no-untyped-def]
+    """`systempaths=unconfined` is not sent as an option: MaskedPaths and ReadonlyPaths go
+    as empty lists (not null: null would mean the default paths)."""
+    for binary in (DOCKER_BINARIES[0], venv_exe("berth")):
+        r, reqs = send(api, binary, ["create", "--security-opt", "systempaths=unconfined", "busybox"])
+        assert r.returncode == 0, r.stderr
+        hc = reqs[0]["body"]["HostConfig"]
+        assert hc["MaskedPaths"] == [] and hc["ReadonlyPaths"] == [] and not hc["SecurityOpt"], binary

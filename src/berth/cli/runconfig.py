@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import os
 
-from berth.cli.flags import BOOL, FLOAT, INT, LIST, STR, UINT16, Flag, Parsed, UsageError, invalid_argument
+from berth.cli.flags import (
+    BOOL,
+    FLOAT,
+    INT,
+    LIST,
+    STR,
+    UINT16,
+    Flag,
+    Parsed,
+    UsageError,
+    go_quote,
+    invalid_argument,
+)
 
 TYPE_CHECKING = False  # typing's own flag without importing typing (~4 ms on every command)
 if TYPE_CHECKING:
@@ -603,6 +615,42 @@ def parse_gpus(value: str) -> dict[str, Any]:
     return req
 
 
+def _seccomp_profile(path: str) -> str:
+    """The docker CLI sends a seccomp profile file's JSON (compacted), not its path."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        why = "no such file or directory" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc)).lower()
+        raise UsageError(f"opening seccomp profile ({path}) failed: open {path}: {why}") from None
+    import json
+
+    try:
+        return json.dumps(json.loads(raw), separators=(",", ":"), ensure_ascii=False)
+    except ValueError as exc:
+        raise UsageError(f"compacting json for seccomp profile ({path}) failed: {exc}") from None
+
+
+def parse_security_opts(values: list[str]) -> tuple[list[str], list[str] | None]:
+    """--security-opt as the docker CLI checks and sends them: (SecurityOpt, the value for
+    MaskedPaths and ReadonlyPaths: [] under `systempaths=unconfined`, else None)."""
+    out: list[str] = []
+    unmasked: list[str] | None = None
+    for opt in values:
+        if opt == "systempaths=unconfined":    # handled client-side, never sent as an option
+            unmasked = []
+            continue
+        key, sep, value = opt.partition("=")
+        if not sep and key != "no-new-privileges":
+            key, sep, value = opt.partition(":")
+        if (not sep or not value) and key != "no-new-privileges":
+            raise UsageError(f"Invalid --security-opt: {go_quote(opt)}")
+        if key == "seccomp" and value not in ("builtin", "unconfined"):
+            opt = f"seccomp={_seccomp_profile(value)}"
+        out.append(opt)
+    return out, unmasked
+
+
 def normalized_caps(values: list[str]) -> list[str] | None:
     """--cap-add/--cap-drop as the docker CLI sends them: upper case, `CAP_` prefixed (but
     `ALL`), each once, sorted."""
@@ -726,6 +774,7 @@ def create_body(o: Parsed, image: str, cmd: list[str], detach: bool = False) -> 
         k, _, v = s.partition("=")
         storage_opt[k] = v
 
+    security_opt, unmasked = parse_security_opts(o.security_opt)
     host_config: dict[str, Any] = {
         "Binds": binds or None,
         "ContainerIDFile": o.cidfile or "",
@@ -751,7 +800,7 @@ def create_body(o: Parsed, image: str, cmd: list[str], detach: bool = False) -> 
         "Privileged": o.privileged,
         "PublishAllPorts": o.publish_all,
         "ReadonlyRootfs": o.read_only,
-        "SecurityOpt": o.security_opt or None,
+        "SecurityOpt": security_opt or None,
         "StorageOpt": storage_opt or None,
         "Tmpfs": tmpfs or None,
         "UTSMode": o.uts or "",
@@ -788,6 +837,8 @@ def create_body(o: Parsed, image: str, cmd: list[str], detach: bool = False) -> 
         "Mounts": [parse_mount(m) for m in o.mount] or None,
         "Init": True if o.init else None,
     }
+    if unmasked is not None:
+        host_config["MaskedPaths"] = host_config["ReadonlyPaths"] = unmasked
     if o.annotation:
         host_config["Annotations"] = dict(a.partition("=")[::2] for a in o.annotation)
     if o.kernel_memory:
