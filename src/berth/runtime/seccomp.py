@@ -94,23 +94,51 @@ def build(profile: Seccomp, no_new_privs: bool = True) -> Any:
 def docker_default(capabilities: list[str] | None = None, arch: str | None = None) -> Seccomp:
     """Docker's default profile for a container with `capabilities` (its CapEff set)."""
     with open(os.path.join(os.path.dirname(__file__), "seccomp_default.json")) as f:
-        data = json.load(f)
+        return from_docker(json.load(f), capabilities, arch)
+
+
+def from_docker(data: dict[str, Any], capabilities: list[str] | None = None, arch: str | None = None) -> Seccomp:
+    """A Docker-format profile (`docker run --security-opt seccomp=FILE`: `archMap` or
+    `architectures`, rules with `names` or `name` and `includes`/`excludes` conditions) as
+    a spec, for a container with `capabilities`. Raises ValueError on a malformed one."""
+    if not isinstance(data, dict):
+        raise ValueError("a seccomp profile is a JSON object")
     caps = set(capabilities or [])
     machine = os.uname().machine
     goarch = arch or _GOARCH.get(machine, machine)
+    arches = list(data.get("architectures") or [])
+    for entry in data.get("archMap") or []:
+        arches += [entry.get("architecture", "")] + list(entry.get("subArchitectures") or [])
     rules = []
-    for r in data["syscalls"]:
-        inc = r.get("includes", {})
-        exc = r.get("excludes", {})
+    for r in data.get("syscalls") or []:
+        if not isinstance(r, dict):
+            raise ValueError("a seccomp profile's syscalls are JSON objects")
+        inc = r.get("includes") or {}
+        exc = r.get("excludes") or {}
         if inc.get("caps") and not set(inc["caps"]) <= caps:
             continue
         if inc.get("arches") and goarch not in inc["arches"]:
             continue
         if exc.get("caps") and set(exc["caps"]) & caps:
             continue
-        rules.append(Syscall.from_dict({k: v for k, v in r.items() if k not in ("includes", "excludes", "comment")}))
-    return Seccomp(default_action=data["defaultAction"], default_errno_ret=data.get("defaultErrnoRet"),
-                   architectures=list(data["architectures"]), syscalls=rules)
+        if exc.get("arches") and goarch in exc["arches"]:
+            continue
+        rule = {k: v for k, v in r.items() if k not in ("includes", "excludes", "comment", "name")}
+        if r.get("name") and not r.get("names"):
+            rule["names"] = [r["name"]]
+        rules.append(Syscall.from_dict(rule))
+    return Seccomp(default_action=data.get("defaultAction") or "SCMP_ACT_ERRNO",
+                   default_errno_ret=data.get("defaultErrnoRet"), architectures=arches, syscalls=rules)
+
+
+def check(profile: Seccomp) -> None:
+    """Raise ValueError when libseccomp could not build the profile (an unknown action or
+    comparison), so a container is refused at create rather than at start."""
+    for rule in profile.syscalls or []:
+        for a in rule.args or []:
+            if a.op not in _OPS:
+                raise ValueError(f"unsupported seccomp comparison {a.op}")
+    build(profile)
 
 
 # --- compiled programs and their cache -----------------------------------------------------
