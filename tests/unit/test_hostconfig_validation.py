@@ -3,6 +3,7 @@ namespaces, storage options, block I/O, real-time, volumes-from, and what reache
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -209,3 +210,148 @@ def test_windows_cpu_fields_are_dropped_with_a_warning():
     assert specgen.validate_create(hc, ncpu=2) == ["linux does not support CPU count. Count discarded.",
                                                    "linux does not support CPU percent. Percent discarded."]
     assert hc["CpuCount"] == 0 and hc["CpuPercent"] == 0
+
+
+# --- second round: security options, log drivers, namespace modes, dropped settings, links
+
+
+@pytest.mark.parametrize("opts,nnp,seccomp,paths", [
+    (["no-new-privileges"], True, "", False),
+    (["no-new-privileges:false"], False, "", False),
+    (["no-new-privileges=true", "seccomp=unconfined"], True, "unconfined", False),
+    (["label=disable", "label:type:x", "disable", "apparmor=unconfined"], False, "", False),
+    (["systempaths=unconfined"], False, "", True),
+])
+def test_parse_security_opts(opts, nnp, seccomp, paths):
+    sec = specgen.parse_security_opts(opts)
+    assert (sec.no_new_privileges, sec.seccomp, sec.unconfined_paths) == (nnp, seccomp, paths)
+
+
+@pytest.mark.parametrize("opt,msg", [
+    ("bogus", 'invalid --security-opt 1: "bogus"'),
+    ("bogus=1", 'invalid --security-opt 2: "bogus=1"'),
+    ("no-new-privileges:maybe", 'invalid --security-opt 2: "no-new-privileges:maybe"'),
+    ("systempaths=confined", 'invalid --security-opt 2: "systempaths=confined"'),
+])
+def test_bad_security_opts(opt, msg):
+    with pytest.raises(InvalidParameter) as e:
+        specgen.parse_security_opts([opt])
+    assert str(e.value) == msg
+
+
+def test_apparmor_profile_refused_where_apparmor_is_on(monkeypatch):
+    monkeypatch.setattr(specgen, "_lsm_enabled", lambda name: name == "apparmor")
+    specgen.parse_security_opts(["apparmor=unconfined", "label=type:x"])
+    with pytest.raises(InvalidParameter, match="cannot apply apparmor"):
+        specgen.parse_security_opts(["apparmor=docker-default"])
+
+
+def test_custom_seccomp_profile():
+    prof = {"defaultAction": "SCMP_ACT_ALLOW", "archMap": [{"architecture": "SCMP_ARCH_X86_64",
+                                                           "subArchitectures": ["SCMP_ARCH_X86"]}],
+            "syscalls": [{"name": "mkdir", "action": "SCMP_ACT_ERRNO"},
+                         {"names": ["chown"], "action": "SCMP_ACT_ERRNO", "excludes": {"caps": ["CAP_CHOWN"]}}]}
+    sec = specgen.SecurityOpts(seccomp=json.dumps(prof))
+    out = specgen.custom_seccomp(sec, ["CAP_CHOWN"])
+    assert out["defaultAction"] == "SCMP_ACT_ALLOW"
+    assert out["architectures"] == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]
+    assert [r["names"] for r in out["syscalls"]] == [["mkdir"]]
+    assert specgen.custom_seccomp(specgen.SecurityOpts(seccomp="unconfined"), []) is None
+    with pytest.raises(InvalidParameter, match="^Decoding seccomp profile failed: "):
+        specgen.custom_seccomp(specgen.SecurityOpts(seccomp="/etc/profile.json"), [])
+    with pytest.raises(InvalidParameter, match="unsupported seccomp action SCMP_ACT_NOPE"):
+        specgen.custom_seccomp(specgen.SecurityOpts(seccomp='{"defaultAction": "SCMP_ACT_NOPE"}'), [])
+
+
+def test_validate_create_systempaths_and_seccomp():
+    hc = {"SecurityOpt": ["systempaths=unconfined"]}
+    specgen.validate_create(hc, ncpu=2)
+    assert hc["MaskedPaths"] == [] and hc["ReadonlyPaths"] == []
+    with pytest.raises(InvalidParameter, match="Decoding seccomp profile failed"):
+        specgen.validate_create({"SecurityOpt": ["seccomp={"]}, ncpu=2)
+
+
+@pytest.mark.parametrize("lc,stored,warnings", [
+    (None, {"Type": "json-file", "Config": {}}, 0),
+    ({"Type": "json-file", "Config": {"max-size": "1m", "max-file": "2"}},
+     {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "2"}}, 0),
+    ({"Type": "json-file", "Config": {"tag": "x", "labels": "a"}}, {"Type": "json-file", "Config": {}}, 2),
+    ({"Type": "none", "Config": {"max-size": "1m"}}, {"Type": "none", "Config": {"max-size": "1m"}}, 0),
+])
+def test_log_config(lc, stored, warnings):
+    hc = {"LogConfig": lc}
+    assert len(specgen.check_log_config(hc)) == warnings
+    assert hc["LogConfig"] == stored
+
+
+@pytest.mark.parametrize("lc,msg", [
+    ({"Type": "bogus"}, 'error looking up logging plugin bogus: plugin "bogus" not found'),
+    ({"Type": "syslog"}, 'logging driver "syslog" is not supported by berth: use json-file or none'),
+    ({"Type": "json-file", "Config": {"x": "1"}}, "unknown log opt 'x' for json-file log driver"),
+])
+def test_log_config_refused(lc, msg):
+    with pytest.raises(InvalidParameter) as e:
+        specgen.check_log_config({"LogConfig": lc})
+    assert str(e.value) == msg
+
+
+@pytest.mark.parametrize("hc,msg", [
+    ({"IpcMode": "bogus"}, "invalid IPC mode: bogus"),
+    ({"IpcMode": "container:"}, "invalid IPC mode: container:"),
+    ({"PidMode": "private"}, "invalid PID mode: private"),
+    ({"UTSMode": "private"}, "invalid UTS mode: private"),
+])
+def test_namespace_modes_refused(hc, msg):
+    with pytest.raises(InvalidParameter) as e:
+        specgen.check_namespace_modes(hc)
+    assert str(e.value) == msg
+
+
+def test_namespace_modes_in_the_spec(tmp_path):
+    hc = {"IpcMode": "private", "PidMode": "host"}
+    specgen.check_namespace_modes({"IpcMode": ""})
+    assert specgen.joined_container("container:abc") == "abc" and specgen.joined_container("host") == ""
+
+    def spec(hc: dict, **kw) -> dict:
+        return specgen.generate(specgen.SpecInputs(id="c" * 64, rootfs=str(tmp_path), config={"Cmd": ["true"]},
+                                                   host_config=hc, cgroup_parent="berth", hostname="h", **kw))
+    s = spec(hc)
+    assert "pid" not in [n["type"] for n in s["linux"]["namespaces"]]
+    s = spec({"IpcMode": "container:x", "PidMode": "container:x"},
+             joined={"pid": "/proc/7/ns/pid", "ipc": "/proc/7/ns/ipc"}, shm_source="/d/shm")
+    assert {"type": "pid", "path": "/proc/7/ns/pid"} in s["linux"]["namespaces"]
+    assert {"type": "ipc", "path": "/proc/7/ns/ipc"} in s["linux"]["namespaces"]
+    assert [m for m in s["mounts"] if m["destination"] == "/dev/shm"] == [
+        {"destination": "/dev/shm", "type": "bind", "source": "/d/shm", "options": ["rbind", "rprivate"]}]
+    s = spec({"IpcMode": "none"})
+    assert not [m for m in s["mounts"] if m["destination"] == "/dev/shm"]
+    assert {"type": "ipc"} in s["linux"]["namespaces"]
+    s = spec({"SecurityOpt": ["no-new-privileges:false", "seccomp=unconfined"]}, seccomp={"defaultAction": "x"})
+    assert s["process"]["noNewPrivileges"] is False and "seccomp" not in s["linux"]
+
+
+def test_dropped_settings_and_volume_driver():
+    hc = {"KernelMemory": 1 << 20, "KernelMemoryTCP": 1 << 20, "Cgroup": "container:x"}
+    assert len(specgen.check_dropped(hc)) == 3
+    assert hc == {"KernelMemory": 0, "KernelMemoryTCP": 0, "Cgroup": ""}
+    specgen.check_volume_driver({"VolumeDriver": "foo", "Binds": ["/host:/x"]}, [])
+    specgen.check_volume_driver({"VolumeDriver": "local", "Binds": ["v:/x"]}, ["/data"])
+    with pytest.raises(InvalidParameter, match='^create v: error looking up volume plugin foo: plugin "foo"'):
+        specgen.check_volume_driver({"VolumeDriver": "foo", "Binds": ["v:/x"]}, [])
+    with pytest.raises(InvalidParameter, match="^create /data: "):
+        specgen.check_volume_driver({"VolumeDriver": "foo"}, ["/data"])
+
+
+def test_links_parse_and_env():
+    from berth.engine.containers import _link_env, _parse_link
+    assert _parse_link("db") == ("db", "db")
+    assert _parse_link("db:my-al") == ("db", "my-al")
+    assert _parse_link("/db:/web/my-al") == ("db", "my-al")
+    env = _link_env("my-al", "/web/my-al", "10.0.0.2",
+                    {"ExposedPorts": {"80/tcp": {}, "53/udp": {}}, "Env": ["PATH=/bin", "FOO=bar", "HOME=/r"]})
+    assert env == ["MY_AL_PORT=udp://10.0.0.2:53",
+                   "MY_AL_PORT_53_UDP=udp://10.0.0.2:53", "MY_AL_PORT_53_UDP_ADDR=10.0.0.2",
+                   "MY_AL_PORT_53_UDP_PORT=53", "MY_AL_PORT_53_UDP_PROTO=udp",
+                   "MY_AL_PORT_80_TCP=tcp://10.0.0.2:80", "MY_AL_PORT_80_TCP_ADDR=10.0.0.2",
+                   "MY_AL_PORT_80_TCP_PORT=80", "MY_AL_PORT_80_TCP_PROTO=tcp",
+                   "MY_AL_NAME=/web/my-al", "MY_AL_ENV_FOO=bar"]

@@ -54,8 +54,9 @@ def _time_param(v: str | None) -> float | None:
 async def create(request: web.Request) -> web.Response:
     body = await _body(request)
     name = request.query.get("name") or None
-    cid = await _svc(request).create(name, body)
-    return web.json_response({"Id": cid, "Warnings": []}, status=201)
+    warnings: list[str] = []
+    cid = await _svc(request).create(name, body, warnings=warnings)
+    return web.json_response({"Id": cid, "Warnings": warnings}, status=201)
 
 
 @routes.get("/containers/json")
@@ -192,6 +193,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
     stdout, stderr = qbool(request, "stdout"), qbool(request, "stderr")
     if not (stdout or stderr):
         raise InvalidParameter("Bad parameters: you must choose at least one stream")
+    svc.check_logs_readable(c.id)   # before the answer starts
     gen = svc.logs(c.id, stdout=stdout, stderr=stderr, follow=qbool(request, "follow"),
                    tail=request.query.get("tail", "all"), timestamps=qbool(request, "timestamps"),
                    since=_time_param(request.query.get("since")) or None,
@@ -218,7 +220,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
     keys = parse_detach_keys(request.query.get("detachKeys") or c.config.get("DetachKeys") or None)
     conn = await hijack(request, c.tty)
     try:
-        if want_logs:
+        if want_logs and svc.keeps_logs(c.id):   # a log driver that keeps nothing has nothing to replay
             async for chunk in svc.logs(c.id, stdout=stdout, stderr=stderr):
                 await conn.write(chunk)
         if not stream:

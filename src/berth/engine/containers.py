@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from berth import kernel
 from berth.config import DaemonConfig
 from berth.engine import specgen
 from berth.engine.humanize import ZERO_TIME, parse_time, status_string
@@ -47,6 +48,12 @@ CREATE TABLE IF NOT EXISTS containers (
     doc TEXT NOT NULL
 );
 """
+
+
+class LogsNotReadable(BerthError):
+    """`logs` of a container whose log driver keeps nothing (dockerd: 501)."""
+
+    status = 501
 
 
 class ExecFailed(BerthError):
@@ -285,7 +292,18 @@ class ContainerService:
         return str(self._dir(cid) / "exit.json")
 
     def _log_path(self, cid: str) -> str:
+        """The json-file log; "" when the log driver is none (nothing is kept)."""
+        c = self._c.get(cid)
+        if c is not None and (c.host_config.get("LogConfig") or {}).get("Type") == "none":
+            return ""
         return str(self._dir(cid) / f"{cid}-json.log")
+
+    def keeps_logs(self, ref: str) -> bool:
+        return bool(self._log_path(self.get(ref).id))
+
+    def check_logs_readable(self, ref: str) -> None:
+        if not self.keeps_logs(ref):
+            raise LogsNotReadable("configured logging driver does not support reading")
 
     # --- lookup ----------------------------------------------------------------------
     def get(self, ref: str) -> Container:
@@ -333,7 +351,10 @@ class ContainerService:
         return self.get(ref).rootfs
 
     # --- create ----------------------------------------------------------------------
-    async def create(self, name: str | None, body: dict[str, Any], hidden: bool = False) -> str:
+    async def create(self, name: str | None, body: dict[str, Any], hidden: bool = False,
+                     warnings: list[str] | None = None) -> str:
+        """Create a container; Docker's warnings about what it dropped are appended to
+        `warnings` (the API's create answer carries them)."""
         # `run` starts the container a few ms from now: open the cgroup-attach window early
         # (see start), its grace period is then over by the time the shim moves the init
         cgroups.prime_attach()
@@ -345,16 +366,20 @@ class ContainerService:
             raise InvalidParameter("No image was specified (config.Image is empty)")
         if name:
             name = validate(name)
-        # Docker answers these in the create's Warnings; until the API passes them on, the log has them
-        for warning in specgen.validate_create(hc, self.config.init_path):
-            log.warning("create %s: %s", name or image_ref, warning)
+        dropped = specgen.validate_create(hc, self.config.init_path)
+        for warning in dropped:
+            log.info("create %s: %s", name or image_ref, warning)
+        if warnings is not None:
+            warnings.extend(dropped)
         _log_files_opt((hc.get("LogConfig") or {}).get("Config") or {})   # refuses a bad max-file
+        links = self._check_references(hc)
         if self.images is None:
             raise NotFound(f"No such image: {image_ref}")
         image = await asyncio.to_thread(self.images.resolve, image_ref)
         img_cfg = image.config or {}
         config = specgen.merge_config(body, img_cfg)
         config["Image"] = image_ref
+        specgen.check_volume_driver(hc, list(config.get("Volumes") or {}))
         if not config.get("Entrypoint") and not config.get("Cmd"):
             raise InvalidParameter("No command specified")
         cid = secrets.token_hex(32)
@@ -368,6 +393,8 @@ class ContainerService:
                                f'"{self._names[name]}". You have to remove (or rename) that container '
                                'to be able to reuse that name.')
             self._names[name] = cid  # reserved while we build it
+        if links:   # as dockerd shows them: /TARGET:/ME/ALIAS
+            hc["Links"] = [f"/{target}:/{name}/{alias}" for target, alias in links]
         hc.setdefault("NetworkMode", "default" if not hc.get("NetworkMode") else hc["NetworkMode"])
         hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
         hc.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
@@ -414,6 +441,110 @@ class ContainerService:
         self._c[cid] = c
         self._event(c, "create")
         return cid
+
+    def _referenced(self, ref: str, prefix: str = "") -> Container:
+        """A container a create names (PidMode, IpcMode, Links): unknown is a 400, as dockerd
+        answers (a 404 would make the docker CLI pull the image)."""
+        try:
+            return self.get(ref)
+        except NotFound as exc:
+            raise InvalidParameter(prefix + str(exc)) from None
+
+    def _check_references(self, hc: dict[str, Any]) -> list[tuple[str, str]]:
+        """PidMode/IpcMode `container:X` stored with X's id, as dockerd does; Links'
+        targets checked: returns (target name, alias) pairs."""
+        for key in ("PidMode", "IpcMode"):
+            ref = specgen.joined_container(hc.get(key))
+            if ref:
+                hc[key] = "container:" + self._referenced(ref).id
+        links = [_parse_link(link) for link in hc.get("Links") or []]
+        if links:
+            mode = hc.get("NetworkMode") or "default"
+            for kind in ("host", "container"):
+                if mode == kind or mode.startswith(kind + ":"):
+                    raise InvalidParameter(f"conflicting options: {kind} type network{'ing' if kind == 'host' else ''}"
+                                           " can't be used with links. This would result in undefined behavior")
+        return [(self._referenced(target, f"could not get container for {target}: ").name, alias)
+                for target, alias in links]
+
+    def _joined_namespaces(self, c: Container) -> tuple[dict[str, str], str]:
+        """Namespace paths of the containers whose pid/ipc namespace `c` joins, and where its
+        /dev/shm comes from (that container's, or the host's for IpcMode host)."""
+        hc = c.host_config
+        joined: dict[str, str] = {}
+        shm = {"host": "/dev/shm", "shareable": self._shm_dir(c.id)}.get(hc.get("IpcMode") or "", "")
+        ref = specgen.joined_container(hc.get("PidMode"))
+        if ref:
+            try:
+                donor = self.get(ref)
+            except NotFound:
+                raise Conflict(f"cannot join PID of a non running container: {ref}") from None
+            joined["pid"] = f"/proc/{self._running_pid(donor, '')}/ns/pid"
+        ref = specgen.joined_container(hc.get("IpcMode"))
+        if ref:
+            prefix = f"can't join IPC of container {ref}: "
+            try:
+                donor = self.get(ref)
+            except NotFound as exc:
+                raise Conflict(prefix + str(exc)) from None
+            pid = self._running_pid(donor, prefix)
+            shm = {"host": "/dev/shm", "shareable": self._shm_dir(donor.id)}.get(
+                donor.host_config.get("IpcMode") or "", "")
+            if not shm or not os.path.ismount(shm):
+                raise Conflict(prefix + "non-shareable IPC (hint: use IpcMode:shareable for the donor container)")
+            joined["ipc"] = f"/proc/{pid}/ns/ipc"
+        return joined, shm
+
+    def _shm_dir(self, cid: str) -> str:
+        """A shareable container's /dev/shm: a tmpfs the daemon mounts in the container's
+        directory (dockerd's ShmPath), bound by it and by the containers joining its IPC
+        namespace (a mount inside another mount namespace cannot be bound)."""
+        return str(self._dir(cid) / "shm")
+
+    def _mount_shm(self, c: Container) -> None:
+        path = self._shm_dir(c.id)
+        if os.path.ismount(path):
+            return
+        os.makedirs(path, exist_ok=True)
+        size = int(c.host_config.get("ShmSize") or 64 * 1024 * 1024)
+        kernel.mount("shm", path, "tmpfs", kernel.MS_NOSUID | kernel.MS_NODEV | kernel.MS_NOEXEC,
+                     f"mode=1777,size={size}")
+
+    def _release_shm(self, c: Container) -> None:
+        path = self._shm_dir(c.id)
+        if c.host_config.get("IpcMode") == "shareable" and os.path.ismount(path):
+            kernel.umount(path, kernel.MNT_DETACH)   # joiners keep their own binds of it
+
+    def _running_pid(self, c: Container, prefix: str) -> int:
+        pid = int(c.state.get("Pid") or 0)
+        if not c.running or not pid:
+            raise Conflict(f"{prefix}container {c.id} is not running")
+        return pid
+
+    def _link_settings(self, c: Container) -> tuple[list[str], list[str]]:
+        """Legacy links on the default bridge: the /etc/hosts entries (--add-host form) and
+        the variables (ALIAS_NAME, ALIAS_PORT_..., ALIAS_ENV_...) dockerd gives. On a user
+        network a link is only a name the embedded DNS answers for the linking container."""
+        mode = c.host_config.get("NetworkMode") or "default"
+        if mode not in ("default", "bridge"):
+            return [], []
+        hosts: list[str] = []
+        env: list[str] = []
+        for target_name, alias in (_parse_link(link) for link in c.host_config.get("Links") or []):
+            try:
+                target = self.get(target_name)
+            except NotFound:
+                raise InvalidParameter(f"could not get container for {target_name}") from None
+            link_name = f"/{c.name}/{alias}"
+            if not target.running:
+                raise Conflict(f"Cannot link to a non running container: /{target.name} AS {link_name}")
+            ip = ((target.network_settings.get("Networks") or {}).get("bridge") or {}).get("IPAddress")
+            if not ip:
+                raise InvalidParameter(f"Cannot link to /{target.name}, as it does not belong to the default network")
+            for host in dict.fromkeys([alias, target.id[:12], target.name]):
+                hosts.append(f"{host}:{ip}")
+            env += _link_env(alias, link_name, ip, target.config)
+        return hosts, env
 
     async def _prepare_mounts(self, c: Container, img_cfg: dict[str, Any]) -> None:
         hc = c.host_config
@@ -465,8 +596,12 @@ class ContainerService:
         # cgroup move after an idle spell waits for an RCU grace period: take that wait now
         cgroups.prime_attach()
         try:
+            link_hosts, link_env = self._link_settings(c)
+            joined, shm = self._joined_namespaces(c)
+            if hc.get("IpcMode") == "shareable":
+                self._mount_shm(c)
             c.net_up = True
-            sandbox = await self._network_up(c)
+            sandbox = await self._network_up(c, link_hosts)
             t_net = time.perf_counter()
             files = dict(sandbox.files)
             if not files:
@@ -479,11 +614,16 @@ class ContainerService:
                 settings["_aliases"] = c.network_settings.get("_aliases", {})
                 c.network_settings = settings
             parent = (hc.get("CgroupParent") or cfg.cgroup_parent).strip("/")
+            config = c.config
+            if link_env:   # the container's own variables win over the links'
+                config = dict(config, Env=specgen.merge_env(link_env, config.get("Env")))
+            caps = specgen.container_caps(hc)
+            seccomp = specgen.custom_seccomp(specgen.parse_security_opts(hc.get("SecurityOpt")), caps)
             spec = specgen.generate(specgen.SpecInputs(
-                id=c.id, rootfs=c.rootfs, config=c.config, host_config=hc, cgroup_parent=parent,
+                id=c.id, rootfs=c.rootfs, config=config, host_config=hc, cgroup_parent=parent,
                 hostname=c.config.get("Hostname") or c.id[:12], netns=netns, share_host_network=share_host,
-                files=files, extra_mounts=c.oci_mounts, seccomp=_seccomp_profile(specgen.container_caps(hc)),
-                init_path=cfg.init_path))
+                files=files, extra_mounts=c.oci_mounts, seccomp=seccomp or _seccomp_profile(caps),
+                init_path=cfg.init_path, joined=joined, shm_source=shm))
             bundle = self._dir(c.id)
             tmp = bundle / "config.json.tmp"
             tmp.write_text(json.dumps(spec))
@@ -493,13 +633,14 @@ class ContainerService:
             except FileNotFoundError:
                 pass
             await self._clear_stale(c)
+            log_path = self._log_path(c.id)
+            log_opts = ((hc.get("LogConfig") or {}).get("Config") or {}) if log_path else {}
             scfg = ShimConfig(id=c.id, bundle=str(bundle), runtime_root=str(cfg.runtime_root),
-                              socket=self._shim_sock(c.id), log_path=self._log_path(c.id),
+                              socket=self._shim_sock(c.id), log_path=log_path or os.devnull,
                               exit_path=self._exit_path(c.id), tty=c.tty,
                               open_stdin=bool(c.config.get("OpenStdin")),
                               stdin_once=bool(c.config.get("StdinOnce")),
-                              log_max_size=_size(((hc.get("LogConfig") or {}).get("Config") or {}).get("max-size")),
-                              log_max_files=_log_files_opt((hc.get("LogConfig") or {}).get("Config") or {}))
+                              log_max_size=_size(log_opts.get("max-size")), log_max_files=_log_files_opt(log_opts))
             t_spec = time.perf_counter()
             # the shim creates the container while the sandbox's interfaces are being made;
             # both are done before the process starts. A failed plumbing removes the netns,
@@ -532,6 +673,7 @@ class ContainerService:
         except BaseException as exc:
             if spawned:  # created but not started: end the shim and the container's init
                 await self._clear_stale(c)
+            self._release_shm(c)
             await self._network_down(c)
             for _, fut in c.attach_waiters:
                 if not fut.done():
@@ -595,7 +737,7 @@ class ContainerService:
         err = BerthError(f"failed to create task for container: OCI runtime create failed: {exc}")
         return err
 
-    async def _network_up(self, c: Container) -> Sandbox:
+    async def _network_up(self, c: Container, link_hosts: list[str] | None = None) -> Sandbox:
         """The container's sandbox; its interfaces may still be in the making (see
         `Sandbox.plumbed`), except with `net.*` sysctls, which the runtime applies during
         create and may name the container's interfaces."""
@@ -610,7 +752,7 @@ class ContainerService:
             return await self.networks.setup_container(
                 c.id, mode, c.config.get("Hostname") or c.id[:12], c.config.get("Domainname") or "",
                 aliases, hc.get("PortBindings") or {}, hc.get("Dns") or [], hc.get("DnsSearch") or [],
-                hc.get("ExtraHosts") or [], name=c.name, exposed_ports=c.config.get("ExposedPorts") or {},
+                (hc.get("ExtraHosts") or []) + (link_hosts or []), name=c.name, exposed_ports=c.config.get("ExposedPorts") or {},
                 publish_all=bool(hc.get("PublishAllPorts")), dns_options=hc.get("DnsOptions") or [],
                 ipv4_address=ipv4, background=not any(k.startswith("net.") for k in hc.get("Sysctls") or {}))
         if mode == "host":
@@ -701,6 +843,7 @@ class ContainerService:
             c.health = None
         if info.get("started_at") and c.state.get("StartedAt", ZERO_TIME) == ZERO_TIME:
             c.state["StartedAt"] = info["started_at"]
+        self._release_shm(c)
         restart = self._should_restart(c, code)
         auto_remove = not restart and bool(c.host_config.get("AutoRemove")) and c.removal is None
         if not auto_remove:  # auto-remove tears the sandbox down beside the snapshot removal
@@ -947,6 +1090,7 @@ class ContainerService:
         t0 = time.perf_counter()
 
         def storage() -> None:
+            self._release_shm(c)
             if self.volumes is not None:
                 self.volumes.release(c.id, volumes)
             if self.images is not None and c.rootfs:
@@ -1323,6 +1467,7 @@ class ContainerService:
                    until: float | None = None, alive: Any = None) -> AsyncIterator[bytes]:
         """Yield log output already framed as the Engine API sends it."""
         c = self.get(ref)
+        self.check_logs_readable(c.id)
         path = self._log_path(c.id)
         tty = c.tty
         want = {"stdout": stdout, "stderr": stderr}
@@ -1716,6 +1861,35 @@ def _net_dev(pid: int) -> dict[str, dict[str, int]]:
         vals = [int(f[i]) for i in (0, 1, 2, 3, 8, 9, 10, 11)]
         out[name] = dict(zip(keys, vals, strict=True))
     return out
+
+
+def _parse_link(link: str) -> tuple[str, str]:
+    """`NAME[:ALIAS]` as given, or `/NAME:/ME/ALIAS` as stored -> (NAME, ALIAS)."""
+    target, _, alias = link.partition(":")
+    target = target.lstrip("/")
+    return target, alias.rpartition("/")[2] or target
+
+
+def _link_env(alias: str, link_name: str, ip: str, target_config: dict[str, Any]) -> list[str]:
+    """dockerd's link variables: ALIAS_PORT (the lowest exposed port), ALIAS_PORT_N_PROTO*
+    per exposed port, ALIAS_NAME, and ALIAS_ENV_X for the target's variables (but HOME, PATH)."""
+    prefix = alias.upper().replace("-", "_")
+    ports = []
+    for spec in target_config.get("ExposedPorts") or {}:
+        port, _, proto = spec.partition("/")
+        if port.isdigit():
+            ports.append((int(port), proto or "tcp"))
+    ports.sort(key=lambda p: (p[0], p[1] != "tcp"))
+    env = [f"{prefix}_PORT={ports[0][1]}://{ip}:{ports[0][0]}"] if ports else []
+    for port, proto in ports:
+        key = f"{prefix}_PORT_{port}_{proto.upper()}"
+        env += [f"{key}={proto}://{ip}:{port}", f"{key}_ADDR={ip}", f"{key}_PORT={port}", f"{key}_PROTO={proto}"]
+    env.append(f"{prefix}_NAME={link_name}")
+    for item in target_config.get("Env") or []:
+        key, sep, value = item.partition("=")
+        if sep and key not in ("HOME", "PATH"):
+            env.append(f"{prefix}_ENV_{key}={value}")
+    return env
 
 
 def _log_files_opt(opts: dict[str, Any]) -> int:

@@ -584,6 +584,10 @@ class NetworkService:
             hc = doc.get("host_config") or {}
             out["publish_all"] = bool(hc.get("PublishAllPorts"))
             out["dns_options"] = list(hc.get("DnsOptions") or [])
+            # legacy links as stored (/TARGET:/ME/ALIAS): on a user network, ALIAS is a name
+            # for TARGET that only this container resolves
+            out["links"] = {link.rpartition("/")[2].lower(): link.partition(":")[0].lstrip("/").lower()
+                            for link in hc.get("Links") or []}
             endpoints = (doc.get("network_settings") or {}).get("_aliases") or {}
             for key, field_ in (("ipv4", "IPv4Address"), ("ipv6", "IPv6Address")):
                 out[key] = {net: ((ep or {}).get("IPAMConfig") or {}).get(field_) or ""
@@ -930,13 +934,17 @@ class NetworkService:
             return None
         marks = ",".join("?" * len(nets))
         found: list[str] = []
+        wanted = {qname}
+        target = (self._container_record(container_id).get("links") or {}).get(qname)
+        if target:
+            wanted.add(target)
         for ep in self.db.execute(
                 f"SELECT e.ip, e.ip6, e.aliases, e.container_id, s.name, s.hostname FROM net_endpoints e "
                 f"LEFT JOIN net_sandboxes s ON s.container_id = e.container_id "
                 f"WHERE e.network_id IN ({marks}) ORDER BY e.container_id", nets):
             names = {(ep["name"] or "").lower(), ep["container_id"][:12], ep["container_id"]}
             names.update(a.lower() for a in json.loads(ep["aliases"]))
-            if qname in names:
+            if wanted & names:
                 found.extend(ip for ip in (ep["ip"], ep["ip6"]) if ip and ip not in found)
         return found or None
 

@@ -8,6 +8,7 @@ mqueue, sysfs, cgroup mounts, device cgroup rules, resource limits, cgroup path
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -72,6 +73,20 @@ BLKIO_WEIGHT_WARNING = ("Your kernel does not support Block I/O weight or the cg
                         "Weight discarded.")
 BLKIO_WEIGHT_DEVICE_WARNING = ("Your kernel does not support Block I/O weight_device or the cgroup is not "
                                "mounted. Weight-device discarded.")
+
+# Docker's built-in log drivers berth does not implement (an unknown name is a missing plugin)
+DOCKER_LOG_DRIVERS = ("local", "syslog", "journald", "gelf", "fluentd", "awslogs", "splunk", "etwlogs",
+                      "gcplogs", "logentries")
+LOG_DRIVERS = ("json-file", "none")
+# json-file options berth applies, and those Docker knows that berth's writer does not record
+JSON_FILE_OPTS = ("max-size", "max-file")
+JSON_FILE_UNRECORDED = ("compress", "labels", "labels-regex", "env", "env-regex", "tag")
+IPC_MODES = ("", "private", "shareable", "host", "none")
+# HostConfig field -> what berth-runtime does not apply (dropped with a warning; dockerd on a
+# cgroup v1 host applied them, recent dockerd drops KernelMemory too)
+KERNEL_MEMORY = {"KernelMemory": "kernel memory limits", "KernelMemoryTCP": "kernel memory TCP limits"}
+CGROUP_WARNING = ("joining another container's cgroup (HostConfig.Cgroup) is not supported by berth. "
+                  "Setting discarded.")
 
 
 @dataclass
@@ -223,6 +238,10 @@ def validate_create(hc: dict[str, Any], init_path: str = "", ncpu: int | None = 
         paths = hc.get(key)
         if paths is not None and (not isinstance(paths, list) or not all(isinstance(p, str) for p in paths)):
             raise InvalidParameter(f"invalid {key}: a list of paths is expected")
+    sec = parse_security_opts(hc.get("SecurityOpt"))
+    if sec.unconfined_paths:   # as the docker CLI turns it into empty path lists
+        hc["MaskedPaths"], hc["ReadonlyPaths"] = [], []
+    custom_seccomp(sec, [])    # a malformed profile fails the create
     if not hc.get("Privileged"):
         if hc.get("MaskedPaths") is None:
             hc["MaskedPaths"] = list(MASKED_PATHS)
@@ -237,7 +256,151 @@ def validate_create(hc: dict[str, Any], init_path: str = "", ncpu: int | None = 
                                f"capabilities: {caps}")
     if hc.get("Init"):
         init_binary(init_path)
+    warnings += check_log_config(hc)
+    check_namespace_modes(hc)
+    warnings += check_dropped(hc)
     return warnings
+
+
+@dataclass
+class SecurityOpts:
+    no_new_privileges: bool = False
+    seccomp: str = ""              # "" or "builtin": Docker's default; "unconfined"; a profile's JSON
+    unconfined_paths: bool = False  # systempaths=unconfined: no masked or read-only paths
+
+
+_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+          "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
+
+
+def _lsm_enabled(name: str) -> bool:
+    try:
+        with open("/sys/kernel/security/lsm") as f:
+            return name in f.read().split(",")
+    except OSError:
+        return False
+
+
+def parse_security_opts(opts: list[str] | None) -> SecurityOpts:
+    """HostConfig.SecurityOpt as dockerd reads it (`key=value`, or the old `key:value`),
+    with its errors. label= and apparmor= are accepted and ignored, as dockerd does on a
+    host without SELinux or AppArmor; on a host with one, a profile berth cannot apply is
+    refused."""
+    out = SecurityOpts()
+    for opt in opts or []:
+        if opt == "no-new-privileges":
+            out.no_new_privileges = True
+            continue
+        if opt == "disable":   # label=disable's short form
+            continue
+        sep = "=" if "=" in opt else ":" if ":" in opt else ""
+        if not sep:
+            raise InvalidParameter(f"invalid --security-opt 1: {json.dumps(opt)}")
+        key, _, value = opt.partition(sep)
+        if key == "seccomp":
+            out.seccomp = value
+        elif key == "no-new-privileges" and value in _BOOLS:
+            out.no_new_privileges = _BOOLS[value]
+        elif key == "systempaths" and value == "unconfined":
+            out.unconfined_paths = True
+        elif key in ("label", "apparmor"):
+            lsm, inert = ("selinux", "disable") if key == "label" else ("apparmor", "unconfined")
+            if value != inert and _lsm_enabled(lsm):
+                raise InvalidParameter(f"invalid --security-opt {json.dumps(opt)}: berth cannot apply "
+                                       f"{lsm} settings (only {key}={inert})")
+        else:
+            raise InvalidParameter(f"invalid --security-opt 2: {json.dumps(opt)}")
+    return out
+
+
+def custom_seccomp(sec: SecurityOpts, caps: list[str]) -> dict[str, Any] | None:
+    """The profile `seccomp=<JSON>` gives (the docker CLI sends a file's content), as a
+    spec's linux.seccomp for a container with `caps`; None for the default or unconfined."""
+    if sec.seccomp in ("", "builtin", "unconfined"):
+        return None
+    from berth.runtime import seccomp
+    try:
+        data = json.loads(sec.seccomp)
+    except ValueError as exc:
+        raise InvalidParameter(f"Decoding seccomp profile failed: {exc}") from None
+    try:
+        profile = seccomp.from_docker(data, caps)
+        seccomp.check(profile)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidParameter(f"invalid seccomp profile: {exc}") from None
+    return profile.to_dict()
+
+
+def check_log_config(hc: dict[str, Any]) -> list[str]:
+    """LogConfig: json-file (berth's writer) and none; other drivers and unknown options
+    refused as dockerd refuses them; json-file options the writer does not record warned."""
+    lc = hc.get("LogConfig") or {}
+    driver = lc.get("Type") or "json-file"
+    opts = lc.get("Config") or {}
+    if driver in DOCKER_LOG_DRIVERS:
+        raise InvalidParameter(f'logging driver "{driver}" is not supported by berth: use '
+                               + " or ".join(LOG_DRIVERS))
+    if driver not in LOG_DRIVERS:
+        raise InvalidParameter(f'error looking up logging plugin {driver}: plugin "{driver}" not found')
+    hc["LogConfig"] = {"Type": driver, "Config": dict(opts)}
+    if driver == "none":   # dockerd validates no options for it
+        return []
+    warnings = []
+    for key in opts:
+        if key in JSON_FILE_UNRECORDED:
+            warnings.append(f"berth's json-file log driver does not apply log opt '{key}'. Option discarded.")
+        elif key not in JSON_FILE_OPTS:
+            raise InvalidParameter(f"unknown log opt '{key}' for json-file log driver")
+    for key in JSON_FILE_UNRECORDED:
+        hc["LogConfig"]["Config"].pop(key, None)
+    return warnings
+
+
+def joined_container(mode: str | None) -> str:
+    """`container:NAME` -> NAME ("" for any other mode)."""
+    kind, sep, ref = (mode or "").partition(":")
+    return ref if kind == "container" and sep else ""
+
+
+def check_namespace_modes(hc: dict[str, Any]) -> None:
+    """PidMode, IpcMode and UTSMode values, with dockerd's messages; IpcMode defaults to
+    private (dockerd's default-ipc-mode)."""
+    ipc = hc.get("IpcMode") or ""
+    if ipc == "container:" or (ipc not in IPC_MODES and not joined_container(ipc)):
+        raise InvalidParameter(f"invalid IPC mode: {ipc}")
+    hc["IpcMode"] = ipc or "private"
+    pid = hc.get("PidMode") or ""
+    if pid not in ("", "host") and not joined_container(pid):
+        raise InvalidParameter(f"invalid PID mode: {pid}")
+    uts = hc.get("UTSMode") or ""
+    if uts not in ("", "host"):
+        raise InvalidParameter(f"invalid UTS mode: {uts}")
+
+
+def check_dropped(hc: dict[str, Any]) -> list[str]:
+    """Settings berth cannot apply, dropped with a warning as dockerd drops what its host
+    cannot do."""
+    warnings = []
+    for key, what in KERNEL_MEMORY.items():
+        if hc.get(key):
+            warnings.append(f"berth-runtime does not apply {what} ({key}). Limitation discarded.")
+            hc[key] = 0
+    if hc.get("Cgroup"):
+        warnings.append(CGROUP_WARNING)
+        hc["Cgroup"] = ""
+    return warnings
+
+
+def check_volume_driver(hc: dict[str, Any], anonymous: list[str]) -> None:
+    """VolumeDriver makes the container's new volumes: only `local` exists here, so another
+    one is refused (as dockerd without that plugin) when a volume would be made."""
+    driver = hc.get("VolumeDriver") or "local"
+    if driver == "local":
+        return
+    new = [b.split(":", 1)[0] for b in hc.get("Binds") or [] if not b.startswith("/")] + list(anonymous)
+    if new:
+        name = new[0]
+        raise InvalidParameter(f'create {name}: error looking up volume plugin {driver}: plugin "{driver}" not found')
 
 
 def check_windows_only(hc: dict[str, Any]) -> list[str]:
@@ -530,6 +693,8 @@ class SpecInputs:
     extra_mounts: list[dict[str, Any]] = field(default_factory=list)
     seccomp: dict[str, Any] | None = None
     init_path: str = ""             # berthd's --init-path ("" = find tini)
+    joined: dict[str, str] = field(default_factory=dict)   # namespace type -> path (pid/ipc container:X)
+    shm_source: str = ""            # /dev/shm bound from here (IpcMode host or container:X)
 
 
 def resources(hc: dict[str, Any]) -> dict[str, Any]:
@@ -607,6 +772,7 @@ def generate(inp: SpecInputs) -> dict[str, Any]:
 
     c, hc = inp.config, inp.host_config
     privileged = bool(hc.get("Privileged"))
+    sec = parse_security_opts(hc.get("SecurityOpt"))
     user = resolve_user(inp.rootfs, c.get("User") or "", hc.get("GroupAdd"))
     env = list(c.get("Env") or [])
     keys = {e.partition("=")[0] for e in env}
@@ -624,8 +790,7 @@ def generate(inp: SpecInputs) -> dict[str, Any]:
         "env": env,
         "cwd": c.get("WorkingDir") or "/",
         "capabilities": {k: list(caps) for k in ("bounding", "effective", "permitted")},
-        "noNewPrivileges": "no-new-privileges" in (hc.get("SecurityOpt") or [])
-                           or "no-new-privileges:true" in (hc.get("SecurityOpt") or []),
+        "noNewPrivileges": sec.no_new_privileges,
         "oomScoreAdj": int(hc.get("OomScoreAdj") or 0),
     }
     if user.additional_gids:
@@ -655,6 +820,13 @@ def generate(inp: SpecInputs) -> dict[str, Any]:
         {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
          "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"]},
     ]
+    ipc_mode = hc.get("IpcMode") or ""
+    if ipc_mode == "none":   # Docker: an IPC namespace of its own and no /dev/shm
+        mounts = [m for m in mounts if m["destination"] != "/dev/shm"]
+    elif inp.shm_source:
+        shared = {"destination": "/dev/shm", "type": "bind", "source": inp.shm_source,
+                  "options": ["rbind", "rprivate"]}
+        mounts = [shared if m["destination"] == "/dev/shm" else m for m in mounts]
     dests = {m.get("destination") for m in inp.extra_mounts}
     for dest, src in inp.files.items():
         if dest in dests:
@@ -685,6 +857,9 @@ def generate(inp: SpecInputs) -> dict[str, Any]:
         namespaces = [n for n in namespaces if n["type"] != "ipc"]
     if hc.get("UTSMode") == "host":
         namespaces = [n for n in namespaces if n["type"] != "uts"]
+    for ns in namespaces:
+        if ns["type"] in inp.joined:
+            ns["path"] = inp.joined[ns["type"]]
     if hc.get("CgroupnsMode") == "private":
         namespaces.append({"type": "cgroup"})
     linux: dict[str, Any] = {
@@ -700,7 +875,7 @@ def generate(inp: SpecInputs) -> dict[str, Any]:
     sysctls = hc.get("Sysctls") or {}
     if sysctls:
         linux["sysctl"] = dict(sysctls)
-    if inp.seccomp is not None and not privileged and "seccomp=unconfined" not in (hc.get("SecurityOpt") or []):
+    if inp.seccomp is not None and not privileged and sec.seccomp != "unconfined":
         linux["seccomp"] = inp.seccomp
     spec: dict[str, Any] = {
         "ociVersion": "1.0.2-dev",
