@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from berth.engine import specgen
+from berth.engine import hostconfig, specgen
 from berth.engine.events import Event
 from berth.engine.humanize import human_duration, status_string
 from berth.engine.names import random_name, validate
@@ -43,7 +43,7 @@ def test_merge_config_fills_from_image():
 ])
 def test_validate_host_config_messages(hc, msg):
     with pytest.raises(InvalidParameter, match=msg):
-        specgen.validate_host_config(hc, ncpu=2)
+        hostconfig.validate_host_config(hc, ncpu=2)
 
 
 def test_resolve_user(tmp_path):

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from berth.engine import specgen
+from berth.engine import hostconfig, specgen
 from berth.engine.volumes import inherited_specs, parse_volumes_from
 from berth.errors import InvalidParameter
 
@@ -19,28 +19,28 @@ from berth.errors import InvalidParameter
     ("a 1:* mw", {"allow": True, "type": "a", "major": 1, "minor": -1, "access": "mw"}),
 ])
 def test_device_cgroup_rule(rule, want):
-    assert specgen.parse_device_cgroup_rule(rule) == want
+    assert hostconfig.parse_device_cgroup_rule(rule) == want
 
 
 @pytest.mark.parametrize("rule", ["c 10:229", "x 1:2 r", "c 1:2 rwx", "c a:2 r", "c 1:2 rwmr", " c 1:2 r"])
 def test_bad_device_cgroup_rule(rule):
     with pytest.raises(InvalidParameter, match=f"invalid device cgroup rule format: '{rule}'"):
-        specgen.parse_device_cgroup_rule(rule)
+        hostconfig.parse_device_cgroup_rule(rule)
 
 
 @pytest.mark.parametrize("perms,ok", [("rwm", True), ("r", True), ("mw", True), ("", False), ("rr", False),
                                       ("rwx", False), ("rwmr", False)])
 def test_device_mode(perms, ok):
     if ok:
-        specgen.check_device_mode(perms)
+        hostconfig.check_device_mode(perms)
     else:
         with pytest.raises(InvalidParameter, match="invalid device mode"):
-            specgen.check_device_mode(perms)
+            hostconfig.check_device_mode(perms)
 
 
 def test_devices_from_path_copies_the_host_node():
     st = os.stat("/dev/null")
-    nodes, rules = specgen.devices_from_path("/dev/null", "/dev/mynull", "rw")
+    nodes, rules = hostconfig.devices_from_path("/dev/null", "/dev/mynull", "rw")
     assert nodes == [{"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": st.st_mode & 0o7777,
                       "uid": st.st_uid, "gid": st.st_gid}]
     assert rules == [{"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"}]
@@ -48,22 +48,22 @@ def test_devices_from_path_copies_the_host_node():
 
 def test_devices_from_path_errors(tmp_path):
     with pytest.raises(InvalidParameter) as e:
-        specgen.devices_from_path("/dev/nope", "/dev/nope", "rwm")
+        hostconfig.devices_from_path("/dev/nope", "/dev/nope", "rwm")
     assert str(e.value) == ('error gathering device information while adding custom device "/dev/nope": '
                             "no such file or directory")
     (tmp_path / "file").write_text("x")
     for path in (tmp_path, tmp_path / "file"):   # a directory without devices, a plain file
         with pytest.raises(InvalidParameter, match=f'custom device "{path}": not a device node'):
-            specgen.devices_from_path(str(path), "/dev/x", "rwm")
+            hostconfig.devices_from_path(str(path), "/dev/x", "rwm")
 
 
 def test_host_devices_defaults_and_rules():
-    nodes, rules = specgen.host_devices({"Devices": [{"PathOnHost": "/dev/null"}],
+    nodes, rules = hostconfig.host_devices({"Devices": [{"PathOnHost": "/dev/null"}],
                                          "DeviceCgroupRules": ["c 10:229 rwm"]})
     assert nodes[0]["path"] == "/dev/null"
     assert [r["access"] for r in rules] == ["rwm", "rwm"] and rules[1]["major"] == 10
     with pytest.raises(InvalidParameter, match="bad format for path: dev/x"):
-        specgen.host_devices({"Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "dev/x"}]})
+        hostconfig.host_devices({"Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "dev/x"}]})
 
 
 @pytest.mark.parametrize("hc,msg", [
@@ -76,69 +76,69 @@ def test_host_devices_defaults_and_rules():
 ])
 def test_validate_create_refuses(hc, msg):
     with pytest.raises(InvalidParameter, match=msg):
-        specgen.validate_create(hc, ncpu=2)
+        hostconfig.validate_create(hc, ncpu=2)
 
 
 def test_validate_create_normalizes():
     hc: dict = {"UsernsMode": "host"}
-    assert specgen.validate_create(hc, ncpu=2) == []
-    assert hc["Runtime"] == specgen.DEFAULT_RUNTIME
-    assert hc["MaskedPaths"] == specgen.MASKED_PATHS and hc["ReadonlyPaths"] == specgen.READONLY_PATHS
+    assert hostconfig.validate_create(hc, ncpu=2) == []
+    assert hc["Runtime"] == hostconfig.DEFAULT_RUNTIME
+    assert hc["MaskedPaths"] == hostconfig.MASKED_PATHS and hc["ReadonlyPaths"] == hostconfig.READONLY_PATHS
     hc = {"Runtime": "runc", "MaskedPaths": [], "ReadonlyPaths": []}
-    specgen.validate_create(hc, ncpu=2)
+    hostconfig.validate_create(hc, ncpu=2)
     assert (hc["Runtime"], hc["MaskedPaths"], hc["ReadonlyPaths"]) == ("runc", [], [])
     hc = {"Privileged": True}
-    specgen.validate_create(hc, ncpu=2)
+    hostconfig.validate_create(hc, ncpu=2)
     assert "MaskedPaths" not in hc
 
 
 def test_init_binary(tmp_path):
     with pytest.raises(InvalidParameter, match="is not an executable file"):
-        specgen.init_binary(str(tmp_path / "nope"))
+        hostconfig.init_binary(str(tmp_path / "nope"))
     tool = tmp_path / "init"
     tool.write_text("#!/bin/sh\n")
     tool.chmod(0o755)
-    assert specgen.init_binary(str(tool)) == str(tool)
+    assert hostconfig.init_binary(str(tool)) == str(tool)
 
 
 @pytest.fixture
 def blkio(monkeypatch):
     """Pretend the kernel offers the block I/O features in the returned dict."""
     support: dict[str, bool] = {}
-    monkeypatch.setattr(specgen, "blkio_support", lambda: support)
+    monkeypatch.setattr(hostconfig, "blkio_support", lambda: support)
     return support
 
 
 def test_blkio_weight_unsupported_is_dropped_with_dockers_warning(blkio):
     hc = {"BlkioWeight": 5, "BlkioDeviceReadBps": [{"Path": "/dev/nope", "Rate": 1}]}
-    warnings = specgen.check_blkio(hc)
-    assert warnings == [specgen.BLKIO_WEIGHT_WARNING, specgen.BLKIO_THROTTLES["BlkioDeviceReadBps"][2]]
+    warnings = hostconfig.check_blkio(hc)
+    assert warnings == [hostconfig.BLKIO_WEIGHT_WARNING, hostconfig.BLKIO_THROTTLES["BlkioDeviceReadBps"][2]]
     assert hc["BlkioWeight"] == 0 and hc["BlkioDeviceReadBps"] == []
 
 
 def test_blkio_checks_when_supported(blkio):
-    blkio.update(dict.fromkeys(("weight", "weight_device", *specgen.BLKIO_THROTTLES), True))
+    blkio.update(dict.fromkeys(("weight", "weight_device", *hostconfig.BLKIO_THROTTLES), True))
     for weight in (5, 1001, -1):
         with pytest.raises(InvalidParameter, match="Range of blkio weight is from 10 to 1000"):
-            specgen.check_blkio({"BlkioWeight": weight})
-    assert specgen.check_blkio({"BlkioWeight": 10}) == []
+            hostconfig.check_blkio({"BlkioWeight": weight})
+    assert hostconfig.check_blkio({"BlkioWeight": 10}) == []
     with pytest.raises(InvalidParameter, match='invalid BlkioDeviceReadBps: "/dev/nope": no such file'):
-        specgen.check_blkio({"BlkioDeviceReadBps": [{"Path": "/dev/nope", "Rate": 1}]})
+        hostconfig.check_blkio({"BlkioDeviceReadBps": [{"Path": "/dev/nope", "Rate": 1}]})
     with pytest.raises(InvalidParameter, match='"/dev/null" is not a block device'):
-        specgen.check_blkio({"BlkioDeviceWriteIOps": [{"Path": "/dev/null", "Rate": 1}]})
+        hostconfig.check_blkio({"BlkioDeviceWriteIOps": [{"Path": "/dev/null", "Rate": 1}]})
     with pytest.raises(InvalidParameter, match="invalid weight for device"):
-        specgen.check_blkio({"BlkioWeightDevice": [{"Path": "/dev/null", "Weight": 2000}]})
+        hostconfig.check_blkio({"BlkioWeightDevice": [{"Path": "/dev/null", "Weight": 2000}]})
 
 
 def test_block_io_spec(monkeypatch):
-    monkeypatch.setattr(specgen, "_block_device", lambda key, path: (8, 0))
-    bio = specgen.block_io({"BlkioWeight": 300, "BlkioWeightDevice": [{"Path": "/dev/sda", "Weight": 20}],
+    monkeypatch.setattr(hostconfig, "_block_device", lambda key, path: (8, 0))
+    bio = hostconfig.block_io({"BlkioWeight": 300, "BlkioWeightDevice": [{"Path": "/dev/sda", "Weight": 20}],
                             "BlkioDeviceReadBps": [{"Path": "/dev/sda", "Rate": 1024}],
                             "BlkioDeviceWriteIOps": [{"Path": "/dev/sda", "Rate": 7}]})
     assert bio == {"weight": 300, "weightDevice": [{"major": 8, "minor": 0, "weight": 20}],
                    "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1024}],
                    "throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 7}]}
-    assert specgen.block_io({}) is None
+    assert hostconfig.block_io({}) is None
 
 
 @pytest.mark.parametrize("spec,want", [("c1", ("c1", False)), ("c1:ro", ("c1", True)), ("c1:rw", ("c1", False)),
@@ -174,8 +174,8 @@ def test_spec_gets_init_devices_annotations_and_paths(tmp_path):
     spec = specgen.generate(specgen.SpecInputs(id="c" * 64, rootfs=str(tmp_path), config={"Cmd": ["sleep", "1"]},
                                                host_config=hc, cgroup_parent="berth", hostname="h",
                                                init_path=str(init)))
-    assert spec["process"]["args"] == [specgen.INIT_IN_CONTAINER, "--", "sleep", "1"]
-    assert {"destination": specgen.INIT_IN_CONTAINER, "type": "bind", "source": str(init),
+    assert spec["process"]["args"] == [hostconfig.INIT_IN_CONTAINER, "--", "sleep", "1"]
+    assert {"destination": hostconfig.INIT_IN_CONTAINER, "type": "bind", "source": str(init),
             "options": ["rbind", "ro"]} in spec["mounts"]
     assert [d["path"] for d in spec["linux"]["devices"]] == ["/dev/n2"]
     rules = spec["linux"]["resources"]["devices"]
@@ -201,13 +201,13 @@ def test_spec_gets_init_devices_annotations_and_paths(tmp_path):
 ])
 def test_windows_and_device_request_fields_are_refused(hc, msg):
     with pytest.raises(InvalidParameter) as e:
-        specgen.validate_create(hc, ncpu=2)
+        hostconfig.validate_create(hc, ncpu=2)
     assert str(e.value) == msg or msg in str(e.value)
 
 
 def test_windows_cpu_fields_are_dropped_with_a_warning():
     hc = {"CpuCount": 2, "CpuPercent": 50, "Isolation": "default"}
-    assert specgen.validate_create(hc, ncpu=2) == ["linux does not support CPU count. Count discarded.",
+    assert hostconfig.validate_create(hc, ncpu=2) == ["linux does not support CPU count. Count discarded.",
                                                    "linux does not support CPU percent. Percent discarded."]
     assert hc["CpuCount"] == 0 and hc["CpuPercent"] == 0
 
@@ -223,7 +223,7 @@ def test_windows_cpu_fields_are_dropped_with_a_warning():
     (["systempaths=unconfined"], False, "", True),
 ])
 def test_parse_security_opts(opts, nnp, seccomp, paths):
-    sec = specgen.parse_security_opts(opts)
+    sec = hostconfig.parse_security_opts(opts)
     assert (sec.no_new_privileges, sec.seccomp, sec.unconfined_paths) == (nnp, seccomp, paths)
 
 
@@ -235,15 +235,15 @@ def test_parse_security_opts(opts, nnp, seccomp, paths):
 ])
 def test_bad_security_opts(opt, msg):
     with pytest.raises(InvalidParameter) as e:
-        specgen.parse_security_opts([opt])
+        hostconfig.parse_security_opts([opt])
     assert str(e.value) == msg
 
 
 def test_apparmor_profile_refused_where_apparmor_is_on(monkeypatch):
-    monkeypatch.setattr(specgen, "_lsm_enabled", lambda name: name == "apparmor")
-    specgen.parse_security_opts(["apparmor=unconfined", "label=type:x"])
+    monkeypatch.setattr(hostconfig, "_lsm_enabled", lambda name: name == "apparmor")
+    hostconfig.parse_security_opts(["apparmor=unconfined", "label=type:x"])
     with pytest.raises(InvalidParameter, match="cannot apply apparmor"):
-        specgen.parse_security_opts(["apparmor=docker-default"])
+        hostconfig.parse_security_opts(["apparmor=docker-default"])
 
 
 def test_custom_seccomp_profile():
@@ -251,24 +251,24 @@ def test_custom_seccomp_profile():
                                                            "subArchitectures": ["SCMP_ARCH_X86"]}],
             "syscalls": [{"name": "mkdir", "action": "SCMP_ACT_ERRNO"},
                          {"names": ["chown"], "action": "SCMP_ACT_ERRNO", "excludes": {"caps": ["CAP_CHOWN"]}}]}
-    sec = specgen.SecurityOpts(seccomp=json.dumps(prof))
-    out = specgen.custom_seccomp(sec, ["CAP_CHOWN"])
+    sec = hostconfig.SecurityOpts(seccomp=json.dumps(prof))
+    out = hostconfig.custom_seccomp(sec, ["CAP_CHOWN"])
     assert out["defaultAction"] == "SCMP_ACT_ALLOW"
     assert out["architectures"] == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]
     assert [r["names"] for r in out["syscalls"]] == [["mkdir"]]
-    assert specgen.custom_seccomp(specgen.SecurityOpts(seccomp="unconfined"), []) is None
+    assert hostconfig.custom_seccomp(hostconfig.SecurityOpts(seccomp="unconfined"), []) is None
     with pytest.raises(InvalidParameter, match="^Decoding seccomp profile failed: "):
-        specgen.custom_seccomp(specgen.SecurityOpts(seccomp="/etc/profile.json"), [])
+        hostconfig.custom_seccomp(hostconfig.SecurityOpts(seccomp="/etc/profile.json"), [])
     with pytest.raises(InvalidParameter, match="unsupported seccomp action SCMP_ACT_NOPE"):
-        specgen.custom_seccomp(specgen.SecurityOpts(seccomp='{"defaultAction": "SCMP_ACT_NOPE"}'), [])
+        hostconfig.custom_seccomp(hostconfig.SecurityOpts(seccomp='{"defaultAction": "SCMP_ACT_NOPE"}'), [])
 
 
 def test_validate_create_systempaths_and_seccomp():
     hc = {"SecurityOpt": ["systempaths=unconfined"]}
-    specgen.validate_create(hc, ncpu=2)
+    hostconfig.validate_create(hc, ncpu=2)
     assert hc["MaskedPaths"] == [] and hc["ReadonlyPaths"] == []
     with pytest.raises(InvalidParameter, match="Decoding seccomp profile failed"):
-        specgen.validate_create({"SecurityOpt": ["seccomp={"]}, ncpu=2)
+        hostconfig.validate_create({"SecurityOpt": ["seccomp={"]}, ncpu=2)
 
 
 @pytest.mark.parametrize("lc,stored,warnings", [
@@ -280,7 +280,7 @@ def test_validate_create_systempaths_and_seccomp():
 ])
 def test_log_config(lc, stored, warnings):
     hc = {"LogConfig": lc}
-    assert len(specgen.check_log_config(hc)) == warnings
+    assert len(hostconfig.check_log_config(hc)) == warnings
     assert hc["LogConfig"] == stored
 
 
@@ -291,7 +291,7 @@ def test_log_config(lc, stored, warnings):
 ])
 def test_log_config_refused(lc, msg):
     with pytest.raises(InvalidParameter) as e:
-        specgen.check_log_config({"LogConfig": lc})
+        hostconfig.check_log_config({"LogConfig": lc})
     assert str(e.value) == msg
 
 
@@ -303,14 +303,14 @@ def test_log_config_refused(lc, msg):
 ])
 def test_namespace_modes_refused(hc, msg):
     with pytest.raises(InvalidParameter) as e:
-        specgen.check_namespace_modes(hc)
+        hostconfig.check_namespace_modes(hc)
     assert str(e.value) == msg
 
 
 def test_namespace_modes_in_the_spec(tmp_path):
     hc = {"IpcMode": "private", "PidMode": "host"}
-    specgen.check_namespace_modes({"IpcMode": ""})
-    assert specgen.joined_container("container:abc") == "abc" and specgen.joined_container("host") == ""
+    hostconfig.check_namespace_modes({"IpcMode": ""})
+    assert hostconfig.joined_container("container:abc") == "abc" and hostconfig.joined_container("host") == ""
 
     def spec(hc: dict, **kw) -> dict:
         return specgen.generate(specgen.SpecInputs(id="c" * 64, rootfs=str(tmp_path), config={"Cmd": ["true"]},
@@ -332,14 +332,14 @@ def test_namespace_modes_in_the_spec(tmp_path):
 
 def test_dropped_settings_and_volume_driver():
     hc = {"KernelMemory": 1 << 20, "KernelMemoryTCP": 1 << 20, "Cgroup": "container:x"}
-    assert len(specgen.check_dropped(hc)) == 3
+    assert len(hostconfig.check_dropped(hc)) == 3
     assert hc == {"KernelMemory": 0, "KernelMemoryTCP": 0, "Cgroup": ""}
-    specgen.check_volume_driver({"VolumeDriver": "foo", "Binds": ["/host:/x"]}, [])
-    specgen.check_volume_driver({"VolumeDriver": "local", "Binds": ["v:/x"]}, ["/data"])
+    hostconfig.check_volume_driver({"VolumeDriver": "foo", "Binds": ["/host:/x"]}, [])
+    hostconfig.check_volume_driver({"VolumeDriver": "local", "Binds": ["v:/x"]}, ["/data"])
     with pytest.raises(InvalidParameter, match='^create v: error looking up volume plugin foo: plugin "foo"'):
-        specgen.check_volume_driver({"VolumeDriver": "foo", "Binds": ["v:/x"]}, [])
+        hostconfig.check_volume_driver({"VolumeDriver": "foo", "Binds": ["v:/x"]}, [])
     with pytest.raises(InvalidParameter, match="^create /data: "):
-        specgen.check_volume_driver({"VolumeDriver": "foo"}, ["/data"])
+        hostconfig.check_volume_driver({"VolumeDriver": "foo"}, ["/data"])
 
 
 def test_links_parse_and_env():

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from berth import API_VERSION, MIN_API_VERSION, __version__
 from berth.api.app import HEADERS, parse_filters
-from berth.engine import specgen
+from berth.engine import hostconfig
 
 routes = web.RouteTableDef()
 
@@ -111,11 +111,11 @@ async def info(request: web.Request) -> web.Response:
         "HttpProxy": os.environ.get("HTTP_PROXY", ""), "HttpsProxy": os.environ.get("HTTPS_PROXY", ""),
         "NoProxy": os.environ.get("NO_PROXY", ""), "Name": socket.gethostname(), "Labels": [],
         "ExperimentalBuild": False, "ServerVersion": __version__,
-        "Runtimes": {name: dict(rt) for name, rt in specgen.RUNTIMES.items()},
-        "DefaultRuntime": specgen.DEFAULT_RUNTIME,
+        "Runtimes": {name: dict(rt) for name, rt in hostconfig.RUNTIMES.items()},
+        "DefaultRuntime": hostconfig.DEFAULT_RUNTIME,
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
                   "Error": "", "RemoteManagers": None},
-        "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": specgen.INIT_BINARY,
+        "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": hostconfig.INIT_BINARY,
         "ContainerdCommit": {"ID": "", "Expected": ""}, "RuncCommit": {"ID": "", "Expected": ""},
         "InitCommit": {"ID": "", "Expected": ""},
         "SecurityOptions": ["name=seccomp,profile=builtin"], "Warnings": [],

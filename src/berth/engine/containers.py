@@ -23,7 +23,7 @@ from typing import Any
 
 from berth import kernel
 from berth.config import DaemonConfig
-from berth.engine import specgen
+from berth.engine import hostconfig, specgen
 from berth.engine.humanize import ZERO_TIME, parse_time, status_string
 from berth.engine.names import random_name, validate
 from berth.errors import BerthError, Conflict, InvalidParameter, NotFound, NotModified
@@ -366,7 +366,7 @@ class ContainerService:
             raise InvalidParameter("No image was specified (config.Image is empty)")
         if name:
             name = validate(name)
-        dropped = specgen.validate_create(hc, self.config.init_path)
+        dropped = hostconfig.validate_create(hc, self.config.init_path)
         for warning in dropped:
             log.info("create %s: %s", name or image_ref, warning)
         if warnings is not None:
@@ -379,7 +379,7 @@ class ContainerService:
         img_cfg = image.config or {}
         config = specgen.merge_config(body, img_cfg)
         config["Image"] = image_ref
-        specgen.check_volume_driver(hc, list(config.get("Volumes") or {}))
+        hostconfig.check_volume_driver(hc, list(config.get("Volumes") or {}))
         if not config.get("Entrypoint") and not config.get("Cmd"):
             raise InvalidParameter("No command specified")
         cid = secrets.token_hex(32)
@@ -454,7 +454,7 @@ class ContainerService:
         """PidMode/IpcMode `container:X` stored with X's id, as dockerd does; Links'
         targets checked: returns (target name, alias) pairs."""
         for key in ("PidMode", "IpcMode"):
-            ref = specgen.joined_container(hc.get(key))
+            ref = hostconfig.joined_container(hc.get(key))
             if ref:
                 hc[key] = "container:" + self._referenced(ref).id
         links = [_parse_link(link) for link in hc.get("Links") or []]
@@ -473,14 +473,14 @@ class ContainerService:
         hc = c.host_config
         joined: dict[str, str] = {}
         shm = {"host": "/dev/shm", "shareable": self._shm_dir(c.id)}.get(hc.get("IpcMode") or "", "")
-        ref = specgen.joined_container(hc.get("PidMode"))
+        ref = hostconfig.joined_container(hc.get("PidMode"))
         if ref:
             try:
                 donor = self.get(ref)
             except NotFound:
                 raise Conflict(f"cannot join PID of a non running container: {ref}") from None
             joined["pid"] = f"/proc/{self._running_pid(donor, '')}/ns/pid"
-        ref = specgen.joined_container(hc.get("IpcMode"))
+        ref = hostconfig.joined_container(hc.get("IpcMode"))
         if ref:
             prefix = f"can't join IPC of container {ref}: "
             try:
@@ -618,7 +618,7 @@ class ContainerService:
             if link_env:   # the container's own variables win over the links'
                 config = dict(config, Env=specgen.merge_env(link_env, config.get("Env")))
             caps = specgen.container_caps(hc)
-            seccomp = specgen.custom_seccomp(specgen.parse_security_opts(hc.get("SecurityOpt")), caps)
+            seccomp = hostconfig.custom_seccomp(hostconfig.parse_security_opts(hc.get("SecurityOpt")), caps)
             spec = specgen.generate(specgen.SpecInputs(
                 id=c.id, rootfs=c.rootfs, config=config, host_config=hc, cgroup_parent=parent,
                 hostname=c.config.get("Hostname") or c.id[:12], netns=netns, share_host_network=share_host,
@@ -1181,7 +1181,7 @@ class ContainerService:
         if merged.get("AutoRemove") and "RestartPolicy" in changes and \
                 (changes["RestartPolicy"].get("Name") or "no") != "no":
             raise InvalidParameter("Cannot update restart policy for a container with AutoRemove enabled")
-        specgen.validate_host_config({**merged, "AutoRemove": False})
+        hostconfig.validate_host_config({**merged, "AutoRemove": False})
         if c.running and any(k != "RestartPolicy" for k in changes):
             from berth.runtime import spec as rspec
             from berth.runtime.runtime import Runtime
