@@ -8,6 +8,7 @@ from aiohttp import web
 
 from berth.api.app import parse_filters
 from berth.errors import InvalidParameter, NotFound
+from berth.network.endpoint import requested
 
 routes = web.RouteTableDef()
 
@@ -111,12 +112,10 @@ async def remove_network(request: web.Request) -> web.Response:
 async def connect_network(request: web.Request) -> web.Response:
     body = await _body(request)
     cid, name = await _container(request, str(body.get("Container") or ""))
-    ep = body.get("EndpointConfig") or {}
-    ipam_cfg = ep.get("IPAMConfig") or {}
+    aliases, ipv4, ipv6, mac, link_local = requested(body.get("EndpointConfig"))
     svc = _svc(request)
-    await svc.connect(request.match_info["id"], cid, aliases=list(ep.get("Aliases") or []),
-                      ipv4_address=str(ipam_cfg.get("IPv4Address") or ""), name=name,
-                      ipv6_address=str(ipam_cfg.get("IPv6Address") or ""))
+    await svc.connect(request.match_info["id"], cid, aliases=aliases, ipv4_address=ipv4, name=name,
+                      ipv6_address=ipv6, mac_address=mac, link_local_ips=link_local)
     request.app["daemon"].containers.network_changed(cid)
     events = request.app["daemon"].events
     if events is not None:

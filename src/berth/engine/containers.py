@@ -27,6 +27,7 @@ from berth.engine import hostconfig, specgen
 from berth.engine.humanize import ZERO_TIME, parse_time, status_string
 from berth.engine.names import random_name, validate
 from berth.errors import BerthError, Conflict, InvalidParameter, NotFound, NotModified
+from berth.network import endpoint as epcheck
 from berth.network.sandbox import Sandbox
 from berth.runtime import cgroups
 from berth.shim import client as shim
@@ -373,12 +374,14 @@ class ContainerService:
             warnings.extend(dropped)
         _log_files_opt((hc.get("LogConfig") or {}).get("Config") or {})   # refuses a bad max-file
         links = self._check_references(hc)
+        endpoints, mac = self._endpoints_config(body, hc, net_cfg)
         if self.images is None:
             raise NotFound(f"No such image: {image_ref}")
         image = await asyncio.to_thread(self.images.resolve, image_ref)
         img_cfg = image.config or {}
         config = specgen.merge_config(body, img_cfg)
         config["Image"] = image_ref
+        config["MacAddress"] = mac   # inspect shows the main network's, as dockerd does
         hostconfig.check_volume_driver(hc, list(config.get("Volumes") or {}))
         if not config.get("Entrypoint") and not config.get("Cmd"):
             raise InvalidParameter("No command specified")
@@ -406,7 +409,7 @@ class ContainerService:
         config.setdefault("Domainname", "")
         c = Container(id=cid, name=name, image_id=image.id, created=rfc3339_nano(), config=config,
                       host_config=hc, hidden=hidden, state=_new_state())
-        c.network_settings = {"Networks": {}, "Ports": {}, "_aliases": net_cfg.get("EndpointsConfig") or {}}
+        c.network_settings = {"Networks": {}, "Ports": {}, "_aliases": endpoints}
         cdir = self._dir(cid)
         snap = False
         try:
@@ -441,6 +444,33 @@ class ContainerService:
         self._c[cid] = c
         self._event(c, "create")
         return cid
+
+    def _endpoints_config(self, body: dict[str, Any], hc: dict[str, Any],
+                          net_cfg: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """The create's EndpointsConfig checked as dockerd checks it (before anything is
+        made), with the container-wide MacAddress of API < 1.44 clients moved to the network
+        mode's entry; and the MAC address asked for on that network."""
+        endpoints = {k: dict(v) if isinstance(v, dict) else v
+                     for k, v in (net_cfg.get("EndpointsConfig") or {}).items()}
+        nets = self.networks
+        if nets is None or not hasattr(nets, "check_endpoints"):
+            return endpoints, str(body.get("MacAddress") or "")
+        mode = hc.get("NetworkMode") or "default"
+        mac = str(body.get("MacAddress") or "")
+        if mac:
+            if mode in ("host", "none") or mode.startswith("container:"):
+                raise InvalidParameter("conflicting options: mac-address and the network mode")
+            key = nets.endpoint_key(mode, endpoints) if endpoints else mode
+            if key is None:
+                raise InvalidParameter("if a container-wide MAC address is supplied, HostConfig.NetworkMode must "
+                                       "match the identity of a network in NetworkSettings.Networks")
+            ep = endpoints[key] = dict(endpoints.get(key) or {})
+            if ep.get("MacAddress") and ep["MacAddress"] != mac:
+                raise InvalidParameter("the container-wide MAC address must match the endpoint-specific MAC "
+                                       "address for the main network, or be left empty")
+            ep["MacAddress"] = mac
+        nets.check_endpoints(endpoints)
+        return endpoints, str(nets.endpoint_for(mode, endpoints).get("MacAddress") or "")
 
     def _referenced(self, ref: str, prefix: str = "") -> Container:
         """A container a create names (PidMode, IpcMode, Links): unknown is a 400, as dockerd
@@ -743,18 +773,16 @@ class ContainerService:
         create and may name the container's interfaces."""
         mode = c.host_config.get("NetworkMode") or "default"
         if self.networks is not None and hasattr(self.networks, "setup_container"):
-            aliases: list[str] = []
-            ipv4 = ""
-            for ep in (c.network_settings.get("_aliases") or {}).values():
-                aliases += (ep or {}).get("Aliases") or []
-                ipv4 = ipv4 or ((ep or {}).get("IPAMConfig") or {}).get("IPv4Address") or ""
+            aliases, ipv4, ipv6, mac, link_local = epcheck.requested(
+                self.networks.endpoint_for(mode, c.network_settings.get("_aliases") or {}))
             hc = c.host_config
             return await self.networks.setup_container(
                 c.id, mode, c.config.get("Hostname") or c.id[:12], c.config.get("Domainname") or "",
                 aliases, hc.get("PortBindings") or {}, hc.get("Dns") or [], hc.get("DnsSearch") or [],
                 (hc.get("ExtraHosts") or []) + (link_hosts or []), name=c.name, exposed_ports=c.config.get("ExposedPorts") or {},
                 publish_all=bool(hc.get("PublishAllPorts")), dns_options=hc.get("DnsOptions") or [],
-                ipv4_address=ipv4, background=not any(k.startswith("net.") for k in hc.get("Sysctls") or {}))
+                ipv4_address=ipv4, ipv6_address=ipv6, mac_address=mac, link_local_ips=link_local,
+                background=not any(k.startswith("net.") for k in hc.get("Sysctls") or {}))
         if mode == "host":
             return Sandbox(None, True, {}, {"Networks": {"host": {}}})
         return Sandbox(None, False, {}, {"Networks": {"none" if mode == "none" else "bridge": {}},

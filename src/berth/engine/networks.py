@@ -23,12 +23,13 @@ import secrets
 import socket
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from berth.config import DaemonConfig
 from berth.errors import BerthError, Conflict, Forbidden, InvalidParameter, NotFound
+from berth.network import endpoint as epcheck
 from berth.network import files as netfiles
 from berth.network import firewall, ipam
 from berth.network.dns import DNSServer, Resolver, close_quietly
@@ -106,6 +107,13 @@ ADDED_COLUMNS = (
     ("networks", "gateway6", "TEXT NOT NULL DEFAULT ''"),
     ("net_endpoints", "ip6", "TEXT NOT NULL DEFAULT ''"),
     ("net_attachments", "ipv6", "TEXT NOT NULL DEFAULT ''"),
+    # whether a subnet was given at network create (dockerd takes --ip/--ip6 only then);
+    # networks made before this was kept count as given, as berth took --ip on them
+    ("networks", "subnet_static", "INTEGER NOT NULL DEFAULT 1"),
+    ("networks", "subnet6_static", "INTEGER NOT NULL DEFAULT 1"),
+    ("net_endpoints", "ipam", "TEXT NOT NULL DEFAULT ''"),   # the IPAMConfig asked for (JSON)
+    ("net_attachments", "mac", "TEXT NOT NULL DEFAULT ''"),
+    ("net_attachments", "link_local", "TEXT NOT NULL DEFAULT '[]'"),
 )
 AFTER_MIGRATION = """
 CREATE UNIQUE INDEX IF NOT EXISTS net_endpoints_ip6 ON net_endpoints (network_id, ip6) WHERE ip6 != '';
@@ -143,6 +151,14 @@ class _Wanted:
     aliases: list[str]
     ipv4: str
     ipv6: str
+    mac: str = ""
+    link_local: list[str] = field(default_factory=list)
+
+
+def _ipam_config(ipv4: str, ipv6: str, link_local: list[str]) -> str:
+    """The IPAMConfig an endpoint was asked for, as inspect shows it ('' for none)."""
+    cfg = {k: v for k, v in (("IPv4Address", ipv4), ("IPv6Address", ipv6), ("LinkLocalIPs", link_local)) if v}
+    return json.dumps(cfg) if cfg else ""
 
 
 class NetworkService:
@@ -360,9 +376,11 @@ class NetworkService:
                 raise Conflict(f"a network interface named {dev} already exists on the host")
             self.db.execute(
                 "INSERT INTO networks (id, name, driver, bridge, subnet, gateway, internal, attachable, labels, "
-                "options, created, subnet6, gateway6) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "options, created, subnet6, gateway6, subnet_static, subnet6_static) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (net_id, name, driver, dev, str(net), str(gw), int(internal), int(attachable),
-                 json.dumps(labels or {}), json.dumps(options or {}), _now(), str(net6 or ""), str(gw6 or "")))
+                 json.dumps(labels or {}), json.dumps(options or {}), _now(), str(net6 or ""), str(gw6 or ""),
+                 int(bool(subnet)), int(bool(subnet6))))
             try:
                 await self._ensure_bridge(self._row(net_id))
                 await self._sync_firewall()
@@ -495,6 +513,52 @@ class NetworkService:
             removed.append(row["name"])
         return removed
 
+    # ------------------------------------------------------------------ endpoint settings
+    def _facts(self, id_or_name: str) -> epcheck.NetworkFacts | None:
+        """What the endpoint checks need of a network (None: no such network yet)."""
+        try:
+            net = self._row(id_or_name)
+        except NotFound:
+            return None
+        return epcheck.NetworkFacts(user_defined=not net["builtin"], static4=bool(net["subnet_static"]),
+                                    ipv6=bool(net["subnet6"]), static6=bool(net["subnet6_static"]))
+
+    def check_endpoints(self, endpoints: dict[str, Any]) -> None:
+        """A create's EndpointsConfig checked as dockerd does before it makes anything:
+        each entry against the network its key names, when that network exists (a 400
+        worded as dockerd's, every entry's errors joined)."""
+        errors = []
+        for key, settings in endpoints.items():
+            try:
+                epcheck.check(settings, self._facts(key), key, f"invalid config for network {key}: ")
+            except InvalidParameter as exc:
+                errors.append(str(exc))
+        if errors:
+            raise InvalidParameter(epcheck.join(errors))
+
+    def endpoint_key(self, network_mode: str, endpoints: dict[str, Any]) -> str | None:
+        """The key of the EndpointsConfig entry for the network of `network_mode`: its
+        name, its (short) id, or `default` (the docker CLI's key when no --network is
+        given); None when there is none."""
+        mode = network_mode or "default"
+        for key in ("default", "bridge") if mode in ("default", "bridge") else (mode,):
+            if key in endpoints:
+                return key
+        try:
+            want = self._row("bridge" if mode == "default" else mode)["id"]
+        except NotFound:
+            return None
+        for key in endpoints:
+            with contextlib.suppress(NotFound):
+                if key not in epcheck.PREDEFINED and self._row(key)["id"] == want:
+                    return key
+        return None
+
+    def endpoint_for(self, network_mode: str, endpoints: dict[str, Any]) -> dict:
+        """The EndpointsConfig entry for the network of `network_mode` ({} for none)."""
+        key = self.endpoint_key(network_mode, endpoints)
+        return (endpoints[key] or {}) if key is not None else {}
+
     # ------------------------------------------------------------------ containers
     async def setup_container(self, container_id: str, network_mode: str, hostname: str = "",
                               domainname: str = "", aliases: list[str] | None = None,
@@ -503,6 +567,7 @@ class NetworkService:
                               *, name: str = "", exposed_ports: dict | None = None,
                               publish_all: bool = False, dns_options: list[str] | None = None,
                               ipv4_address: str = "", ipv6_address: str = "",
+                              mac_address: str = "", link_local_ips: list[str] | None = None,
                               background: bool = False) -> Sandbox:
         """Build the container's network sandbox (see docs/architecture.md).
 
@@ -512,11 +577,12 @@ class NetworkService:
         which the caller awaits (`sandbox.plumbed()`) before the container's process runs.
         A failed plumbing tears the sandbox down itself; a teardown waits for it."""
         mode = network_mode or "default"
-        if not name or exposed_ports is None or not ipv4_address or not ipv6_address:
+        if not name or exposed_ports is None or not (ipv4_address or ipv6_address or mac_address or link_local_ips):
             known = self._container_record(container_id)
             name = name or known.get("name", "")
-            ipv4_address = ipv4_address or (known.get("ipv4") or {}).get(mode, "")
-            ipv6_address = ipv6_address or (known.get("ipv6") or {}).get(mode, "")
+            if not (ipv4_address or ipv6_address or mac_address or link_local_ips):
+                _, ipv4_address, ipv6_address, mac_address, link_local_ips = epcheck.requested(
+                    self.endpoint_for(mode, known.get("endpoints") or {}))
             if exposed_ports is None:
                 exposed_ports = known.get("exposed") or None
                 publish_all = publish_all or bool(known.get("publish_all"))
@@ -545,8 +611,8 @@ class NetworkService:
             mappings = expand_bindings(port_bindings, exposed_ports, publish_all)
             if mappings and primary["internal"]:
                 mappings = []  # internal networks have no way in either
-            wanted = self._wanted_networks(container_id, primary, list(aliases or []), ipv4_address,
-                                           ipv6_address)
+            wanted = self._wanted_networks(container_id, _Wanted(primary, list(aliases or []), ipv4_address,
+                                                                 ipv6_address, mac_address, list(link_local_ips or [])))
             has_v6 = any(w.net["subnet6"] for w in wanted)
             check_publishable(mappings, has_v6)
             reserved = self.ports.reserve(container_id, mappings, dual_stack=has_v6)   # a taken port fails first
@@ -588,10 +654,7 @@ class NetworkService:
             # for TARGET that only this container resolves
             out["links"] = {link.rpartition("/")[2].lower(): link.partition(":")[0].lstrip("/").lower()
                             for link in hc.get("Links") or []}
-            endpoints = (doc.get("network_settings") or {}).get("_aliases") or {}
-            for key, field_ in (("ipv4", "IPv4Address"), ("ipv6", "IPv6Address")):
-                out[key] = {net: ((ep or {}).get("IPAMConfig") or {}).get(field_) or ""
-                            for net, ep in endpoints.items()}
+            out["endpoints"] = (doc.get("network_settings") or {}).get("_aliases") or {}
         except (TypeError, ValueError, AttributeError):
             pass
         return out
@@ -667,18 +730,19 @@ class NetworkService:
                              other["hostname"], other["domainname"], files=files)
         return Sandbox(other["netns"], other["mode"] == "host", files, self._settings(container_id))
 
-    def _wanted_networks(self, container_id: str, primary: Any, aliases: list[str], ipv4: str,
-                         ipv6: str) -> list[_Wanted]:
+    def _wanted_networks(self, container_id: str, first: _Wanted) -> list[_Wanted]:
         """The networks a starting container joins: its network mode's first, then those it
-        was connected to while stopped (each with its aliases and requested addresses)."""
-        wanted = [_Wanted(primary, aliases, ipv4, ipv6)]
+        was connected to while stopped (each with its aliases, requested addresses, MAC)."""
+        wanted = [first]
         for att in self.db.execute("SELECT * FROM net_attachments WHERE container_id = ?", (container_id,)):
-            if att["network_id"] == primary["id"]:   # connected before start to its own network
-                merged = list(dict.fromkeys([*aliases, *json.loads(att["aliases"])]))
-                wanted[0] = _Wanted(primary, merged, ipv4 or att["ipv4"], ipv6 or att["ipv6"])
+            link_local = json.loads(att["link_local"])
+            if att["network_id"] == first.net["id"]:   # connected before start to its own network
+                merged = list(dict.fromkeys([*first.aliases, *json.loads(att["aliases"])]))
+                wanted[0] = _Wanted(first.net, merged, first.ipv4 or att["ipv4"], first.ipv6 or att["ipv6"],
+                                    first.mac or att["mac"], first.link_local or link_local)
             else:
                 wanted.append(_Wanted(self._row(att["network_id"]), json.loads(att["aliases"]), att["ipv4"],
-                                      att["ipv6"]))
+                                      att["ipv6"], att["mac"], link_local))
         return wanted
 
     async def _prepare_bridged(self, container_id: str, name: str, hostname: str, domainname: str,
@@ -692,8 +756,7 @@ class NetworkService:
         self._insert_sandbox(container_id, name, wanted[0].net["name"], path, hostname, domainname, mappings,
                              exposed, dns, extra)
         await asyncio.to_thread(_bridge().create_netns, path)
-        endpoints = [self._add_endpoint(container_id, w.net, w.aliases, w.ipv4, w.ipv6, seq)
-                     for seq, w in enumerate(wanted)]
+        endpoints = [self._add_endpoint(container_id, w, seq) for seq, w in enumerate(wanted)]
         user_net = any(not w.net["builtin"] for w in wanted)
         addresses = [ep["ip"] for ep in endpoints] + [ep["ip6"] for ep in endpoints if ep["ip6"]]
         hosts = netfiles.hosts_file(hostname, domainname, addresses, extra)
@@ -721,11 +784,13 @@ class NetworkService:
         finally:
             self._lock.release()
 
-    def _add_endpoint(self, container_id: str, net: Any, aliases: list[str], ipv4: str, ipv6: str,
-                      seq: int) -> dict[str, Any]:
-        """Choose the addresses, MAC and interface names of a container on `net` and record
-        them. An IPv6 network gives an IPv6 address too (`ipv6` if asked for); the first
-        such endpoint that is not internal carries the container's IPv6 default route."""
+    def _add_endpoint(self, container_id: str, want: _Wanted, seq: int) -> dict[str, Any]:
+        """Choose the addresses, MAC and interface names of a container on `want.net` and
+        record them. An IPv6 network gives an IPv6 address too (`ipv6` if asked for); the
+        first such endpoint that is not internal carries the container's IPv6 default route.
+        The MAC is the one asked for (dockerd lets two endpoints share one) or Docker's
+        02:42 + IPv4 address; link-local addresses are added beside the others."""
+        net, aliases, ipv4, ipv6 = want.net, want.aliases, want.ipv4, want.ipv6
         if ipv6 and not net["subnet6"]:
             raise InvalidParameter(f"invalid IPv6 address {ipv6}: network {net['name']} does not have IPv6 "
                                    "enabled (create it with --ipv6)")
@@ -740,17 +805,18 @@ class NetworkService:
             "SELECT 1 FROM net_endpoints e JOIN networks n ON n.id = e.network_id "
             "WHERE e.container_id = ? AND e.ip6 != '' AND n.internal = 0", (container_id,)) is not None
         ep = {"id": secrets.token_hex(32), "network_id": net["id"], "ip": ip, "ip6": ip6,
-              "mac": ipam.mac_for(ipaddress.IPv4Address(ip)),
+              "mac": epcheck.parse_mac(want.mac) if want.mac else ipam.mac_for(ipaddress.IPv4Address(ip)),
+              "link_local": epcheck.link_local_addresses(want.link_local),
               "host_if": self._veth_name(container_id, net["id"]), "ifname": f"eth{n}", "seq": seq,
               "bridge": net["bridge"], "prefixlen": ipaddress.ip_network(net["subnet"]).prefixlen,
               "prefixlen6": ipaddress.ip_network(net["subnet6"]).prefixlen if ip6 else 0,
               "gateway": None if net["internal"] or seq > 0 else net["gateway"],
               "gateway6": None if net["internal"] or routed6 or not ip6 else net["gateway6"]}
         self.db.execute(
-            "INSERT INTO net_endpoints (id, container_id, network_id, ip, mac, host_if, ifname, aliases, seq, ip6) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO net_endpoints (id, container_id, network_id, ip, mac, host_if, ifname, aliases, seq, ip6, "
+            "ipam) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (ep["id"], container_id, net["id"], ep["ip"], ep["mac"], ep["host_if"], ep["ifname"],
-             json.dumps(aliases), seq, ip6))
+             json.dumps(aliases), seq, ip6, _ipam_config(ipv4, ipv6, want.link_local)))
         return ep
 
     def _allocate(self, net: Any, col: str, subnet_col: str, gateway_col: str, preferred: str) -> str:
@@ -763,12 +829,12 @@ class NetworkService:
     async def _plumb_endpoint(self, container_id: str, ep: dict[str, Any]) -> None:
         await asyncio.to_thread(_bridge().attach, self._netns_path(container_id), ep["bridge"], ep["host_if"],
                                 ep["ifname"], ep["ip"], ep["prefixlen"], ep["gateway"], ep["mac"],
-                                address6=ep["ip6"], prefixlen6=ep["prefixlen6"], gateway6=ep["gateway6"])
+                                address6=ep["ip6"], prefixlen6=ep["prefixlen6"], gateway6=ep["gateway6"],
+                                link_local=ep["link_local"])
 
-    async def _attach(self, container_id: str, net: Any, aliases: list[str], ipv4: str, ipv6: str,
-                      seq: int) -> None:
+    async def _attach(self, container_id: str, want: _Wanted, seq: int) -> None:
         """Connect a running container to one more network."""
-        ep = self._add_endpoint(container_id, net, aliases, ipv4, ipv6, seq)
+        ep = self._add_endpoint(container_id, want, seq)
         try:
             await self._plumb_endpoint(container_id, ep)
         except BaseException:
@@ -805,7 +871,11 @@ class NetworkService:
             self.db.execute("DELETE FROM net_attachments WHERE container_id = ?", (container_id,))
 
     async def connect(self, id_or_name: str, container_id: str, aliases: list[str] | None = None,
-                      ipv4_address: str = "", name: str = "", ipv6_address: str = "") -> None:
+                      ipv4_address: str = "", name: str = "", ipv6_address: str = "",
+                      mac_address: str = "", link_local_ips: list[str] | None = None) -> None:
+        """Connect a container (running: now; else at its next start) with the endpoint
+        settings checked as dockerd's connect checks them."""
+        link_local = list(link_local_ips or [])
         async with self._lock:
             net = self._row(id_or_name)
             if net["driver"] != "bridge":
@@ -815,24 +885,28 @@ class NetworkService:
             if sb is not None and (sb["mode"] in ("host", "none") or sb["mode"].startswith("container:")):
                 raise Forbidden(f"container sharing network namespace with another container or host "
                                 f"cannot be connected to {net['name']} network")
+            # checked before the endpoint exists, as dockerd: a bad setting is answered first
+            settings = {"Aliases": aliases, "MacAddress": mac_address,
+                        "IPAMConfig": {"IPv4Address": ipv4_address, "IPv6Address": ipv6_address,
+                                       "LinkLocalIPs": link_local}}
+            epcheck.check(settings, self._facts(net["id"]), net["name"])
             if self.db.one("SELECT 1 FROM net_endpoints WHERE container_id = ? AND network_id = ?",
                            (container_id, net["id"])) or \
                     self.db.one("SELECT 1 FROM net_attachments WHERE container_id = ? AND network_id = ?",
                                 (container_id, net["id"])):
                 raise Forbidden(f"endpoint with name {name or container_id[:12]} already exists in network "
                                 f"{net['name']}")
-            if ipv6_address and not net["subnet6"]:
-                raise InvalidParameter(f"invalid IPv6 address {ipv6_address}: network {net['name']} does not "
-                                       "have IPv6 enabled (create it with --ipv6)")
-            self.db.execute("INSERT INTO net_attachments (container_id, network_id, aliases, ipv4, ipv6) "
-                            "VALUES (?,?,?,?,?)",
-                            (container_id, net["id"], json.dumps(aliases or []), ipv4_address, ipv6_address))
+            self.db.execute("INSERT INTO net_attachments (container_id, network_id, aliases, ipv4, ipv6, mac, "
+                            "link_local) VALUES (?,?,?,?,?,?,?)",
+                            (container_id, net["id"], json.dumps(aliases or []), ipv4_address, ipv6_address,
+                             mac_address, json.dumps(link_local)))
             if sb is None:
                 return
             seq = (self.db.one("SELECT MAX(seq) AS m FROM net_endpoints WHERE container_id = ?",
                                (container_id,))["m"] or 0) + 1
             try:
-                await self._attach(container_id, net, list(aliases or []), ipv4_address, ipv6_address, seq)
+                await self._attach(container_id, _Wanted(net, list(aliases or []), ipv4_address, ipv6_address,
+                                                         mac_address, link_local), seq)
             except BaseException:
                 self.db.execute("DELETE FROM net_attachments WHERE container_id = ? AND network_id = ?",
                                 (container_id, net["id"]))
@@ -910,7 +984,7 @@ class NetworkService:
             return es
         plen = ipaddress.ip_network(ep["subnet"]).prefixlen
         aliases = json.loads(ep["aliases"])
-        es.update({"MacAddress": ep["mac"], "EndpointID": ep["id"],
+        es.update({"MacAddress": ep["mac"], "EndpointID": ep["id"], "IPAMConfig": json.loads(ep["ipam"] or "null"),
                    "Gateway": "" if ep["internal"] else ep["gateway"], "IPAddress": ep["ip"],
                    "IPPrefixLen": plen, "Aliases": aliases or None})
         if ep["ip6"]:

@@ -213,12 +213,13 @@ def release_netns_dir(path: str) -> None:
 
 def attach(netns_path: str, bridge: str, host_if: str, ifname: str, address: str, prefixlen: int,
            gateway: str | None, mac: str, mtu: int = DEFAULT_MTU, address6: str = "",
-           prefixlen6: int = 0, gateway6: str | None = None) -> None:
+           prefixlen6: int = 0, gateway6: str | None = None,
+           link_local: list[tuple[str, int]] = ()) -> None:
     """A veth pair: `host_if` on `bridge`, the peer made directly inside the namespace as
     `ifname` with `address`, `mac` and (unless `gateway` is None) a default route, and, when
     given, the IPv6 `address6` (no duplicate address detection: usable when the container
-    starts) and an IPv6 default route via `gateway6`; the namespace's loopback is brought
-    up too. Netlink inside the namespace goes through a thread that joined it (much
+    starts) and an IPv6 default route via `gateway6`, and the `link_local` (address, prefix
+    length) pairs (--link-local-ip); the namespace's loopback is brought up too. Netlink inside the namespace goes through a thread that joined it (much
     cheaper than pyroute2's forked helper)."""
     with IPRoute() as ipr:
         br = link_index(ipr, bridge)
@@ -246,6 +247,12 @@ def attach(netns_path: str, bridge: str, host_if: str, ifname: str, address: str
                     _add_address(ns, idx, address, prefixlen)
                     if address6:
                         _add_address(ns, idx, address6, prefixlen6)
+                    for extra, plen in link_local:
+                        try:
+                            _add_address(ns, idx, extra, plen)
+                        except NetlinkError as exc:   # e.g. an IPv6 one where IPv6 is off
+                            raise BerthError(f"error setting interface {ifname} link local IPs to "
+                                             f"{extra}/{plen}: {exc.args[-1] if exc.args else exc}") from None
                     ns.link("set", index=idx, state="up")
                     if gateway:
                         ns.route("add", dst="0.0.0.0/0", gateway=gateway)

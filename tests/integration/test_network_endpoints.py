@@ -1,0 +1,174 @@
+"""Per-endpoint settings through berthd (the `daemon` fixture) with the real docker CLIs:
+--mac-address (Config.MacAddress from the 20.10 CLI, EndpointsConfig[..].MacAddress from
+CLI 28, keyed `default` without --network), --ip/--ip6 refused where dockerd refuses them,
+--link-local-ip on the interface, and the same on a live `network connect`. A refused
+create leaves no container.
+
+The 20.10 CLI sends no EndpointsConfig at all without --network (its --ip and
+--link-local-ip are then dropped by the client), so the `default` key is exercised with
+CLI 28 when installed and always through the API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+
+import pytest
+
+pytestmark = [pytest.mark.root]
+
+DOCKER28 = "/usr/local/bin/docker"   # API >= 1.44: MAC in EndpointsConfig (fixture's is 20.10)
+MAC = "02:42:ac:11:00:99"
+
+
+@pytest.fixture
+def cleanup(daemon) -> Iterator[list[str]]:  # noqa: ANN001
+    """Containers, and networks prefixed `net:`, to remove after the test."""
+    made: list[str] = []
+    yield made
+    for item in reversed(made):
+        if item.startswith("net:"):
+            daemon.docker("network", "rm", item[4:])
+        else:
+            daemon.docker("rm", "-f", item)
+
+
+def _ok(r: subprocess.CompletedProcess) -> str:
+    assert r.returncode == 0, (r.args, r.stdout, r.stderr)
+    return r.stdout
+
+
+def _clients(daemon) -> list[Callable[..., subprocess.CompletedProcess]]:  # noqa: ANN001
+    """The fixture's docker CLI (20.10) and, when installed, docker 28."""
+    out = [daemon.docker]
+    if os.path.exists(DOCKER28):
+        out.append(lambda *a: subprocess.run([DOCKER28, *a], capture_output=True, text=True, env=daemon.env,
+                                             timeout=120))
+    return out
+
+
+def _create(daemon, name: str, key: str, settings: dict, image: str) -> tuple[int, str]:  # noqa: ANN001
+    """POST /containers/create with one EndpointsConfig entry: (status, message)."""
+    r = daemon.api("POST", f"/containers/create?name={name}", json={
+        "Image": image, "Cmd": ["true"], "NetworkingConfig": {"EndpointsConfig": {key: settings}}})
+    return r.status, r.json().get("message", "")
+
+
+def _names(daemon) -> set[str]:  # noqa: ANN001
+    return set(_ok(daemon.docker("ps", "-a", "--format", "{{.Names}}")).split())
+
+
+def test_mac_address_on_the_default_bridge_and_a_user_network(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
+    d = daemon
+    cleanup += ["net:ep-mac", "ep-mac-a", "ep-mac-b"]
+    _ok(d.docker("network", "create", "ep-mac"))
+    for n, docker in enumerate(_clients(d)):
+        mac = f"02:42:ac:11:00:{0x90 + n:02x}"
+        assert _ok(docker("run", "--rm", "--mac-address", mac, busybox_image,
+                          "cat", "/sys/class/net/eth0/address")).strip() == mac, docker
+        assert _ok(docker("run", "--rm", "--network", "ep-mac", "--mac-address", mac.upper(), busybox_image,
+                          "cat", "/sys/class/net/eth0/address")).strip() == mac, docker
+    _ok(d.docker("run", "-d", "--name", "ep-mac-a", "--mac-address", MAC, busybox_image, "sleep", "300"))
+    info = json.loads(_ok(d.docker("inspect", "ep-mac-a")))[0]
+    ns = info["NetworkSettings"]
+    assert ns["Networks"]["bridge"]["MacAddress"] == ns["MacAddress"] == info["Config"]["MacAddress"] == MAC
+    assert list(ns["Networks"]) == ["bridge"]   # the `default` key reached the default bridge
+    # the same MAC again, on a user network: dockerd takes it (it checks no uniqueness)
+    _ok(d.docker("run", "-d", "--name", "ep-mac-b", "--network", "ep-mac", "--mac-address", MAC, busybox_image,
+                 "sleep", "300"))
+    info = json.loads(_ok(d.docker("inspect", "ep-mac-b")))[0]
+    assert info["NetworkSettings"]["Networks"]["ep-mac"]["MacAddress"] == info["Config"]["MacAddress"] == MAC
+    assert info["NetworkSettings"]["MacAddress"] == ""   # legacy field: the default bridge only
+
+
+def test_malformed_mac_or_link_local_refused_leaving_nothing(daemon, busybox_image) -> None:  # noqa: ANN001
+    d = daemon
+    before = _names(d)
+    # the docker CLI checks a MAC itself; the API (and berth's CLI) reach the daemon
+    assert _create(d, "ep-badmac", "default", {"MacAddress": "zz:42:ac:11:00:99"}, busybox_image) == \
+        (400, "invalid config for network default: invalid MAC address zz:42:ac:11:00:99")
+    r = d.cli("run", "--rm", "--name", "ep-badmac", "--mac-address", "02:42:ac:11:00", busybox_image, "true")
+    assert r.returncode != 0 and "invalid MAC address 02:42:ac:11:00" in r.stderr
+    assert _create(d, "ep-badll", "default", {"IPAMConfig": {"LinkLocalIPs": ["bogus"]}}, busybox_image) == \
+        (400, "invalid config for network default: invalid endpoint settings:\ninvalid link-local IP address: bogus")
+    for docker in _clients(d):
+        r = docker("run", "--rm", "--name", "ep-badll", "--network", "bridge", "--link-local-ip", "10.9.9.9",
+                   busybox_image, "true")
+        assert r.returncode != 0 and "invalid link local IP address: 10.9.9.9" in r.stderr
+    r = d.docker("run", "--rm", "--name", "ep-badmode", "--network", "none", "--mac-address", MAC, busybox_image,
+                 "true")
+    assert r.returncode != 0 and "conflicting options: mac-address and the network mode" in r.stderr
+    assert _names(d) == before
+
+
+def test_fixed_addresses_only_on_user_subnets(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
+    d = daemon
+    cleanup += ["net:ep-auto"]
+    _ok(d.docker("network", "create", "ep-auto"))
+    gateway = json.loads(_ok(d.docker("network", "inspect", "ep-auto")))[0]["IPAM"]["Config"][0]["Gateway"]
+    before = _names(d)
+    for key in ("default", "bridge"):
+        assert _create(d, "ep-fixed", key, {"IPAMConfig": {"IPv4Address": "172.17.0.50"}}, busybox_image) == \
+            (400, f"invalid config for network {key}: invalid endpoint settings:\n"
+                  "user specified IP address is supported on user defined networks only")
+    for n, docker in enumerate(_clients(d)):
+        nets = [["--network", "bridge"]] + ([[]] if n else [])   # the 20.10 CLI (first): see above
+        for net in nets:
+            r = docker("run", "--rm", "--name", "ep-fixed", *net, "--ip", "172.17.0.50", busybox_image, "true")
+            key = net[1] if net else "default"
+            assert r.returncode != 0, r.stdout
+            assert (f"invalid config for network {key}: invalid endpoint settings:\n"
+                    "user specified IP address is supported on user defined networks only") in r.stderr
+            r = docker("run", "--rm", "--name", "ep-fixed", *net, "--ip6", "fd00::50", busybox_image, "true")
+            assert r.returncode != 0 and "supported on user defined networks only" in r.stderr
+        r = docker("run", "--rm", "--name", "ep-fixed", "--network", "ep-auto", "--ip",
+                   gateway.rpartition(".")[0] + ".50", busybox_image, "true")
+        assert r.returncode != 0 and ("invalid config for network ep-auto: invalid endpoint settings:\nuser "
+                                      "specified IP address is supported only when connecting to networks with "
+                                      "user configured subnets") in r.stderr
+    assert _names(d) == before
+
+
+def test_link_local_addresses_on_the_interface(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
+    d = daemon
+    cleanup += ["net:ep-ll", "ep-ll"]
+    _ok(d.docker("network", "create", "ep-ll"))
+    for docker in _clients(d):
+        out = _ok(docker("run", "--rm", "--network", "bridge", "--link-local-ip", "169.254.7.7", busybox_image,
+                         "ip", "-4", "-o", "addr", "show", "eth0"))
+        assert "inet 169.254.7.7/16" in out
+    _ok(d.docker("run", "-d", "--name", "ep-ll", "--network", "ep-ll", "--link-local-ip", "169.254.8.8",
+                 busybox_image, "sleep", "300"))
+    assert "inet 169.254.8.8/16" in _ok(d.docker("exec", "ep-ll", "ip", "-4", "-o", "addr", "show", "eth0"))
+    net = json.loads(_ok(d.docker("inspect", "ep-ll")))[0]["NetworkSettings"]["Networks"]["ep-ll"]
+    assert net["IPAMConfig"] == {"LinkLocalIPs": ["169.254.8.8"]}
+
+
+def test_live_connect_with_mac_and_link_local(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
+    d = daemon
+    cleanup += ["net:ep-live", "net:ep-live-auto", "ep-live"]
+    _ok(d.docker("network", "create", "--subnet", "10.217.3.0/24", "ep-live"))
+    _ok(d.docker("network", "create", "ep-live-auto"))
+    _ok(d.docker("run", "-d", "--name", "ep-live", busybox_image, "sleep", "300"))
+    cid = _ok(d.docker("inspect", "-f", "{{.Id}}", "ep-live")).strip()
+    # dockerd's refusals on connect: a fixed address on the default bridge or an automatic subnet
+    r = d.docker("network", "connect", "--ip", "172.17.0.9", "bridge", "ep-live")
+    assert r.returncode != 0 and "user specified IP address is supported on user defined networks only" in r.stderr
+    r = d.docker("network", "connect", "--ip", "10.217.3.9", "ep-live-auto", "ep-live")
+    assert r.returncode != 0 and "supported only when connecting to networks with user configured subnets" in r.stderr
+    r = d.api("POST", "/networks/ep-live/connect", json={"Container": cid, "EndpointConfig": {"MacAddress": "x"}})
+    assert r.status == 400 and r.json()["message"] == "invalid MAC address x"
+    # the docker CLI has no connect --mac-address: the API carries it
+    r = d.api("POST", "/networks/ep-live/connect", json={"Container": cid, "EndpointConfig": {
+        "MacAddress": MAC, "Aliases": ["live"],
+        "IPAMConfig": {"IPv4Address": "10.217.3.9", "LinkLocalIPs": ["169.254.9.9"]}}})
+    assert r.status == 200, r.text
+    out = _ok(d.docker("exec", "ep-live", "sh", "-c", "cat /sys/class/net/eth1/address; ip -4 -o addr show eth1"))
+    assert out.startswith(MAC + "\n") and "inet 10.217.3.9/24" in out and "inet 169.254.9.9/16" in out
+    nets = json.loads(_ok(d.docker("inspect", "ep-live")))[0]["NetworkSettings"]["Networks"]
+    assert nets["ep-live"]["MacAddress"] == MAC
+    assert nets["ep-live"]["IPAMConfig"] == {"IPv4Address": "10.217.3.9", "LinkLocalIPs": ["169.254.9.9"]}
+    assert set(nets) == {"bridge", "ep-live"}
+    _ok(d.docker("network", "disconnect", "ep-live", "ep-live"))
