@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from berth.cli.client import CLIError
 from berth.cli.commands.networks import ipam_config
 from berth.cli.commands.registry import search_rows
 from berth.cli.commands.system import df_rows
-from berth.cli.flags import UsageError
 
 
 def test_ipam_pairs_gateways_and_ranges_with_their_subnets() -> None:
@@ -23,12 +23,18 @@ def test_ipam_pairs_gateways_and_ranges_with_their_subnets() -> None:
     ([], ["10.0.0.1"], "must have a corresponding subnet"),
     (["10.0.0.0/24"], ["10.1.0.1"], "no matching subnet for gateway"),
     (["10.0.0.0/16", "10.0.1.0/24"], [], "overlapping"),
-    (["nonsense"], [], "invalid CIDR"),
-    (["10.0.0.0/24"], ["10.0.0.1", "10.0.0.2"], "multiple gateways"),
+    (["nonsense"], ["10.0.0.1"], "invalid subnet: invalid CIDR"),
+    (["10.0.0.0/24"], ["10.0.0.1", "10.0.0.2"], "must have a corresponding subnet"),
+    (["10.0.0.0/24", "10.1.0.0/24"], ["10.0.0.1", "10.0.0.2"], "multiple gateways"),
+    (["10.0.0.0/24"], ["x"], "no matching subnet for gateway x"),
 ])
 def test_ipam_errors(subnets: list[str], gateways: list[str], message: str) -> None:
-    with pytest.raises(UsageError, match=message):
+    with pytest.raises(CLIError, match=message):
         ipam_config(subnets, gateways, [], [])
+
+
+def test_ipam_leaves_a_lone_malformed_subnet_to_the_daemon() -> None:
+    assert ipam_config(["nonsense"], [], [], []) == [{"Subnet": "nonsense"}]
 
 
 def test_search_rows() -> None:

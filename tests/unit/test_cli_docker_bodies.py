@@ -148,6 +148,17 @@ def _docker_knowing(env: dict, verb: list[str], args: list[str], last: list[str]
     pytest.skip(f"no docker CLI here knows {args}")
 
 
+def _decoded(values: list[str]) -> object:
+    """A query parameter as the daemon reads it: one JSON object or list decoded (key order
+    and spacing do not matter), repeated values as a list."""
+    if len(values) != 1 or not values[0].startswith(("{", "[")):
+        return values
+    try:
+        return json.loads(values[0])
+    except ValueError:
+        return values[0]
+
+
 def compare(env: dict, verb: list[str], args: list[str], last: list[str], part: str = "body") -> None:
     binary, d, dreqs = _docker_knowing(env, verb, args, last)
     b, breqs = send(env, venv_exe("berth"), [*verb, *args, *last])
@@ -163,7 +174,7 @@ def compare(env: dict, verb: list[str], args: list[str], last: list[str], part: 
         if part == "query":
             from urllib.parse import parse_qs
 
-            return {k: v for k, v in parse_qs(q["query"]).items()}
+            return {k: _decoded(v) for k, v in parse_qs(q["query"]).items()}
         return flat(q["body"])
 
     want = changed(fields(dbase), fields(dreqs))
@@ -192,6 +203,7 @@ CREATE_CASES = [
 "--ipc host", "--pid host", "--log-driver none",
     "--log-opt max-size=1m", "--volumes-from other:ro", "--init", "--runtime runc",
     "--annotation a=b", "--link other:alias", "--kernel-memory 10m -m 32m",
+    "--ulimit nofile=-1", "--ulimit nofile=+5:10",
 ]
 
 
@@ -212,8 +224,12 @@ REFUSED = [
     "--gpus '\"device=0,2\"\"'", "--gpus 'a\"b'", "--gpus 'options='", "--gpus 1.5",
     "--device-cgroup-rule x", "--device-cgroup-rule 'c 1:3 mrx'", "--health-start-interval x",
     "--kernel-memory x", "--security-opt foo", "--security-opt label=", "--security-opt seccomp=/no/such/file",
-    "--network-alias a", "--network host --network-alias a",
+    "--network-alias a", "--network host --network-alias a", "--io-maxiops -1",
+    "--io-maxbandwidth x", "--cpu-count x", "--ulimit foo=1", "--ulimit nofile=0x10",
+    "--rm --restart always",
 ]
+
+WINDOWS_ONLY = ["--cpu-count 2", "--cpu-percent 50", "--io-maxbandwidth 1m", "--io-maxiops 300"]
 
 
 @pytest.mark.parametrize("case", REFUSED)
@@ -225,6 +241,16 @@ def test_refused_as_docker_refuses(api, case: str) -> None:  # type: ignore[no-u
     assert b.returncode == 125 and not breqs, b.stderr
     first = d.stderr.strip().splitlines()[0].removeprefix("docker: ")
     assert b.stderr.strip().splitlines()[0].removeprefix("berth: ") == first
+
+
+@pytest.mark.parametrize("case", WINDOWS_ONLY)
+def test_windows_only_flags_refused_as_docker_refuses(api, case: str) -> None:  # type: ignore[no-untyped-def]
+    """Parsed, then refused (exit 1) because the daemon is not a Windows one."""
+    argv = ["create", *shlex.split(case), "busybox"]
+    d, dreqs = send(api, DOCKER_BINARIES[0], argv)
+    b, breqs = send(api, venv_exe("berth"), argv)
+    assert d.returncode == b.returncode == 1 and not dreqs and not breqs, b.stderr
+    assert b.stderr.strip().removeprefix("berth: ") == d.stderr.strip()
 
 
 def test_use_api_socket_hands_stored_credentials_over(api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -272,3 +298,108 @@ def test_systempaths_unconfined_unmasks_every_path(api) -> None:  # type: ignore
         assert r.returncode == 0, r.stderr
         hc = reqs[0]["body"]["HostConfig"]
         assert hc["MaskedPaths"] == [] and hc["ReadonlyPaths"] == [] and not hc["SecurityOpt"], binary
+
+
+# not --disable-content-trust=false: docker then asks notary.docker.io (berth accepts and ignores it)
+BUILD_CASES = [
+    "--cpu-period 1000", "--cpu-quota 500", "--cpuset-cpus 0-1", "--cpuset-mems 0", "-m 512m",
+    "--memory-swap 1g", "--memory-swap -1", "--security-opt seccomp=unconfined",
+    "--security-opt a,b --security-opt c", "--isolation hyperv", "--shm-size 64m", "-c 512",
+    "--cache-from a,b --cache-from c", "--rm=false", "--force-rm", "--no-cache", "--pull", "-q",
+    "--label a=b --label c", "--network host", "--ulimit nofile=10:20", "--add-host a:1.2.3.4",
+    "--add-host a=1.2.3.4 --add-host b:host-gateway", "--cgroup-parent p", "--target t",
+    "--platform linux/amd64", "--build-arg A=b --build-arg HOME --build-arg NO_SUCH_VAR_X",
+    "-t a -t b:1", "-f {dir}/Dockerfile.other",
+]
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory):  # type: ignore[no-untyped-def]
+    d = tmp_path_factory.mktemp("build")
+    (d / "Dockerfile").write_text("FROM busybox\n")
+    (d / "Dockerfile.other").write_text("FROM busybox\n")
+    return str(d)
+
+
+@pytest.mark.parametrize("case", BUILD_CASES)
+def test_build_sends_what_docker_sends(api, build_dir, case: str) -> None:  # type: ignore[no-untyped-def]
+    args = shlex.split(case.format(dir=build_dir))
+    compare(dict(api, HOME="/root"), ["build"], args, [build_dir], part="query")
+
+
+BUILD_REFUSED = [
+    "-m x", "--memory-swap x", "--shm-size x", "--ulimit x", "--ulimit nofile=a", "--add-host x",
+    "--ulimit foo=1", "--ulimit nofile=1:2:3", "--ulimit nofile=5:3",
+    "--cpu-period x", "--cpu-quota 1.5", "--label =x", "--build-arg =x", "-t BAD", "-t ok/Bad:tag",
+    "-t 'a b'", "--disable-content-trust=x", "--squash",
+]
+
+
+@pytest.mark.parametrize("case", BUILD_REFUSED)
+def test_build_refused_as_docker_refuses(api, build_dir, case: str) -> None:  # type: ignore[no-untyped-def]
+    args = shlex.split(case)
+    _, d, dreqs = _docker_knowing(api, ["build"], args, [build_dir])
+    b, breqs = send(api, venv_exe("berth"), ["build", *args, build_dir])
+    assert d.returncode in (1, 125) and not any(q["path"].endswith("/build") for q in dreqs), d.stderr
+    assert b.returncode == d.returncode and not breqs, b.stderr
+    first = next(ln for ln in d.stderr.strip().splitlines() if "flag" in ln or "squash" in ln)
+    assert b.stderr.strip().splitlines()[0].removeprefix("berth: ") == first.removeprefix("docker: ")
+
+
+NETWORK_CASES = [
+    "--ipv4", "--ipv6", "--subnet 10.0.0.0/24 --ip-range 10.0.0.128/25 --aux-address a=10.0.0.5",
+    "-o com.docker.network.bridge.name=b0 -o x", "--ipam-opt a=b", "--internal", "--attachable",
+    "--label a=b", "-d macvlan", "--scope local", "--ipam-driver other", "--subnet nonsense",
+]
+
+
+@pytest.mark.parametrize("case", NETWORK_CASES)
+def test_network_create_sends_what_docker_sends(api, case: str) -> None:  # type: ignore[no-untyped-def]
+    compare(api, ["network", "create"], shlex.split(case), ["n"])
+
+
+@pytest.mark.parametrize("case", ["", "--ipv4=false", "--ipv6=false", "--ipv4=false --ipv6",
+                                  "--subnet 10.0.0.0/24,10.1.0.0/24 --gateway 10.0.0.1,10.1.0.1"])
+def test_network_create_ip_families_and_subnets(api, case: str) -> None:  # type: ignore[no-untyped-def]
+    """EnableIPv4/EnableIPv6 go only when given (false is not the same as unset); docker
+    sends IPAM.Config in its map's random order, compared here sorted."""
+    bodies = []
+    for binary in (DOCKER_BINARIES[0], venv_exe("berth")):
+        r, reqs = send(api, binary, ["network", "create", *shlex.split(case), "n"])
+        assert r.returncode == 0, r.stderr
+        body = reqs[0]["body"]
+        bodies.append((body.get("EnableIPv4"), body.get("EnableIPv6"),
+                       sorted(body["IPAM"]["Config"], key=lambda c: c["Subnet"])))
+    assert bodies[0] == bodies[1]
+
+
+def test_network_connect_splits_list_flags_at_commas(api) -> None:  # type: ignore[no-untyped-def]
+    for binary in (DOCKER_BINARIES[0], venv_exe("berth")):
+        send(api, binary, ["network", "connect", "--alias", "a,b", "--driver-opt", "x=1,y=2", "n", "c"])
+        ep = _Capture.requests[-1]["body"]["EndpointConfig"]
+        assert ep["Aliases"] == ["a", "b"] and ep["DriverOpts"] == {"x": "1", "y": "2"}, binary
+
+
+COMMAND_REFUSED = [  # (command words, arguments): refused before any request, in docker's words
+    ("network create", "--gateway 10.0.0.1 n"), ("network create", "--subnet 10.0.0.0/24 --gateway 10.1.0.1 n"),
+    ("network create", "--subnet 10.0.0.0/16 --subnet 10.0.1.0/24 n"), ("network create", "--aux-address a n"),
+    ("network create", "--subnet 10.0.0.0/24 --gateway 10.0.0.1 --gateway 10.0.0.2 n"),
+    ("network create", "--subnet 10.0.0.0/24 --gateway x n"), ("volume create", "--name a b"),
+    ("volume create", "--name a a"),
+]
+
+
+@pytest.mark.parametrize("words, case", COMMAND_REFUSED)
+def test_command_refused_as_docker_refuses(api, words: str, case: str) -> None:  # type: ignore[no-untyped-def]
+    argv = [*words.split(), *shlex.split(case)]
+    d, dreqs = send(api, DOCKER_BINARIES[0], argv)
+    b, breqs = send(api, venv_exe("berth"), argv)
+    assert d.returncode != 0 and not dreqs, d.stderr
+    assert b.returncode == d.returncode and not breqs, b.stderr
+    assert b.stderr.strip().splitlines()[0].removeprefix("berth: ") == d.stderr.strip().splitlines()[0]
+
+
+@pytest.mark.parametrize("argv", [["volume", "create", "--name", "a"], ["volume", "create", "a"]])
+def test_volume_create_name_as_flag_or_argument(api, argv: list[str]) -> None:  # type: ignore[no-untyped-def]
+    bodies = [send(api, binary, argv)[1][0]["body"] for binary in (DOCKER_BINARIES[0], venv_exe("berth"))]
+    assert bodies[0]["Name"] == bodies[1]["Name"] == "a"

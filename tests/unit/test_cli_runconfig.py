@@ -104,7 +104,7 @@ def test_volumes_mounts_tmpfs() -> None:
     (["-m", "lots", "busybox"], "invalid size: 'lots'"),
     (["-m", "1k", "busybox"], "Minimum memory limit allowed is 6MB"),
     (["--restart", "sometimes", "busybox"], "invalid restart policy 'sometimes'"),
-    (["--rm", "--restart", "always", "busybox"], "Conflicting options"),
+    (["--rm", "--restart", "always", "busybox"], "conflicting options: cannot specify both --restart and --rm"),
     (["-p", "80:80:80:80", "busybox"], "invalid port format"),
     (["-p", "99999:80", "busybox"], "invalid host port"),
     (["-v", "data:relative", "busybox"], "mount path must be absolute"),

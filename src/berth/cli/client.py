@@ -460,6 +460,12 @@ class Client:
     def delete(self, path: str, params: dict[str, Any] | None = None, **kw: Any) -> Any:
         return self.request("DELETE", path, params, **kw)
 
+    def experimental(self) -> bool:
+        """Whether the daemon runs with experimental features (/_ping's Docker-Experimental)."""
+        resp = self._send("GET", "/_ping", versioned=False)
+        resp.read()
+        return resp.headers.get("docker-experimental", "") == "true"
+
     def ping(self, timeout: float = 2.0) -> bool:
         try:
             resp = self._send("GET", "/_ping", timeout=timeout, versioned=False)

@@ -26,21 +26,25 @@ class UsageError(Exception):
 BOOL = "bool"
 STR = "string"
 LIST = "list"
+STRINGS = "strings"   # pflag's StringSlice: a list, each value split at commas as CSV
 INT = "int"
 FLOAT = "decimal"
 UINT16 = "uint16"
+UINT = "uint"
+_UINT_BITS = {UINT16: 16, UINT: 64}
 
 
 class Flag:
     """One flag. (Plain classes, not dataclasses, here and in Spec/Parsed: importing
     dataclasses costs ~11 ms, paid by every `berth` command.)"""
 
-    __slots__ = ("long", "kind", "short", "default", "help", "hidden")
+    __slots__ = ("long", "kind", "short", "default", "help", "hidden", "shows")
 
     def __init__(self, long: str, kind: str = BOOL, short: str = "", default: Any = None,
-                 help: str = "", hidden: bool = False) -> None:
+                 help: str = "", hidden: bool = False, shows: str = "") -> None:
         self.long = long          # without the leading dashes
-        self.kind = kind
+        self.kind = kind          # how the parser stores it
+        self.shows = shows or kind  # the value type --help names, as docker's (bytes, duration, map...)
         self.short = short        # one letter, or ""
         self.default = default
         self.help = help
@@ -101,7 +105,7 @@ class Spec:
 
 def _flag_col(f: Flag) -> str:
     name = f"-{f.short}, --{f.long}" if f.short else f"    --{f.long}"
-    return name if f.kind == BOOL else f"{name} {f.kind}"
+    return name if f.kind == BOOL else f"{name} {f.shows}"
 
 
 class Parsed:
@@ -165,10 +169,21 @@ def _parse_uint(value: str, bits: int) -> int:
     return n
 
 
+def csv_fields(value: str) -> list[str]:
+    """pflag's readAsCSV: `a,b` -> [a, b], `"a,b",c` -> [a,b, c], "" -> []."""
+    if not value:
+        return []
+    if '"' not in value:
+        return value.split(",")
+    import csv
+
+    return next(csv.reader([value]))
+
+
 def _convert(flag: Flag, value: str) -> Any:
-    if flag.kind == UINT16:
+    if flag.kind in _UINT_BITS:
         try:
-            return _parse_uint(value, 16)
+            return _parse_uint(value, _UINT_BITS[flag.kind])
         except ValueError as exc:
             raise invalid_argument(flag.label(), value,
                                    f"strconv.ParseUint: parsing {go_quote(value)}: {exc}") from None
@@ -196,7 +211,7 @@ def _convert(flag: Flag, value: str) -> Any:
 def _defaults(spec: Spec) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in spec.flags:
-        if f.kind == LIST:
+        if f.kind in (LIST, STRINGS):
             out[f.dest] = list(f.default or [])
         elif f.kind == BOOL:
             out[f.dest] = bool(f.default)
@@ -216,6 +231,8 @@ def parse(spec: Spec, argv: list[str]) -> Parsed:
         given.add(flag.dest)
         if flag.kind == LIST:
             opts[flag.dest].append(value)
+        elif flag.kind == STRINGS:
+            opts[flag.dest].extend(csv_fields(value))
         else:
             opts[flag.dest] = _convert(flag, value) if isinstance(value, str) else value
 

@@ -10,6 +10,7 @@ from berth.cli.flags import (
     INT,
     LIST,
     STR,
+    UINT,
     UINT16,
     Flag,
     Parsed,
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 CONTAINER_FLAGS: list[Flag] = [
     Flag("add-host", LIST, help="Add a custom host-to-IP mapping (host:ip)"),
-    Flag("annotation", LIST, help="Add an annotation to the container"),
+    Flag("annotation", LIST, shows="map", help="Add an annotation to the container"),
     Flag("attach", LIST, "a", help="Attach to STDIN, STDOUT or STDERR"),
     Flag("blkio-weight", UINT16, help="Block IO (relative weight), between 10 and 1000, or 0 to disable"),
     Flag("blkio-weight-device", LIST, help="Block IO weight (relative device weight)"),
@@ -33,6 +34,8 @@ CONTAINER_FLAGS: list[Flag] = [
     Flag("cgroup-parent", STR, help="Optional parent cgroup for the container"),
     Flag("cgroupns", STR, help="Cgroup namespace to use (host|private)"),
     Flag("cidfile", STR, help="Write the container ID to the file"),
+    Flag("cpu-count", INT, help="CPU count (Windows only)"),
+    Flag("cpu-percent", INT, help="CPU percent (Windows only)"),
     Flag("cpu-period", INT, help="Limit CPU CFS (Completely Fair Scheduler) period"),
     Flag("cpu-quota", INT, help="Limit CPU CFS (Completely Fair Scheduler) quota"),
     Flag("cpu-rt-period", INT, help="Limit CPU real-time period in microseconds"),
@@ -57,23 +60,25 @@ CONTAINER_FLAGS: list[Flag] = [
     Flag("env", LIST, "e", help="Set environment variables"),
     Flag("env-file", LIST, help="Read in a file of environment variables"),
     Flag("expose", LIST, help="Expose a port or a range of ports"),
-    Flag("gpus", LIST, help="GPU devices to add to the container ('all' to pass all GPUs)"),
+    Flag("gpus", LIST, shows="gpu-request", help="GPU devices to add to the container ('all' to pass all GPUs)"),
     Flag("group-add", LIST, help="Add additional groups to join"),
     Flag("health-cmd", STR, help="Command to run to check health"),
-    Flag("health-interval", STR, help="Time between running the check (ms|s|m|h)"),
+    Flag("health-interval", STR, shows="duration", help="Time between running the check (ms|s|m|h)"),
     Flag("health-retries", INT, help="Consecutive failures needed to report unhealthy"),
-    Flag("health-start-interval", STR, help="Time between running the check during the start period (ms|s|m|h)"),
-    Flag("health-start-period", STR, help="Start period for the container to initialize"),
-    Flag("health-timeout", STR, help="Maximum time to allow one check to run (ms|s|m|h)"),
+    Flag("health-start-interval", STR, shows="duration", help="Time between running the check during the start period (ms|s|m|h)"),
+    Flag("health-start-period", STR, shows="duration", help="Start period for the container to initialize"),
+    Flag("health-timeout", STR, shows="duration", help="Maximum time to allow one check to run (ms|s|m|h)"),
     Flag("hostname", STR, "h", help="Container host name"),
     Flag("init", BOOL, help="Run an init inside the container that forwards signals and reaps processes"),
     Flag("interactive", BOOL, "i", help="Keep STDIN open even if not attached"),
+    Flag("io-maxbandwidth", STR, shows="bytes", help="Maximum IO bandwidth limit for the system drive (Windows only)"),
+    Flag("io-maxiops", UINT, help="Maximum IOps limit for the system drive (Windows only)"),
     Flag("ip", STR, help="IPv4 address (e.g., 172.30.100.104)"),
     Flag("ip6", STR, help="IPv6 address"),
     Flag("ipc", STR, help="IPC mode to use"),
     Flag("isolation", STR, help="Container isolation technology"),
     # validated as docker does, then not sent: API 1.42 and later have no kernel memory limit
-    Flag("kernel-memory", STR, help="Kernel memory limit"),
+    Flag("kernel-memory", STR, shows="bytes", help="Kernel memory limit"),
     Flag("label", LIST, "l", help="Set meta data on a container"),
     Flag("label-file", LIST, help="Read in a line delimited file of labels"),
     Flag("link", LIST, help="Add link to another container"),
@@ -81,13 +86,13 @@ CONTAINER_FLAGS: list[Flag] = [
     Flag("log-driver", STR, help="Logging driver for the container"),
     Flag("log-opt", LIST, help="Log driver options"),
     Flag("mac-address", STR, help="Container MAC address"),
-    Flag("memory", STR, "m", help="Memory limit"),
-    Flag("memory-reservation", STR, help="Memory soft limit"),
-    Flag("memory-swap", STR, help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap"),
+    Flag("memory", STR, "m", shows="bytes", help="Memory limit"),
+    Flag("memory-reservation", STR, shows="bytes", help="Memory soft limit"),
+    Flag("memory-swap", STR, shows="bytes", help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap"),
     Flag("memory-swappiness", INT, default=-1, help="Tune container memory swappiness (0 to 100)"),
-    Flag("mount", LIST, help="Attach a filesystem mount to the container"),
+    Flag("mount", LIST, shows="mount", help="Attach a filesystem mount to the container"),
     Flag("name", STR, help="Assign a name to the container"),
-    Flag("network", STR, help="Connect a container to a network"),
+    Flag("network", STR, shows="network", help="Connect a container to a network"),
     Flag("net", STR, hidden=True),
     Flag("network-alias", LIST, help="Add network-scoped alias for the container"),
     Flag("net-alias", LIST, hidden=True),
@@ -107,14 +112,14 @@ CONTAINER_FLAGS: list[Flag] = [
     Flag("rm", BOOL, help="Automatically remove the container and its associated anonymous volumes when it exits"),
     Flag("runtime", STR, help="Runtime to use for this container"),
     Flag("security-opt", LIST, help="Security Options"),
-    Flag("shm-size", STR, help="Size of /dev/shm"),
+    Flag("shm-size", STR, shows="bytes", help="Size of /dev/shm"),
     Flag("stop-signal", STR, help="Signal to stop the container"),
     Flag("stop-timeout", INT, help="Timeout (in seconds) to stop a container"),
     Flag("storage-opt", LIST, help="Storage driver options for the container"),
-    Flag("sysctl", LIST, help="Sysctl options"),
+    Flag("sysctl", LIST, shows="map", help="Sysctl options"),
     Flag("tmpfs", LIST, help="Mount a tmpfs directory"),
     Flag("tty", BOOL, "t", help="Allocate a pseudo-TTY"),
-    Flag("ulimit", LIST, help="Ulimit options"),
+    Flag("ulimit", LIST, shows="ulimit", help="Ulimit options"),
     Flag("use-api-socket", BOOL, help="Bind mount Docker API socket and required auth"),
     Flag("user", STR, "u", help="Username or UID (format: <name|uid>[:<group|gid>])"),
     Flag("userns", STR, help="User namespace to use"),
@@ -145,6 +150,11 @@ def ram_in_bytes(value: str, flag: str = "-m, --memory") -> int:
     if n is None:
         raise _err(flag, value, f"invalid size: '{value}'")
     return n
+
+
+def swap_in_bytes(value: str) -> int:
+    """--memory-swap: a size, or -1 for unlimited swap (docker's MemSwapBytes)."""
+    return -1 if value == "-1" else ram_in_bytes(value, "--memory-swap")
 
 
 _DURATION = r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)"
@@ -421,20 +431,43 @@ def parse_mount(spec: str) -> dict[str, Any]:
     return m
 
 
-def parse_ulimit(value: str) -> dict[str, Any]:
+_ULIMIT_TYPES = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
+                 "nproc", "rss", "rtprio", "rttime", "sigpending", "stack"}
+
+
+def _parse_int64(text: str) -> int:
+    """Go's strconv.ParseInt(text, 10, 64), its error as the message."""
+    digits = text[1:] if text[:1] in "+-" else text
+    if not digits.isascii() or not digits.isdigit():
+        raise ValueError(f"strconv.ParseInt: parsing {go_quote(text)}: invalid syntax")
+    n = int(text)
+    if not -(1 << 63) <= n < 1 << 63:
+        raise ValueError(f"strconv.ParseInt: parsing {go_quote(text)}: value out of range")
+    return n
+
+
+def _ulimit(value: str) -> dict[str, Any]:
+    """go-units ParseUlimit: `name=soft[:hard]`, its errors."""
     name, eq, limits = value.partition("=")
-    if not eq or not name:
-        raise UsageError(f'invalid argument "{value}" for "--ulimit" flag: invalid ulimit argument: {value}')
-    soft, _, hard = limits.partition(":")
+    if not eq:
+        raise ValueError(f"invalid ulimit argument: {value}")
+    if name not in _ULIMIT_TYPES:
+        raise ValueError(f"invalid ulimit type: {name}")
+    parts = limits.split(":")
+    if len(parts) > 2:
+        raise ValueError(f"too many limit value arguments - {limits}, can only have up to two, `soft[:hard]`")
+    soft = _parse_int64(parts[0])
+    hard = _parse_int64(parts[1]) if len(parts) == 2 else soft
+    if soft > hard:
+        raise ValueError(f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")
+    return {"Name": name, "Soft": soft, "Hard": hard}
+
+
+def parse_ulimit(value: str) -> dict[str, Any]:
     try:
-        s = int(soft)
-        h = int(hard) if hard else s
-    except ValueError:
-        raise UsageError(f'invalid argument "{value}" for "--ulimit" flag: invalid ulimit argument: {value}') from None
-    if s > h:
-        raise UsageError(f'invalid argument "{value}" for "--ulimit" flag: ulimit soft limit must be '
-                         f"less than or equal to hard limit: {s} > {h}")
-    return {"Name": name, "Soft": s, "Hard": h}
+        return _ulimit(value)
+    except ValueError as exc:
+        raise invalid_argument("--ulimit", value, str(exc)) from None
 
 
 def parse_add_host(value: str) -> str:
@@ -661,6 +694,19 @@ def normalized_caps(values: list[str]) -> list[str] | None:
     return sorted(caps) or None
 
 
+def refuse_windows_only(o: Parsed) -> None:
+    """Windows-only resources, refused as the docker CLI refuses them on a Linux daemon
+    (berth's always is one), with exit status 1 even under `run`."""
+    from berth.cli.client import CLIError
+
+    if o.io_maxbandwidth:   # a malformed size is refused first, as pflag does (exit 125)
+        ram_in_bytes(o.io_maxbandwidth, "--io-maxbandwidth")
+    for flag in ("cpu-count", "cpu-percent", "io-maxbandwidth", "io-maxiops"):
+        if flag.replace("-", "_") in o.given:
+            raise CLIError(f'"--{flag}" is only supported on a Docker daemon running on windows, '
+                           "but the Docker daemon is running on linux")
+
+
 def create_body(o: Parsed, image: str, cmd: list[str], detach: bool = False) -> dict[str, Any]:
     """The ContainerCreate JSON for these parsed run/create flags."""
     if o.memory_swappiness is not None and o.memory_swappiness != -1 and not 0 <= o.memory_swappiness <= 100:
@@ -698,7 +744,7 @@ def create_body(o: Parsed, image: str, cmd: list[str], detach: bool = False) -> 
     memory = ram_in_bytes(o.memory) if o.memory else 0
     swap = 0
     if o.memory_swap:
-        swap = -1 if o.memory_swap == "-1" else ram_in_bytes(o.memory_swap, "--memory-swap")
+        swap = swap_in_bytes(o.memory_swap)
     if memory and memory < 6 * 1024 * 1024:
         raise UsageError("Minimum memory limit allowed is 6MB")
     if swap > 0 and memory and swap < memory:
@@ -713,7 +759,7 @@ def create_body(o: Parsed, image: str, cmd: list[str], detach: bool = False) -> 
     # the CLI registers a `wait?condition=removed` before start to read the exit status.
     autoremove = bool(o.opts.get("rm"))
     if o.opts.get("rm") and restart["Name"] != "no":
-        raise UsageError("Conflicting options: cannot specify both --restart and --rm")
+        raise UsageError("conflicting options: cannot specify both --restart and --rm")
 
     attach = [a.lower() for a in o.attach]
     for a in attach:

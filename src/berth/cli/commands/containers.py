@@ -90,7 +90,7 @@ def cmd_rm(ctx: Context, p: Parsed) -> int:
 # ------------------------------------------------------------------ ps
 PS = Spec("ps", "[OPTIONS]", [
     Flag("all", BOOL, "a", help="Show all containers (default shows just running)"),
-    Flag("filter", LIST, "f", help="Filter output based on conditions provided"),
+    Flag("filter", LIST, "f", shows="filter", help="Filter output based on conditions provided"),
     Flag("format", STR, help="Format output using a custom template"),
     Flag("last", INT, "n", default=-1, help="Show n last created containers (includes all states)"),
     Flag("latest", BOOL, "l", help="Show the latest created container (includes all states)"),
@@ -412,7 +412,7 @@ def cmd_inspect(ctx: Context, p: Parsed) -> int:
 
 
 PRUNE = Spec("container prune", "[OPTIONS]", [
-    Flag("filter", LIST, help="Provide filter values (e.g. \"until=<timestamp>\")"),
+    Flag("filter", LIST, shows="filter", help="Provide filter values (e.g. \"until=<timestamp>\")"),
     Flag("force", BOOL, "f", help="Do not prompt for confirmation"),
 ], max_args=0, help="Remove all stopped containers")
 
@@ -584,9 +584,9 @@ UPDATE = Spec("update", "[OPTIONS] CONTAINER [CONTAINER...]", [
     Flag("cpuset-cpus", STR, help="CPUs in which to allow execution (0-3, 0,1)"),
     Flag("cpuset-mems", STR, help="MEMs in which to allow execution (0-3, 0,1)"),
     Flag("kernel-memory", STR, hidden=True),   # hidden in docker's help too (deprecated)
-    Flag("memory", STR, "m", help="Memory limit"),
-    Flag("memory-reservation", STR, help="Memory soft limit"),
-    Flag("memory-swap", STR, help="Swap limit equal to memory plus swap: -1 to enable unlimited swap"),
+    Flag("memory", STR, "m", shows="bytes", help="Memory limit"),
+    Flag("memory-reservation", STR, shows="bytes", help="Memory soft limit"),
+    Flag("memory-swap", STR, shows="bytes", help="Swap limit equal to memory plus swap: -1 to enable unlimited swap"),
     Flag("pids-limit", INT, help="Tune container pids limit (set -1 for unlimited)"),
     Flag("restart", STR, help="Restart policy to apply when a container exits"),
 ], min_args=1, help="Update configuration of one or more containers")
@@ -599,7 +599,7 @@ _UPDATE_AS_IS = {"blkio_weight": "BlkioWeight", "cpu_period": "CpuPeriod", "cpu_
 
 
 def cmd_update(ctx: Context, p: Parsed) -> int:
-    from berth.cli.runconfig import parse_restart, ram_in_bytes
+    from berth.cli.runconfig import parse_restart, ram_in_bytes, swap_in_bytes
 
     body: dict[str, Any] = {field: p.opts[dest] for dest, field in _UPDATE_AS_IS.items() if dest in p.given}
     if p.cpus is not None:
@@ -611,7 +611,7 @@ def cmd_update(ctx: Context, p: Parsed) -> int:
     if p.kernel_memory:   # sent as docker's update sends it (its create drops it)
         body["KernelMemory"] = ram_in_bytes(p.kernel_memory, "--kernel-memory")
     if p.memory_swap:
-        body["MemorySwap"] = -1 if p.memory_swap == "-1" else ram_in_bytes(p.memory_swap, "--memory-swap")
+        body["MemorySwap"] = swap_in_bytes(p.memory_swap)
     if p.restart:
         body["RestartPolicy"] = parse_restart(p.restart)
     if not p.given:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 IMAGES = Spec("images", "[OPTIONS] [REPOSITORY[:TAG]]", [
     Flag("all", BOOL, "a", help="Show all images (default hides intermediate images)"),
     Flag("digests", BOOL, help="Show digests"),
-    Flag("filter", LIST, "f", help="Filter output based on conditions provided"),
+    Flag("filter", LIST, "f", shows="filter", help="Filter output based on conditions provided"),
     Flag("format", STR, help="Format output using a custom template"),
     Flag("no-trunc", BOOL, help="Don't truncate output"),
     Flag("quiet", BOOL, "q", help="Only show image IDs"),
@@ -194,7 +194,7 @@ def cmd_inspect(ctx: Context, p: Parsed) -> int:
 
 PRUNE = Spec("image prune", "[OPTIONS]", [
     Flag("all", BOOL, "a", help="Remove all unused images, not just dangling ones"),
-    Flag("filter", LIST, help='Provide filter values (e.g. "until=<timestamp>")'),
+    Flag("filter", LIST, shows="filter", help='Provide filter values (e.g. "until=<timestamp>")'),
     Flag("force", BOOL, "f", help="Do not prompt for confirmation"),
 ], max_args=0, help="Remove unused images")
 

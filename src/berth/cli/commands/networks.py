@@ -6,7 +6,7 @@ from berth.cli import format as fmt
 from berth.cli.client import CLIError, path_part
 from berth.cli.commands.common import confirmed, filters_param, prune
 from berth.cli.context import Context
-from berth.cli.flags import BOOL, LIST, STR, Flag, Parsed, Spec, UsageError
+from berth.cli.flags import BOOL, LIST, STR, STRINGS, Flag, Parsed, Spec
 
 TYPE_CHECKING = False  # typing's own flag without importing typing (~4 ms on every command)
 if TYPE_CHECKING:
@@ -14,18 +14,19 @@ if TYPE_CHECKING:
 
 CREATE = Spec("network create", "[OPTIONS] NETWORK", [
     Flag("attachable", BOOL, help="Enable manual container attachment"),
-    Flag("aux-address", LIST, help="Auxiliary IPv4 or IPv6 addresses used by Network driver"),
+    Flag("aux-address", LIST, shows="map", help="Auxiliary IPv4 or IPv6 addresses used by Network driver"),
     Flag("driver", STR, "d", default="bridge", help="Driver to manage the Network"),
-    Flag("gateway", LIST, help="IPv4 or IPv6 Gateway for the master subnet"),
+    Flag("gateway", STRINGS, help="IPv4 or IPv6 Gateway for the master subnet"),
     Flag("internal", BOOL, help="Restrict external access to the network"),
-    Flag("ip-range", LIST, help="Allocate container ip from a sub-range"),
+    Flag("ip-range", STRINGS, help="Allocate container ip from a sub-range"),
     Flag("ipam-driver", STR, default="default", help="IP Address Management Driver"),
-    Flag("ipam-opt", LIST, help="Set IPAM driver specific options"),
+    Flag("ipam-opt", LIST, shows="map", help="Set IPAM driver specific options"),
+    Flag("ipv4", BOOL, default=True, help="Enable or disable IPv4 address assignment"),
     Flag("ipv6", BOOL, help="Enable or disable IPv6 networking"),
     Flag("label", LIST, help="Set metadata on a network"),
-    Flag("opt", LIST, "o", help="Set driver specific options"),
+    Flag("opt", LIST, "o", shows="map", help="Set driver specific options"),
     Flag("scope", STR, help="Control the network's scope"),
-    Flag("subnet", LIST, help="Subnet in CIDR format that represents a network segment"),
+    Flag("subnet", STRINGS, help="Subnet in CIDR format that represents a network segment"),
 ], min_args=1, max_args=1, help="Create a network")
 
 
@@ -37,63 +38,80 @@ def _kv(values: list[str]) -> dict[str, str]:
     return out
 
 
-def ipam_config(subnets: list[str], gateways: list[str], ranges: list[str],
-                aux: list[str]) -> list[dict[str, Any]]:
-    """Pair each --gateway/--ip-range with the --subnet containing it, as docker does."""
+def _subnet_matches(subnet: str, data: str) -> bool:
+    """docker's subnetMatches: whether subnet holds data's address (data an address or a
+    CIDR whose address counts); an unparsable address matches nothing."""
     import ipaddress
 
-    if (gateways or ranges) and not subnets:
-        raise UsageError("every ip-range or gateway must have a corresponding subnet")
-    configs: list[dict[str, Any]] = []
-    nets = []
-    for s in subnets:
-        try:
-            net = ipaddress.ip_network(s, strict=False)
-        except ValueError:
-            raise UsageError(f'invalid argument "{s}" for "--subnet" flag: invalid CIDR address: {s}') from None
-        for other in nets:
-            if net.overlaps(other):
-                raise UsageError("multiple overlapping subnet configuration is not allowed")
-        nets.append(net)
-        configs.append({"Subnet": s})
+    try:
+        net = ipaddress.ip_network(subnet, strict=False)
+    except ValueError:
+        raise CLIError(f"invalid subnet: invalid CIDR address: {subnet}") from None
+    try:
+        if "/" in data:
+            ip = ipaddress.ip_interface(data).ip
+        else:
+            ip = ipaddress.ip_address(data)
+    except ValueError:
+        if "/" in data:
+            raise CLIError(f"invalid CIDR address: {data}") from None
+        return False
+    return ip.version == net.version and ip in net
 
-    def owner(addr: str, what: str) -> dict[str, Any]:
-        try:
-            ip = ipaddress.ip_network(addr, strict=False) if "/" in addr else ipaddress.ip_address(addr)
-        except ValueError:
-            raise UsageError(f"invalid {what} address: {addr}") from None
-        for net, cfg in zip(nets, configs, strict=True):
-            if isinstance(ip, ipaddress.IPv4Network | ipaddress.IPv6Network):
-                inside = ip.version == net.version and ip.subnet_of(net)  # type: ignore[arg-type]
-            else:
-                inside = ip.version == net.version and ip in net
-            if inside:
-                return cfg
-        raise UsageError(f"no matching subnet for {what} {addr}")
-    for g in gateways:
-        cfg = owner(g, "gateway")
-        if "Gateway" in cfg:
-            raise UsageError(f"cannot configure multiple gateways ({g}, {cfg['Gateway']}) for the same subnet ({cfg['Subnet']})")
-        cfg["Gateway"] = g
+
+def ipam_config(subnets: list[str], gateways: list[str], ranges: list[str],
+                aux: list[str]) -> list[dict[str, Any]]:
+    """IPAM.Config as docker's consolidateIpam builds it: each --gateway/--ip-range/
+    --aux-address goes with the --subnet holding it; its refusals in its words (exit 1).
+    A malformed lone subnet is left to the daemon, as docker leaves it."""
+    if len(subnets) < len(ranges) or len(subnets) < len(gateways):
+        raise CLIError("every ip-range or gateway must have a corresponding subnet")
+    configs: dict[str, dict[str, Any]] = {}
+    for s in subnets:
+        for other in configs:
+            if _subnet_matches(s, other) or _subnet_matches(other, s):
+                raise CLIError("multiple overlapping subnet configuration is not supported")
+        configs[s] = {"Subnet": s}
+
+    def place(key: str, value: str, what: str) -> None:
+        matched = False
+        for s, cfg in configs.items():
+            if not _subnet_matches(s, value):
+                continue
+            if key in cfg:
+                if key == "Gateway":
+                    raise CLIError(f"cannot configure multiple gateways ({value}, {cfg[key]}) for the same subnet ({s})")
+                raise CLIError(f"cannot configure multiple ranges ({value}, {cfg[key]}) on the same subnet ({s})")
+            cfg[key] = value
+            matched = True
+        if not matched:
+            raise CLIError(f"no matching subnet for {what} {value}")
     for r in ranges:
-        cfg = owner(r, "range")
-        if "IPRange" in cfg:
-            raise UsageError(f"cannot configure multiple ranges ({r}, {cfg['IPRange']}) on the same subnet ({cfg['Subnet']})")
-        cfg["IPRange"] = r
-    for a in aux:
-        name, _, addr = a.partition("=")
-        owner(addr, "aux-address").setdefault("AuxiliaryAddresses", {})[name] = addr
-    return configs
+        place("IPRange", r, "range")
+    for g in gateways:
+        place("Gateway", g, "gateway")
+    for name, addr in _kv(aux).items():
+        owners = [cfg for s, cfg in configs.items() if _subnet_matches(s, addr)]
+        if not owners:
+            raise CLIError(f"no matching subnet for aux-address {addr}")
+        for cfg in owners:
+            cfg.setdefault("AuxiliaryAddresses", {})[name] = addr
+    return list(configs.values())
 
 
 def cmd_create(ctx: Context, p: Parsed) -> int:
     body: dict[str, Any] = {
         "Name": p.args[0], "CheckDuplicate": True, "Driver": p.driver or "bridge",
-        "Internal": p.internal, "Attachable": p.attachable, "EnableIPv6": p.ipv6,
+        "Internal": p.internal, "Attachable": p.attachable,
         "Options": _kv(p.opt), "Labels": _kv(p.label),
         "IPAM": {"Driver": p.ipam_driver or "default", "Options": _kv(p.ipam_opt),
                  "Config": ipam_config(p.subnet, p.gateway, p.ip_range, p.aux_address)},
     }
+    # sent only when given, as docker does: unset leaves the daemon's default
+    if "ipv4" in p.given:
+        body["EnableIPv4"] = p.ipv4
+    if "ipv6" in p.given:
+        body["EnableIPv6"] = p.ipv6
     if p.scope:
         body["Scope"] = p.scope
     res = ctx.client.post("/networks/create", body=body) or {}
@@ -104,7 +122,7 @@ def cmd_create(ctx: Context, p: Parsed) -> int:
 
 
 LS = Spec("network ls", "[OPTIONS]", [
-    Flag("filter", LIST, "f", help="Provide filter values (e.g. \"driver=bridge\")"),
+    Flag("filter", LIST, "f", shows="filter", help="Provide filter values (e.g. \"driver=bridge\")"),
     Flag("format", STR, help="Format output using a custom template"),
     Flag("no-trunc", BOOL, help="Do not truncate the output"),
     Flag("quiet", BOOL, "q", help="Only display network IDs"),
@@ -166,12 +184,12 @@ def cmd_rm(ctx: Context, p: Parsed) -> int:
 
 
 CONNECT = Spec("network connect", "[OPTIONS] NETWORK CONTAINER", [
-    Flag("alias", LIST, help="Add network-scoped alias for the container"),
-    Flag("driver-opt", LIST, help="driver options for the network"),
+    Flag("alias", STRINGS, help="Add network-scoped alias for the container"),
+    Flag("driver-opt", STRINGS, help="driver options for the network"),
     Flag("ip", STR, help="IPv4 address (e.g., \"172.30.100.104\")"),
     Flag("ip6", STR, help="IPv6 address (e.g., \"2001:db8::33\")"),
     Flag("link", LIST, help="Add link to another container"),
-    Flag("link-local-ip", LIST, help="Add a link-local address for the container"),
+    Flag("link-local-ip", STRINGS, help="Add a link-local address for the container"),
 ], min_args=2, max_args=2, help="Connect a container to a network")
 
 
@@ -200,7 +218,7 @@ def cmd_disconnect(ctx: Context, p: Parsed) -> int:
 
 
 PRUNE = Spec("network prune", "[OPTIONS]", [
-    Flag("filter", LIST, help='Provide filter values (e.g. "until=<timestamp>")'),
+    Flag("filter", LIST, shows="filter", help='Provide filter values (e.g. "until=<timestamp>")'),
     Flag("force", BOOL, "f", help="Do not prompt for confirmation"),
 ], max_args=0, help="Remove all unused networks")
 

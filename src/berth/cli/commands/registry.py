@@ -104,7 +104,7 @@ def cmd_push(ctx: Context, p: Parsed) -> int:
 
 # ------------------------------------------------------------------ search
 SEARCH = Spec("search", "[OPTIONS] TERM", [
-    Flag("filter", LIST, "f", help="Filter output based on conditions provided"),
+    Flag("filter", LIST, "f", shows="filter", help="Filter output based on conditions provided"),
     Flag("format", STR, help="Pretty-print search using a Go template"),
     Flag("limit", INT, help="Max number of search results"),
     Flag("no-trunc", BOOL, help="Don't truncate output"),

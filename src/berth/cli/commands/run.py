@@ -9,7 +9,7 @@ from berth.cli.client import CLIError, DaemonError, DaemonUnreachable, path_part
 from berth.cli.commands.common import inspect_container, registry_auth_header
 from berth.cli.context import Context
 from berth.cli.flags import BOOL, LIST, STR, Flag, Parsed, Spec, UsageError
-from berth.cli.runconfig import CONTAINER_FLAGS, RUN_ONLY_FLAGS, create_body
+from berth.cli.runconfig import CONTAINER_FLAGS, RUN_ONLY_FLAGS, create_body, refuse_windows_only
 from berth.cli.streams import DEFAULT_DETACH_KEYS, parse_detach_keys, pump, terminal_size
 
 TYPE_CHECKING = False  # typing's own flag without importing typing (~4 ms on every command)
@@ -216,6 +216,7 @@ CREATE = Spec("create", "[OPTIONS] IMAGE [COMMAND] [ARG...]", CONTAINER_FLAGS, m
 
 def cmd_create(ctx: Context, p: Parsed) -> int:
     check_misplaced_options(ctx, CREATE, p)
+    refuse_windows_only(p)
     try:
         # `create` attaches as a foreground `run` would (AttachStdout/Stderr), as docker's does
         cid = create_container(ctx, p, detach=False)
@@ -279,6 +280,7 @@ def cmd_run(ctx: Context, p: Parsed) -> int:
         return 1
     keys = _detach_keys(p)
     check_misplaced_options(ctx, RUN, p)
+    refuse_windows_only(p)
     try:
         cid = create_container(ctx, p, detach=detach)
     except CLIError as exc:

@@ -250,7 +250,7 @@ def cmd_df(ctx: Context, p: Parsed) -> int:
 
 PRUNE = Spec("system prune", "[OPTIONS]", [
     Flag("all", BOOL, "a", help="Remove all unused images not just dangling ones"),
-    Flag("filter", LIST, help='Provide filter values (e.g. "label=<key>=<value>")'),
+    Flag("filter", LIST, shows="filter", help='Provide filter values (e.g. "label=<key>=<value>")'),
     Flag("force", BOOL, "f", help="Do not prompt for confirmation"),
     Flag("volumes", BOOL, help="Prune anonymous volumes"),
 ], max_args=0, help="Remove unused data")
@@ -300,7 +300,7 @@ def cmd_builder_prune(ctx: Context, p: Parsed) -> int:
 
 # ------------------------------------------------------------------ events
 EVENTS = Spec("events", "[OPTIONS]", [
-    Flag("filter", LIST, "f", help="Filter output based on conditions provided"),
+    Flag("filter", LIST, "f", shows="filter", help="Filter output based on conditions provided"),
     Flag("format", STR, help="Format output using a custom template"),
     Flag("since", STR, help="Show all events created since timestamp"),
     Flag("until", STR, help="Stream events until this timestamp"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from berth.cli import format as fmt
-from berth.cli.client import path_part
+from berth.cli.client import CLIError, path_part
 from berth.cli.commands.common import confirmed, filters_param, print_reclaimed, prune
 from berth.cli.context import Context
 from berth.cli.flags import BOOL, LIST, STR, Flag, Parsed, Spec, UsageError
@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 CREATE = Spec("volume create", "[OPTIONS] [VOLUME]", [
     Flag("driver", STR, "d", default="local", help="Specify volume driver name"),
     Flag("label", LIST, help="Set metadata for a volume"),
-    Flag("name", STR, help="Specify volume name"),
-    Flag("opt", LIST, "o", help="Set driver specific options"),
+    Flag("name", STR, hidden=True, help="Specify volume name"),   # hidden in docker's help too
+    Flag("opt", LIST, "o", shows="map", help="Set driver specific options"),
 ], max_args=1, help="Create a volume")
 
 
@@ -31,8 +31,8 @@ def _kv(values: list[str], what: str) -> dict[str, str]:
 
 
 def cmd_create(ctx: Context, p: Parsed) -> int:
-    if p.name and p.args and p.name != p.args[0]:
-        raise UsageError("conflicting options: cannot specify a volume-name through both --name and as a positional arg")
+    if p.name and p.args:   # even when both say the same name, as docker refuses it
+        raise CLIError("conflicting options: cannot specify a volume-name through both --name and as a positional arg")
     name = p.args[0] if p.args else (p.name or "")
     body: dict[str, Any] = {"Name": name, "Driver": p.driver or "local",
                             "DriverOpts": _kv(p.opt, "option"), "Labels": _kv(p.label, "label")}
@@ -42,7 +42,7 @@ def cmd_create(ctx: Context, p: Parsed) -> int:
 
 
 LS = Spec("volume ls", "[OPTIONS]", [
-    Flag("filter", LIST, "f", help="Provide filter values (e.g. \"dangling=true\")"),
+    Flag("filter", LIST, "f", shows="filter", help="Provide filter values (e.g. \"dangling=true\")"),
     Flag("format", STR, help="Format output using a custom template"),
     Flag("quiet", BOOL, "q", help="Only display volume names"),
     Flag("cluster", BOOL, hidden=True),
@@ -103,7 +103,7 @@ def cmd_rm(ctx: Context, p: Parsed) -> int:
 
 PRUNE = Spec("volume prune", "[OPTIONS]", [
     Flag("all", BOOL, "a", help="Remove all unused volumes, not just anonymous ones"),
-    Flag("filter", LIST, help='Provide filter values (e.g. "label=<label>")'),
+    Flag("filter", LIST, shows="filter", help='Provide filter values (e.g. "label=<label>")'),
     Flag("force", BOOL, "f", help="Do not prompt for confirmation"),
 ], max_args=0, help="Remove unused local volumes")
 
