@@ -172,3 +172,48 @@ def test_live_connect_with_mac_and_link_local(daemon, busybox_image, cleanup) ->
     assert nets["ep-live"]["IPAMConfig"] == {"IPv4Address": "10.217.3.9", "LinkLocalIPs": ["169.254.9.9"]}
     assert set(nets) == {"bridge", "ep-live"}
     _ok(d.docker("network", "disconnect", "ep-live", "ep-live"))
+
+
+def test_create_on_several_networks_joins_them_all_at_start(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
+    """API 1.44's several EndpointsConfig entries at create (docker 28's `--network a
+    --network b`): the container starts on every one, with the settings given for each."""
+    d = daemon
+    cleanup += ["net:ep-one", "net:ep-two", "ep-multi", "ep-multi28"]
+    _ok(d.docker("network", "create", "--subnet", "10.231.1.0/24", "ep-one"))
+    _ok(d.docker("network", "create", "--subnet", "10.231.2.0/24", "ep-two"))
+    r = d.api("POST", "/containers/create?name=ep-multi", json={
+        "Image": busybox_image, "Cmd": ["sleep", "300"], "HostConfig": {"NetworkMode": "ep-one"},
+        "NetworkingConfig": {"EndpointsConfig": {
+            "ep-one": {}, "ep-two": {"Aliases": ["second"], "IPAMConfig": {"IPv4Address": "10.231.2.50"}}}}})
+    assert r.status == 201, r.json()
+    _ok(d.docker("start", "ep-multi"))
+    addrs = _ok(d.docker("exec", "ep-multi", "ip", "-o", "-4", "addr"))
+    assert "10.231.1." in addrs and "10.231.2.50/24" in addrs, addrs
+    nets = json.loads(_ok(d.docker("inspect", "ep-multi")))[0]["NetworkSettings"]["Networks"]
+    assert set(nets) == {"ep-one", "ep-two"} and nets["ep-two"]["IPAddress"] == "10.231.2.50"
+    out = _ok(d.docker("run", "--rm", "--network", "ep-two", busybox_image, "nslookup", "second"))
+    assert "10.231.2.50" in out
+    if os.path.exists(DOCKER28):
+        r = subprocess.run([DOCKER28, "run", "-d", "--name", "ep-multi28", "--network", "ep-one",
+                            "--network", "ep-two", busybox_image, "sleep", "300"],
+                           capture_output=True, text=True, env=d.env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        nets = json.loads(_ok(d.docker("inspect", "ep-multi28")))[0]["NetworkSettings"]["Networks"]
+        assert set(nets) == {"ep-one", "ep-two"}, nets
+
+
+def test_create_on_several_networks_refused_leaves_nothing(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
+    d = daemon
+    cleanup += ["net:ep-three", "ep-bad"]
+    _ok(d.docker("network", "create", "ep-three"))
+    before = _names(d)
+    for mode, other, status in (("ep-three", "ep-nowhere", 404), ("host", "ep-three", 400),
+                                ("none", "ep-three", 400)):
+        r = d.api("POST", "/containers/create?name=ep-bad", json={
+            "Image": busybox_image, "Cmd": ["true"], "HostConfig": {"NetworkMode": mode},
+            "NetworkingConfig": {"EndpointsConfig": {mode: {}, other: {}}}})
+        assert r.status == status, (mode, other, r.status, r.json())
+        assert _names(d) == before
+    # nothing recorded for a container that does not exist: the network can go
+    _ok(d.docker("network", "rm", "ep-three"))
+    cleanup.remove("net:ep-three")

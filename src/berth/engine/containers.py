@@ -424,11 +424,17 @@ class ContainerService:
             # fail early on a user that does not exist in the image, as Docker does at start
             specgen.resolve_user(c.rootfs, config.get("User") or "", hc.get("GroupAdd"))
             await self._prepare_mounts(c, img_cfg)
+            await self._connect_extra_networks(c, endpoints)
             with self.db.transaction() as tx:
                 tx.execute("INSERT INTO containers (id, name, image_id, created, hidden, doc) VALUES (?,?,?,?,?,?)",
                            (cid, name, c.image_id, c.created, int(hidden), c.doc()))
         except BaseException:
             self._names.pop(name, None)
+            if self.networks is not None and hasattr(self.networks, "forget_container"):
+                try:
+                    await self.networks.forget_container(cid)
+                except Exception:  # noqa: BLE001
+                    log.exception("dropping the networks of failed create %s", cid[:12])
             if self.volumes is not None:
                 try:
                     await asyncio.to_thread(self.volumes.release, cid, True)
@@ -444,6 +450,25 @@ class ContainerService:
         self._c[cid] = c
         self._event(c, "create")
         return cid
+
+    async def _connect_extra_networks(self, c: Container, endpoints: dict[str, Any]) -> None:
+        """EndpointsConfig entries beyond the network mode's (API 1.44: `docker run --network a
+        --network b`): connected as `network connect` does before a start, so the container
+        joins them when it starts."""
+        nets = self.networks
+        if nets is None or not hasattr(nets, "endpoint_key"):
+            return
+        mode = c.host_config.get("NetworkMode") or "default"
+        main = nets.endpoint_key(mode, endpoints)
+        extra = [k for k in endpoints if k != main]
+        if not extra:
+            return
+        if mode in ("host", "none") or mode.startswith("container:"):
+            raise InvalidParameter(f"Container cannot be connected to network endpoints: {', '.join([mode, *extra])}")
+        for key in extra:
+            aliases, ipv4, ipv6, mac, link_local = epcheck.requested(endpoints[key] or {})
+            await nets.connect(key, c.id, aliases=aliases, ipv4_address=ipv4, name=c.name, ipv6_address=ipv6,
+                               mac_address=mac, link_local_ips=link_local)
 
     def _endpoints_config(self, body: dict[str, Any], hc: dict[str, Any],
                           net_cfg: dict[str, Any]) -> tuple[dict[str, Any], str]:
