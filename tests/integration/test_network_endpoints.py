@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from support import venv_exe
+
 pytestmark = [pytest.mark.root]
 
 DOCKER28 = "/usr/local/bin/docker"   # API >= 1.44: MAC in EndpointsConfig (fixture's is 20.10)
@@ -193,6 +195,15 @@ def test_create_on_several_networks_joins_them_all_at_start(daemon, busybox_imag
     assert set(nets) == {"ep-one", "ep-two"} and nets["ep-two"]["IPAddress"] == "10.231.2.50"
     out = _ok(d.docker("run", "--rm", "--network", "ep-two", busybox_image, "nslookup", "second"))
     assert "10.231.2.50" in out
+    # the berth CLI, as docker 28's: repeated --network, the advanced form for the second
+    cleanup.append("ep-multi-cli")
+    r = subprocess.run([venv_exe("berth"), "run", "-d", "--name", "ep-multi-cli", "--network", "ep-one",
+                        "--network", "name=ep-two,alias=third,ip=10.231.2.60", busybox_image, "sleep", "300"],
+                       capture_output=True, text=True, env=d.env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    nets = json.loads(_ok(d.docker("inspect", "ep-multi-cli")))[0]["NetworkSettings"]["Networks"]
+    assert set(nets) == {"ep-one", "ep-two"} and nets["ep-two"]["IPAddress"] == "10.231.2.60", nets
+    assert "third" in nets["ep-two"]["Aliases"]
     if os.path.exists(DOCKER28):
         r = subprocess.run([DOCKER28, "run", "-d", "--name", "ep-multi28", "--network", "ep-one",
                             "--network", "ep-two", busybox_image, "sleep", "300"],

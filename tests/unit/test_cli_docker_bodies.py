@@ -204,6 +204,10 @@ CREATE_CASES = [
     "--log-opt max-size=1m", "--volumes-from other:ro", "--init", "--runtime runc",
     "--annotation a=b", "--link other:alias", "--kernel-memory 10m -m 32m",
     "--ulimit nofile=-1", "--ulimit nofile=+5:10",
+    "--network a --network b", "--network name=a,alias=x,ip=10.0.0.5 --network b",
+    "--network name=a,mac-address=02:42:AC:11:00:02", "--network a --network-alias x --network b",
+    "--network name=a,driver-opt=k=v,link-local-ip=169.254.1.1", "--network a --ip 10.1.0.3 --network b",
+    "--network a --link other:al", "--network name=a,ip6=fd00::3,alias=p,alias=q",
 ]
 
 
@@ -227,6 +231,9 @@ REFUSED = [
     "--network-alias a", "--network host --network-alias a", "--io-maxiops -1",
     "--io-maxbandwidth x", "--cpu-count x", "--ulimit foo=1", "--ulimit nofile=0x10",
     "--rm --restart always",
+    "--network a --network a", "--network host --network a", "--network name=a,alias=x --network-alias y",
+    "--network name=a,foo=1", "--network alias=x", "--network name=a,ip=10.0.0.1 --ip 10.0.0.2",
+    "--network bridge --network a",
 ]
 
 WINDOWS_ONLY = ["--cpu-count 2", "--cpu-percent 50", "--io-maxbandwidth 1m", "--io-maxiops 300"]

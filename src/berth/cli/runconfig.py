@@ -92,8 +92,8 @@ CONTAINER_FLAGS: list[Flag] = [
     Flag("memory-swappiness", INT, default=-1, help="Tune container memory swappiness (0 to 100)"),
     Flag("mount", LIST, shows="mount", help="Attach a filesystem mount to the container"),
     Flag("name", STR, help="Assign a name to the container"),
-    Flag("network", STR, shows="network", help="Connect a container to a network"),
-    Flag("net", STR, hidden=True),
+    Flag("network", LIST, shows="network", help="Connect a container to a network"),
+    Flag("net", LIST, hidden=True),
     Flag("network-alias", LIST, help="Add network-scoped alias for the container"),
     Flag("net-alias", LIST, hidden=True),
     Flag("no-healthcheck", BOOL, help="Disable any container-specified HEALTHCHECK"),
@@ -707,6 +707,104 @@ def refuse_windows_only(o: Parsed) -> None:
                            "but the Docker daemon is running on linux")
 
 
+_NETWORK_KEYS = {"name": "Target", "alias": "Aliases", "ip": "IPv4Address", "ip6": "IPv6Address",
+                 "mac-address": "MacAddress", "link-local-ip": "LinkLocalIPs", "driver-opt": "DriverOpts",
+                 "gw-priority": "GwPriority"}
+
+
+def parse_network(value: str) -> dict[str, Any]:
+    """One --network value: a network, or docker's advanced form
+    `name=NET,alias=A,ip=..,ip6=..,mac-address=..,link-local-ip=..,driver-opt=K=V` (fields
+    read as the docker CLI reads them: CSV, lower-cased)."""
+    if "=" not in value:
+        return {"Target": value}
+    import re  # here: `run` without an advanced --network never pays for it
+
+    if not re.search(r"\w+=\w+(,\w+=\w+)*", value):
+        return {"Target": value}
+    try:
+        fields = go_csv_record(value)
+    except ValueError as exc:
+        raise UsageError(f'invalid argument "{value}" for "--network" flag: {exc}') from None
+    att: dict[str, Any] = {"Target": "", "Aliases": [], "LinkLocalIPs": [], "DriverOpts": {}}
+    for f in fields:
+        key, eq, val = f.lower().partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise UsageError(f'invalid argument "{value}" for "--network" flag: invalid field {f}')
+        if key not in _NETWORK_KEYS:
+            raise UsageError(f'invalid argument "{value}" for "--network" flag: invalid field key {key}')
+        name = _NETWORK_KEYS[key]
+        if name in ("Aliases", "LinkLocalIPs"):
+            att[name].append(val)
+        elif name == "DriverOpts":
+            k, eq2, v = val.partition("=")
+            if not eq2:
+                raise UsageError(f'invalid argument "{value}" for "--network" flag: invalid key value pair '
+                                 f'format in driver options')
+            att[name][k.strip()] = v.strip()
+        elif name == "GwPriority":
+            try:
+                att[name] = int(val)
+            except ValueError:
+                raise UsageError(f'invalid argument "{value}" for "--network" flag: invalid gw-priority: '
+                                 f'{val}') from None
+        else:
+            att[name] = val
+    if not att["Target"]:
+        raise UsageError(f'invalid argument "{value}" for "--network" flag: network name/id is not specified')
+    return att
+
+
+def _user_defined(network: str) -> bool:
+    return network not in ("", "default", "bridge", "host", "none") and not network.startswith("container:")
+
+
+def network_endpoints(attachments: list[dict[str, Any]], o: Parsed) -> dict[str, Any]:
+    """EndpointsConfig as the docker CLI makes it: one entry per --network (the first gets
+    --network-alias, --ip, --ip6, --mac-address, --link-local-ip, and --link on a
+    user-defined network), `default` when there is no --network and those flags are given;
+    a single --network without settings gets none (the daemon makes its endpoint)."""
+    aliases = o.network_alias + o.net_alias
+    legacy = {"Aliases": aliases, "IPv4Address": o.ip or "", "IPv6Address": o.ip6 or "",
+              "MacAddress": o.mac_address or "", "LinkLocalIPs": list(o.link_local_ip)}
+    if not attachments:
+        attachments = [{"Target": "default"}] if any(legacy.values()) else []
+    conflicts = (("Aliases", "--network-alias and per-network alias"), ("IPv4Address", "--ip and per-network IPv4 address"),
+                 ("IPv6Address", "--ip6 and per-network IPv6 address"),
+                 ("MacAddress", "--mac-address and per-network MAC address"),
+                 ("LinkLocalIPs", "--link-local-ip and per-network link-local IP addresses"))
+    endpoints: dict[str, Any] = {}
+    kinds = set()
+    for i, att in enumerate(attachments):
+        att = dict(att)
+        target = att["Target"]
+        kinds.add(_user_defined(target))
+        if i == 0:
+            for key, words in conflicts:
+                if att.get(key) and legacy[key]:
+                    raise UsageError(f"conflicting options: cannot specify both {words}")
+                if legacy[key]:
+                    att[key] = legacy[key]
+            if o.link and _user_defined(target):
+                att["Links"] = list(o.link)
+        ep: dict[str, Any] = {}
+        for key in ("Aliases", "Links", "DriverOpts", "MacAddress", "GwPriority"):
+            if att.get(key):
+                ep[key] = att[key]
+        ipam = {k: att[k] for k in ("IPv4Address", "IPv6Address", "LinkLocalIPs") if att.get(k)}
+        if ipam:
+            ep["IPAMConfig"] = ipam
+        if target in endpoints:
+            raise UsageError(f'network "{target}" is specified multiple times')
+        if i == 0 and len(attachments) == 1 and not ep and target != "default":
+            continue   # docker leaves a lone network without settings to the daemon
+        endpoints[target] = ep
+    if len(kinds) > 1:
+        raise UsageError("conflicting options: cannot attach both user-defined and non-user-defined network-modes")
+    return endpoints
+
+
 def create_body(o: Parsed, image: str, cmd: list[str], detach: bool = False) -> dict[str, Any]:
     """The ContainerCreate JSON for these parsed run/create flags."""
     if o.memory_swappiness is not None and o.memory_swappiness != -1 and not 0 <= o.memory_swappiness <= 100:
@@ -775,7 +873,8 @@ def create_body(o: Parsed, image: str, cmd: list[str], detach: bool = False) -> 
     else:
         a_in, a_out, a_err = o.interactive, True, True
 
-    network = o.network or o.net or ""
+    attachments = [parse_network(v) for v in o.network + o.net]
+    network = attachments[0]["Target"] if attachments else ""
     aliases = o.network_alias + o.net_alias
     entrypoint: list[str] | None = None
     if o.entrypoint:
@@ -889,21 +988,9 @@ def create_body(o: Parsed, image: str, cmd: list[str], detach: bool = False) -> 
         host_config["Annotations"] = dict(a.partition("=")[::2] for a in o.annotation)
     if o.kernel_memory:
         ram_in_bytes(o.kernel_memory, "--kernel-memory")   # refused as docker does, never sent
-    endpoints: dict[str, Any] = {}
     if aliases and (network in ("", "default", "bridge", "host", "none") or network.startswith("container:")):
         raise UsageError("network-scoped aliases are only supported for user-defined networks")
-    if aliases or o.ip or o.ip6 or o.mac_address or o.link_local_ip:
-        # without --network docker names the endpoint "default" (the daemon's default network)
-        ep: dict[str, Any] = {}
-        if aliases:
-            ep["Aliases"] = aliases
-        if o.ip or o.ip6 or o.link_local_ip:
-            ep["IPAMConfig"] = {k: v for k, v in (("IPv4Address", o.ip), ("IPv6Address", o.ip6),
-                                                  ("LinkLocalIPs", o.link_local_ip)) if v}
-        if o.mac_address:
-            ep["MacAddress"] = o.mac_address
-        endpoints[network or "default"] = ep
-
+    endpoints = network_endpoints(attachments, o)
     body: dict[str, Any] = {
         "Hostname": o.hostname or "",
         "Domainname": o.domainname or "",
