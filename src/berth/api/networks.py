@@ -83,6 +83,11 @@ async def create_network(request: web.Request) -> web.Response:
         raise NotFound(f"plugin \"{ipam['Driver']}\" not found")
     configs = ipam_by_version(ipam.get("Config") or [])
     v4, v6 = configs.get(4, {}), configs.get(6, {})
+    if body.get("EnableIPv4") is False:   # API 1.47 (docker 28's --ipv4=false)
+        if not body.get("EnableIPv6"):
+            raise InvalidParameter("IPv4 or IPv6 must be enabled")
+        raise InvalidParameter("IPv6-only networks are not supported by berth: a bridge network always has "
+                               "IPv4 (drop --ipv4=false)")
     res = await _svc(request).create(
         name=str(body.get("Name") or ""), driver=str(body.get("Driver") or "bridge"),
         internal=bool(body.get("Internal")), subnet=str(v4.get("Subnet") or ""),
