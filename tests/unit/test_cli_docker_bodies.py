@@ -393,6 +393,8 @@ COMMAND_REFUSED = [  # (command words, arguments): refused before any request, i
     ("network create", "--subnet 10.0.0.0/24 --gateway 10.0.0.1 --gateway 10.0.0.2 n"),
     ("network create", "--subnet 10.0.0.0/24 --gateway x n"), ("volume create", "--name a b"),
     ("volume create", "--name a a"),
+    ("ps", "--filter foo"), ("images", "-f foo"), ("volume ls", "-f x"), ("network ls", "--filter y"),
+    ("container prune", "--filter z -f"), ("image prune", "--filter a"),
 ]
 
 

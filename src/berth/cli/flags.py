@@ -229,6 +229,9 @@ def parse(spec: Spec, argv: list[str]) -> Parsed:
 
     def store(flag: Flag, value: Any) -> None:
         given.add(flag.dest)
+        if flag.kind == LIST and flag.shows == "filter" and value and "=" not in value:
+            # the docker CLI's FilterOpt refuses it while parsing (exit 125)
+            raise invalid_argument(flag.label(), value, "bad format of filter (expected name=value)")
         if flag.kind == LIST:
             opts[flag.dest].append(value)
         elif flag.kind == STRINGS:

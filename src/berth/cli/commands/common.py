@@ -16,16 +16,18 @@ def inspect_container(ctx: Context, name: str) -> dict[str, Any]:
 
 
 def filters_param(values: list[str]) -> str | None:
-    """`--filter k=v` (repeated) -> the filters JSON docker sends: {"k": {"v": true}}."""
-    if not values:
-        return None
+    """`--filter k=v` (repeated) -> the filters JSON docker sends: {"k": {"v": true}}. As the
+    docker CLI's FilterOpt: the name is trimmed and lower-cased, the value trimmed, an empty
+    --filter ignored (one without `=` is refused by the flag parser)."""
     out: dict[str, dict[str, bool]] = {}
     for v in values:
+        if not v:
+            continue
         k, eq, val = v.partition("=")
-        if not eq or not k:
+        if not eq:
             raise CLIError(f"bad format of filter (expected name=value): {v}")
-        out.setdefault(k.strip(), {})[val] = True
-    return wirejson.dumps(out, compact=True)
+        out.setdefault(k.strip().lower(), {})[val.strip()] = True
+    return wirejson.dumps(out, compact=True) if out else None
 
 
 def print_json(ctx: Context, data: Any) -> None:
