@@ -47,3 +47,31 @@ def test_defaults() -> None:
 def test_refused(params: list[tuple[str, str]], message: str) -> None:
     with pytest.raises(InvalidParameter, match=message):
         options_from_request(req(params))
+
+
+def test_ulimits_rm_forcerm_and_cachefrom() -> None:
+    ulimits = [{"Name": "nofile", "Hard": 2048, "Soft": 1024}]
+    o = options_from_request(req([("ulimits", json.dumps(ulimits)), ("rm", "0"),
+                                  ("cachefrom", json.dumps(["base:1", "base:2"]))]))
+    assert o.run_host_config == {"Ulimits": ulimits}
+    assert (o.remove, o.force_remove, o.cache_from) == (False, False, ["base:1", "base:2"])
+    # dockerd: rm defaults to true, forcerm implies it
+    assert (options_from_request(req([])).remove, options_from_request(req([])).force_remove) == (True, False)
+    o = options_from_request(req([("rm", "0"), ("forcerm", "1")]))
+    assert (o.remove, o.force_remove) == (True, True)
+    assert options_from_request(req([("isolation", "default")])).run_host_config == {}
+
+
+@pytest.mark.parametrize("params,message", [
+    ([("isolation", "hyperv")], 'Unsupported isolation: "hyperv"'),
+    ([("isolation", "process")], 'Unsupported isolation: "process"'),
+    ([("securityopt", "seccomp=unconfined")],
+     "The daemon on this platform does not support setting security options on build"),
+    ([("squash", "1")], "squash is only supported with experimental mode"),
+    ([("ulimits", "{bad")], "error reading ulimit settings: "),
+    ([("ulimits", '["nofile"]')], "error reading ulimit settings"),
+    ([("cachefrom", "x")], "error reading cache-from images"),
+])
+def test_refused_as_dockerd_does(params: list[tuple[str, str]], message: str) -> None:
+    with pytest.raises(InvalidParameter, match=message.replace("(", r"\(")):
+        options_from_request(req(params))

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from berth.build.cache import BuildCache, Probe
+from berth.build.cache import BuildCache, CacheItem, Probe, PruneRule, prune_rule, select_for_prune
 from berth.engine.db import Database
+from berth.errors import InvalidParameter
 
 
 @pytest.fixture
@@ -68,3 +69,40 @@ def test_prune(cache: BuildCache) -> None:
     cache.store(p(instruction="other"), "sha256:gone")
     assert cache.prune(keep=lambda i: i == "sha256:keep") == [p(instruction="other").key]
     assert cache.prune() == [p().key]
+
+
+# --- /build/prune: filters, all, keep-storage ------------------------------------------------
+
+def _items() -> list[CacheItem]:
+    return [CacheItem(id="sha256:aaa", type="regular", size=0, last_used=100, dangling=True),
+            CacheItem(id="sha256:bbb", type="regular", size=0, last_used=900),
+            CacheItem(id="m-old", type="exec.cachemount", size=300, last_used=200),
+            CacheItem(id="m-new", type="exec.cachemount", size=500, last_used=950),
+            CacheItem(id="m-busy", type="exec.cachemount", size=100, last_used=10, in_use=True)]
+
+
+def _ids(rule: PruneRule) -> list[str]:
+    return sorted(i.id for i in select_for_prune(_items(), rule, now=1000))
+
+
+def test_prune_selection() -> None:
+    assert _ids(prune_rule({})) == ["m-new", "m-old", "sha256:aaa"]            # no live records
+    assert _ids(prune_rule({}, all_=True)) == ["m-new", "m-old", "sha256:aaa", "sha256:bbb"]
+    assert _ids(prune_rule({"until": ["5m"]}, all_=True)) == ["m-old", "sha256:aaa"]  # used < 5 min ago stays
+    assert _ids(prune_rule({"type": ["exec.cachemount"]}, all_=True)) == ["m-new", "m-old"]
+    assert _ids(prune_rule({"id": ["^m-o"]})) == ["m-old"]
+    assert _ids(prune_rule({"inuse": ["true"]}, all_=True)) == []
+    # keep 600 of 900 bytes (100 in use): the least recently used go until the rest fits
+    assert _ids(prune_rule({}, keep_bytes=600)) == ["m-old", "sha256:aaa"]
+    assert _ids(prune_rule({}, keep_bytes=900)) == []
+
+
+@pytest.mark.parametrize("filters,message", [
+    ({"until": ["1h"], "unused-for": ["1h"]}, 'conflicting filters: "until" and "unused-for"'),
+    ({"until": ["1h", "2h"]}, "filters expect only one value"),
+    ({"type": ["regular", "exec.cachemount"]}, "filters expect only one value"),
+    ({"until": ["soon"]}, "\"until\" filter expects a duration \\(e.g., '24h'\\): time: invalid duration \"soon\""),
+])
+def test_prune_filters_refused(filters: dict[str, list[str]], message: str) -> None:
+    with pytest.raises(InvalidParameter, match=message):
+        prune_rule(filters)

@@ -13,8 +13,10 @@ from typing import Any
 
 from aiohttp import web
 
+from berth.api.app import parse_filters
 from berth.api.streams import json_line, spool_body
 from berth.build.builder import BuildError, BuildOptions
+from berth.build.cache import PRUNE_FILTERS
 from berth.errors import BerthError, InvalidParameter
 from berth.image import reference
 
@@ -50,6 +52,45 @@ def _json_map(request: web.Request, name: str) -> dict[str, Any]:
     return val
 
 
+def _json_list(request: web.Request, name: str, what: str) -> list[Any]:
+    """A JSON array parameter (`ulimits`, `cachefrom`); dockerd answers a bad one with the
+    decoder's error, prefixed with what it was reading."""
+    raw = request.query.get(name)
+    if not raw:
+        return []
+    try:
+        val = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidParameter(f"{what}: {exc}") from None
+    if val is None:
+        return []
+    if not isinstance(val, list):
+        raise InvalidParameter(f"{what}: a JSON array is required")
+    return val
+
+
+def _ulimits(request: web.Request) -> list[dict[str, Any]]:
+    """HostConfig.Ulimits for the RUN containers (create checks names and values)."""
+    out = _json_list(request, "ulimits", "error reading ulimit settings")
+    if not all(isinstance(u, dict) for u in out):
+        raise InvalidParameter("error reading ulimit settings: each ulimit is a JSON object")
+    return out
+
+
+def _check_unsupported(request: web.Request) -> None:
+    """What dockerd's classic builder refuses on Linux, with its words."""
+    q = request.query
+    isolation = q.get("isolation", "")
+    if isolation and isolation.lower() != "default":
+        raise InvalidParameter(f'Unsupported isolation: "{isolation}"')
+    if q.getall("securityopt", []):
+        # dockerd takes security options on build on Windows only (credential specs)
+        raise InvalidParameter("The daemon on this platform does not support setting security "
+                               "options on build")
+    if _bool(request, "squash"):
+        raise InvalidParameter("squash is only supported with experimental mode")
+
+
 def _registry_config(request: web.Request) -> dict[str, Any]:
     raw = request.headers.get("X-Registry-Config")
     if not raw:
@@ -68,6 +109,7 @@ def options_from_request(request: web.Request) -> BuildOptions:
     if q.get("version") == "2":
         raise InvalidParameter("BuildKit (version=2) is not supported by berthd; use the legacy builder "
                                "(DOCKER_BUILDKIT=0)")
+    _check_unsupported(request)
     tags = [t for t in q.getall("t", []) if t]
     for t in tags:
         ref = reference.parse(t)
@@ -92,6 +134,11 @@ def options_from_request(request: web.Request) -> BuildOptions:
                        ("cgroupparent", "CgroupParent")):
         if q.get(param):
             hc[key] = q[param]
+    ulimits = _ulimits(request)
+    if ulimits:
+        hc["Ulimits"] = ulimits
+    cache_from = [str(x) for x in _json_list(request, "cachefrom", "error reading cache-from images")]
+    force_remove = _bool(request, "forcerm")
     return BuildOptions(
         dockerfile=q.get("dockerfile") or "Dockerfile",
         tags=tags,
@@ -104,6 +151,10 @@ def options_from_request(request: web.Request) -> BuildOptions:
         pull=_bool(request, "pull"),
         platform=q.get("platform") or None,
         run_host_config=hc,
+        # dockerd: rm defaults to true, forcerm implies it
+        remove=force_remove or _bool(request, "rm", default=True),
+        force_remove=force_remove,
+        cache_from=cache_from,
     )
 
 
@@ -167,7 +218,14 @@ async def build(request: web.Request) -> web.StreamResponse:
 @routes.post("/build/prune")
 async def prune(request: web.Request) -> web.Response:
     svc = _svc(request)
-    result = await asyncio.to_thread(svc.prune, _bool(request, "all"))
+    filters = parse_filters(request, PRUNE_FILTERS)
+    raw = request.query.get("keep-storage") or "0"
+    try:
+        keep = int(raw)
+    except ValueError:
+        raise InvalidParameter(f"keep-storage is in bytes and expects an integer, got {raw}: "
+                               f'strconv.Atoi: parsing "{raw}": invalid syntax') from None
+    result = await asyncio.to_thread(svc.prune, _bool(request, "all"), filters, keep)
     return web.json_response(result)
 
 

@@ -92,6 +92,8 @@ class RunRequest:
     host_config: dict[str, Any] = field(default_factory=dict)  # extra HostConfig settings
     mounts: list[dict[str, Any]] = field(default_factory=list)  # HostConfig.Mounts (--mount)
     scrub: Callable[[str], None] | None = None     # called with the upper dir before commit
+    remove: bool = True          # rm: remove the container afterwards (else it is kept)
+    force_remove: bool = False   # forcerm: say so after a failure too, as docker does
 
 
 class StepRunner(Protocol):
@@ -117,6 +119,11 @@ class StepRunner(Protocol):
 
     async def tag(self, image_id: str, tags: list[str]) -> list[str]: ...
 
+    async def lineage(self, name: str) -> list[tuple[str, str, str]]:
+        """(parent id, image id, created_by of its last history entry) for the image and
+        each ancestor still present; raises NotFound for a missing image."""
+        ...
+
 
 @dataclass
 class BuildOptions:
@@ -130,8 +137,11 @@ class BuildOptions:
     network_mode: str | None = None
     pull: bool = False
     platform: str | None = None
-    # HostConfig settings for RUN containers (ExtraHosts, Memory, CpuShares, ShmSize, ...)
+    # HostConfig settings for RUN containers (ExtraHosts, Memory, CpuShares, ShmSize, Ulimits, ...)
     run_host_config: dict[str, Any] = field(default_factory=dict)
+    remove: bool = True          # rm: remove a RUN's container after it succeeded
+    force_remove: bool = False   # forcerm: after it failed too
+    cache_from: list[str] = field(default_factory=list)   # images whose history may be cache hits
 
 
 @dataclass
@@ -233,6 +243,7 @@ class Builder:
         self.filename = options.dockerfile
         self._cleanup: list[str] = []
         self.quiet_log: list[str] = []
+        self._cache_steps: list[tuple[str, str, str]] | None = None   # from opts.cache_from
 
     # --- output -------------------------------------------------------------------------
     async def say(self, text: str) -> None:
@@ -426,7 +437,7 @@ class Builder:
     def _nop(self, state: _State, text: str, two: bool = True) -> str:
         return f"{' '.join(state.shell)} #(nop) {' ' if two else ''}{text}"
 
-    async def _cached(self, state: _State, probe: Probe) -> ImageRef | None:
+    async def _cached(self, state: _State, probe: Probe, created_by: str) -> ImageRef | None:
         if self.cache is None or self.opts.no_cache:
             return None
         cache = self.cache
@@ -436,6 +447,8 @@ class Builder:
                 await asyncio.to_thread(cache.forget_image, hit)
                 hit = None
         if hit is None:
+            hit = await self._from_cache_images(probe.parent, created_by)
+        if hit is None:
             if not state.missed:
                 state.missed = True
                 why = await asyncio.to_thread(cache.explain_miss, probe)
@@ -443,6 +456,24 @@ class Builder:
             return None
         await self.say(" ---> Using cache\n")
         return await self.runner.get(hit)
+
+    async def _from_cache_images(self, parent: str, created_by: str) -> str | None:
+        """cachefrom, as the classic builder uses it: a step of one of those images (or their
+        ancestors) made on the same parent by the same instruction is a hit. Images that are
+        not here are skipped, as dockerd does; the chains are read at the first miss."""
+        if not self.opts.cache_from:
+            return None
+        if self._cache_steps is None:
+            self._cache_steps = []
+            for name in self.opts.cache_from:
+                try:
+                    self._cache_steps.extend(await self.runner.lineage(name))
+                except NotFound:
+                    continue
+        for step_parent, image_id, step_created_by in self._cache_steps:
+            if step_parent == parent and step_created_by == created_by:
+                return image_id
+        return None
 
     async def _remember(self, probe: Probe, image: ImageRef) -> None:
         if self.cache is not None:
@@ -458,7 +489,7 @@ class Builder:
         cfg = state.config
         probe = Probe(parent=state.parent_id, keyword=ins.keyword, instruction=created_by,
                       extra=_config_digest(cfg) + author)
-        image = await self._cached(state, probe)
+        image = await self._cached(state, probe, created_by)
         if image is None:
             if author:
                 state.maintainer = author
@@ -595,7 +626,7 @@ class Builder:
         cfg = state.config
         probe = Probe(parent=state.parent_id, keyword="WORKDIR", instruction=created_by,
                       extra=_config_digest(cfg) + ":mkdir")
-        image = await self._cached(state, probe)
+        image = await self._cached(state, probe, created_by)
         if image is None:
             uid, gid = 0, 0
 
@@ -668,7 +699,7 @@ class Builder:
                       instruction=" ".join([*(f"--mount={m.spec.flag()}" for m in mounts), *argv]),
                       files=await asyncio.to_thread(_mounted_files, mounts) if mounts else {},
                       args=hist_args, extra=json.dumps(extra))
-        image = await self._cached(state, probe)
+        image = await self._cached(state, probe, created_by)
         if image is None:
             targets: list[tuple[str, bool]] = []          # mount points: (path, is_dir)
             made: list[mountpoints.Mountpoints] = []
@@ -705,7 +736,8 @@ class Builder:
                                  history=state.hist(created_by), prepare=prepare,
                                  cleanup=cleanup if prepare_files else None,
                                  host_config=dict(self.opts.run_host_config),
-                                 mounts=api_mounts, scrub=scrub if mounts else None)
+                                 mounts=api_mounts, scrub=scrub if mounts else None,
+                                 remove=self.opts.remove, force_remove=self.opts.force_remove)
                 image = await self._run_step(state, req)
             await self._remember(probe, image)
         await self._advance(state, image)
@@ -723,9 +755,11 @@ class Builder:
         try:
             image = await self.runner.run(state.image, req, on_start, on_output)
         except StepFailed as exc:
+            if started and req.force_remove:   # (without it the removal is silent)
+                await self.say(f"Removing intermediate container {started[0][:12]}\n")
             raise BuildError(f"The command '{' '.join(req.cmd)}' returned a non-zero code: {exc.exit_code}",
                              code=exc.exit_code) from None
-        if started:
+        if started and req.remove:
             await self.say(f"Removing intermediate container {started[0][:12]}\n")
         return image
 
@@ -955,7 +989,7 @@ class Builder:
             cfg = state.config
             probe = Probe(parent=state.parent_id, keyword=kw, instruction=shown, files=files,
                           extra=json.dumps([_config_digest(cfg), workdir]))
-            image = await self._cached(state, probe)
+            image = await self._cached(state, probe, created_by)
             if image is None:
                 def apply(rootfs: str) -> None:
                     uid, gid = parse_chown(chown, rootfs) if chown else (0, 0)

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from berth.errors import InvalidParameter
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS build_cache (
@@ -138,9 +141,118 @@ class BuildCache:
         """Drop cache records (all, or those whose image `keep` rejects); returns their keys."""
         rows = self.db.execute("SELECT key, image_id FROM build_cache")
         gone = [r["key"] for r in rows if keep is None or not keep(r["image_id"])]
-        for k in gone:
-            self.db.execute("DELETE FROM build_cache WHERE key=?", (k,))
+        self.remove(gone)
         return gone
+
+    def remove(self, keys: Iterable[str]) -> None:
+        for k in keys:
+            self.db.execute("DELETE FROM build_cache WHERE key=?", (k,))
+
+    def items(self, exists: Callable[[str], bool]) -> list[CacheItem]:
+        """Every record as a prune candidate (records hold no data of their own: size 0)."""
+        rows = self.db.execute("SELECT key, parent, keyword, instruction, image_id, last_used FROM build_cache")
+        return [CacheItem(id=r["key"], type="regular", size=0, last_used=r["last_used"],
+                          dangling=not exists(r["image_id"]), parent=r["parent"],
+                          description=f"{r['keyword']} {r['instruction']}") for r in rows]
 
     def forget_image(self, image_id: str) -> None:
         self.db.execute("DELETE FROM build_cache WHERE image_id=?", (image_id,))
+
+
+# --- POST /build/prune: which records and cache mounts go -------------------------------------
+
+# dockerd's valid prune filters: BuildKit's cache fields, until and its old name unused-for,
+# and label/label! (accepted and not applied, as dockerd does)
+PRUNE_FILTERS = frozenset({"until", "unused-for", "id", "parent", "type", "description", "inuse",
+                           "shared", "private", "label", "label!"})
+_MATCHED = ("id", "parent", "type", "description", "inuse", "shared", "private")
+
+
+@dataclass
+class CacheItem:
+    """A build cache entry as prune sees it: a step record ("regular") or a RUN cache mount
+    ("exec.cachemount")."""
+    id: str
+    type: str
+    size: int
+    last_used: float                   # epoch seconds
+    in_use: bool = False
+    dangling: bool = False             # a step record whose image is gone
+    parent: str = ""
+    description: str = ""
+    shared: bool = False
+
+    def value(self, name: str) -> str:
+        v = getattr(self, "in_use" if name == "inuse" else name, None)
+        if name == "private":
+            v = not self.shared
+        return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+@dataclass
+class PruneRule:
+    all: bool = False
+    keep_bytes: int = 0
+    keep_seconds: float = 0            # until: what was used this recently stays
+    match: dict[str, str] = field(default_factory=dict)
+
+    def matches(self, item: CacheItem) -> bool:
+        for k, want in self.match.items():
+            have = item.value(k)
+            if k == "id":   # BuildKit's id~=: a regular expression (or the text itself)
+                try:
+                    if not re.search(want, have):
+                        return False
+                except re.error:
+                    if want not in have:
+                        return False
+            elif have != want:
+                return False
+        return True
+
+
+def prune_rule(filters: dict[str, list[str]], all_: bool = False, keep_bytes: int = 0) -> PruneRule:
+    """dockerd's reading of /build/prune's filters (its errors and words); unknown keys are
+    refused earlier (`invalid filter 'k'`)."""
+    from berth.build.instructions import parse_duration
+
+    until, unused_for = filters.get("until") or [], filters.get("unused-for") or []
+    if until and unused_for:
+        raise InvalidParameter('conflicting filters: "until" and "unused-for"')
+    key = "unused-for" if unused_for else "until"
+    values = until + unused_for
+    if len(values) > 1:
+        raise InvalidParameter("filters expect only one value")
+    seconds = 0.0
+    if values:
+        try:
+            seconds = parse_duration(values[0]) / 1e9
+        except ValueError as exc:
+            raise InvalidParameter(f"\"{key}\" filter expects a duration (e.g., '24h'): {exc}") from None
+    match: dict[str, str] = {}
+    for k in _MATCHED:
+        vals = filters.get(k) or []
+        if len(vals) > 1:
+            raise InvalidParameter("filters expect only one value")
+        if vals:
+            match[k] = vals[0]
+    return PruneRule(all=all_, keep_bytes=keep_bytes, keep_seconds=seconds, match=match)
+
+
+def select_for_prune(items: list[CacheItem], rule: PruneRule, now: float) -> list[CacheItem]:
+    """What a prune removes, as BuildKit chooses: nothing in use; step records only when their
+    image is gone unless `all`; filters; `until` spares what was used within it; with
+    `keep_bytes`, the least recently used go first and only while the cache holds more."""
+    chosen = [i for i in items
+              if not i.in_use and (rule.all or i.type != "regular" or i.dangling) and rule.matches(i)
+              and (not rule.keep_seconds or i.last_used < now - rule.keep_seconds)]
+    if not rule.keep_bytes:
+        return chosen
+    total = sum(i.size for i in items)
+    out = []
+    for i in sorted(chosen, key=lambda i: i.last_used):
+        if total <= rule.keep_bytes:
+            break
+        out.append(i)
+        total -= i.size
+    return out

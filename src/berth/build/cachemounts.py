@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,11 +209,12 @@ class CacheMountStore:
                  "size": tree_size(str(self.root / r["name"])), "in_use": r["name"] in busy} for r in rows]
 
     # --- pruning ------------------------------------------------------------
-    def prune(self) -> tuple[list[str], int]:
-        """Remove every cache nobody is using: (their names, bytes freed)."""
+    def prune(self, names: Collection[str] | None = None) -> tuple[list[str], int]:
+        """Remove every cache nobody is using (of `names`, when given): (their names, bytes freed)."""
         with self._lock:
             rows = self.db.execute("SELECT name FROM build_cache_mounts")
-            gone = [r["name"] for r in rows if r["name"] not in self._users]
+            gone = [r["name"] for r in rows if r["name"] not in self._users
+                    and (names is None or r["name"] in names)]
             for n in gone:
                 self.db.execute("DELETE FROM build_cache_mounts WHERE name=?", (n,))
         freed = 0

@@ -13,6 +13,7 @@ import secrets
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -24,7 +25,7 @@ from berth.build.builder import (
     StepFailed,
     run_build,
 )
-from berth.build.cache import BuildCache
+from berth.build.cache import BuildCache, CacheItem, prune_rule, select_for_prune
 from berth.build.cachemounts import CacheMountStore
 from berth.build.context import BuildContext, extract_tar
 from berth.config import DaemonConfig
@@ -115,6 +116,18 @@ class EngineStepRunner:
             out.append(await asyncio.to_thread(self.images.tag, image_id, t))
         return [_with_tag(t) for t in out]
 
+    async def lineage(self, name: str) -> list[tuple[str, str, str]]:
+        def walk() -> list[tuple[str, str, str]]:
+            out = []
+            img = self.images.resolve(name)
+            while img is not None:
+                history = img.config.get("history") or []
+                created_by = history[-1].get("created_by", "") if history else ""
+                out.append((img.parent or "", img.id, created_by))
+                img = self.images.store.get(img.parent) if img.parent and self.images.store.exists(img.parent) else None
+            return out
+        return await asyncio.to_thread(walk)
+
     async def commit_config(self, parent: ImageRef | None, config: dict[str, Any],
                             history: dict[str, Any]) -> ImageRef:
         def do() -> ImageRef:
@@ -191,6 +204,10 @@ class EngineStepRunner:
         if req.mounts:
             body["HostConfig"]["Mounts"] = [*(req.host_config.get("Mounts") or []), *req.mounts]
         cid = await self.containers.create(None, body, hidden=True)
+        # rm=0 keeps the step's container, succeeded or not. dockerd also keeps a failed
+        # step's container when rm=1 without forcerm; berth removes it (no build leaves a
+        # container behind unless asked to), so forcerm changes nothing more here.
+        keep = not req.remove
         waiter: asyncio.Task[dict[str, Any]] | None = None
         attach: asyncio.Task[Any] | None = None
         writer: asyncio.StreamWriter | None = None
@@ -232,11 +249,24 @@ class EngineStepRunner:
             for t in (attach, waiter):
                 if t is not None and not t.done():
                     t.cancel()
-            try:
-                await self.containers.remove(cid, force=True, volumes=True)
-            except NotFound:
-                pass
+            if keep:
+                await asyncio.to_thread(_reveal, self.containers, cid)
+            else:
+                with contextlib.suppress(NotFound):
+                    await self.containers.remove(cid, force=True, volumes=True)
         return image
+
+
+def _reveal(containers: Any, cid: str) -> None:
+    """A RUN container the build keeps (rm=0) becomes an
+    ordinary container, as docker's are: `ps -a` shows it and start-up no longer removes it.
+    ContainerService fixes `hidden` at create and has no public call to change it, so this
+    reaches into its record (the container row and its saved document)."""
+    c = containers.get(cid)
+    c.hidden = False
+    (c.config.get("Labels") or {}).pop(BUILD_LABEL, None)
+    containers.db.execute("UPDATE containers SET hidden=0 WHERE id=?", (cid,))
+    containers._save(c)
 
 
 def _with_tag(familiar: str) -> str:
@@ -341,13 +371,19 @@ class BuildService:
                  "LastUsedAt": rfc3339_nano(int(m["last_used"] * 1e9)), "UsageCount": 0}
                 for m in self.cache_mounts.usage()]
 
-    def prune(self, all_: bool = False) -> dict[str, Any]:
+    def prune(self, all_: bool = False, filters: dict[str, list[str]] | None = None,
+              keep_storage: int = 0) -> dict[str, Any]:
         """POST /build/prune: forget cache records (all, or those whose image is gone) and
         remove the RUN --mount=type=cache directories no build is using (BuildKit's prune
-        removes its cache mounts with or without --all)."""
-        if all_:
-            keys = self.cache.prune()
-        else:
-            keys = self.cache.prune(keep=self.images.store.exists)
-        mounts, freed = self.cache_mounts.prune()
+        removes its cache mounts with or without --all), as `filters` and `keep_storage`
+        (bytes to keep) allow."""
+        rule = prune_rule(filters or {}, all_, keep_storage)
+        items = self.cache.items(self.images.store.exists) + [
+            CacheItem(id=m["name"], type="exec.cachemount", size=m["size"], last_used=m["last_used"],
+                      in_use=m["in_use"], description=f"cached mount {m['id']}")
+            for m in self.cache_mounts.usage()]
+        chosen = select_for_prune(items, rule, time.time())
+        keys = [i.id for i in chosen if i.type == "regular"]
+        self.cache.remove(keys)
+        mounts, freed = self.cache_mounts.prune({i.id for i in chosen if i.type != "regular"})
         return {"CachesDeleted": (keys + mounts) or None, "SpaceReclaimed": freed}
