@@ -250,23 +250,11 @@ class EngineStepRunner:
                 if t is not None and not t.done():
                     t.cancel()
             if keep:
-                await asyncio.to_thread(_reveal, self.containers, cid)
+                await asyncio.to_thread(self.containers.reveal, cid, (BUILD_LABEL,))
             else:
                 with contextlib.suppress(NotFound):
                     await self.containers.remove(cid, force=True, volumes=True)
         return image
-
-
-def _reveal(containers: Any, cid: str) -> None:
-    """A RUN container the build keeps (rm=0) becomes an
-    ordinary container, as docker's are: `ps -a` shows it and start-up no longer removes it.
-    ContainerService fixes `hidden` at create and has no public call to change it, so this
-    reaches into its record (the container row and its saved document)."""
-    c = containers.get(cid)
-    c.hidden = False
-    (c.config.get("Labels") or {}).pop(BUILD_LABEL, None)
-    containers.db.execute("UPDATE containers SET hidden=0 WHERE id=?", (cid,))
-    containers._save(c)
 
 
 def _with_tag(familiar: str) -> str:

@@ -813,6 +813,16 @@ class ContainerService:
         return Sandbox(None, False, {}, {"Networks": {"none" if mode == "none" else "bridge": {}},
                                           "Ports": {}})
 
+    def reveal(self, ref: str, drop_labels: tuple[str, ...] = ()) -> None:
+        """A hidden container (a build's RUN step kept with rm=0) becomes an ordinary one, as
+        docker's are: `ps -a` lists it and daemon start-up no longer removes it."""
+        c = self.get(ref)
+        c.hidden = False
+        for label in drop_labels:
+            (c.config.get("Labels") or {}).pop(label, None)
+        self.db.execute("UPDATE containers SET hidden=0 WHERE id=?", (c.id,))
+        self._save(c)
+
     def network_changed(self, ref: str) -> None:
         """After a live `network connect`/`disconnect`: inspect and ps show the container's
         networks as they are now, not as they were when it started."""
