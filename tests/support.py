@@ -162,3 +162,19 @@ def http_get(url: str, deadline: float = 15) -> str:
         err = r.stderr
         time.sleep(0.1)
     raise AssertionError(f"{url}: {err}")
+
+
+def container_names(daemon) -> set[str]:  # noqa: ANN001 - the tests' `daemon` fixture
+    """Every container's names (`/name`) as the daemon lists them with all=1."""
+    r = daemon.api("GET", "/containers/json", params={"all": 1})
+    return {n for c in r.json() for n in c["Names"]}
+
+
+def create_refused(daemon, host_config: dict, name: str, status: int = 400) -> str:  # noqa: ANN001
+    """Create a busybox container through the API with `host_config`, expect a refusal with
+    `status` and no container record left; the daemon's message."""
+    body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": host_config}
+    r = daemon.api("POST", "/containers/create", params={"name": name}, json=body)
+    assert r.status == status, r.text
+    assert f"/{name}" not in container_names(daemon)
+    return r.json()["message"]

@@ -13,23 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from support import container_names, create_refused
+
 pytestmark = pytest.mark.root
 
 OPEN_FUSE = "exec 3<>/dev/fuse && echo opened"
-
-
-def _names(daemon) -> set[str]:
-    r = daemon.api("GET", "/containers/json", params={"all": 1})
-    return {n for c in r.json() for n in c["Names"]}
-
-
-def _create_refused(daemon, host_config: dict, name: str, status: int = 400) -> str:
-    """Create through the API, expect a refusal and no container record; the message."""
-    body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": host_config}
-    r = daemon.api("POST", "/containers/create", params={"name": name}, json=body)
-    assert r.status == status, r.text
-    assert f"/{name}" not in _names(daemon)
-    return r.json()["message"]
 
 
 def _ls_fields(line: str) -> list[str]:
@@ -94,13 +82,13 @@ def test_bad_devices_and_rules_are_refused_with_nothing_left(daemon, busybox_ima
     assert res.returncode != 0
     assert ('error gathering device information while adding custom device "/dev/nope": '
             'no such file or directory') in res.stderr
-    assert f"/{name}" not in _names(daemon)
-    assert "not a device node" in _create_refused(
+    assert f"/{name}" not in container_names(daemon)
+    assert "not a device node" in create_refused(
         daemon, {"Devices": [{"PathOnHost": "/etc/hostname", "PathInContainer": "/dev/x",
                               "CgroupPermissions": "rwm"}]}, name)
-    assert _create_refused(daemon, {"Devices": [{"PathOnHost": "/dev/fuse", "CgroupPermissions": "rwx"}]},
+    assert create_refused(daemon, {"Devices": [{"PathOnHost": "/dev/fuse", "CgroupPermissions": "rwx"}]},
                            name) == "invalid device mode: rwx"
-    assert _create_refused(daemon, {"DeviceCgroupRules": ["c 10:229"]}, name) == \
+    assert create_refused(daemon, {"DeviceCgroupRules": ["c 10:229"]}, name) == \
         "invalid device cgroup rule format: 'c 10:229'"
 
 
@@ -161,7 +149,7 @@ def test_runtime_names(daemon, busybox_image):
     name = "hc-bad-runtime"
     res = daemon.docker("run", "--name", name, "--runtime", "nope", "busybox", "true")
     assert res.returncode != 0 and "unknown or invalid runtime name: nope" in res.stderr
-    assert f"/{name}" not in _names(daemon)
+    assert f"/{name}" not in container_names(daemon)
     cid = daemon.docker("create", "busybox", "true").stdout.strip()
     try:
         assert daemon.docker("inspect", "-f", "{{.HostConfig.Runtime}}", cid).stdout.strip() == "berth"
@@ -206,9 +194,9 @@ def test_volumes_from(daemon, busybox_image, tmp_path):
         name = "hc-vf-missing"
         res = daemon.docker("run", "--name", name, "--volumes-from", "nope", "busybox", "true")
         assert res.returncode != 0 and "No such container: nope" in res.stderr
-        assert f"/{name}" not in _names(daemon)
-        assert "No such container: nope" in _create_refused(daemon, {"VolumesFrom": ["nope:ro"]}, name)
-        assert _create_refused(daemon, {"VolumesFrom": ["hc-vf-rw:rshared"]}, name) == "invalid mode: rshared"
+        assert f"/{name}" not in container_names(daemon)
+        assert "No such container: nope" in create_refused(daemon, {"VolumesFrom": ["nope:ro"]}, name)
+        assert create_refused(daemon, {"VolumesFrom": ["hc-vf-rw:rshared"]}, name) == "invalid mode: rshared"
     finally:
         for c in made:
             daemon.docker("rm", "-f", "-v", c)
@@ -254,23 +242,23 @@ def test_annotations_and_system_paths(daemon, busybox_image):
                             f"wc -c < /etc/hostname; {SYSTEM_MOUNTS}; touch /tmp/x 2>&1 | grep -c Read-only")
     assert out.split() == ["0", "0", "1"]
     assert spec["linux"]["maskedPaths"] == ["/etc/hostname"] and spec["linux"]["readonlyPaths"] == ["/tmp"]
-    assert _create_refused(daemon, {"Annotations": {"": "x"}}, "hc-bad-annotation") == \
+    assert create_refused(daemon, {"Annotations": {"": "x"}}, "hc-bad-annotation") == \
         "invalid Annotations: the empty string is not permitted as an annotation key"
 
 
 def test_userns_storage_opt_and_gpus_are_refused(daemon, busybox_image):
     name = "hc-refused"
-    assert "berth has no user namespace remapping" in _create_refused(daemon, {"UsernsMode": "private"}, name)
+    assert "berth has no user namespace remapping" in create_refused(daemon, {"UsernsMode": "private"}, name)
     res = daemon.docker("run", "--name", name, "--storage-opt", "size=1G", "busybox", "true")
     assert res.returncode != 0
     assert "--storage-opt is supported only for overlay over xfs with 'pquota' mount option" in res.stderr
-    assert f"/{name}" not in _names(daemon)
+    assert f"/{name}" not in container_names(daemon)
     res = daemon.docker("run", "--rm", "--userns", "host", "busybox", "true")
     assert res.returncode == 0, res.stderr
     res = daemon.docker("run", "--name", name, "--gpus", "all", "busybox", "true")
     assert res.returncode != 0
     assert 'could not select device driver "" with capabilities: [[gpu]]' in res.stderr
-    assert f"/{name}" not in _names(daemon)
+    assert f"/{name}" not in container_names(daemon)
 
 
 def _block_device() -> str | None:
@@ -298,9 +286,9 @@ def test_blkio_throttles_reach_the_cgroup(daemon, busybox_image):
     finally:
         daemon.docker("rm", "-f", cid)
     name = "hc-bad-blkio"
-    assert "no such file or directory" in _create_refused(
+    assert "no such file or directory" in create_refused(
         daemon, {"BlkioDeviceReadBps": [{"Path": "/dev/nope", "Rate": 1}]}, name)
-    assert "is not a block device" in _create_refused(
+    assert "is not a block device" in create_refused(
         daemon, {"BlkioDeviceWriteBps": [{"Path": "/dev/fuse", "Rate": 1}]}, name)
 
 
@@ -325,7 +313,7 @@ def test_blkio_weight_as_dockerd(daemon, busybox_image, dockerd):
 
 
 def test_cpu_realtime_checks(daemon, busybox_image):
-    msg = _create_refused(daemon, {"CpuRealtimePeriod": 1000, "CpuRealtimeRuntime": 2000}, "hc-rt")
+    msg = create_refused(daemon, {"CpuRealtimePeriod": 1000, "CpuRealtimeRuntime": 2000}, "hc-rt")
     assert msg == "cpu real-time runtime cannot be higher than cpu real-time period"
     if not Path("/sys/fs/cgroup/cpu/cpu.rt_runtime_us").exists():
         return

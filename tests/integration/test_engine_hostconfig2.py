@@ -13,21 +13,9 @@ from contextlib import contextmanager
 
 import pytest
 
+from support import container_names, create_refused
+
 pytestmark = pytest.mark.root
-
-
-def _names(daemon) -> set[str]:
-    r = daemon.api("GET", "/containers/json", params={"all": 1})
-    return {n for c in r.json() for n in c["Names"]}
-
-
-def _create_refused(daemon, host_config: dict, name: str, status: int = 400) -> str:
-    """Create through the API, expect a refusal and no container record; the message."""
-    body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": host_config}
-    r = daemon.api("POST", "/containers/create", params={"name": name}, json=body)
-    assert r.status == status, r.text
-    assert f"/{name}" not in _names(daemon)
-    return r.json()["message"]
 
 
 @contextmanager
@@ -96,10 +84,10 @@ def test_pid_and_ipc_of_another_container(daemon, busybox_image):
             res = daemon.docker("run", "--rm", flag, "container:hc2-stopped", "busybox", "true")
             assert res.returncode == 125 and f"container {sid} is not running" in res.stderr, res.stderr
         for key in ("PidMode", "IpcMode"):
-            msg = _create_refused(daemon, {key: "container:hc2-nosuch"}, "hc2-refused")
+            msg = create_refused(daemon, {key: "container:hc2-nosuch"}, "hc2-refused")
             assert msg == "No such container: hc2-nosuch"
-        assert _create_refused(daemon, {"IpcMode": "bogus"}, "hc2-refused") == "invalid IPC mode: bogus"
-        assert _create_refused(daemon, {"PidMode": "bogus"}, "hc2-refused") == "invalid PID mode: bogus"
+        assert create_refused(daemon, {"IpcMode": "bogus"}, "hc2-refused") == "invalid IPC mode: bogus"
+        assert create_refused(daemon, {"PidMode": "bogus"}, "hc2-refused") == "invalid PID mode: bogus"
 
 
 def test_ipc_none_and_host_and_uts_host(daemon, busybox_image):
@@ -134,9 +122,9 @@ def test_links_on_the_default_bridge(daemon, busybox_image):
         assert daemon.docker("create", "--name", "hc2-down", "busybox", "true").returncode == 0
         res = daemon.docker("run", "--rm", "--link", "hc2-down:d", "busybox", "true")
         assert res.returncode == 125 and "Cannot link to a non running container: /hc2-down AS" in res.stderr
-        msg = _create_refused(daemon, {"Links": ["hc2-nosuch:al"]}, "hc2-refused")
+        msg = create_refused(daemon, {"Links": ["hc2-nosuch:al"]}, "hc2-refused")
         assert msg == "could not get container for hc2-nosuch: No such container: hc2-nosuch"
-        msg = _create_refused(daemon, {"Links": ["hc2-target:al"], "NetworkMode": "host"}, "hc2-refused")
+        msg = create_refused(daemon, {"Links": ["hc2-target:al"], "NetworkMode": "host"}, "hc2-refused")
         assert msg.startswith("conflicting options: host type networking can't be used with links")
 
 
@@ -171,8 +159,8 @@ def test_seccomp_profile_file(daemon, busybox_image, tmp_path):
                         "/proc/self/status")
     assert res.stdout.split() == ["Seccomp:", "0"]
     bad = json.dumps({"defaultAction": "SCMP_ACT_BOGUS"})
-    assert "SCMP_ACT_BOGUS" in _create_refused(daemon, {"SecurityOpt": [f"seccomp={bad}"]}, "hc2-refused")
-    msg = _create_refused(daemon, {"SecurityOpt": ["seccomp={bad"]}, "hc2-refused")
+    assert "SCMP_ACT_BOGUS" in create_refused(daemon, {"SecurityOpt": [f"seccomp={bad}"]}, "hc2-refused")
+    msg = create_refused(daemon, {"SecurityOpt": ["seccomp={bad"]}, "hc2-refused")
     assert msg.startswith("Decoding seccomp profile failed: ")
 
 
@@ -187,11 +175,11 @@ def test_security_opts_as_dockerd(daemon, busybox_image):
     res = daemon.docker("run", "--rm", "--security-opt", "systempaths=unconfined", "busybox", "sh", "-c",
                         "grep -c ' /proc/sys ' /proc/mounts || true")
     assert res.stdout.strip() == "0"
-    assert _create_refused(daemon, {"SecurityOpt": ["bogus=1"]}, "hc2-refused") == \
+    assert create_refused(daemon, {"SecurityOpt": ["bogus=1"]}, "hc2-refused") == \
         'invalid --security-opt 2: "bogus=1"'
-    assert _create_refused(daemon, {"SecurityOpt": ["no-new-privileges:maybe"]}, "hc2-refused") == \
+    assert create_refused(daemon, {"SecurityOpt": ["no-new-privileges:maybe"]}, "hc2-refused") == \
         'invalid --security-opt 2: "no-new-privileges:maybe"'
-    assert _create_refused(daemon, {"SecurityOpt": ["bogus"]}, "hc2-refused") == 'invalid --security-opt 1: "bogus"'
+    assert create_refused(daemon, {"SecurityOpt": ["bogus"]}, "hc2-refused") == 'invalid --security-opt 1: "bogus"'
 
 
 def test_log_drivers(daemon, busybox_image):
@@ -208,10 +196,10 @@ def test_log_drivers(daemon, busybox_image):
     res = daemon.docker("run", "--rm", "--name", "hc2-bogus", "--log-driver", "bogus", "busybox", "true")
     assert res.returncode == 125
     assert 'error looking up logging plugin bogus: plugin "bogus" not found' in res.stderr
-    assert "/hc2-bogus" not in _names(daemon)
-    msg = _create_refused(daemon, {"LogConfig": {"Type": "syslog"}}, "hc2-refused")
+    assert "/hc2-bogus" not in container_names(daemon)
+    msg = create_refused(daemon, {"LogConfig": {"Type": "syslog"}}, "hc2-refused")
     assert msg.startswith('logging driver "syslog" is not supported by berth')
-    msg = _create_refused(daemon, {"LogConfig": {"Type": "json-file", "Config": {"x": "1"}}}, "hc2-refused")
+    msg = create_refused(daemon, {"LogConfig": {"Type": "json-file", "Config": {"x": "1"}}}, "hc2-refused")
     assert msg == "unknown log opt 'x' for json-file log driver"
 
 
@@ -220,6 +208,6 @@ def test_volume_driver(daemon, busybox_image):
     with _containers(daemon, name):
         assert daemon.docker("create", "--name", name, "--volume-driver", "local", "-v", "/data", "busybox",
                              "true").returncode == 0
-    msg = _create_refused(daemon, {"VolumeDriver": "foo", "Binds": ["hc2-vv:/x"]}, "hc2-refused")
+    msg = create_refused(daemon, {"VolumeDriver": "foo", "Binds": ["hc2-vv:/x"]}, "hc2-refused")
     assert msg == 'create hc2-vv: error looking up volume plugin foo: plugin "foo" not found'
     assert daemon.docker("volume", "inspect", "hc2-vv").returncode != 0
