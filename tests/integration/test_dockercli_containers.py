@@ -1,5 +1,6 @@
-"""The real docker CLI (/usr/bin/docker) driving berthd: version, run, ps, logs, exec, stop,
-rm, inspect, images, `run -it` through a real pty."""
+"""The real docker CLIs on this machine (Debian's 20.10 at /usr/bin/docker and the 28 first on
+PATH, /usr/local/bin/docker) driving berthd: version, run, ps, logs, exec, stop, rm, inspect,
+images, `run -it` through a real pty. Every test runs once per CLI."""
 
 from __future__ import annotations
 
@@ -11,10 +12,18 @@ import time
 
 import pytest
 
-from fixtures.daemon import DOCKER_CLI, run_cgroups, shim_processes
+from fixtures.daemon import DOCKER_CLI, DOCKER_CLIS, run_cgroups, shim_processes
 from support import host_state
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(not os.path.exists(DOCKER_CLI), reason="docker CLI missing")]
+
+
+@pytest.fixture(autouse=True, params=DOCKER_CLIS)
+def docker_cli(request, daemon):  # noqa: ANN001, ANN201
+    """The docker binary of this test run: `daemon.docker()` and the pty tests use it."""
+    daemon.docker_cli = request.param
+    yield request.param
+    daemon.docker_cli = DOCKER_CLI
 
 
 def test_version(daemon):
@@ -98,7 +107,7 @@ def test_run_it_pty(daemon, busybox_image):
     """`docker run -it` with a real terminal: a working interactive shell."""
     pid, fd = pty.fork()
     if pid == 0:
-        os.execve(DOCKER_CLI, [DOCKER_CLI, "run", "-it", "--rm", "busybox", "sh"], daemon.env)
+        os.execve(daemon.docker_cli, [daemon.docker_cli, "run", "-it", "--rm", "busybox", "sh"], daemon.env)
 
     def read_until(token: bytes, timeout: float = 20) -> bytes:
         buf = b""
@@ -177,7 +186,7 @@ def test_exec_it_pty(daemon, busybox_image):
     assert daemon.docker("run", "-d", "--name", name, "busybox", "sleep", "60").returncode == 0
     pid, fd = pty.fork()
     if pid == 0:
-        os.execve(DOCKER_CLI, [DOCKER_CLI, "exec", "-it", name, "sh"], daemon.env)
+        os.execve(daemon.docker_cli, [daemon.docker_cli, "exec", "-it", name, "sh"], daemon.env)
     try:
         buf = b""
         deadline = time.monotonic() + 20
@@ -236,7 +245,10 @@ def test_cp_and_export(daemon, busybox_image, tmp_path):
         assert r.returncode == 0, r.stderr
         assert daemon.docker("exec", name, "cat", "/data/up.txt").stdout == "from host\n"
         r = daemon.docker("cp", f"{name}:/nonexistent", str(tmp_path / "x"))
-        assert r.returncode != 0 and "No such container:path" in r.stderr
+        # the 20.10 CLI words a 404 itself; newer ones print dockerd's message
+        says = ("No such container:path" if daemon.docker_cli == DOCKER_CLI
+                else f"Could not find the file /nonexistent in container {name}")
+        assert r.returncode != 0 and says in r.stderr, r.stderr
         r = daemon.docker("export", "-o", str(tmp_path / "fs.tar"), name)
         assert r.returncode == 0, r.stderr
         with tarfile.open(tmp_path / "fs.tar") as tar:
@@ -251,7 +263,7 @@ def test_run_it_detach_keys(daemon, busybox_image):
     name = f"detach-{daemon.names.run_id}"
     pid, fd = pty.fork()
     if pid == 0:
-        os.execve(DOCKER_CLI, [DOCKER_CLI, "run", "-it", "--name", name, "busybox", "sh"], daemon.env)
+        os.execve(daemon.docker_cli, [daemon.docker_cli, "run", "-it", "--name", name, "busybox", "sh"], daemon.env)
     try:
         buf = b""
         deadline = time.monotonic() + 20

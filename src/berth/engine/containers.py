@@ -1332,12 +1332,14 @@ class ContainerService:
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=2**20)
 
     @staticmethod
-    async def _archive_error(proc: asyncio.subprocess.Process) -> None:
+    async def _archive_error(proc: asyncio.subprocess.Process, ref: str = "") -> None:
+        """The helper's failure as the API answers it; a path it did not find is dockerd's
+        `Could not find the file P in container REF` (REF as the client named it)."""
         assert proc.stderr is not None
         err = (await proc.stderr.read()).decode(errors="replace").strip()
         code = await proc.wait()
         if code == 2:
-            raise NotFound(err)
+            raise NotFound(f"{err} {ref}".rstrip())
         if code == 3:
             raise InvalidParameter(err)
         if code != 0:
@@ -1351,11 +1353,11 @@ class ContainerService:
         assert proc.stdout is not None
         line = await proc.stdout.readline()
         if not line:
-            await self._archive_error(proc)
+            await self._archive_error(proc, ref)
             raise BerthError("archive helper gave no answer")
         stat = json.loads(line)
         if not want_tar:
-            await self._archive_error(proc)
+            await self._archive_error(proc, ref)
             return stat, None
 
         return stat, self._helper_output(proc)
@@ -1392,7 +1394,7 @@ class ContainerService:
             proc.stdin.close()
         except (ConnectionError, BrokenPipeError):
             pass
-        await self._archive_error(proc)
+        await self._archive_error(proc, ref)
         self._event(c, "extract-to-dir")
 
     async def export(self, ref: str) -> AsyncIterator[bytes]:
