@@ -12,18 +12,11 @@ import time
 
 import pytest
 
-from fixtures.daemon import DOCKER_CLI, DOCKER_CLIS, run_cgroups, shim_processes
+from fixtures.daemon import DOCKER_CLI, run_cgroups, shim_processes
 from support import host_state
 
-pytestmark = [pytest.mark.root, pytest.mark.skipif(not os.path.exists(DOCKER_CLI), reason="docker CLI missing")]
-
-
-@pytest.fixture(autouse=True, params=DOCKER_CLIS)
-def docker_cli(request, daemon):  # noqa: ANN001, ANN201
-    """The docker binary of this test run: `daemon.docker()` and the pty tests use it."""
-    daemon.docker_cli = request.param
-    yield request.param
-    daemon.docker_cli = DOCKER_CLI
+pytestmark = [pytest.mark.root, pytest.mark.skipif(not os.path.exists(DOCKER_CLI), reason="docker CLI missing"),
+              pytest.mark.usefixtures("each_docker_cli")]
 
 
 def test_version(daemon):

@@ -15,7 +15,7 @@ import pytest
 
 from support import container_names, create_refused
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("each_docker_cli")]
 
 OPEN_FUSE = "exec 3<>/dev/fuse && echo opened"
 

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-pytestmark = [pytest.mark.root]
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("each_docker_cli")]
 
 # 400 numbered lines of 40 bytes: ~34 KiB of json-file records against 4 KiB files
 PRINT = "i=1; while [ $i -le 400 ]; do printf 'line %04d %s\\n' $i aaaaaaaaaaaaaaaaaaaaaaaaaaaa; i=$((i+1)); done"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("each_docker_cli")]
 
 
 def _import(daemon, busybox_tar: str, repo: str, tag: str = "latest", **params):  # type: ignore[no-untyped-def]

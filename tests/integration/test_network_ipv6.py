@@ -23,7 +23,7 @@ from berth.network import firewall, ipam
 from fixtures.daemon import _cleanup_host, start_daemon
 from support import RunNames, free_port, free_subnet, http_get
 
-pytestmark = [pytest.mark.root]
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("each_docker_cli")]
 
 HTTPD = "mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www"
 RETRY = "(for i in 1 2 3 4 5 6 7 8 9 10; do {cmd} && exit 0; sleep 0.3; done; exit 1)"

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-pytestmark = [pytest.mark.root]
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("each_docker_cli")]
 
 
 def _ok(r: subprocess.CompletedProcess) -> str:
