@@ -1,5 +1,6 @@
-"""The real docker CLI driving berthd (DOCKER_HOST=berth's socket): login, push, pull and
-search go through berth's /auth, /images/{name}/push, /images/create and /images/search."""
+"""The real docker CLIs (each on the machine) driving berthd (DOCKER_HOST=berth's socket):
+login, push, pull and search go through berth's /auth, /images/{name}/push, /images/create
+and /images/search."""
 
 from __future__ import annotations
 
@@ -11,14 +12,13 @@ import pytest
 
 from fixtures.registry import RunningRegistry
 
-pytestmark = [pytest.mark.root]
-
-DOCKER = "/usr/bin/docker"
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("each_docker_cli")]
 
 
 def docker(daemon: Any, cfg: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**daemon.env, "DOCKER_CONFIG": str(cfg)}
-    return subprocess.run([DOCKER, *args], input=input, capture_output=True, text=True, env=env, timeout=180)
+    return subprocess.run([daemon.docker_cli, *args], input=input, capture_output=True, text=True, env=env,
+                          timeout=180)
 
 
 @pytest.mark.parametrize("which", ["berth_registry", "berth_token_registry"])
