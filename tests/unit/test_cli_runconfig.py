@@ -7,10 +7,7 @@ from pathlib import Path
 import pytest
 
 from berth.cli.flags import Spec, UsageError, parse
-from berth.cli.runconfig import (
-    CONTAINER_FLAGS,
-    RUN_ONLY_FLAGS,
-    create_body,
+from berth.cli.flagvalues import (
     duration_ns,
     parse_mount,
     parse_publish,
@@ -18,6 +15,7 @@ from berth.cli.runconfig import (
     parse_volume,
     ram_in_bytes,
 )
+from berth.cli.runconfig import CONTAINER_FLAGS, RUN_ONLY_FLAGS, create_body
 
 RUN = Spec("run", "[OPTIONS] IMAGE [COMMAND] [ARG...]", CONTAINER_FLAGS + RUN_ONLY_FLAGS,
            min_args=1, interspersed=False)

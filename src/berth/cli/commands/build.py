@@ -84,7 +84,7 @@ def _labels(values: list[str]) -> dict[str, str]:
 
 def build_params(p: Parsed, dockerfile: str) -> dict[str, Any]:
     """The query of POST /build as the docker CLI's classic builder sends it."""
-    from berth.cli.runconfig import parse_add_host, parse_ulimit, ram_in_bytes, swap_in_bytes
+    from berth.cli.flagvalues import parse_add_host, parse_ulimit, ram_in_bytes, swap_in_bytes
 
     buildargs = _build_args(p.build_arg)
     labels = _labels(p.label)

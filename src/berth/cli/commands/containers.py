@@ -189,7 +189,7 @@ def timestamp_param(value: str, flag: str, now: float | None = None) -> str:
     """Docker's GetTimestamp: a Go duration before now, a unix time, or an RFC 3339 date."""
     import re
 
-    from berth.cli.runconfig import duration_ns
+    from berth.cli.flagvalues import duration_ns
 
     now = time.time() if now is None else now
     v = value.strip()
@@ -599,7 +599,7 @@ _UPDATE_AS_IS = {"blkio_weight": "BlkioWeight", "cpu_period": "CpuPeriod", "cpu_
 
 
 def cmd_update(ctx: Context, p: Parsed) -> int:
-    from berth.cli.runconfig import parse_restart, ram_in_bytes, swap_in_bytes
+    from berth.cli.flagvalues import parse_restart, ram_in_bytes, swap_in_bytes
 
     body: dict[str, Any] = {field: p.opts[dest] for dest, field in _UPDATE_AS_IS.items() if dest in p.given}
     if p.cpus is not None:

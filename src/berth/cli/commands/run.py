@@ -458,7 +458,7 @@ EXEC = Spec("exec", "[OPTIONS] CONTAINER COMMAND [ARG...]", [
 
 
 def cmd_exec(ctx: Context, p: Parsed) -> int:
-    from berth.cli.runconfig import env_list, parse_env_file
+    from berth.cli.flagvalues import env_list, parse_env_file
 
     if p.tty and p.interactive and not p.detach and not sys.stdin.isatty():
         ctx.warn("berth: the input device is not a TTY (use -i without -t to pipe data in)")
