@@ -23,7 +23,7 @@ from typing import Any
 
 from berth import kernel
 from berth.config import DaemonConfig
-from berth.engine import hostconfig, specgen
+from berth.engine import hostconfig, jsonlog, specgen
 from berth.engine.humanize import ZERO_TIME, parse_time, status_string
 from berth.engine.names import random_name, validate
 from berth.errors import BerthError, Conflict, InvalidParameter, NotFound, NotModified
@@ -31,7 +31,7 @@ from berth.network import endpoint as epcheck
 from berth.network.sandbox import Sandbox
 from berth.runtime import cgroups
 from berth.shim import client as shim
-from berth.shim.protocol import ShimConfig, frame, rfc3339_nano
+from berth.shim.protocol import ShimConfig, rfc3339_nano
 
 log = logging.getLogger("berth.containers")
 
@@ -372,7 +372,7 @@ class ContainerService:
             log.info("create %s: %s", name or image_ref, warning)
         if warnings is not None:
             warnings.extend(dropped)
-        _log_files_opt((hc.get("LogConfig") or {}).get("Config") or {})   # refuses a bad max-file
+        jsonlog.max_files((hc.get("LogConfig") or {}).get("Config") or {})   # refuses a bad max-file
         links = self._check_references(hc)
         endpoints, mac = self._endpoints_config(body, hc, net_cfg)
         if self.images is None:
@@ -695,7 +695,7 @@ class ContainerService:
                               exit_path=self._exit_path(c.id), tty=c.tty,
                               open_stdin=bool(c.config.get("OpenStdin")),
                               stdin_once=bool(c.config.get("StdinOnce")),
-                              log_max_size=_size(log_opts.get("max-size")), log_max_files=_log_files_opt(log_opts))
+                              log_max_size=jsonlog.max_size(log_opts.get("max-size")), log_max_files=jsonlog.max_files(log_opts))
             t_spec = time.perf_counter()
             # the shim creates the container while the sandbox's interfaces are being made;
             # both are done before the process starts. A failed plumbing removes the netns,
@@ -1530,119 +1530,18 @@ class ContainerService:
     async def logs(self, ref: str, stdout: bool = True, stderr: bool = True, follow: bool = False,
                    tail: str = "all", timestamps: bool = False, since: float | None = None,
                    until: float | None = None, alive: Any = None) -> AsyncIterator[bytes]:
-        """Yield log output already framed as the Engine API sends it."""
+        """Yield log output already framed as the Engine API sends it (`berth.engine.jsonlog`)."""
         c = self.get(ref)
         self.check_logs_readable(c.id)
-        path = self._log_path(c.id)
-        tty = c.tty
-        want = {"stdout": stdout, "stderr": stderr}
 
-        def render(line: bytes) -> bytes | None:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                return None
-            stream = rec.get("stream", "stdout")
-            if not want.get(stream, False):
-                return None
-            t = rec.get("time", "")
-            if since is not None or until is not None:
-                ts = parse_time(t) or 0
-                if since is not None and ts < since:
-                    return None
-                if until is not None and ts > until:
-                    return None
-            data = rec.get("log", "").encode()
-            if timestamps:
-                data = t.encode() + b" " + data
-            return data if tty else frame(1 if stream == "stdout" else 2, data)
+        def still_writing() -> bool:
+            cur = self._c.get(c.id)
+            return cur is not None and (cur.running or cur.state.get("Status") == "restarting")
 
-        def rendered(lines: list[bytes]) -> bytes:
-            return b"".join(r for r in map(render, lines) if r is not None)
-
-        n = -1
-        if tail not in ("all", "", None):
-            try:
-                n = int(tail)
-            except ValueError:
-                raise InvalidParameter(f"invalid value for tail: {tail!r}") from None
-        # rotated files (max-file) first; with a tail, only as far back as it reaches
-        files: list[tuple[Any, int]] = []
-        f = None
-        try:
-            for p in reversed(_log_files(path)):
-                try:
-                    fh = open(p, "rb")
-                except FileNotFoundError:
-                    continue
-                start = 0 if n < 0 else _tail_offset(fh, n)
-                files.insert(0, (fh, start))
-                if n >= 0:
-                    fh.seek(start)
-                    n -= sum(chunk.count(b"\n") for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""))
-                    if n <= 0:
-                        break
-            for fh, start in files:
-                fh.seek(start)
-                while True:   # in batches: a big log is never read whole into memory
-                    lines = fh.readlines(1 << 20)
-                    if not lines:
-                        break
-                    if not lines[-1].endswith(b"\n"):
-                        fh.seek(-len(lines[-1]), os.SEEK_CUR)
-                        lines = lines[:-1]
-                    out = rendered(lines)
-                    if out:
-                        yield out
-                    if not lines:
-                        break
-            if files and files[-1][0].name == path:
-                f = files.pop()[0]
-            if not follow:
-                return
-            partial = b""
-            while True:
-                if f is None:
-                    try:
-                        f = open(path, "rb")
-                    except FileNotFoundError:
-                        f = None
-                chunk = f.read() if f is not None else b""
-                if chunk:
-                    partial += chunk
-                    *full, partial = partial.split(b"\n")
-                    out = rendered(full)
-                    if out:
-                        yield out
-                    continue
-                if f is not None and _rotated_away(f, path):
-                    # drained: the writer has moved on. Files rotated in between (more than
-                    # one rotation since the last look) are read whole, oldest first.
-                    for p in _rotated_after(f, path):
-                        try:
-                            with open(p, "rb") as fh:
-                                data = fh.read()
-                        except FileNotFoundError:
-                            continue
-                        out = rendered(data.splitlines())
-                        if out:
-                            yield out
-                    f.close()
-                    f = None
-                    continue
-                cur = self._c.get(c.id)
-                if cur is None or (not cur.running and cur.state.get("Status") != "restarting"):
-                    return
-                if until is not None and time.time() > until:
-                    return
-                if alive is not None and not alive():
-                    return  # the reader went away
-                await asyncio.sleep(0.05)
-        finally:
-            for fh, _ in files:
-                fh.close()
-            if f is not None:
-                f.close()
+        async for chunk in jsonlog.read(self._log_path(c.id), tty=c.tty, stdout=stdout, stderr=stderr,
+                                        follow=follow, tail=tail, timestamps=timestamps, since=since,
+                                        until=until, still_writing=still_writing, alive=alive):
+            yield chunk
 
     # --- attach ------------------------------------------------------------------------
     async def attach(self, ref: str, stdin: bool = False, stdout: bool = True, stderr: bool = True,
@@ -1857,53 +1756,10 @@ class ContainerService:
         }
 
 
-def _rotated_away(f: Any, path: str) -> bool:
-    """Whether the open log `f` is no longer the file at `path` (json-file rotated it)."""
-    try:
-        return os.stat(path).st_ino != os.fstat(f.fileno()).st_ino
-    except FileNotFoundError:
-        return False
 
 
-def _rotated_after(f: Any, path: str) -> list[str]:
-    """The rotated files written after the open log `f` was rotated away, oldest first."""
-    ino = os.fstat(f.fileno()).st_ino
-    newer = []
-    for p in reversed(_log_files(path)[:-1]):   # LOG.1 (newest) first
-        try:
-            if os.stat(p).st_ino == ino:
-                break
-        except FileNotFoundError:
-            continue
-        newer.append(p)
-    # not found: ours was rotated out of reach, so every rotated file left is newer
-    return list(reversed(newer))
 
 
-def _tail_offset(f: Any, n: int) -> int:
-    """Offset of the n-th complete line from the end of a log file (reading backwards); a
-    partial last line (still being written) is not counted."""
-    f.seek(0, os.SEEK_END)
-    pos = f.tell()
-    data = b""
-    while True:
-        last_nl = data.rfind(b"\n")
-        if pos == 0 or (last_nl >= 0 and data.count(b"\n", 0, last_nl) >= n):
-            break
-        step = min(65536, pos)
-        pos -= step
-        f.seek(pos)
-        data = f.read(step) + data
-    last_nl = data.rfind(b"\n")
-    if last_nl < 0:
-        return pos
-    idx = last_nl
-    for _ in range(n):
-        j = data.rfind(b"\n", 0, idx)
-        if j < 0:
-            return pos
-        idx = j
-    return pos + idx + 1
 
 
 def _net_dev(pid: int) -> dict[str, dict[str, int]]:
@@ -1957,40 +1813,10 @@ def _link_env(alias: str, link_name: str, ip: str, target_config: dict[str, Any]
     return env
 
 
-def _log_files_opt(opts: dict[str, Any]) -> int:
-    """json-file's max-file log option (default 1: no rotated files)."""
-    v = opts.get("max-file")
-    if v in (None, ""):
-        return 1
-    try:
-        n = int(v)
-    except (TypeError, ValueError):
-        raise InvalidParameter(f"invalid value for log option max-file: {v!r}") from None
-    if n < 1:
-        raise InvalidParameter("max-file cannot be less than 1")
-    return n
 
 
-def _log_files(path: str) -> list[str]:
-    """A json-file log and its rotated files (LOG.1 is the newest of those), oldest first."""
-    rotated = []
-    i = 1
-    while os.path.exists(f"{path}.{i}"):
-        rotated.append(f"{path}.{i}")
-        i += 1
-    return [*reversed(rotated), path]
 
 
-def _size(v: str | None) -> int:
-    """Docker's log-opt sizes: 10k, 20m, 1g (bytes if no unit); 0 when unset or invalid."""
-    if not v:
-        return 0
-    v = v.strip().lower()
-    mult = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(v[-1:], 1)
-    try:
-        return int(float(v.rstrip("kmgb") or 0) * mult)
-    except ValueError:
-        return 0
 
 
 def _name_match(pattern: str, name: str) -> bool:
