@@ -10,7 +10,7 @@ import secrets
 import shutil
 import subprocess
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -178,3 +178,11 @@ def create_refused(daemon, host_config: dict, name: str, status: int = 400) -> s
     assert r.status == status, r.text
     assert f"/{name}" not in container_names(daemon)
     return r.json()["message"]
+
+
+def private_names(run_names: RunNames, tag: str) -> RunNames:
+    """Names for a berthd of the test's own beside the session's (one it stops, kills or
+    restarts): its own data root, bridge, subnet, firewall prefix and cgroup parent."""
+    token = f"{tag}{run_names.run_id}"
+    return replace(run_names, root=run_names.root / tag, bridge=token, subnet=free_subnet(),
+                   firewall_prefix=token, cgroup_parent=f"berth-test-{run_names.run_id}-{tag}")

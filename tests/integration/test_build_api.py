@@ -409,9 +409,7 @@ def test_daemon_crash_mid_build_is_cleaned_up_at_restart(busybox_tar: str) -> No
     names.root.mkdir(parents=True)
     h = start_daemon(names)
     try:
-        r = h.api("POST", "/images/create", params={"fromSrc": "-", "repo": "busybox", "tag": "latest"},
-                  body=Path(busybox_tar).read_bytes(), headers={"Content-Type": "application/x-tar"}, timeout=120)
-        assert r.status == 200, r.text
+        h.import_busybox(busybox_tar)
         ctx = make_context({"Dockerfile": "FROM busybox\nRUN echo $((40+2))-go; sleep 61\n"})
         s = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
         s.settimeout(30)

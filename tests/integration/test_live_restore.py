@@ -24,9 +24,7 @@ def own_daemon():
     try:
         h = start_daemon(names)
         tar = busybox_rootfs_tar(names.root / "bb.tar")
-        r = h.api("POST", "/images/create", params={"fromSrc": "-", "repo": "busybox", "tag": "latest"},
-                  body=Path(tar).read_bytes())
-        assert r.status == 200, r.text
+        h.import_busybox(tar)
         yield h
     finally:
         if h is not None:

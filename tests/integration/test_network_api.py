@@ -8,7 +8,6 @@ import json
 import re
 import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,19 +21,6 @@ pytestmark = [pytest.mark.root, pytest.mark.usefixtures("each_docker_cli")]
 HTTPD = "mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www"
 
 
-@pytest.fixture
-def cleanup(daemon) -> Iterator[list[str]]:  # noqa: ANN001
-    """Names of containers, networks (prefixed `net:`) and volumes (`vol:`) to remove."""
-    made: list[str] = []
-    yield made
-    for item in reversed(made):
-        kind, _, name = item.rpartition(":")
-        if kind == "net":
-            daemon.docker("network", "rm", name)
-        elif kind == "vol":
-            daemon.docker("volume", "rm", "-f", name)
-        else:
-            daemon.docker("rm", "-f", "-v", name)
 
 
 def _ok(r: subprocess.CompletedProcess) -> str:

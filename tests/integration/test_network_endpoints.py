@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -25,16 +25,6 @@ DOCKER28 = "/usr/local/bin/docker"   # API >= 1.44: MAC in EndpointsConfig (fixt
 MAC = "02:42:ac:11:00:99"
 
 
-@pytest.fixture
-def cleanup(daemon) -> Iterator[list[str]]:  # noqa: ANN001
-    """Containers, and networks prefixed `net:`, to remove after the test."""
-    made: list[str] = []
-    yield made
-    for item in reversed(made):
-        if item.startswith("net:"):
-            daemon.docker("network", "rm", item[4:])
-        else:
-            daemon.docker("rm", "-f", item)
 
 
 def _ok(r: subprocess.CompletedProcess) -> str:

@@ -9,19 +9,16 @@ concurrent runs never collide."""
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import json
 import socket
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from berth.network import firewall, ipam
 from fixtures.daemon import _cleanup_host, start_daemon
-from support import RunNames, free_port, free_subnet, http_get
+from support import RunNames, free_port, http_get, private_names
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("each_docker_cli")]
 
@@ -62,17 +59,6 @@ def _links() -> set[str]:
     return {ln.split(":")[1].strip().split("@")[0] for ln in out.splitlines()}
 
 
-@pytest.fixture
-def cleanup(daemon) -> Iterator[list[str]]:  # noqa: ANN001
-    """Names of containers and networks (prefixed `net:`) to remove, last first."""
-    made: list[str] = []
-    yield made
-    for item in reversed(made):
-        kind, _, name = item.rpartition(":")
-        if kind == "net":
-            daemon.docker("network", "rm", name)
-        else:
-            daemon.docker("rm", "-f", name)
 
 
 def test_dual_stack_network_inspect_names_and_fixed_address(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
@@ -239,14 +225,11 @@ def test_daemon_restart_keeps_ipv6(run_names: RunNames, busybox_tar: str) -> Non
     """Live restore: addresses, the published port on [::1] and over the host's IPv6
     address, names and rules survive a stop and a kill -9 of the daemon; once all is
     removed and the daemon stopped, no ip6tables chain of its prefix is left."""
-    token = f"r6{run_names.run_id}"
-    names = dataclasses.replace(run_names, root=run_names.root / "r6", bridge=token, subnet=free_subnet(),
-                                firewall_prefix=token, cgroup_parent=f"berth-test-{run_names.run_id}-r6")
+    names = private_names(run_names, "r6")
+    token = names.firewall_prefix   # also its bridge
     d = start_daemon(names)
     try:
-        r = d.api("POST", "/images/create", params={"fromSrc": "-", "repo": "busybox", "tag": "latest"},
-                  body=Path(busybox_tar).read_bytes())
-        assert r.status == 200, r.text
+        d.import_busybox(busybox_tar)
         port = free_port()
         _ok(d.docker("network", "create", "--ipv6", "--subnet", str(_subnet6(run_names, 6)), "r6-net"))
         _ok(d.docker("run", "-d", "--name", "r6-web", "--network", "r6-net", "-p", f"{port}:80", "busybox",

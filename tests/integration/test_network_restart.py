@@ -6,7 +6,6 @@ network is gone and the daemon stopped, nothing of it is left on the host."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from berth.network import firewall
 from fixtures.daemon import _cleanup_host, start_daemon
-from support import RunNames, free_port, free_subnet, host_state, http_get
+from support import RunNames, free_port, host_state, http_get, private_names
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -22,14 +21,11 @@ HTTPD = "mkdir -p /www && echo restored > /www/index.html && exec httpd -f -p 80
 
 
 def test_daemon_restart_keeps_and_reconciles_networking(run_names: RunNames, busybox_tar: str) -> None:
-    token = f"rs{run_names.run_id}"
-    names = dataclasses.replace(run_names, root=run_names.root / "rs", bridge=token, subnet=free_subnet(),
-                                firewall_prefix=token, cgroup_parent=f"berth-test-{run_names.run_id}-rs")
+    names = private_names(run_names, "rs")
+    token = names.firewall_prefix   # also its bridge
     d = start_daemon(names)
     try:
-        r = d.api("POST", "/images/create", params={"fromSrc": "-", "repo": "busybox", "tag": "latest"},
-                  body=Path(busybox_tar).read_bytes())
-        assert r.status == 200, r.text
+        d.import_busybox(busybox_tar)
         port = free_port()
 
         def ok(*args: str) -> str:
