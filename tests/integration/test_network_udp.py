@@ -79,3 +79,47 @@ def test_published_udp_port_answers_on_loopback_and_host_address(daemon, busybox
             listener.wait()
         d.docker("rm", "-f", name)
     assert firewall.current_rules(d.names.firewall_prefix) == rules_before
+
+
+ECHO6 = ECHO.replace("socket.AF_INET,", "socket.AF_INET6,").replace('("0.0.0.0", 5000)', '("::", 5000)')
+
+
+def _ask6(port: int, text: bytes) -> bytes:
+    """`_ask` to [::1]."""
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            s.sendto(text, ("::1", port))
+            try:
+                return s.recvfrom(2048)[0]
+            except TimeoutError:
+                continue
+    return b""
+
+
+def test_published_udp_port_answers_on_ipv6_loopback(daemon, busybox_image) -> None:  # noqa: ANN001
+    """On an IPv6 network a published UDP port answers on [::1] too (through the daemon's
+    relay: the kernel cannot DNAT ::1 into a bridge), each client getting its own replies."""
+    d = daemon
+    port = _free_udp_port()
+    name, net = "nt-udp6", "nt-udp6-net"
+    listener = None
+    try:
+        _ok(d.docker("network", "create", "--ipv6", net))
+        _ok(d.docker("run", "-d", "--name", name, "--network", net, "-p", f"{port}:5000/udp", busybox_image,
+                     "sleep", "120"))
+        info = json.loads(_ok(d.docker("inspect", name)))[0]["NetworkSettings"]
+        assert {"HostIp": "::", "HostPort": str(port)} in info["Ports"]["5000/udp"]
+        listener = subprocess.Popen(["nsenter", f"--net={info['SandboxKey']}", sys.executable, "-c", ECHO6],
+                                    stdout=subprocess.PIPE, text=True)
+        assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
+        for text in (b"first client", b"second client"):
+            assert _ask6(port, text) == b"echo:" + text
+        assert _ask("127.0.0.1", port, b"and v4") == b"echo:and v4"
+    finally:
+        if listener is not None:
+            listener.kill()
+            listener.wait()
+        d.docker("rm", "-f", name)
+        d.docker("network", "rm", net)

@@ -120,7 +120,8 @@ def test_ipv6_host_address_needs_a_container_with_ipv6():
 
 def test_which_mappings_the_loopback_proxy_serves():
     assert PortMapping("tcp", 80, "::", 1).proxied and PortMapping("tcp", 80, "::1", 1).proxied
-    assert not PortMapping("udp", 80, "::", 1).proxied
+    assert PortMapping("udp", 80, "::", 1).proxied and PortMapping("udp", 80, "::1", 1).proxied
+    assert not PortMapping("udp", 80, "fd00::2", 1).proxied
     assert not PortMapping("tcp", 80, "fd00::2", 1).proxied and not PortMapping("tcp", 80, "", 1).proxied
     assert settings_ports([PortMapping("tcp", 80, "", 8080), PortMapping("tcp", 80, "::", 8080)]) == {
         "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}, {"HostIp": "::", "HostPort": "8080"}]}

@@ -1046,7 +1046,7 @@ class NetworkService:
         return netfiles.upstream_servers(self._host_resolv(), dns)
 
     async def _start_proxy(self, container_id: str) -> None:
-        """Serve the container's TCP ports published on [::] or [::1] from [::1] (see
+        """Serve the container's ports published on [::] or [::1] from [::1] (see
         berth.network.proxy: the kernel cannot DNAT IPv6 loopback traffic to a bridge)."""
         if container_id in self._proxies:
             return
@@ -1057,7 +1057,8 @@ class NetworkService:
         proxy = LoopbackProxy()
         self._proxies[container_id] = proxy
         for m, sock in served:
-            await proxy.serve(sock, (target[0], m.container_port))
+            serve = proxy.serve_udp if m.proto == "udp" else proxy.serve
+            await serve(sock, (target[0], m.container_port))
 
     async def _start_dns(self, container_id: str) -> None:
         if container_id in self._dns or not self._user_networks_of(container_id):

@@ -46,9 +46,9 @@ class PortMapping:
 
     @property
     def proxied(self) -> bool:
-        """A TCP port published on [::] or [::1]: [::1] reaches it only through the daemon's
-        loopback proxy (berth.network.proxy), so its socket listens."""
-        return self.proto == "tcp" and self.ipv6 and ipaddress.ip_address(self.host_ip) in _LOOPBACK_REACHABLE
+        """A port published on [::] or [::1]: [::1] reaches it only through the daemon's
+        loopback proxy (berth.network.proxy), so its socket is served (a TCP one listens)."""
+        return self.ipv6 and ipaddress.ip_address(self.host_ip) in _LOOPBACK_REACHABLE
 
 
 def _port(text: str, what: str) -> int:
@@ -264,10 +264,10 @@ class PortReservations:
         try:
             if m.ipv6:   # [::] must not take the IPv4 port too (held by its own socket)
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if m.proxied:
+            if m.proxied and m.proto == "tcp":
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((ip, port))
-            if m.proxied:
+            if m.proxied and m.proto == "tcp":
                 s.listen(128)
         except OSError as exc:
             s.close()
