@@ -23,6 +23,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
+_FORWARDING6 = "/proc/sys/net/ipv6/conf/all/forwarding"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_ipv6_forwarding() -> Iterator[None]:
+    """The test daemons' IPv6 networks turn IPv6 forwarding on, as berthd (and dockerd) do
+    and leave it: the run puts back what the host had."""
+    try:
+        with open(_FORWARDING6) as f:
+            before = f.read().strip()
+    except OSError:
+        yield
+        return
+    yield
+    try:
+        with open(_FORWARDING6, "w") as f:
+            f.write(before)
+    except OSError:
+        pass
+
+
 @pytest.fixture(scope="session")
 def run_names() -> Iterator[RunNames]:
     names = new_run_names()
