@@ -116,3 +116,12 @@ def render_format(fmt: str, items: Sequence[dict[str, Any]], headers: dict[str, 
         return table(hdr, rows)
     tmpl = Template(fmt)
     return "".join(tmpl.render(it) + "\n" for it in items)
+
+
+def listing(template: str | None, rows: Sequence[dict[str, Any]], headers: dict[str, Any],
+            cols: Sequence[str]) -> str:
+    """What a list command prints: the table of `cols` (as `--format table` alone), or the
+    rows rendered through `--format`."""
+    def default() -> str:
+        return table([headers[c] for c in cols], [[r[c] for c in cols] for r in rows])
+    return render_format(template, rows, headers, default=default) if template else default()

@@ -159,19 +159,9 @@ def cmd_ps(ctx: Context, p: Parsed) -> int:
             ctx.print(c["Id"] if p.no_trunc else fmt.short_id(c["Id"]))
         return 0
     rows = [container_row(c, not p.no_trunc) for c in containers]
-    if p.format:
-        ctx.out.write(fmt.render_format(p.format, rows, PS_HEADERS,
-                                        default=lambda: _ps_table(rows, p.size)))
-        return 0
-    ctx.out.write(_ps_table(rows, p.size))
+    cols = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"] + (["Size"] if p.size else [])
+    ctx.out.write(fmt.listing(p.format, rows, PS_HEADERS, cols))
     return 0
-
-
-def _ps_table(rows: list[dict[str, Any]], size: bool) -> str:
-    cols = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
-    if size:
-        cols.append("Size")
-    return fmt.table([PS_HEADERS[c] for c in cols], [[r[c] for c in cols] for r in rows])
 
 
 # ------------------------------------------------------------------ logs
@@ -377,11 +367,7 @@ def _stats_once(ctx: Context, p: Parsed) -> str:
         full_id = s.get("id") or cid or ident
         rows.append(stats_row(s, cname, full_id if p.no_trunc else fmt.short_id(full_id)))
     cols = ["ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs"]
-    if p.format:
-        return fmt.render_format(p.format, rows, STATS_HEADERS,
-                                 default=lambda: fmt.table([STATS_HEADERS[c] for c in cols],
-                                                           [[r[c] for c in cols] for r in rows]))
-    return fmt.table([STATS_HEADERS[c] for c in cols], [[r[c] for c in cols] for r in rows])
+    return fmt.listing(p.format, rows, STATS_HEADERS, cols)
 
 
 def cmd_stats(ctx: Context, p: Parsed) -> int:

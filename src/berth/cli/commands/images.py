@@ -86,13 +86,7 @@ def cmd_images(ctx: Context, p: Parsed) -> int:
             ctx.print(r["ID"])
         return 0
     cols = ["Repository", "Tag"] + (["Digest"] if p.digests else []) + ["ID", "CreatedSince", "Size"]
-
-    def default() -> str:
-        return fmt.table([IMAGE_HEADERS[c] for c in cols], [[r[c] for c in cols] for r in rows])
-    if p.format:
-        ctx.out.write(fmt.render_format(p.format, rows, IMAGE_HEADERS, default=default))
-    else:
-        ctx.out.write(default())
+    ctx.out.write(fmt.listing(p.format, rows, IMAGE_HEADERS, cols))
     return 0
 
 
@@ -174,10 +168,7 @@ def cmd_history(ctx: Context, p: Parsed) -> int:
             ctx.print(r["ID"])
         return 0
     cols = ["ID", "CreatedSince", "CreatedBy", "Size", "Comment"]
-
-    def default() -> str:
-        return fmt.table([HISTORY_HEADERS[c] for c in cols], [[r[c] for c in cols] for r in rows])
-    ctx.out.write(fmt.render_format(p.format, rows, HISTORY_HEADERS, default=default) if p.format else default())
+    ctx.out.write(fmt.listing(p.format, rows, HISTORY_HEADERS, cols))
     return 0
 
 

@@ -147,10 +147,7 @@ def cmd_ls(ctx: Context, p: Parsed) -> int:
              "Labels": ",".join(f"{k}={v}" for k, v in sorted((n.get("Labels") or {}).items())),
              "CreatedAt": n.get("Created", "")} for n in nets]
     cols = ["ID", "Name", "Driver", "Scope"]
-
-    def default() -> str:
-        return fmt.table([NET_HEADERS[c] for c in cols], [[r[c] for c in cols] for r in rows])
-    ctx.out.write(fmt.render_format(p.format, rows, NET_HEADERS, default=default) if p.format else default())
+    ctx.out.write(fmt.listing(p.format, rows, NET_HEADERS, cols))
     return 0
 
 

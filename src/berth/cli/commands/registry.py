@@ -146,10 +146,7 @@ def cmd_search(ctx: Context, p: Parsed) -> int:
                              headers=registry_auth_header(ctx, term)) or []
     rows = search_rows(results, not p.no_trunc)
     cols = ["Name", "Description", "StarCount", "IsOfficial"]
-
-    def default() -> str:
-        return fmt.table([SEARCH_HEADERS[c] for c in cols], [[r[c] for c in cols] for r in rows])
-    ctx.out.write(fmt.render_format(p.format, rows, SEARCH_HEADERS, default=default) if p.format else default())
+    ctx.out.write(fmt.listing(p.format, rows, SEARCH_HEADERS, cols))
     return 0
 
 

@@ -243,8 +243,7 @@ def cmd_df(ctx: Context, p: Parsed) -> int:
     headers = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
                "Reclaimable": "RECLAIMABLE"}
     cols = ["Type", "TotalCount", "Active", "Size", "Reclaimable"]
-    default = fmt.table([headers[c] for c in cols], [[r[c] for c in cols] for r in rows])
-    ctx.out.write(fmt.render_format(p.format, rows, headers, default=lambda: default) if p.format else default)
+    ctx.out.write(fmt.listing(p.format, rows, headers, cols))
     return 0
 
 

@@ -71,10 +71,7 @@ def cmd_ls(ctx: Context, p: Parsed) -> int:
                      "Size": fmt.human_size(usage["Size"], 3) if usage.get("Size", -1) >= 0 else "N/A",
                      "CreatedAt": v.get("CreatedAt", "")})
     cols = ["Driver", "Name"]
-
-    def default() -> str:
-        return fmt.table([VOL_HEADERS[c] for c in cols], [[r[c] for c in cols] for r in rows])
-    ctx.out.write(fmt.render_format(p.format, rows, VOL_HEADERS, default=default) if p.format else default())
+    ctx.out.write(fmt.listing(p.format, rows, VOL_HEADERS, cols))
     return 0
 
 
