@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import select
+import signal
 import socket
 import subprocess
 import time
@@ -722,3 +723,34 @@ def test_prime_attach_is_a_no_op_move_of_the_caller():
     done = cgroups.prime_attach()
     assert done.acquire(timeout=10), "the re-attach thread did not finish"
     assert Path("/proc/self/cgroup").read_text() == before
+
+
+def test_prime_attach_hold_runs_a_holder_until_end_prime():
+    """prime_attach(hold=...) keeps the attach window open from a forked holder process that
+    moves itself (a no-op) until end_prime, which stops and reaps it; a child forked
+    meanwhile (holding the holder's pipe, as the bridge does) does not keep it alive."""
+    from berth.runtime import cgroups
+
+    before = Path("/proc/self/cgroup").read_text()
+    assert cgroups.prime_attach(hold=30.0) is None
+    holder = cgroups._holder
+    assert holder is not None
+    pid = holder[0]
+    try:
+        assert Path(f"/proc/{pid}/cgroup").read_text() == before  # same cgroups as the caller
+        other = os.fork()
+        if other == 0:  # holds a copy of the holder's pipe, as the runtime's bridge does
+            time.sleep(5)
+            os._exit(0)
+    finally:
+        cgroups.end_prime()
+    try:
+        assert cgroups._holder is None
+        assert not Path(f"/proc/{pid}").exists(), "end_prime left the holder running"
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # already reaped
+    finally:
+        os.kill(other, signal.SIGKILL)
+        os.waitpid(other, 0)
+    assert Path("/proc/self/cgroup").read_text() == before
+    cgroups.end_prime()  # a second call is harmless

@@ -53,44 +53,56 @@ def own_cgroups() -> dict[str, str]:
     return out
 
 
-_hold_stop: Any = None  # released by end_prime(): the current holding thread stops
+_holder: tuple[int, int] | None = None  # (pid, write end of its pipe): see prime_attach(hold=...)
 
 
 def prime_attach(hold: float = 0.0) -> Any:
-    """Pay the kernel's cgroup-attach wait now, on a background thread; returns that thread's
-    lock, released when the first write is done (callers need not wait for it).
+    """Pay the kernel's cgroup-attach wait now, off the caller's critical path.
 
     Moving a process into a cgroup takes the kernel's cgroup_threadgroup_rwsem for writing.
     The first writer after an idle spell waits for an RCU grace period (5-20 ms on the
-    development machine); writers within about one grace period after the last one do not.
-    Attaching this process to the v2 cgroup it is already in is a no-op that takes that lock,
-    so a caller that is about to move a container's init calls this first and does its other
-    work (imports, network set-up) meanwhile. The window closes about a grace period after
-    the last write: a caller whose move comes later than that passes `hold` (seconds), and
-    the thread repeats the no-op move every 2 ms until `end_prime()` or for `hold` at most.
-    Errors are ignored: the later move then waits itself.
+    development machine), holding the global cgroup_mutex meanwhile, so cgroup mkdirs wait
+    too; writers within about one grace period after the last one do not wait. Attaching this
+    process to the v2 cgroup it is already in is a no-op that takes that lock.
+
+    Without `hold`, a thread makes one such move; the returned lock is released once it is
+    done (callers need not wait for it). A long-lived caller (berthd) uses this a few ms
+    before the shim moves an init.
+
+    With `hold` (seconds), the window is also kept open until `end_prime()` (or for `hold`
+    at most) by repeating the move every 2 ms, in a small forked process: a thread would
+    need the GIL to start and to loop, and a caller busy importing holds it for 5 ms at a
+    time, so the thread's first move came 10-15 ms late and each later one could miss the
+    window. Returns None then. Errors are ignored: the later move then waits itself.
     """
+    if hold > 0:
+        _start_holder(hold)
+        return None
     import _thread
 
-    global _hold_stop
     done = _thread.allocate_lock()
-    if hold > 0 and _hold_stop is not None:
-        return done  # a thread is holding the window open already
     done.acquire()
-    stop = None
-    if hold > 0:
-        stop = _hold_stop = _thread.allocate_lock()
-        stop.acquire()
-    _thread.start_new_thread(_reattach_self, (done, stop, hold))
+    _thread.start_new_thread(_reattach_once, (done,))
     return done
 
 
 def end_prime() -> None:
-    """Stop the thread `prime_attach(hold=...)` started (the move it prepared is done)."""
-    global _hold_stop
-    stop, _hold_stop = _hold_stop, None
-    if stop is not None:
-        stop.release()
+    """Stop and reap the process `prime_attach(hold=...)` started (the move it prepared is
+    done, or the create failed)."""
+    global _holder
+    holder, _holder = _holder, None
+    if holder is None:
+        return
+    pid, wfd = holder
+    # a byte, not just EOF: children forked since (the bridge, the init) hold copies of wfd
+    try:
+        os.write(wfd, b"x")
+    finally:
+        os.close(wfd)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def _own_v2_procs() -> str | None:
@@ -103,28 +115,56 @@ def _own_v2_procs() -> str | None:
     return None
 
 
-def _reattach_self(done: Any, stop: Any, hold: float) -> None:
-    import time
-
+def _reattach_once(done: Any) -> None:
     try:
         procs = _own_v2_procs()
-        if procs is None:
-            return
-        fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, b"0")  # "0": the writing thread's own process
-            done.release()
-            done = None
-            deadline = time.monotonic() + hold
-            while stop is not None and time.monotonic() < deadline and not stop.acquire(timeout=0.002):
-                os.write(fd, b"0")
-        finally:
-            os.close(fd)
+        if procs is not None:
+            with open(procs, "w") as f:
+                f.write("0")  # "0": the writing thread's own process
     except OSError:
         pass
     finally:
-        if done is not None:
-            done.release()
+        done.release()
+
+
+def _start_holder(hold: float) -> None:
+    global _holder
+    if _holder is not None:
+        return  # a holder is keeping the window open already
+    procs = _own_v2_procs()
+    if procs is None:
+        return
+    import select
+    import time
+
+    rfd, wfd = os.pipe2(os.O_CLOEXEC)
+    caller = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the holder
+        try:
+            os.close(wfd)
+            _hold_window(procs, rfd, caller, hold, select.select, time.monotonic)
+        finally:
+            os._exit(0)
+    os.close(rfd)
+    _holder = (pid, wfd)
+
+
+def _hold_window(procs: str, rfd: int, caller: int, hold: float, wait: Any, clock: Any) -> None:
+    """The holder's loop: move itself (a no-op) every 2 ms until end_prime writes to its pipe,
+    the caller is gone (the holder was re-parented), or `hold` seconds passed."""
+    try:
+        fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    deadline = clock() + hold
+    while True:
+        try:
+            os.write(fd, b"0")
+        except OSError:
+            return
+        if clock() >= deadline or wait([rfd], [], [], 0.002)[0] or os.getppid() != caller:
+            return
 
 
 def normalize_path(cgroups_path: str | None, container_id: str) -> str:
