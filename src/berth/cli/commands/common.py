@@ -15,6 +15,15 @@ def inspect_container(ctx: Context, name: str) -> dict[str, Any]:
     return ctx.client.get(f"/containers/{path_part(name)}/json")
 
 
+def post_each(ctx: Context, names: list[str], action: str, params: dict[str, Any] | None = None) -> int:
+    """POST /containers/<name>/<action> for each name, printed once done, as docker's
+    start/stop/kill/... do (a failure is reported and the others still go)."""
+    def one(name: str) -> str:
+        ctx.client.post(f"/containers/{path_part(name)}/{action}", params)
+        return name
+    return ctx.for_each(names, one)
+
+
 def filters_param(values: list[str]) -> str | None:
     """`--filter k=v` (repeated) -> the filters JSON docker sends: {"k": {"v": true}}. As the
     docker CLI's FilterOpt: the name is trimmed and lower-cased, the value trimmed, an empty

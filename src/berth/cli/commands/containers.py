@@ -7,7 +7,14 @@ import time
 
 from berth.cli import format as fmt
 from berth.cli.client import CLIError, path_part
-from berth.cli.commands.common import confirmed, filters_param, inspect_container, print_reclaimed, prune
+from berth.cli.commands.common import (
+    confirmed,
+    filters_param,
+    inspect_container,
+    post_each,
+    print_reclaimed,
+    prune,
+)
 from berth.cli.context import Context
 from berth.cli.flags import BOOL, INT, LIST, STR, UINT16, Flag, Parsed, Spec, UsageError
 
@@ -34,12 +41,7 @@ def _stop_params(p: Parsed) -> dict[str, Any]:
 
 
 def cmd_stop(ctx: Context, p: Parsed) -> int:
-    params = _stop_params(p)
-
-    def stop(name: str) -> str:
-        ctx.client.post(f"/containers/{path_part(name)}/stop", params)
-        return name
-    return ctx.for_each(p.args, stop)
+    return post_each(ctx, p.args, "stop", _stop_params(p))
 
 
 RESTART = Spec("restart", "[OPTIONS] CONTAINER [CONTAINER...]", STOP.flags, min_args=1,
@@ -47,12 +49,7 @@ RESTART = Spec("restart", "[OPTIONS] CONTAINER [CONTAINER...]", STOP.flags, min_
 
 
 def cmd_restart(ctx: Context, p: Parsed) -> int:
-    params = _stop_params(p)
-
-    def restart(name: str) -> str:
-        ctx.client.post(f"/containers/{path_part(name)}/restart", params)
-        return name
-    return ctx.for_each(p.args, restart)
+    return post_each(ctx, p.args, "restart", _stop_params(p))
 
 
 KILL = Spec("kill", "[OPTIONS] CONTAINER [CONTAINER...]", [
@@ -61,12 +58,7 @@ KILL = Spec("kill", "[OPTIONS] CONTAINER [CONTAINER...]", [
 
 
 def cmd_kill(ctx: Context, p: Parsed) -> int:
-    params = {"signal": p.signal} if p.signal else None
-
-    def kill(name: str) -> str:
-        ctx.client.post(f"/containers/{path_part(name)}/kill", params)
-        return name
-    return ctx.for_each(p.args, kill)
+    return post_each(ctx, p.args, "kill", {"signal": p.signal} if p.signal else None)
 
 
 RM = Spec("rm", "[OPTIONS] CONTAINER [CONTAINER...]", [
@@ -258,10 +250,7 @@ UNPAUSE = Spec("unpause", "CONTAINER [CONTAINER...]", [], min_args=1,
 
 def _simple(action: str):  # type: ignore[no-untyped-def]
     def handler(ctx: Context, p: Parsed) -> int:
-        def one(name: str) -> str:
-            ctx.client.post(f"/containers/{path_part(name)}/{action}")
-            return name
-        return ctx.for_each(p.args, one)
+        return post_each(ctx, p.args, action)
     return handler
 
 

@@ -6,7 +6,7 @@ import os
 import sys
 
 from berth.cli.client import CLIError, DaemonError, DaemonUnreachable, path_part
-from berth.cli.commands.common import inspect_container, registry_auth_header
+from berth.cli.commands.common import inspect_container, post_each, registry_auth_header
 from berth.cli.context import Context
 from berth.cli.flags import BOOL, LIST, STR, Flag, Parsed, Spec, UsageError
 from berth.cli.runconfig import CONTAINER_FLAGS, RUN_ONLY_FLAGS, create_body, refuse_windows_only
@@ -377,10 +377,7 @@ START = Spec("start", "[OPTIONS] CONTAINER [CONTAINER...]", [
 
 def cmd_start(ctx: Context, p: Parsed) -> int:
     if not (p.attach or p.interactive):
-        def start(name: str) -> str:
-            ctx.client.post(f"/containers/{path_part(name)}/start")
-            return name
-        return ctx.for_each(p.args, start)
+        return post_each(ctx, p.args, "start")
     if len(p.args) > 1:
         raise UsageError("you cannot start and attach multiple containers at once")
     keys = _detach_keys(p)
