@@ -165,7 +165,18 @@ def _use_api_socket(ctx: Context, body: dict[str, Any]) -> bytes | None:
     return buf.getvalue()
 
 
-def create_container(ctx: Context, p: Parsed, detach: bool) -> str:
+def create_container(ctx: Context, spec: Spec, p: Parsed, detach: bool) -> str:
+    """What `create` and `run` do first: check the flags, create the container (pulling its
+    image as --pull says); failures exit as `run`'s do (125, or the start error's status)."""
+    check_misplaced_options(ctx, spec, p)
+    refuse_windows_only(p)
+    try:
+        return _create(ctx, p, detach)
+    except CLIError as exc:
+        raise _as_run_error(exc) from None
+
+
+def _create(ctx: Context, p: Parsed, detach: bool) -> str:
     image, cmd = p.args[0], p.args[1:]
     body = create_body(p, image, cmd, detach=detach)
     config_tar = _use_api_socket(ctx, body) if p.use_api_socket else None
@@ -215,14 +226,8 @@ CREATE = Spec("create", "[OPTIONS] IMAGE [COMMAND] [ARG...]", CONTAINER_FLAGS, m
 
 
 def cmd_create(ctx: Context, p: Parsed) -> int:
-    check_misplaced_options(ctx, CREATE, p)
-    refuse_windows_only(p)
-    try:
-        # `create` attaches as a foreground `run` would (AttachStdout/Stderr), as docker's does
-        cid = create_container(ctx, p, detach=False)
-    except CLIError as exc:
-        raise _as_run_error(exc) from None
-    ctx.print(cid)
+    # `create` attaches as a foreground `run` would (AttachStdout/Stderr), as docker's does
+    ctx.print(create_container(ctx, CREATE, p, detach=False))
     return 0
 
 
@@ -279,12 +284,7 @@ def cmd_run(ctx: Context, p: Parsed) -> int:
         ctx.warn("berth: the input device is not a TTY (use -i without -t to pipe data in)")
         return 1
     keys = _detach_keys(p)
-    check_misplaced_options(ctx, RUN, p)
-    refuse_windows_only(p)
-    try:
-        cid = create_container(ctx, p, detach=detach)
-    except CLIError as exc:
-        raise _as_run_error(exc) from None
+    cid = create_container(ctx, RUN, p, detach=detach)
     if detach:
         try:
             ctx.client.post(f"/containers/{cid}/start")
