@@ -11,7 +11,7 @@ from urllib.parse import quote, urlencode
 import pytest
 
 from berth.cli import wirejson
-from berth.cli.client import Response, _Conn, path_part, query
+from berth.cli.client import HijackedStream, Response, _Conn, path_part, query
 
 TRICKY = ["plain", "with space", "a/b", "a+b=c&d", "50%", "~._-", "caf\u00e9", "\u2603 snow",
           "tab\tnew\nline", "", "quote\"'", "sha256:abc", "emoji \U0001f600"]
@@ -49,6 +49,27 @@ def test_first_json_of_an_empty_body_is_none() -> None:
         theirs.sendall(b"0\r\n\r\n")
         resp = Response(_Conn(ours), 200, {"transfer-encoding": "chunked"}, "POST")
         assert resp.first_json() is None
+    finally:
+        ours.close()
+        theirs.close()
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_hijacked_stream_hands_out_what_came_with_the_head_first(chunked: bool) -> None:
+    ours, theirs = socket.socketpair()
+    try:
+        body = b"hello, world"
+        wire = b"5\r\nhello\r\n7; ext=1\r\n, world\r\n0\r\n\r\n" if chunked else body
+        stream = HijackedStream(ours, wire[:9], chunked=chunked)   # the rest still on the socket
+        assert stream.buffered() is not chunked
+        theirs.sendall(wire[9:])
+        theirs.shutdown(socket.SHUT_WR)
+        got = b""
+        while more := stream.recv(4):
+            assert len(more) <= 4
+            got += more
+        assert got == body
+        assert not stream.buffered() and stream.recv() == b""
     finally:
         ours.close()
         theirs.close()

@@ -155,6 +155,44 @@ class _Conn:
             pass
 
 
+class _Chunked:
+    """A chunked body (Transfer-Encoding: chunked) read through a _Conn's buffer."""
+
+    def __init__(self, conn: _Conn) -> None:
+        self._conn = conn
+        self._left = 0       # bytes of the current chunk still to come
+        self._done = False
+
+    def read1(self, n: int) -> bytes:
+        """Some bytes of the body (at most n); b"" at its end (the last chunk, a cut-off
+        connection or a chunk size that is not hex)."""
+        if self._done:
+            return b""
+        c = self._conn
+        while self._left == 0:
+            while b"\r\n" not in c.buf:
+                if not c.fill():
+                    return self._end()
+            line, _, c.buf = c.buf.partition(b"\r\n")
+            if not line.strip():
+                continue
+            try:
+                self._left = int(line.split(b";")[0], 16)
+            except ValueError:
+                return self._end()
+            if self._left == 0:
+                return self._end()
+        if not c.buf and not c.fill():
+            return self._end()
+        data = c.take(min(n, self._left))
+        self._left -= len(data)
+        return data
+
+    def _end(self) -> bytes:
+        self._done = True
+        return b""
+
+
 class Response:
     """A streamed response: `.status`, `.headers` (lower-case names), and body readers."""
 
@@ -162,42 +200,21 @@ class Response:
         self._conn = conn
         self.status = status
         self.headers = headers
-        self._chunked = headers.get("transfer-encoding", "").lower() == "chunked"
+        chunked = headers.get("transfer-encoding", "").lower() == "chunked"
+        self._chunks = _Chunked(conn) if chunked else None
         length = headers.get("content-length")
-        self._left: int | None = int(length) if length is not None and not self._chunked else None
+        self._left: int | None = int(length) if length is not None and not chunked else None
         if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
             self._left = 0
-        self._chunk_left = 0
         self._done = False
 
     def read1(self, n: int = 65536) -> bytes:
         """Some bytes of the body (at most n); b"" at its end."""
         if self._done:
             return b""
+        if self._chunks is not None:
+            return self._chunks.read1(n)
         c = self._conn
-        if self._chunked:
-            while self._chunk_left == 0:
-                while b"\r\n" not in c.buf:
-                    if not c.fill():
-                        self._done = True
-                        return b""
-                line, _, c.buf = c.buf.partition(b"\r\n")
-                if not line.strip():
-                    continue
-                try:
-                    self._chunk_left = int(line.split(b";")[0], 16)
-                except ValueError:
-                    self._done = True
-                    return b""
-                if self._chunk_left == 0:
-                    self._done = True
-                    return b""
-            if not c.buf and not c.fill():
-                self._done = True
-                return b""
-            data = c.take(min(n, self._chunk_left))
-            self._chunk_left -= len(data)
-            return data
         if self._left is not None:
             if self._left == 0:
                 self._done = True
@@ -514,61 +531,27 @@ class HijackedStream:
 
     def __init__(self, sock: Socket, initial: bytes, chunked: bool = False) -> None:
         self.sock = sock
-        self._pending = initial
-        self._chunked = chunked
-        self._chunk_left = 0
-        self._eof = False
+        self._conn = _Conn(sock)
+        self._conn.buf = initial     # what came after the answer's head
+        self._chunks = _Chunked(self._conn) if chunked else None
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
+    def buffered(self) -> bool:
+        """Whether recv() has bytes already read to hand out at once (a raw stream's: a
+        chunked one's buffer may hold part of a chunk's size line only)."""
+        return self._chunks is None and bool(self._conn.buf)
+
     def recv(self, n: int = 65536) -> bytes:
-        if self._chunked:
-            return self._recv_chunked(n)
-        if self._pending:
-            data, self._pending = self._pending[:n], self._pending[n:]
-            return data
+        if self._chunks is not None:
+            return self._chunks.read1(n)
+        if self._conn.buf:
+            return self._conn.take(n)
         try:
             return self.sock.recv(n)
         except (ConnectionResetError, OSError):
             return b""
-
-    def _fill(self) -> bool:
-        try:
-            more = self.sock.recv(65536)
-        except OSError:
-            more = b""
-        if not more:
-            return False
-        self._pending += more
-        return True
-
-    def _recv_chunked(self, n: int) -> bytes:
-        if self._eof:
-            return b""
-        while self._chunk_left == 0:
-            while b"\r\n" not in self._pending:
-                if not self._fill():
-                    self._eof = True
-                    return b""
-            line, _, self._pending = self._pending.partition(b"\r\n")
-            if not line.strip():
-                continue
-            try:
-                self._chunk_left = int(line.split(b";")[0], 16)
-            except ValueError:
-                self._eof = True
-                return b""
-            if self._chunk_left == 0:
-                self._eof = True
-                return b""
-        if not self._pending and not self._fill():
-            self._eof = True
-            return b""
-        take = min(n, self._chunk_left, len(self._pending))
-        data, self._pending = self._pending[:take], self._pending[take:]
-        self._chunk_left -= take
-        return data
 
     def recv_exact(self, n: int) -> bytes:
         out = b""

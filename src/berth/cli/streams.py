@@ -144,7 +144,7 @@ def pump(stream: HijackedStream, *, tty: bool, stdin: bool, detach_keys: bytes |
     stdin_open = stdin
     try:
         while True:
-            if stream._pending and not stream._chunked:
+            if stream.buffered():
                 data = stream.recv()
                 _emit(data, tty, demux, out)
                 continue
