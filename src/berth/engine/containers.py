@@ -1,9 +1,11 @@
-"""Engine service: containers (create, start, stop, kill, wait, remove, inspect, list,
-logs, attach, exec, top, stats, rename, pause, restart policies, live restore).
+"""Engine service: containers (create, start, stop, kill, wait, remove, rename, pause,
+update, attach, restart policies, live restore), and the facade the API calls for what
+lives in its own modules: exec (`execs`), docker cp/export/diff (`containerfs`), top and
+stats (`stats`), inspect and ps (`containerjson`), logs (`jsonlog`).
 
-State lives in the `containers` table (one JSON document per column); running containers
-are driven through their shim (berth.shim.client). The service is asyncio-based: call its
-coroutines from the daemon's event loop.
+State lives in the `containers` table (one JSON document per row, `container.Container`);
+running containers are driven through their shim (berth.shim.client). The service is
+asyncio-based: call its coroutines from the daemon's event loop.
 """
 
 from __future__ import annotations
@@ -17,15 +19,17 @@ import shutil
 import signal as signal_mod
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
-from berth import kernel
 from berth.config import DaemonConfig
-from berth.engine import hostconfig, jsonlog, specgen
-from berth.engine.humanize import ZERO_TIME, parse_time, status_string
+from berth.engine import containerfs, containerjson, hostconfig, jsonlog, specgen, stats
+from berth.engine.container import Container, new_state
+from berth.engine.execs import Exec, ExecFailed, Execs, exec_failed
+from berth.engine.humanize import ZERO_TIME
 from berth.engine.names import random_name, validate
+from berth.engine.sharing import Sharing
 from berth.errors import BerthError, Conflict, InvalidParameter, NotFound, NotModified
 from berth.network import endpoint as epcheck
 from berth.network.sandbox import Sandbox
@@ -55,90 +59,6 @@ class LogsNotReadable(BerthError):
     """`logs` of a container whose log driver keeps nothing (dockerd: 501)."""
 
     status = 501
-
-
-class ExecFailed(BerthError):
-    """The container's command could not be run (exit code in .exit_code)."""
-
-    status = 400
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-@dataclass
-class Container:
-    id: str
-    name: str
-    image_id: str
-    created: str
-    config: dict[str, Any]
-    host_config: dict[str, Any]
-    hidden: bool = False
-    state: dict[str, Any] = field(default_factory=dict)
-    rootfs: str = ""
-    mounts: list[dict[str, Any]] = field(default_factory=list)       # Docker's Mounts entries
-    oci_mounts: list[dict[str, Any]] = field(default_factory=list)
-    network_settings: dict[str, Any] = field(default_factory=dict)
-    restart_count: int = 0
-    manually_stopped: bool = False
-    has_been_started: bool = False
-    lower_dirs: list[str] = field(default_factory=list)
-    # runtime only (not persisted)
-    attach_waiters: list[tuple[dict[str, Any], asyncio.Future[Any]]] = field(default_factory=list)
-    exit_waiters: list[asyncio.Future[dict[str, Any]]] = field(default_factory=list)
-    removed_waiters: list[asyncio.Future[int]] = field(default_factory=list)
-    monitor: asyncio.Task[None] | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    exec_ids: list[str] = field(default_factory=list)
-    netns: str | None = None
-    net_up: bool = False
-    removal: asyncio.Future[None] | None = None
-    health: asyncio.Task[None] | None = None
-
-    def doc(self) -> str:
-        return json.dumps({
-            "config": self.config, "host_config": self.host_config, "state": self.state,
-            "rootfs": self.rootfs, "mounts": self.mounts, "oci_mounts": self.oci_mounts,
-            "network_settings": self.network_settings, "restart_count": self.restart_count,
-            "manually_stopped": self.manually_stopped, "has_been_started": self.has_been_started,
-            "lower_dirs": self.lower_dirs})
-
-    @classmethod
-    def from_row(cls, row: Any) -> Container:
-        d = json.loads(row["doc"])
-        return cls(id=row["id"], name=row["name"], image_id=row["image_id"], created=row["created"],
-                   hidden=bool(row["hidden"]), config=d["config"], host_config=d["host_config"],
-                   state=d["state"], rootfs=d.get("rootfs", ""), mounts=d.get("mounts", []),
-                   oci_mounts=d.get("oci_mounts", []), network_settings=d.get("network_settings", {}),
-                   restart_count=d.get("restart_count", 0), manually_stopped=d.get("manually_stopped", False),
-                   has_been_started=d.get("has_been_started", False), lower_dirs=d.get("lower_dirs", []))
-
-    @property
-    def running(self) -> bool:
-        return self.state.get("Status") in ("running", "paused")
-
-    @property
-    def tty(self) -> bool:
-        return bool(self.config.get("Tty"))
-
-
-@dataclass
-class Exec:
-    id: str
-    container_id: str
-    config: dict[str, Any]
-    running: bool = False
-    exit_code: int | None = None
-    pid: int = 0
-    started: bool = False
-
-
-def _new_state() -> dict[str, Any]:
-    return {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
-            "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
-            "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME}
 
 
 def parse_signal(sig: str | int | None, default: int = signal_mod.SIGKILL) -> int:
@@ -175,7 +95,8 @@ class ContainerService:
             self.daemon_id = row["value"]
         self._c: dict[str, Container] = {}
         self._names: dict[str, str] = {}
-        self._execs: dict[str, Exec] = {}
+        self.execs = Execs(self.get, self._shim_sock, self._event)
+        self.sharing = Sharing(config.containers_dir, self.get)
         self._closing = False
         self._create_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -408,7 +329,7 @@ class ContainerService:
             config[k] = bool(config.get(k))
         config.setdefault("Domainname", "")
         c = Container(id=cid, name=name, image_id=image.id, created=rfc3339_nano(), config=config,
-                      host_config=hc, hidden=hidden, state=_new_state())
+                      host_config=hc, hidden=hidden, state=new_state())
         c.network_settings = {"Networks": {}, "Ports": {}, "_aliases": endpoints}
         cdir = self._dir(cid)
         snap = False
@@ -522,60 +443,6 @@ class ContainerService:
         return [(self._referenced(target, f"could not get container for {target}: ").name, alias)
                 for target, alias in links]
 
-    def _joined_namespaces(self, c: Container) -> tuple[dict[str, str], str]:
-        """Namespace paths of the containers whose pid/ipc namespace `c` joins, and where its
-        /dev/shm comes from (that container's, or the host's for IpcMode host)."""
-        hc = c.host_config
-        joined: dict[str, str] = {}
-        shm = {"host": "/dev/shm", "shareable": self._shm_dir(c.id)}.get(hc.get("IpcMode") or "", "")
-        ref = hostconfig.joined_container(hc.get("PidMode"))
-        if ref:
-            try:
-                donor = self.get(ref)
-            except NotFound:
-                raise Conflict(f"cannot join PID of a non running container: {ref}") from None
-            joined["pid"] = f"/proc/{self._running_pid(donor, '')}/ns/pid"
-        ref = hostconfig.joined_container(hc.get("IpcMode"))
-        if ref:
-            prefix = f"can't join IPC of container {ref}: "
-            try:
-                donor = self.get(ref)
-            except NotFound as exc:
-                raise Conflict(prefix + str(exc)) from None
-            pid = self._running_pid(donor, prefix)
-            shm = {"host": "/dev/shm", "shareable": self._shm_dir(donor.id)}.get(
-                donor.host_config.get("IpcMode") or "", "")
-            if not shm or not os.path.ismount(shm):
-                raise Conflict(prefix + "non-shareable IPC (hint: use IpcMode:shareable for the donor container)")
-            joined["ipc"] = f"/proc/{pid}/ns/ipc"
-        return joined, shm
-
-    def _shm_dir(self, cid: str) -> str:
-        """A shareable container's /dev/shm: a tmpfs the daemon mounts in the container's
-        directory (dockerd's ShmPath), bound by it and by the containers joining its IPC
-        namespace (a mount inside another mount namespace cannot be bound)."""
-        return str(self._dir(cid) / "shm")
-
-    def _mount_shm(self, c: Container) -> None:
-        path = self._shm_dir(c.id)
-        if os.path.ismount(path):
-            return
-        os.makedirs(path, exist_ok=True)
-        size = int(c.host_config.get("ShmSize") or 64 * 1024 * 1024)
-        kernel.mount("shm", path, "tmpfs", kernel.MS_NOSUID | kernel.MS_NODEV | kernel.MS_NOEXEC,
-                     f"mode=1777,size={size}")
-
-    def _release_shm(self, c: Container) -> None:
-        path = self._shm_dir(c.id)
-        if c.host_config.get("IpcMode") == "shareable" and os.path.ismount(path):
-            kernel.umount(path, kernel.MNT_DETACH)   # joiners keep their own binds of it
-
-    def _running_pid(self, c: Container, prefix: str) -> int:
-        pid = int(c.state.get("Pid") or 0)
-        if not c.running or not pid:
-            raise Conflict(f"{prefix}container {c.id} is not running")
-        return pid
-
     def _link_settings(self, c: Container) -> tuple[list[str], list[str]]:
         """Legacy links on the default bridge: the /etc/hosts entries (--add-host form) and
         the variables (ALIAS_NAME, ALIAS_PORT_..., ALIAS_ENV_...) dockerd gives. On a user
@@ -652,9 +519,8 @@ class ContainerService:
         cgroups.prime_attach()
         try:
             link_hosts, link_env = self._link_settings(c)
-            joined, shm = self._joined_namespaces(c)
-            if hc.get("IpcMode") == "shareable":
-                self._mount_shm(c)
+            joined, shm = self.sharing.joined(c)
+            self.sharing.mount_shm(c)
             c.net_up = True
             sandbox = await self._network_up(c, link_hosts)
             t_net = time.perf_counter()
@@ -668,7 +534,7 @@ class ContainerService:
                 settings = dict(settings)
                 settings["_aliases"] = c.network_settings.get("_aliases", {})
                 c.network_settings = settings
-            parent = (hc.get("CgroupParent") or cfg.cgroup_parent).strip("/")
+            parent = stats.cgroup_parent(hc, cfg.cgroup_parent)
             config = c.config
             if link_env:   # the container's own variables win over the links'
                 config = dict(config, Env=specgen.merge_env(link_env, config.get("Env")))
@@ -728,7 +594,7 @@ class ContainerService:
         except BaseException as exc:
             if spawned:  # created but not started: end the shim and the container's init
                 await self._clear_stale(c)
-            self._release_shm(c)
+            self.sharing.release_shm(c)
             await self._network_down(c)
             for _, fut in c.attach_waiters:
                 if not fut.done():
@@ -780,17 +646,9 @@ class ContainerService:
             c.health = asyncio.create_task(run_health(self, c))
 
     def _start_error(self, c: Container, exc: shim.ShimError) -> BerthError:
+        prefix = "failed to create task for container: OCI runtime create failed: "
         argv0 = ((c.config.get("Entrypoint") or []) + (c.config.get("Cmd") or []) or [""])[0]
-        if exc.kind == "ExecNotFound":
-            return ExecFailed(
-                "failed to create task for container: OCI runtime create failed: unable to start "
-                f'container process: exec: "{argv0}": executable file not found in $PATH: unknown', 127)
-        if exc.kind == "ExecNotPermitted":
-            return ExecFailed(
-                "failed to create task for container: OCI runtime create failed: unable to start "
-                f'container process: exec: "{argv0}": permission denied: unknown', 126)
-        err = BerthError(f"failed to create task for container: OCI runtime create failed: {exc}")
-        return err
+        return exec_failed(exc, prefix, argv0) or BerthError(f"{prefix}{exc}")
 
     async def _network_up(self, c: Container, link_hosts: list[str] | None = None) -> Sandbox:
         """The container's sandbox; its interfaces may still be in the making (see
@@ -906,7 +764,7 @@ class ContainerService:
             c.health = None
         if info.get("started_at") and c.state.get("StartedAt", ZERO_TIME) == ZERO_TIME:
             c.state["StartedAt"] = info["started_at"]
-        self._release_shm(c)
+        self.sharing.release_shm(c)
         restart = self._should_restart(c, code)
         auto_remove = not restart and bool(c.host_config.get("AutoRemove")) and c.removal is None
         if not auto_remove:  # auto-remove tears the sandbox down beside the snapshot removal
@@ -918,9 +776,7 @@ class ContainerService:
         if oom:
             self._event(c, "oom")
         self._event(c, "die", exitCode=code)
-        for e in self._execs.values():
-            if e.container_id == c.id and e.running:
-                e.running = False
+        self.execs.container_exited(c.id)
         if restart:
             c.state.update(Status="restarting", Restarting=True)
         self._save(c)
@@ -1153,7 +1009,7 @@ class ContainerService:
         t0 = time.perf_counter()
 
         def storage() -> None:
-            self._release_shm(c)
+            self.sharing.release_shm(c)
             if self.volumes is not None:
                 self.volumes.release(c.id, volumes)
             if self.images is not None and c.rootfs:
@@ -1173,8 +1029,7 @@ class ContainerService:
         self._c.pop(c.id, None)
         if self._names.get(c.name) == c.id:
             del self._names[c.name]
-        for eid in [e.id for e in self._execs.values() if e.container_id == c.id]:
-            self._execs.pop(eid, None)
+        self.execs.forget(c.id)
         shutil.rmtree(self._dir(c.id), ignore_errors=True)   # the log and anything else left
         log.debug("remove %s: %.1f ms", c.id[:12], 1000 * (time.perf_counter() - t0))
         self._event(c, "destroy")
@@ -1198,14 +1053,8 @@ class ContainerService:
     async def prune(self, filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
         deleted = []
         for c in list(self._c.values()):
-            if c.running or c.hidden or c.state.get("Status") == "restarting":
+            if not containerjson.prunable(c, filters):
                 continue
-            if filters and not self._match_labels(c, filters.get("label", [])):
-                continue
-            if filters and filters.get("until"):
-                lim = _parse_until(filters["until"][0])
-                if (parse_time(c.created) or 0) > lim:
-                    continue
             await self.remove(c.id)
             deleted.append(c.id)
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": 0}
@@ -1257,7 +1106,7 @@ class ContainerService:
         self._event(c, "update")
         return []
 
-    # --- changes (docker diff) and sizes ------------------------------------------------
+    # --- filesystem: docker diff, sizes, docker cp, export (berth.engine.containerfs) -----
     def _upper(self, c: Container) -> str | None:
         if self.images is None or not c.rootfs:
             return None
@@ -1267,264 +1116,52 @@ class ContainerService:
             return None
 
     def changes(self, ref: str) -> list[dict[str, Any]]:
-        """Docker's diff: Kind 0 modified, 1 added, 2 deleted, from the overlay upper dir."""
-        import stat as st
-
-        from berth.engine import mounttargets
         c = self.get(ref)
-        upper = self._upper(c)
-        if upper is None or not os.path.isdir(upper):
-            return []
-        out: list[dict[str, Any]] = []
-        for dirpath, dirnames, filenames in os.walk(upper):
-            rel_dir = "/" + os.path.relpath(dirpath, upper).lstrip(".")
-            for name in sorted(dirnames + filenames):
-                full = os.path.join(dirpath, name)
-                path = os.path.join(rel_dir, name) if rel_dir != "/" else "/" + name
-                try:
-                    s = os.lstat(full)
-                except OSError:
-                    continue
-                if st.S_ISCHR(s.st_mode) and s.st_rdev == 0:
-                    out.append({"Path": path, "Kind": 2})   # overlay whiteout
-                    continue
-                if mounttargets.is_placeholder(upper, path) or (
-                        st.S_ISDIR(s.st_mode) and mounttargets.only_placeholders(upper, path)):
-                    continue  # Docker keeps these in its init layer, outside the diff
-                in_lower = any(os.path.lexists(os.path.join(d, path.lstrip("/"))) for d in c.lower_dirs)
-                out.append({"Path": path, "Kind": 0 if in_lower else 1})
-            dirnames[:] = [d for d in dirnames
-                           if not (st.S_ISCHR(os.lstat(os.path.join(dirpath, d)).st_mode))]
-        out.sort(key=lambda x: x["Path"])
-        return out
+        return containerfs.changes(self._upper(c), c.lower_dirs)
 
     def size_rw(self, ref: str) -> int:
-        c = self.get(ref)
-        upper = self._upper(c)
-        total = 0
-        if upper is None:
-            return 0
-        for dirpath, _, filenames in os.walk(upper):
-            for f in filenames:
-                try:
-                    total += os.lstat(os.path.join(dirpath, f)).st_size
-                except OSError:
-                    pass
-        return total
-
-    # --- archive (docker cp) and export --------------------------------------------------
-    def _archive_root(self, c: Container) -> str:
-        pid = c.state.get("Pid") or 0
-        if c.running and pid and os.path.exists(f"/proc/{pid}/root"):
-            return f"/proc/{pid}/root"   # the container's own view, volumes included
-        if not c.rootfs or not os.path.isdir(c.rootfs):
-            raise Conflict(f"container {c.id} has no mounted filesystem")
-        return c.rootfs
-
-    async def _archive_proc(self, op: str, ref: str, path: str | None = None,
-                            stdin: bool = False) -> asyncio.subprocess.Process:
-        import sys
-        c = self.get(ref)
-        args = [op, self._archive_root(c)] + ([path] if path is not None else [])
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "berth.engine.archive", *args,
-            stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=2**20)
-
-    @staticmethod
-    async def _archive_error(proc: asyncio.subprocess.Process, ref: str = "") -> None:
-        """The helper's failure as the API answers it; a path it did not find is dockerd's
-        `Could not find the file P in container REF` (REF as the client named it)."""
-        assert proc.stderr is not None
-        err = (await proc.stderr.read()).decode(errors="replace").strip()
-        code = await proc.wait()
-        if code == 2:
-            raise NotFound(f"{err} {ref}".rstrip())
-        if code == 3:
-            raise InvalidParameter(err)
-        if code != 0:
-            raise BerthError(err or f"archive helper failed ({code})")
+        return containerfs.size(self._upper(self.get(ref)))
 
     async def archive(self, ref: str, path: str, want_tar: bool) -> tuple[dict[str, Any], Any]:
         """(Docker's path stat, async iterator of tar bytes or None)."""
-        if not path:
-            raise InvalidParameter("no path given")
-        proc = await self._archive_proc("get" if want_tar else "stat", ref, path)
-        assert proc.stdout is not None
-        line = await proc.stdout.readline()
-        if not line:
-            await self._archive_error(proc, ref)
-            raise BerthError("archive helper gave no answer")
-        stat = json.loads(line)
-        if not want_tar:
-            await self._archive_error(proc, ref)
-            return stat, None
+        containerfs.require_path(path)
+        return await containerfs.archive(containerfs.root(self.get(ref)), path, want_tar, ref)
 
-        return stat, self._helper_output(proc)
-
-    async def _helper_output(self, proc: asyncio.subprocess.Process) -> AsyncIterator[bytes]:
-        """An archive helper's stdout in chunks, then its error if it failed; the helper is
-        killed if the reader stops early (a client gone mid-download)."""
-        assert proc.stdout is not None
-        try:
-            while True:
-                data = await proc.stdout.read(65536)
-                if not data:
-                    break
-                yield data
-            await self._archive_error(proc)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-
-    async def extract(self, ref: str, path: str, body: Any) -> None:
+    async def extract(self, ref: str, path: str, body: AsyncIterator[bytes]) -> None:
         """Extract a tar (an async iterator of bytes) into the directory `path`."""
-        if not path:
-            raise InvalidParameter("no path given")
+        containerfs.require_path(path)
         c = self.get(ref)
         if c.host_config.get("ReadonlyRootfs") and c.running:
             raise Conflict("container rootfs is marked read-only")
-        proc = await self._archive_proc("put", ref, path, stdin=True)
-        assert proc.stdin is not None
-        try:
-            async for data in body:
-                proc.stdin.write(data)
-                await proc.stdin.drain()
-            proc.stdin.close()
-        except (ConnectionError, BrokenPipeError):
-            pass
-        await self._archive_error(proc, ref)
+        await containerfs.extract(containerfs.root(c), path, body, ref)
         self._event(c, "extract-to-dir")
 
     async def export(self, ref: str) -> AsyncIterator[bytes]:
         c = self.get(ref)
-        if not c.rootfs or not os.path.isdir(c.rootfs):
-            raise Conflict(f"container {c.id} has no mounted filesystem")
-        import sys
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "berth.engine.archive", "export", c.rootfs,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=2**20)
-        from contextlib import aclosing
-
-        async with aclosing(self._helper_output(proc)) as chunks:  # the helper dies with us
+        async with aclosing(await containerfs.export(containerfs.rootfs(c))) as chunks:
             async for data in chunks:
                 yield data
         self._event(c, "export")
 
-    # --- inspect / list --------------------------------------------------------------
+    # --- inspect / list (berth.engine.containerjson) ---------------------------------
     def inspect(self, ref: str) -> dict[str, Any]:
         c = self.get(ref)
-        cfg = dict(c.config)
-        cfg.setdefault("OnBuild", None)
-        d = self._dir(c.id)
-        args = (c.config.get("Entrypoint") or []) + (c.config.get("Cmd") or [])
-        hc = dict(c.host_config)
-        ns = {k: v for k, v in c.network_settings.items() if not k.startswith("_")}
-        ns.setdefault("Networks", {})
-        ns.setdefault("Ports", {})
-        ns.setdefault("SandboxKey", c.netns or "")
-        for k in ("Bridge", "SandboxID", "HairpinMode", "LinkLocalIPv6Address", "EndpointID", "Gateway",
-                  "GlobalIPv6Address", "IPAddress", "IPv6Gateway", "MacAddress"):
-            ns.setdefault(k, "" if k != "HairpinMode" else False)
-        ns.setdefault("IPPrefixLen", 0)
-        ns.setdefault("GlobalIPv6PrefixLen", 0)
-        state = dict(c.state)
-        state["Running"] = state.get("Status") in ("running", "paused")
-        return {
-            "Id": c.id, "Created": c.created, "Path": args[0] if args else "", "Args": args[1:],
-            "State": state, "Image": c.image_id,
-            "ResolvConfPath": str(d / "resolv.conf"), "HostnamePath": str(d / "hostname"),
-            "HostsPath": str(d / "hosts"), "LogPath": self._log_path(c.id), "Name": "/" + c.name,
-            "RestartCount": c.restart_count, "Driver": "overlay2", "Platform": "linux", "MountLabel": "",
-            "ProcessLabel": "", "AppArmorProfile": "",
-            "ExecIDs": [e.id for e in self._execs.values() if e.container_id == c.id] or None,
-            "HostConfig": hc,
-            "GraphDriver": {"Name": "overlay2", "Data": {
-                "MergedDir": c.rootfs, "UpperDir": str(Path(c.rootfs).parent / "upper") if c.rootfs else "",
-                "WorkDir": str(Path(c.rootfs).parent / "work") if c.rootfs else "",
-                "LowerDir": ":".join(c.lower_dirs)}},
-            "Mounts": c.mounts, "Config": cfg, "NetworkSettings": ns,
-        }
-
-    def _match_labels(self, c: Container, wanted: list[str]) -> bool:
-        labels = c.config.get("Labels") or {}
-        for lab in wanted:
-            k, sep, v = lab.partition("=")
-            if k not in labels or (sep and labels[k] != v):
-                return False
-        return True
+        return containerjson.inspect(c, self._dir(c.id), self._log_path(c.id), self.execs.ids(c.id))
 
     def list(self, all: bool = False, filters: dict[str, list[str]] | None = None,
              limit: int = -1, hidden: bool = False) -> list[dict[str, Any]]:
-        filters = filters or {}
-        out = []
         cs = sorted(self._c.values(), key=lambda c: c.created, reverse=True)
-        for c in cs:
-            if c.hidden and not hidden:
-                continue
-            st = c.state.get("Status", "created")
-            if not all and not filters.get("status") and st not in ("running", "paused", "restarting"):
-                continue
-            if filters.get("status") and st not in filters["status"]:
-                continue
-            if filters.get("id") and not any(c.id.startswith(x) for x in filters["id"]):
-                continue
-            if filters.get("name") and not any(_name_match(x, c.name) for x in filters["name"]):
-                continue
-            if filters.get("label") and not self._match_labels(c, filters["label"]):
-                continue
-            if filters.get("exited") and (st != "exited" or str(c.state.get("ExitCode")) not in filters["exited"]):
-                continue
-            if filters.get("ancestor") and not any(self._is_ancestor(c, a) for a in filters["ancestor"]):
-                continue
-            if filters.get("health"):
-                hs = (c.state.get("Health") or {}).get("Status", "none")
-                if hs not in filters["health"]:
-                    continue
-            if filters.get("network"):
-                nets = set((c.network_settings.get("Networks") or {}).keys())
-                if not nets & set(filters["network"]):
-                    continue
-            if filters.get("volume"):
-                vols = {m.get("Name") for m in c.mounts} | {m.get("Destination") for m in c.mounts}
-                if not vols & set(filters["volume"]):
-                    continue
-            out.append(self._summary(c))
-        if limit and limit > 0:
-            out = out[:limit]
-        return out
+        out = [containerjson.summary(c) for c in cs if (hidden or not c.hidden)
+               and containerjson.listed(c, all, filters or {}, self._image_id)]
+        return out[:limit] if limit and limit > 0 else out
 
-    def _is_ancestor(self, c: Container, ref: str) -> bool:
-        if ref in (c.image_id, c.config.get("Image")) or c.image_id.removeprefix("sha256:").startswith(
-                ref.removeprefix("sha256:")) and len(ref.removeprefix("sha256:")) >= 4:
-            return True
-        if self.images is not None:
-            try:
-                return self.images.resolve(ref).id == c.image_id
-            except Exception:  # noqa: BLE001
-                return False
-        return False
-
-    def _summary(self, c: Container) -> dict[str, Any]:
-        args = (c.config.get("Entrypoint") or []) + (c.config.get("Cmd") or [])
-        ports = []
-        for cport, binds in (c.network_settings.get("Ports") or {}).items():
-            num, _, proto = cport.partition("/")
-            if binds:
-                for b in binds:
-                    ports.append({"IP": b.get("HostIp") or "0.0.0.0", "PrivatePort": int(num),
-                                  "PublicPort": int(b.get("HostPort") or 0), "Type": proto or "tcp"})
-            else:
-                ports.append({"PrivatePort": int(num), "Type": proto or "tcp"})
-        return {
-            "Id": c.id, "Names": ["/" + c.name], "Image": c.config.get("Image", ""), "ImageID": c.image_id,
-            "Command": " ".join(args), "Created": int(parse_time(c.created) or 0), "Ports": ports,
-            "Labels": c.config.get("Labels") or {}, "State": c.state.get("Status", "created"),
-            "Status": status_string(c.state), "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode", "default")},
-            "NetworkSettings": {"Networks": c.network_settings.get("Networks") or {}},
-            "Mounts": c.mounts,
-        }
+    def _image_id(self, ref: str) -> str | None:
+        if self.images is None:
+            return None
+        try:
+            return str(self.images.resolve(ref).id)
+        except Exception:  # noqa: BLE001 - an unknown image is no container's ancestor
+            return None
 
     # --- logs --------------------------------------------------------------------------
     async def logs(self, ref: str, stdout: bool = True, stderr: bool = True, follow: bool = False,
@@ -1567,222 +1204,35 @@ class ContainerService:
             msg["exec_id"] = exec_id
         await shim.call(self._shim_sock(c.id), msg)
 
-    # --- exec --------------------------------------------------------------------------
+    # --- exec (berth.engine.execs) ---------------------------------------------------
     def exec_create(self, ref: str, body: dict[str, Any]) -> str:
-        c = self.get(ref)
-        if c.state.get("Status") == "paused":
-            raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
-        if not c.running:
-            raise Conflict(f"Container {c.id} is not running")
-        cmd = body.get("Cmd")
-        if isinstance(cmd, str):
-            cmd = [cmd]
-        if not cmd:
-            raise InvalidParameter("No exec command specified")
-        eid = secrets.token_hex(32)
-        cfg = {"Tty": bool(body.get("Tty")), "AttachStdin": bool(body.get("AttachStdin")),
-               "AttachStdout": bool(body.get("AttachStdout")), "AttachStderr": bool(body.get("AttachStderr")),
-               "Cmd": list(cmd), "Env": body.get("Env") or [], "User": body.get("User") or "",
-               "WorkingDir": body.get("WorkingDir") or "", "Privileged": bool(body.get("Privileged")),
-               "ConsoleSize": body.get("ConsoleSize"), "DetachKeys": body.get("DetachKeys") or ""}
-        self._execs[eid] = Exec(eid, c.id, cfg)
-        self._event(c, f"exec_create: {' '.join(cmd)}", execID=eid)
-        return eid
+        return self.execs.create(self.get(ref), body)
 
     def get_exec(self, eid: str) -> Exec:
-        e = self._execs.get(eid)
-        if e is None:
-            raise NotFound(f"No such exec instance: {eid}")
-        return e
+        return self.execs.get(eid)
 
     def exec_check(self, eid: str) -> None:
         """Raise what exec_start would for an exec that cannot start (before any hijack)."""
-        e = self.get_exec(eid)
-        if e.started:
-            raise Conflict(f"Exec {eid} has already been started")
-        c = self.get(e.container_id)
-        if not c.running:
-            raise Conflict(f"Container {c.id} is not running")
+        self.execs.check(eid)
 
     async def exec_start(self, eid: str, detach: bool = False, tty: bool | None = None,
                          console_size: list[int] | None = None,
                          ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-        e = self.get_exec(eid)
-        if e.started:
-            raise Conflict(f"Exec {eid} has already been started")
-        c = self.get(e.container_id)
-        if not c.running:
-            raise Conflict(f"Container {c.id} is not running")
-        if tty is not None:
-            e.config["Tty"] = bool(tty) or e.config["Tty"]
-        if console_size:
-            e.config["ConsoleSize"] = console_size
-        caps = specgen.container_caps(c.host_config)
-        env = list(c.config.get("Env") or [])
-        proc = specgen.exec_process(c.config, e.config, c.rootfs, env, caps)
-        e.started = True
-        msg = {"op": "exec", "exec_id": eid, "process": proc, "tty": e.config["Tty"],
-               "stdin": e.config["AttachStdin"] and not detach, "attach": not detach}
-        try:
-            if detach:
-                reply = await shim.call(self._shim_sock(c.id), msg)
-                e.pid = reply.get("pid", 0)
-                e.running = True
-                self._event(c, f"exec_start: {' '.join(e.config['Cmd'])}", execID=eid)
-                return None
-            r, w, _ = await shim.open_stream(self._shim_sock(c.id), msg)
-        except shim.ShimError as exc:
-            e.running = False
-            argv0 = e.config["Cmd"][0]
-            if exc.kind == "ExecNotFound":
-                e.exit_code = 127
-                raise ExecFailed(f'OCI runtime exec failed: exec failed: unable to start container process: '
-                                 f'exec: "{argv0}": executable file not found in $PATH: unknown', 127) from None
-            if exc.kind == "ExecNotPermitted":
-                e.exit_code = 126
-                raise ExecFailed(f'OCI runtime exec failed: exec failed: unable to start container process: '
-                                 f'exec: "{argv0}": permission denied: unknown', 126) from None
-            e.exit_code = 126
-            raise BerthError(f"OCI runtime exec failed: {exc}") from None
-        e.running = True
-        self._event(c, f"exec_start: {' '.join(e.config['Cmd'])}", execID=eid)
-        return r, w
+        return await self.execs.start(eid, detach, tty, console_size)
 
     async def exec_finished(self, eid: str) -> None:
         """Called when an attached exec stream ended: learn the exit code."""
-        e = self.get_exec(eid)
-        await self._refresh_exec(e)
-
-    async def _refresh_exec(self, e: Exec) -> None:
-        if not e.started or e.exit_code is not None and not e.running:
-            return
-        try:
-            st = await shim.call(self._shim_sock(e.container_id), {"op": "exec_state", "exec_id": e.id}, timeout=5)
-            e.pid = st.get("pid") or e.pid
-            e.running = bool(st.get("running"))
-            if st.get("exit_code") is not None:
-                e.exit_code = int(st["exit_code"])
-        except (TimeoutError, shim.ShimError, OSError, KeyError):
-            e.running = False
-            if e.exit_code is None:
-                e.exit_code = 137
+        await self.execs.refresh(eid)
 
     async def exec_inspect(self, eid: str) -> dict[str, Any]:
-        e = self.get_exec(eid)
-        await self._refresh_exec(e)
-        cfg = e.config
-        return {"ID": e.id, "Running": e.running, "ExitCode": e.exit_code, "ContainerID": e.container_id,
-                "Pid": e.pid, "OpenStdin": cfg["AttachStdin"], "OpenStdout": cfg["AttachStdout"],
-                "OpenStderr": cfg["AttachStderr"], "CanRemove": False, "DetachKeys": cfg["DetachKeys"],
-                "ProcessConfig": {"tty": cfg["Tty"], "entrypoint": cfg["Cmd"][0], "arguments": cfg["Cmd"][1:],
-                                  "privileged": cfg["Privileged"], "user": cfg["User"]}}
+        return await self.execs.inspect(eid)
 
-    # --- top / stats -------------------------------------------------------------------
-    def _cgroup_dir(self, c: Container, ctrl: str) -> Path:
-        parent = (c.host_config.get("CgroupParent") or self.config.cgroup_parent).strip("/")
-        return Path("/sys/fs/cgroup") / ctrl / parent / c.id
-
-    def pids(self, ref: str) -> list[int]:
-        c = self.get(ref)
-        for ctrl in ("pids", "memory", "cpu,cpuacct", "freezer"):
-            p = self._cgroup_dir(c, ctrl) / "cgroup.procs"
-            try:
-                return [int(x) for x in p.read_text().split()]
-            except OSError:
-                continue
-        return [c.state["Pid"]] if c.state.get("Pid") else []
-
+    # --- top / stats (berth.engine.stats) ---------------------------------------------
     async def top(self, ref: str, ps_args: str = "-ef") -> dict[str, Any]:
-        c = self.get(ref)
-        if not c.running:
-            raise Conflict(f"Container {c.id} is not running")
-        pids = set(self.pids(ref))
-        proc = await asyncio.create_subprocess_exec("ps", *(ps_args or "-ef").split(),
-                                                    stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.PIPE)
-        out, err = await proc.communicate()
-        if proc.returncode != 0:
-            raise InvalidParameter(f"Error running ps: {err.decode().strip()}")
-        lines = out.decode().splitlines()
-        titles = lines[0].split()
-        if "PID" not in titles:
-            raise InvalidParameter("Couldn't find PID field in ps output")
-        pi = titles.index("PID")
-        procs = []
-        for ln in lines[1:]:
-            fields = ln.split(None, len(titles) - 1)
-            if len(fields) > pi and fields[pi].isdigit() and int(fields[pi]) in pids:
-                procs.append(fields)
-        return {"Titles": titles, "Processes": procs}
+        return await stats.top(self.get(ref), self.config.cgroup_parent, ps_args)
 
     def stats(self, ref: str) -> dict[str, Any]:
-        c = self.get(ref)
-
-        def rd(ctrl: str, name: str) -> int:
-            try:
-                return int((self._cgroup_dir(c, ctrl) / name).read_text().split()[0])
-            except (OSError, ValueError, IndexError):
-                return 0
-
-        running = c.running
-        mem_usage = rd("memory", "memory.usage_in_bytes") if running else 0
-        mem_limit = rd("memory", "memory.limit_in_bytes") if running else 0
-        mstat: dict[str, int] = {}
-        try:
-            for ln in (self._cgroup_dir(c, "memory") / "memory.stat").read_text().splitlines():
-                k, v = ln.split()
-                mstat[k] = int(v)
-        except (OSError, ValueError):
-            pass
-        if mem_limit > (1 << 62) or mem_limit == 0:
-            mem_limit = _meminfo_total()
-        cpu_total = rd("cpu,cpuacct", "cpuacct.usage") or rd("cpuacct", "cpuacct.usage")
-        system = _system_cpu_usage()
-        ncpu = os.cpu_count() or 1
-        return {
-            "read": rfc3339_nano(), "preread": ZERO_TIME, "name": "/" + c.name, "id": c.id,
-            "pids_stats": {"current": rd("pids", "pids.current"),
-                           **({"limit": rd("pids", "pids.max")} if running and rd("pids", "pids.max") else {})},
-            "blkio_stats": {"io_service_bytes_recursive": None, "io_serviced_recursive": None},
-            "num_procs": 0, "storage_stats": {},
-            "cpu_stats": {"cpu_usage": {"total_usage": cpu_total, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
-                          "system_cpu_usage": system, "online_cpus": ncpu,
-                          "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}},
-            "precpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}},
-            "memory_stats": {"usage": mem_usage, "limit": mem_limit, "stats": mstat,
-                             "max_usage": rd("memory", "memory.max_usage_in_bytes"),
-                             "failcnt": rd("memory", "memory.failcnt")} if running else {},
-            "networks": _net_dev(c.state.get("Pid") or 0) if running else {},
-        }
-
-
-
-
-
-
-
-
-def _net_dev(pid: int) -> dict[str, dict[str, int]]:
-    """Interface counters as the container sees them (its network namespace)."""
-    out: dict[str, dict[str, int]] = {}
-    if not pid:
-        return out
-    try:
-        lines = Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]
-    except OSError:
-        return out
-    keys = ("rx_bytes", "rx_packets", "rx_errors", "rx_dropped", "tx_bytes", "tx_packets", "tx_errors",
-            "tx_dropped")
-    for ln in lines:
-        name, _, rest = ln.partition(":")
-        name = name.strip()
-        if name == "lo" or not rest:
-            continue
-        f = rest.split()
-        vals = [int(f[i]) for i in (0, 1, 2, 3, 8, 9, 10, 11)]
-        out[name] = dict(zip(keys, vals, strict=True))
-    return out
-
+        return stats.stats(self.get(ref), self.config.cgroup_parent)
 
 def _parse_link(link: str) -> tuple[str, str]:
     """`NAME[:ALIAS]` as given, or `/NAME:/ME/ALIAS` as stored -> (NAME, ALIAS)."""
@@ -1811,47 +1261,6 @@ def _link_env(alias: str, link_name: str, ip: str, target_config: dict[str, Any]
         if sep and key not in ("HOME", "PATH"):
             env.append(f"{prefix}_ENV_{key}={value}")
     return env
-
-
-
-
-
-
-
-
-def _name_match(pattern: str, name: str) -> bool:
-    import re
-    pattern = pattern.lstrip("/")
-    try:
-        return re.search(pattern, name) is not None
-    except re.error:
-        return pattern in name
-
-
-def _parse_until(v: str) -> float:
-    try:
-        return float(v)
-    except ValueError:
-        return parse_time(v) or time.time()
-
-
-def _meminfo_total() -> int:
-    try:
-        for ln in open("/proc/meminfo"):
-            if ln.startswith("MemTotal:"):
-                return int(ln.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def _system_cpu_usage() -> int:
-    try:
-        with open("/proc/stat") as f:
-            parts = f.readline().split()[1:8]
-        return sum(int(x) for x in parts) * 10**9 // os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError):
-        return 0
 
 
 def _resolv_conf(hc: dict[str, Any], share_host: bool) -> str:
