@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Collection
+from typing import Any
 
 from aiohttp import web
 
@@ -110,6 +111,15 @@ def parse_filters(request: web.Request, allowed: Collection[str] | None = None, 
         else:
             out[k] = [str(v)]
     return out
+
+
+def service(request: web.Request, name: str, what: str) -> Any:
+    """The daemon's `name` service (images, networks, builder, ...); while it has none, the
+    answer is 503 "<what> service unavailable"."""
+    svc = getattr(request.app["daemon"], name, None)
+    if svc is None:
+        raise web.HTTPServiceUnavailable(text=f"{what} service unavailable")
+    return svc
 
 
 def qbool(request: web.Request, name: str, default: bool = False) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.app import parse_filters
+from berth.api.app import parse_filters, service
 from berth.api.streams import json_line, spool_body
 from berth.build.builder import BuildError, BuildOptions
 from berth.build.cache import PRUNE_FILTERS
@@ -24,10 +24,7 @@ routes = web.RouteTableDef()
 
 
 def _svc(request: web.Request) -> Any:
-    svc = getattr(request.app["daemon"], "builder", None)
-    if svc is None:
-        raise web.HTTPServiceUnavailable(text="build service unavailable")
-    return svc
+    return service(request, "builder", "build")
 
 
 def _bool(request: web.Request, name: str, default: bool = False) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from berth import API_VERSION
-from berth.api.app import parse_filters
+from berth.api.app import parse_filters, service
 from berth.api.streams import CHUNK, json_line, progress_stream, spool_body
 from berth.errors import BerthError, InvalidParameter, NotFound
 from berth.image import reference
@@ -25,10 +25,7 @@ routes = web.RouteTableDef()
 
 
 def _svc(request: web.Request) -> Any:
-    svc = request.app["daemon"].images
-    if svc is None:
-        raise web.HTTPServiceUnavailable(text="image service unavailable")
-    return svc
+    return service(request, "images", "image")
 
 
 def _bool(request: web.Request, name: str, default: bool = False) -> bool:
@@ -181,9 +178,7 @@ async def _download(url: str, tmp_dir: str) -> str:
 
 
 async def _pull(request: web.Request, image: str) -> web.StreamResponse:
-    d = request.app["daemon"]
-    if getattr(d, "registry", None) is None:
-        raise web.HTTPServiceUnavailable(text="registry service unavailable")
+    registry = service(request, "registry", "registry")
     tag = request.query.get("tag", "")
     ref = image
     if tag:
@@ -191,7 +186,7 @@ async def _pull(request: web.Request, image: str) -> web.StreamResponse:
     reference.parse(ref)  # refuse invalid names with a 400 before streaming
     platform = request.query.get("platform") or None
     auth = decode_registry_auth(request.headers.get("X-Registry-Auth"))
-    pull: Callable[..., Awaitable[Any]] = d.registry.pull
+    pull: Callable[..., Awaitable[Any]] = registry.pull
     return await progress_stream(request, lambda progress: pull(ref, auth, progress, platform=platform))
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.app import parse_filters
+from berth.api.app import parse_filters, service
 from berth.errors import InvalidParameter, NotFound
 from berth.network.endpoint import requested
 
@@ -14,10 +14,7 @@ routes = web.RouteTableDef()
 
 
 def _svc(request: web.Request) -> Any:
-    svc = request.app["daemon"].networks
-    if svc is None:
-        raise web.HTTPServiceUnavailable(text="network service unavailable")
-    return svc
+    return service(request, "networks", "network")
 
 
 async def _body(request: web.Request) -> dict:

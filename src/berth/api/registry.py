@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.app import parse_filters
+from berth.api.app import parse_filters, service
 from berth.api.streams import progress_stream
 from berth.errors import InvalidParameter
 from berth.image import reference
@@ -17,10 +17,7 @@ routes = web.RouteTableDef()
 
 
 def _svc(request: web.Request) -> Any:
-    svc = getattr(request.app["daemon"], "registry", None)
-    if svc is None:
-        raise web.HTTPServiceUnavailable(text="registry service unavailable")
-    return svc
+    return service(request, "registry", "registry")
 
 
 @routes.post(r"/images/{name:.+}/push")

@@ -7,17 +7,14 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.app import parse_filters
+from berth.api.app import parse_filters, service
 from berth.api.networks import _body
 
 routes = web.RouteTableDef()
 
 
 def _svc(request: web.Request) -> Any:
-    svc = request.app["daemon"].volumes
-    if svc is None:
-        raise web.HTTPServiceUnavailable(text="volume service unavailable")
-    return svc
+    return service(request, "volumes", "volume")
 
 
 def _publish(request: web.Request, action: str, name: str) -> None:
