@@ -7,9 +7,11 @@ import io
 import ipaddress
 import os
 import secrets
+import select
 import shutil
 import subprocess
 import tarfile
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -186,3 +188,90 @@ def private_names(run_names: RunNames, tag: str) -> RunNames:
     token = f"{tag}{run_names.run_id}"
     return replace(run_names, root=run_names.root / tag, bridge=token, subnet=free_subnet(),
                    firewall_prefix=token, cgroup_parent=f"berth-test-{run_names.run_id}-{tag}")
+
+
+class Terminal:
+    """A program on the slave side of a new pseudo-terminal, its controlling terminal (as
+    `pty.fork` or a login shell gives one), read and typed at from the master side. What it
+    printed gathers in `out`. Leaving the `with` kills it if it still runs."""
+
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None, *, cwd: Path | str | None = None,
+                 size: tuple[int, int] | None = None) -> None:
+        import fcntl
+        import struct
+        import termios
+
+        self.fd, slave = os.openpty()
+        if size is not None:
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
+
+        def controlling_tty() -> None:
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        try:
+            self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=slave, stdout=slave, stderr=slave,
+                                         preexec_fn=controlling_tty)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        finally:
+            os.close(slave)
+        self.out = b""
+
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def write(self, data: bytes) -> None:
+        os.write(self.fd, data)
+
+    def resize(self, rows: int, cols: int) -> None:
+        """The window changes size (the program gets SIGWINCH)."""
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def read(self, timeout: float) -> bytes | None:
+        """What the program prints within `timeout` (b"" if nothing), also added to `out`;
+        None once no process holds the terminal any more."""
+        if not select.select([self.fd], [], [], timeout)[0]:
+            return b""
+        try:
+            data = os.read(self.fd, 4096)
+        except OSError:  # EIO: every slave fd is closed
+            return None
+        self.out += data
+        return data or None
+
+    def read_until(self, token: bytes, timeout: float = 20) -> bytes:
+        """What is printed from now until `token` shows (or the time is up, or the terminal
+        closes)."""
+        start = len(self.out)
+        end = time.monotonic() + timeout
+        while token not in self.out[start:] and time.monotonic() < end:
+            if self.read(min(0.2, max(0.0, end - time.monotonic()))) is None:
+                break
+        return self.out[start:]
+
+    def wait(self, timeout: float = 20) -> int:
+        """The program's exit code; its output is read meanwhile (into `out`), so it never
+        blocks on a full terminal."""
+        end = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < end:
+            if self.read(0.2) is None:
+                break
+        code = self.proc.wait(max(0.1, end - time.monotonic()))
+        while self.read(0):   # what it printed last
+            pass
+        return code
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.fd)

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
-import select
 import shlex
 import socket
 import subprocess
@@ -28,7 +26,7 @@ import pytest
 
 from fixtures.daemon import DaemonHandle, _cleanup_host, run_cgroups, start_daemon
 from fixtures.registry import RunningRegistry, start_berth_registry
-from support import REPO, RunNames, free_subnet, venv_exe
+from support import REPO, RunNames, Terminal, free_subnet, venv_exe
 
 sys.path.insert(0, str(REPO / "scripts"))
 from journeys import journeys  # noqa: E402
@@ -131,37 +129,22 @@ class Typist:
         """Run an interactive `login` in a pseudo-terminal, answering its prompts."""
         text = self.line(text)
         self.typed.append(text)
-        pid, fd = pty.fork()
-        if pid == 0:
-            os.chdir(self.cwd)
-            os.execvpe("bash", ["bash", "-c", text], self.env)
-        out = b""
-        seen = 0  # answers go only to a prompt that ends what was printed since the last one
-        answered: set[str] = set()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([fd], [], [], 0.5)
-            if not r:
-                continue
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-            since = _ANSI.sub("", out[seen:].decode(errors="replace")).lower()
-            if "user" not in answered and re.search(r"username[^\n]*:\s*$", since):
-                os.write(fd, user.encode() + b"\r")
-                answered.add("user")
-                seen = len(out)
-            elif "user" in answered and "password" not in answered and re.search(r"password[^\n]*:\s*$", since):
-                os.write(fd, password.encode() + b"\r")
-                answered.add("password")
-                seen = len(out)
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-        return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+        with Terminal(["bash", "-c", text], self.env, cwd=self.cwd) as term:
+            seen = 0  # answers go only to a prompt that ends what was printed since the last one
+            answered: set[str] = set()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and term.read(0.5) is not None:
+                since = _ANSI.sub("", term.out[seen:].decode(errors="replace")).lower()
+                if "user" not in answered and re.search(r"username[^\n]*:\s*$", since):
+                    term.write(user.encode() + b"\r")
+                    answered.add("user")
+                    seen = len(term.out)
+                elif "user" in answered and "password" not in answered and re.search(r"password[^\n]*:\s*$", since):
+                    term.write(password.encode() + b"\r")
+                    answered.add("password")
+                    seen = len(term.out)
+            code = term.wait(60)
+        return code, term.out.decode(errors="replace")
 
 
 def _ok(r: subprocess.CompletedProcess[str]) -> str:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import pty
 import secrets
-import select
 import subprocess
 import time
 
 import pytest
 
-from support import venv_exe
+from support import Terminal, venv_exe
 
 pytestmark = pytest.mark.root
 
@@ -110,68 +107,25 @@ def test_stop_kills_after_timeout(daemon, busybox_image) -> None:  # type: ignor
 
 
 def test_run_it_through_a_real_pty(daemon, busybox_image) -> None:  # type: ignore[no-untyped-def]
-    pid, fd = pty.fork()
-    if pid == 0:  # child: berth on the pty's slave side
-        os.execve(venv_exe("berth"), ["berth", "run", "-it", "--rm", "busybox", "sh"], daemon.env)
-    buf = b""
-
-    def read_until(token: bytes, timeout: float = 20) -> bytes:
-        nonlocal buf
-        end = time.monotonic() + timeout
-        while token not in buf and time.monotonic() < end:
-            r, _, _ = select.select([fd], [], [], 0.2)
-            if r:
-                try:
-                    data = os.read(fd, 4096)
-                except OSError:
-                    break
-                if not data:
-                    break
-                buf += data
-        return buf
-    try:
-        assert b"# " in read_until(b"# "), buf
-        os.write(fd, b"echo $((6*7)); tty; stty size\r")
-        out = read_until(b"/dev/pts/")
+    with Terminal([venv_exe("berth"), "run", "-it", "--rm", "busybox", "sh"], daemon.env) as term:
+        assert b"# " in term.read_until(b"# "), term.out
+        term.write(b"echo $((6*7)); tty; stty size\r")
+        out = term.read_until(b"/dev/pts/")
         assert b"42" in out and b"/dev/pts/" in out, out
-        os.write(fd, b"exit 4\r")
-        deadline = time.monotonic() + 20
-        status = None
-        while time.monotonic() < deadline:
-            done, st = os.waitpid(pid, os.WNOHANG)
-            if done:
-                status = os.waitstatus_to_exitcode(st)
-                break
-            read_until(b"\0", 0.2)
-        assert status == 4
-    finally:
-        try:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-        os.close(fd)
+        term.write(b"exit 4\r")
+        assert term.wait() == 4
 
 
 def test_detach_keys_leave_the_container_running(daemon, busybox_image) -> None:  # type: ignore[no-untyped-def]
     name = uniq("detach")
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execve(venv_exe("berth"), ["berth", "run", "-it", "--name", name, "busybox", "sh"], daemon.env)
     try:
-        buf = b""
-        end = time.monotonic() + 20
-        while b"# " not in buf and time.monotonic() < end:
-            r, _, _ = select.select([fd], [], [], 0.2)
-            if r:
-                buf += os.read(fd, 4096)
-        os.write(fd, b"\x10\x11")   # ctrl-p ctrl-q
-        _, st = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(st) == 0
+        with Terminal([venv_exe("berth"), "run", "-it", "--name", name, "busybox", "sh"], daemon.env) as term:
+            term.read_until(b"# ")
+            term.write(b"\x10\x11")   # ctrl-p ctrl-q
+            assert term.wait() == 0
         assert daemon.cli("inspect", "-f", "{{.State.Running}}", name).stdout == "true\n"
     finally:
         daemon.cli("rm", "-f", name)
-        os.close(fd)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -234,54 +188,19 @@ def test_no_daemon_on_a_named_socket(tmp_path) -> None:  # type: ignore[no-untyp
 
 
 def test_terminal_size_follows_the_local_terminal(daemon, busybox_image) -> None:  # type: ignore[no-untyped-def]
-    import fcntl
-    import struct
-    import termios
-
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
-
-    def controlling_tty() -> None:
-        os.setsid()
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-    proc = subprocess.Popen([venv_exe("berth"), "run", "-it", "--rm", "busybox", "sh"], env=daemon.env,
-                            stdin=slave, stdout=slave, stderr=slave, preexec_fn=controlling_tty)
-    os.close(slave)
-    buf = b""
-
-    def read_until(token: bytes, timeout: float = 20) -> bytes:
-        nonlocal buf
-        end = time.monotonic() + timeout
-        while token not in buf and time.monotonic() < end:
-            r, _, _ = select.select([master], [], [], 0.2)
-            if r:
-                try:
-                    data = os.read(master, 4096)
-                except OSError:
-                    break
-                if not data:
-                    break
-                buf += data
-        return buf
-    try:
-        assert b"# " in read_until(b"# ")
-        os.write(master, b"stty size\r")
-        assert b"40 100" in read_until(b"40 100"), buf
+    with Terminal([venv_exe("berth"), "run", "-it", "--rm", "busybox", "sh"], daemon.env, size=(40, 100)) as term:
+        assert b"# " in term.read_until(b"# ")
+        term.write(b"stty size\r")
+        assert b"40 100" in term.read_until(b"40 100"), term.out
         # the local terminal changes size: SIGWINCH -> resize the container's pty
-        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 90, 0, 0))
+        term.resize(30, 90)
         for _ in range(20):     # the resize travels berth -> daemon -> shim: ask until it shows
-            os.write(master, b"stty size\r")
-            if b"30 90" in read_until(b"30 90", timeout=1):
+            term.write(b"stty size\r")
+            if b"30 90" in term.read_until(b"30 90", timeout=1):
                 break
-        assert b"30 90" in buf, buf
-        os.write(master, b"exit\r")
-        assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
+        assert b"30 90" in term.out, term.out
+        term.write(b"exit\r")
+        assert term.wait() == 0
 
 
 def test_signals_are_proxied_to_the_container(daemon, busybox_image) -> None:  # type: ignore[no-untyped-def]

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import time
 
 import pytest
 
 from fixtures.daemon import DOCKER_CLI, run_cgroups, shim_processes
-from support import host_state
+from support import Terminal, host_state
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(not os.path.exists(DOCKER_CLI), reason="docker CLI missing"),
               pytest.mark.usefixtures("each_docker_cli")]
@@ -98,46 +96,14 @@ def test_images(daemon, busybox_image):
 
 def test_run_it_pty(daemon, busybox_image):
     """`docker run -it` with a real terminal: a working interactive shell."""
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execve(daemon.docker_cli, [daemon.docker_cli, "run", "-it", "--rm", "busybox", "sh"], daemon.env)
-
-    def read_until(token: bytes, timeout: float = 20) -> bytes:
-        buf = b""
-        deadline = time.monotonic() + timeout
-        while token not in buf and time.monotonic() < deadline:
-            r, _, _ = select.select([fd], [], [], 0.2)
-            if r:
-                try:
-                    chunk = os.read(fd, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                buf += chunk
-        return buf
-
-    try:
-        read_until(b"# ")
-        os.write(fd, b"tty; echo $((6*7))\r")
-        out = read_until(b"42")
+    with Terminal([daemon.docker_cli, "run", "-it", "--rm", "busybox", "sh"], daemon.env) as term:
+        term.read_until(b"# ")
+        term.write(b"tty; echo $((6*7))\r")
+        out = term.read_until(b"42")
         assert b"42" in out
         assert b"/dev/pts/" in out
-        os.write(fd, b"exit 3\r")
-        deadline = time.monotonic() + 20
-        status = None
-        while time.monotonic() < deadline:
-            read_until(b"\0", 0.2)
-            wpid, status = os.waitpid(pid, os.WNOHANG)
-            if wpid:
-                break
-        assert status is not None and os.waitstatus_to_exitcode(status) == 3
-        pid = 0
-    finally:
-        if pid:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        os.close(fd)
+        term.write(b"exit 3\r")
+        assert term.wait() == 3
 
 
 def test_bad_input_leaves_nothing(daemon, busybox_image):
@@ -177,43 +143,15 @@ def test_bad_input_leaves_nothing(daemon, busybox_image):
 def test_exec_it_pty(daemon, busybox_image):
     name = f"execit-{daemon.names.run_id}"
     assert daemon.docker("run", "-d", "--name", name, "busybox", "sleep", "60").returncode == 0
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execve(daemon.docker_cli, [daemon.docker_cli, "exec", "-it", name, "sh"], daemon.env)
     try:
-        buf = b""
-        deadline = time.monotonic() + 20
-        sent = False
-        while time.monotonic() < deadline and b"tty-ok" not in buf:
-            r, _, _ = select.select([fd], [], [], 0.2)
-            if r:
-                try:
-                    buf += os.read(fd, 4096)
-                except OSError:
-                    break
-            if not sent and b"# " in buf:
-                os.write(fd, b"tty && echo tty-$((1+1))ok | tr -d 2\r")
-                sent = True
-        assert b"tty-ok" in buf and b"/dev/pts/" in buf
-        os.write(fd, b"exit 5\r")
-        deadline = time.monotonic() + 20
-        status = None
-        while time.monotonic() < deadline:
-            select.select([fd], [], [], 0.2)
-            try:
-                os.read(fd, 4096)
-            except OSError:
-                pass
-            wpid, status = os.waitpid(pid, os.WNOHANG)
-            if wpid:
-                break
-        assert status is not None and os.waitstatus_to_exitcode(status) == 5
-        pid = 0
+        with Terminal([daemon.docker_cli, "exec", "-it", name, "sh"], daemon.env) as term:
+            term.read_until(b"# ")
+            term.write(b"tty && echo tty-$((1+1))ok | tr -d 2\r")
+            out = term.read_until(b"tty-ok")
+            assert b"tty-ok" in out and b"/dev/pts/" in out
+            term.write(b"exit 5\r")
+            assert term.wait() == 5
     finally:
-        if pid:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        os.close(fd)
         daemon.docker("rm", "-f", name)
 
 
@@ -254,36 +192,14 @@ def test_cp_and_export(daemon, busybox_image, tmp_path):
 def test_run_it_detach_keys(daemon, busybox_image):
     """ctrl-p ctrl-q leaves `docker run -it` while the container keeps running."""
     name = f"detach-{daemon.names.run_id}"
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execve(daemon.docker_cli, [daemon.docker_cli, "run", "-it", "--name", name, "busybox", "sh"], daemon.env)
     try:
-        buf = b""
-        deadline = time.monotonic() + 20
-        while b"# " not in buf and time.monotonic() < deadline:
-            if select.select([fd], [], [], 0.2)[0]:
-                buf += os.read(fd, 4096)
-        os.write(fd, b"\x10\x11")
-        status = None
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if select.select([fd], [], [], 0.2)[0]:
-                try:
-                    os.read(fd, 4096)
-                except OSError:
-                    pass
-            wpid, status = os.waitpid(pid, os.WNOHANG)
-            if wpid:
-                break
-        assert status is not None and os.waitstatus_to_exitcode(status) == 0
-        pid = 0
+        with Terminal([daemon.docker_cli, "run", "-it", "--name", name, "busybox", "sh"], daemon.env) as term:
+            term.read_until(b"# ")
+            term.write(b"\x10\x11")   # ctrl-p ctrl-q
+            assert term.wait() == 0
         st = json.loads(daemon.docker("inspect", name).stdout)[0]["State"]
         assert st["Running"] is True
     finally:
-        if pid:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        os.close(fd)
         daemon.docker("rm", "-f", name)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import select
 import signal
 import socket
 import subprocess
@@ -21,7 +20,7 @@ from berth import kernel
 from berth.runtime import console, spec
 from berth.runtime.errors import ExecNotFound, ExecNotPermitted, InvalidState
 from berth.runtime.runtime import Runtime
-from support import RunNames, host_state, venv_exe
+from support import RunNames, Terminal, host_state, venv_exe
 
 pytestmark = [pytest.mark.root]
 
@@ -433,39 +432,17 @@ def test_session_keyring_per_container(rt, box):
 
 
 def test_cli_run_with_terminal_relays_a_pty(box, run_names):
-    import pty
     cid, bundle, sp = box(["sh"])
     sp.process.terminal = True
     sp.process.env = ["PATH=/bin", "PS1=$ "]
     write(bundle, sp)
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([venv_exe("berth-runtime"), "--root", str(run_names.root / "cli-state"), "run",
-                             "-b", str(bundle), cid], stdin=slave, stdout=slave, stderr=slave,
-                            start_new_session=True)
-    os.close(slave)
-
-    def read_until(pred, seconds: float) -> bytes:
-        buf = b""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not pred(buf):
-            r, _, _ = select.select([master], [], [], 0.2)
-            if r:
-                try:
-                    buf += os.read(master, 4096)
-                except OSError:  # EIO: every slave fd is closed
-                    break
-        return buf
-
-    try:
-        read_until(lambda b: b"$ " in b, 20)  # the shell's prompt: it is ready for input
-        os.write(master, b"tty; echo $((6*7)); exit 5\n")
-        out = read_until(lambda b: proc.poll() is not None, 20)
-        assert proc.wait(20) == 5
+    with Terminal([venv_exe("berth-runtime"), "--root", str(run_names.root / "cli-state"), "run",
+                   "-b", str(bundle), cid]) as term:
+        term.read_until(b"$ ")  # the shell's prompt: it is ready for input
+        term.write(b"tty; echo $((6*7)); exit 5\n")
+        assert term.wait() == 5
+        out = term.out
         assert b"42" in out and b"/dev/pts/0" in out, out
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
 
 
 def test_cgroup_namespace_and_cgroup_mount(rt, box):

@@ -3,10 +3,11 @@ berth-runtime as `--runtime berth`."""
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
+
+from support import Terminal
 
 pytestmark = [pytest.mark.root, pytest.mark.peer, pytest.mark.slow]
 
@@ -99,32 +100,10 @@ def test_docker_pause_top_update_stats(dockerd):
 
 def _shell_in_pty(dockerd, argv: list[str], line: bytes) -> tuple[int, bytes]:
     """Run the docker CLI on a real pty, type `line` at the shell's prompt; (exit code, output)."""
-    import pty
-    import select
-    import subprocess
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(["/usr/bin/docker", *argv], stdin=slave, stdout=slave, stderr=slave,
-                            env=dockerd.env, start_new_session=True)
-    os.close(slave)
-    out = b""
-    try:
-        deadline = time.monotonic() + 30
-        sent = False
-        while time.monotonic() < deadline and proc.poll() is None:
-            r, _, _ = select.select([master], [], [], 0.2)
-            if r:
-                try:
-                    out += os.read(master, 4096)
-                except OSError:
-                    break
-            if not sent and b"# " in out:
-                os.write(master, line)
-                sent = True
-        return proc.wait(30), out
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
+    with Terminal(["/usr/bin/docker", *argv], dockerd.env) as term:
+        term.read_until(b"# ", 30)
+        term.write(line)
+        return term.wait(30), term.out
 
 
 def test_docker_run_tty(dockerd):
