@@ -26,7 +26,7 @@ import pytest
 
 from fixtures.daemon import DaemonHandle, _cleanup_host, run_cgroups, start_daemon
 from fixtures.registry import RunningRegistry, start_berth_registry
-from support import REPO, RunNames, Terminal, free_subnet, venv_exe
+from support import REPO, RunNames, Terminal, free_subnet, http_get, venv_exe
 
 sys.path.insert(0, str(REPO / "scripts"))
 from journeys import journeys  # noqa: E402
@@ -186,15 +186,7 @@ def test_nginx(typist: Typist, hub: Hub) -> None:
                 assert "Login Succeeded" in out
                 continue
             if text.startswith("curl "):
-                page = ""
-                for _ in range(50):
-                    try:
-                        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
-                            page = resp.read().decode()
-                            break
-                    except OSError:
-                        time.sleep(0.2)
-                assert "Welcome to nginx!" in page
+                assert "Welcome to nginx!" in http_get(f"http://127.0.0.1:{port}/")
                 out = _ok(typist.run(text))
                 assert "Welcome to nginx!" in out
                 continue

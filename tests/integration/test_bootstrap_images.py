@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import struct
 import subprocess
 import tarfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +22,7 @@ import pytest
 from berth.bootstrap import BootstrapError, build_image, hostca
 from berth.bootstrap import builder as builder_mod
 from berth.bootstrap.sources import SourceEntry, for_suite, mirror_uris, read_sources
+from support import free_port, http_get
 
 pytestmark = [pytest.mark.root]
 
@@ -349,15 +348,9 @@ def test_nginx_serves_welcome_page(daemon, nginx_tar: Path) -> None:  # noqa: AN
         daemon.api("DELETE", "/images/nginx:latest", params={"force": True})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _published_port_serves_page(daemon) -> None:  # noqa: ANN001
     """`-p 127.0.0.1:PORT:80`: the page is served on the host's loopback too."""
-    port = _free_port()
+    port = free_port()
     r = daemon.api("POST", "/containers/create", json={
         "Image": "nginx:latest",
         "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}}})
@@ -366,14 +359,7 @@ def _published_port_serves_page(daemon) -> None:  # noqa: ANN001
     try:
         r = daemon.api("POST", f"/containers/{cid}/start")
         assert r.status == 204, r.text
-        page = ""
-        for _ in range(50):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
-                    page = resp.read().decode()
-                break
-            except OSError:
-                time.sleep(0.2)
+        page = http_get(f"http://127.0.0.1:{port}/")
         assert "<title>Welcome to nginx!</title>" in page, page
     finally:
         daemon.api("DELETE", f"/containers/{cid}", params={"force": True})
