@@ -135,6 +135,20 @@ def host_state(token: str) -> HostState:
     return HostState(mounts, links, cgroups, fw, procs)
 
 
+def remove_cgroup_tree(parent: str) -> None:
+    """Remove the cgroup `parent` and those below it, deepest first, in every hierarchy
+    (one still holding a process stays)."""
+    for hierarchy in Path("/sys/fs/cgroup").iterdir():
+        top = hierarchy / parent
+        if not top.is_dir():
+            continue
+        for d, _, _ in os.walk(top, topdown=False):   # children before their parent
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+
+
 def free_port() -> int:
     """A TCP port free on every host address (for publishing with -p)."""
     import socket

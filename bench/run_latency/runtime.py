@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "src"))
 
 from berth.runtime import spec  # noqa: E402
-from support import busybox_rootfs_tar  # noqa: E402
+from support import busybox_rootfs_tar, remove_cgroup_tree  # noqa: E402
 
 VENV = REPO / ".venv" / "bin"
 # Moving a process into a cgroup waits for an RCU grace period, unless another move happened
@@ -138,13 +138,7 @@ def main() -> int:
             print(f"  {peer}: skipped ({why})")
         print(json.dumps({"median_ms": report, "skipped": skipped}))
     finally:
-        for ctrl in Path("/sys/fs/cgroup").iterdir():
-            d = ctrl / f"berth-bench-{os.getpid()}"
-            for sub in (d / "c", d):
-                try:
-                    sub.rmdir()
-                except OSError:
-                    pass
+        remove_cgroup_tree(f"berth-bench-{os.getpid()}")
         shutil.rmtree(base, ignore_errors=True)
     return 0
 

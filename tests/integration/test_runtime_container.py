@@ -14,13 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_runtime_support import cleanup_cgroup_parent, make_bundle, read_all, rm_bundle, run, wait_pid, write
+from test_runtime_support import make_bundle, read_all, rm_bundle, run, wait_pid, write
 
 from berth import kernel
 from berth.runtime import console, spec
 from berth.runtime.errors import ExecNotFound, ExecNotPermitted, InvalidState
 from berth.runtime.runtime import Runtime
-from support import RunNames, Terminal, host_state, venv_exe
+from support import RunNames, Terminal, host_state, remove_cgroup_tree, venv_exe
 
 pytestmark = [pytest.mark.root]
 
@@ -41,7 +41,7 @@ def rt(run_names: RunNames) -> Iterator[Runtime]:
             except Exception:  # noqa: BLE001 - best effort in teardown
                 pass
         kernel.prctl(kernel.PR_SET_CHILD_SUBREAPER, 0)
-        cleanup_cgroup_parent(run_names.cgroup_parent + "-rt")  # ours alone
+        remove_cgroup_tree(run_names.cgroup_parent + "-rt")  # ours alone
 
 
 @pytest.fixture

@@ -93,21 +93,5 @@ def run(rt: Runtime, cid: str, bundle: Path, timeout: float = 60) -> Result:
     return Result(code, out.decode(errors="replace"), err.decode(errors="replace"), oom)
 
 
-def cleanup_cgroup_parent(parent: str) -> None:
-    for ctrl in Path("/sys/fs/cgroup").iterdir():
-        d = ctrl / parent
-        if d.is_dir():
-            for sub in sorted(d.rglob("*"), reverse=True):
-                if sub.is_dir():
-                    try:
-                        sub.rmdir()
-                    except OSError:
-                        pass
-            try:
-                d.rmdir()
-            except OSError:
-                pass
-
-
 def rm_bundle(bundle: Path) -> None:
     shutil.rmtree(bundle, ignore_errors=True)
