@@ -54,6 +54,30 @@ def build(daemon: Any, files: dict[str, Any], timeout: float = 120, **params: An
     return msgs, text
 
 
+def build_under_way(socket_path: str, dockerfile: str, token: bytes, query: str = "") -> tuple[Any, bytes]:
+    """POST /build<query> over a connection of our own, read until the build prints `token`
+    (a RUN step is under way): the open socket (closing it is the client going away) and
+    what came so far."""
+    import socket
+
+    ctx = make_context({"Dockerfile": dockerfile})
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(30)
+        s.connect(socket_path)
+        s.sendall(f"POST /build{query} HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n"
+                  f"Content-Length: {len(ctx)}\r\n\r\n".encode() + ctx)
+        seen = b""
+        while token not in seen:
+            chunk = s.recv(65536)
+            assert chunk, seen
+            seen += chunk
+    except BaseException:
+        s.close()
+        raise
+    return s, seen
+
+
 def image_id(msgs: list[dict[str, Any]]) -> str:
     ids = [m["aux"]["ID"] for m in msgs if "aux" in m]
     assert ids, f"no image id in {msgs}"
@@ -321,19 +345,9 @@ def test_missing_base_is_pulled_with_x_registry_config(daemon: Any, busybox_imag
 
 
 def test_client_disconnect_cancels_the_build_and_cleans_up(daemon: Any, busybox_image: str) -> None:
-    import socket as socketlib
     before = set(build_containers(daemon))
-    ctx = make_context({"Dockerfile": "FROM busybox\nRUN echo $((40+2))-go; sleep 37; echo never\n"})
-    s = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
-    s.settimeout(30)
-    s.connect(daemon.socket)
-    s.sendall(b"POST /build?t=cancelled:1&nocache=1 HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n"
-              + f"Content-Length: {len(ctx)}\r\n\r\n".encode() + ctx)
-    seen = b""
-    while b"42-go" not in seen:
-        chunk = s.recv(65536)
-        assert chunk, seen
-        seen += chunk
+    s, seen = build_under_way(daemon.socket, "FROM busybox\nRUN echo $((40+2))-go; sleep 37; echo never\n",
+                              b"42-go", "?t=cancelled:1&nocache=1")
     assert b"Running in" in seen
     s.close()
     deadline = time.monotonic() + 15
@@ -400,7 +414,6 @@ def test_daemon_crash_mid_build_is_cleaned_up_at_restart(busybox_tar: str) -> No
     """berthd killed during a RUN step: the step's container (kept alive by its shim) and
     its snapshot are removed when the daemon comes back."""
     import shutil
-    import socket as socketlib
 
     from fixtures.daemon import _cleanup_host, start_daemon
     from support import new_run_names
@@ -410,17 +423,7 @@ def test_daemon_crash_mid_build_is_cleaned_up_at_restart(busybox_tar: str) -> No
     h = start_daemon(names)
     try:
         h.import_busybox(busybox_tar)
-        ctx = make_context({"Dockerfile": "FROM busybox\nRUN echo $((40+2))-go; sleep 61\n"})
-        s = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
-        s.settimeout(30)
-        s.connect(h.socket)
-        s.sendall(b"POST /build HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n"
-                  + f"Content-Length: {len(ctx)}\r\n\r\n".encode() + ctx)
-        seen = b""
-        while b"42-go" not in seen:
-            chunk = s.recv(65536)
-            assert chunk, seen
-            seen += chunk
+        s, _ = build_under_way(h.socket, "FROM busybox\nRUN echo $((40+2))-go; sleep 61\n", b"42-go")
         h.kill9()
         s.close()
         assert subprocess.run(["pgrep", "-f", "sleep 61"], capture_output=True).returncode == 0
