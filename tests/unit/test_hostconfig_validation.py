@@ -340,18 +340,3 @@ def test_dropped_settings_and_volume_driver():
         hostconfig.check_volume_driver({"VolumeDriver": "foo", "Binds": ["v:/x"]}, [])
     with pytest.raises(InvalidParameter, match="^create /data: "):
         hostconfig.check_volume_driver({"VolumeDriver": "foo"}, ["/data"])
-
-
-def test_links_parse_and_env():
-    from berth.engine.containers import _link_env, _parse_link
-    assert _parse_link("db") == ("db", "db")
-    assert _parse_link("db:my-al") == ("db", "my-al")
-    assert _parse_link("/db:/web/my-al") == ("db", "my-al")
-    env = _link_env("my-al", "/web/my-al", "10.0.0.2",
-                    {"ExposedPorts": {"80/tcp": {}, "53/udp": {}}, "Env": ["PATH=/bin", "FOO=bar", "HOME=/r"]})
-    assert env == ["MY_AL_PORT=udp://10.0.0.2:53",
-                   "MY_AL_PORT_53_UDP=udp://10.0.0.2:53", "MY_AL_PORT_53_UDP_ADDR=10.0.0.2",
-                   "MY_AL_PORT_53_UDP_PORT=53", "MY_AL_PORT_53_UDP_PROTO=udp",
-                   "MY_AL_PORT_80_TCP=tcp://10.0.0.2:80", "MY_AL_PORT_80_TCP_ADDR=10.0.0.2",
-                   "MY_AL_PORT_80_TCP_PORT=80", "MY_AL_PORT_80_TCP_PROTO=tcp",
-                   "MY_AL_NAME=/web/my-al", "MY_AL_ENV_FOO=bar"]

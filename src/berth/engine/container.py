@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from berth.engine import links as legacy_links
 from berth.engine.humanize import ZERO_TIME
 
 
@@ -30,6 +31,7 @@ class Container:
     manually_stopped: bool = False
     has_been_started: bool = False
     lower_dirs: list[str] = field(default_factory=list)
+    links: list[legacy_links.Link] = field(default_factory=list)   # legacy links; host_config holds no "Links"
     # runtime only (not persisted)
     attach_waiters: list[tuple[dict[str, Any], asyncio.Future[Any]]] = field(default_factory=list)
     exit_waiters: list[asyncio.Future[dict[str, Any]]] = field(default_factory=list)
@@ -42,18 +44,22 @@ class Container:
     health: asyncio.Task[None] | None = None
 
     def doc(self) -> str:
+        # the stored HostConfig.Links name targets by ID, for the network service (see links)
+        host_config = {**self.host_config, "Links": [link.stored(self.name) for link in self.links] or None}
         return json.dumps({
-            "config": self.config, "host_config": self.host_config, "state": self.state,
+            "config": self.config, "host_config": host_config, "state": self.state,
             "rootfs": self.rootfs, "mounts": self.mounts, "oci_mounts": self.oci_mounts,
             "network_settings": self.network_settings, "restart_count": self.restart_count,
             "manually_stopped": self.manually_stopped, "has_been_started": self.has_been_started,
-            "lower_dirs": self.lower_dirs})
+            "lower_dirs": self.lower_dirs, "links": legacy_links.to_record(self.links)})
 
     @classmethod
     def from_row(cls, row: Any) -> Container:
         d = json.loads(row["doc"])
+        links = legacy_links.from_record(d)
+        d["host_config"].pop("Links", None)
         return cls(id=row["id"], name=row["name"], image_id=row["image_id"], created=row["created"],
-                   hidden=bool(row["hidden"]), config=d["config"], host_config=d["host_config"],
+                   hidden=bool(row["hidden"]), config=d["config"], host_config=d["host_config"], links=links,
                    state=d["state"], rootfs=d.get("rootfs", ""), mounts=d.get("mounts", []),
                    oci_mounts=d.get("oci_mounts", []), network_settings=d.get("network_settings", {}),
                    restart_count=d.get("restart_count", 0), manually_stopped=d.get("manually_stopped", False),

@@ -41,7 +41,7 @@ def inspect(c: Container, directory: Path, log_path: str, exec_ids: list[str]) -
         "HostsPath": str(directory / "hosts"), "LogPath": log_path, "Name": "/" + c.name,
         "RestartCount": c.restart_count, "Driver": "overlay2", "Platform": "linux", "MountLabel": "",
         "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": exec_ids or None,
-        "HostConfig": dict(c.host_config),
+        "HostConfig": {**c.host_config, "Links": [link.shown(c.name) for link in c.links] or None},
         "GraphDriver": {"Name": "overlay2", "Data": {
             "MergedDir": c.rootfs, "UpperDir": str(Path(c.rootfs).parent / "upper") if c.rootfs else "",
             "WorkDir": str(Path(c.rootfs).parent / "work") if c.rootfs else "",

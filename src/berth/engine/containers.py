@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from berth.config import DaemonConfig
-from berth.engine import containerfs, containerjson, hostconfig, jsonlog, specgen, stats
+from berth.engine import containerfs, containerjson, hostconfig, jsonlog, links, specgen, stats
 from berth.engine.container import Container, new_state
 from berth.engine.execs import Exec, ExecFailed, Execs, exec_failed
 from berth.engine.humanize import ZERO_TIME
@@ -105,6 +105,9 @@ class ContainerService:
             c = Container.from_row(r)
             self._c[c.id] = c
             self._names[c.name] = c.id
+        for c in self._c.values():   # records older than links by target ID name the target
+            for link in c.links:
+                link.target_id = link.target_id or self._names.get(link.target_name, "")
 
     # --- life of the service -----------------------------------------------------------------
     async def _service_start(self) -> None:
@@ -294,7 +297,7 @@ class ContainerService:
         if warnings is not None:
             warnings.extend(dropped)
         jsonlog.max_files((hc.get("LogConfig") or {}).get("Config") or {})   # refuses a bad max-file
-        links = self._check_references(hc)
+        linked = self._check_references(hc)
         endpoints, mac = self._endpoints_config(body, hc, net_cfg)
         if self.images is None:
             raise NotFound(f"No such image: {image_ref}")
@@ -317,8 +320,7 @@ class ContainerService:
                                f'"{self._names[name]}". You have to remove (or rename) that container '
                                'to be able to reuse that name.')
             self._names[name] = cid  # reserved while we build it
-        if links:   # as dockerd shows them: /TARGET:/ME/ALIAS
-            hc["Links"] = [f"/{target}:/{name}/{alias}" for target, alias in links]
+        hc.pop("Links", None)   # kept by target ID in c.links
         hc.setdefault("NetworkMode", "default" if not hc.get("NetworkMode") else hc["NetworkMode"])
         hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
         hc.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
@@ -329,7 +331,7 @@ class ContainerService:
             config[k] = bool(config.get(k))
         config.setdefault("Domainname", "")
         c = Container(id=cid, name=name, image_id=image.id, created=rfc3339_nano(), config=config,
-                      host_config=hc, hidden=hidden, state=new_state())
+                      host_config=hc, hidden=hidden, state=new_state(), links=linked)
         c.network_settings = {"Networks": {}, "Ports": {}, "_aliases": endpoints}
         cdir = self._dir(cid)
         snap = False
@@ -426,47 +428,14 @@ class ContainerService:
         except NotFound as exc:
             raise InvalidParameter(prefix + str(exc)) from None
 
-    def _check_references(self, hc: dict[str, Any]) -> list[tuple[str, str]]:
+    def _check_references(self, hc: dict[str, Any]) -> list[links.Link]:
         """PidMode/IpcMode `container:X` stored with X's id, as dockerd does; Links'
-        targets checked: returns (target name, alias) pairs."""
+        targets checked and returned."""
         for key in ("PidMode", "IpcMode"):
             ref = hostconfig.joined_container(hc.get(key))
             if ref:
                 hc[key] = "container:" + self._referenced(ref).id
-        links = [_parse_link(link) for link in hc.get("Links") or []]
-        if links:
-            mode = hc.get("NetworkMode") or "default"
-            for kind in ("host", "container"):
-                if mode == kind or mode.startswith(kind + ":"):
-                    raise InvalidParameter(f"conflicting options: {kind} type network{'ing' if kind == 'host' else ''}"
-                                           " can't be used with links. This would result in undefined behavior")
-        return [(self._referenced(target, f"could not get container for {target}: ").name, alias)
-                for target, alias in links]
-
-    def _link_settings(self, c: Container) -> tuple[list[str], list[str]]:
-        """Legacy links on the default bridge: the /etc/hosts entries (--add-host form) and
-        the variables (ALIAS_NAME, ALIAS_PORT_..., ALIAS_ENV_...) dockerd gives. On a user
-        network a link is only a name the embedded DNS answers for the linking container."""
-        mode = c.host_config.get("NetworkMode") or "default"
-        if mode not in ("default", "bridge"):
-            return [], []
-        hosts: list[str] = []
-        env: list[str] = []
-        for target_name, alias in (_parse_link(link) for link in c.host_config.get("Links") or []):
-            try:
-                target = self.get(target_name)
-            except NotFound:
-                raise InvalidParameter(f"could not get container for {target_name}") from None
-            link_name = f"/{c.name}/{alias}"
-            if not target.running:
-                raise Conflict(f"Cannot link to a non running container: /{target.name} AS {link_name}")
-            ip = ((target.network_settings.get("Networks") or {}).get("bridge") or {}).get("IPAddress")
-            if not ip:
-                raise InvalidParameter(f"Cannot link to /{target.name}, as it does not belong to the default network")
-            for host in dict.fromkeys([alias, target.id[:12], target.name]):
-                hosts.append(f"{host}:{ip}")
-            env += _link_env(alias, link_name, ip, target.config)
-        return hosts, env
+        return links.resolve(hc, lambda ref: self._referenced(ref, f"could not get container for {ref}: "))
 
     async def _prepare_mounts(self, c: Container, img_cfg: dict[str, Any]) -> None:
         hc = c.host_config
@@ -518,7 +487,7 @@ class ContainerService:
         # cgroup move after an idle spell waits for an RCU grace period: take that wait now
         cgroups.prime_attach()
         try:
-            link_hosts, link_env = self._link_settings(c)
+            link_hosts, link_env = links.start_settings(c, self._c.get)
             joined, shm = self.sharing.joined(c)
             self.sharing.mount_shm(c)
             c.net_up = True
@@ -1075,7 +1044,10 @@ class ContainerService:
             c.name = new
             self._names.pop(old, None)
             self._names[new] = c.id
-            self._save(c)
+            self._save(c)   # its own links are stored with its name
+            for linker in self._c.values():   # links to it hold its id: only the name they show changes
+                if links.renamed(linker.links, c.id, new):
+                    self._save(linker)
         self._event(c, "rename", oldName="/" + old)
 
     async def update(self, ref: str, body: dict[str, Any]) -> list[str]:
@@ -1233,35 +1205,6 @@ class ContainerService:
 
     def stats(self, ref: str) -> dict[str, Any]:
         return stats.stats(self.get(ref), self.config.cgroup_parent)
-
-def _parse_link(link: str) -> tuple[str, str]:
-    """`NAME[:ALIAS]` as given, or `/NAME:/ME/ALIAS` as stored -> (NAME, ALIAS)."""
-    target, _, alias = link.partition(":")
-    target = target.lstrip("/")
-    return target, alias.rpartition("/")[2] or target
-
-
-def _link_env(alias: str, link_name: str, ip: str, target_config: dict[str, Any]) -> list[str]:
-    """dockerd's link variables: ALIAS_PORT (the lowest exposed port), ALIAS_PORT_N_PROTO*
-    per exposed port, ALIAS_NAME, and ALIAS_ENV_X for the target's variables (but HOME, PATH)."""
-    prefix = alias.upper().replace("-", "_")
-    ports = []
-    for spec in target_config.get("ExposedPorts") or {}:
-        port, _, proto = spec.partition("/")
-        if port.isdigit():
-            ports.append((int(port), proto or "tcp"))
-    ports.sort(key=lambda p: (p[0], p[1] != "tcp"))
-    env = [f"{prefix}_PORT={ports[0][1]}://{ip}:{ports[0][0]}"] if ports else []
-    for port, proto in ports:
-        key = f"{prefix}_PORT_{port}_{proto.upper()}"
-        env += [f"{key}={proto}://{ip}:{port}", f"{key}_ADDR={ip}", f"{key}_PORT={port}", f"{key}_PROTO={proto}"]
-    env.append(f"{prefix}_NAME={link_name}")
-    for item in target_config.get("Env") or []:
-        key, sep, value = item.partition("=")
-        if sep and key not in ("HOME", "PATH"):
-            env.append(f"{prefix}_ENV_{key}={value}")
-    return env
-
 
 def _resolv_conf(hc: dict[str, Any], share_host: bool) -> str:
     try:
