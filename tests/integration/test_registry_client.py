@@ -12,6 +12,7 @@ import io
 import json
 import os
 import tarfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,18 @@ async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
     return runner, f"127.0.0.1:{port}"
 
 
+def _against(fake: Any, call: Callable[[RegistryClient, str], Awaitable[Any]]) -> Any:
+    """`call(client, host)`'s result, `fake` (a registry's app()) served on 127.0.0.1 for it."""
+    async def go() -> Any:
+        runner, host = await _serve(fake.app())
+        try:
+            async with RegistryClient() as c:
+                return await call(c, host)
+        finally:
+            await runner.cleanup()
+    return asyncio.run(go())
+
+
 def _leftovers(local: Local) -> list[str]:
     return sorted(os.listdir(local.root / "tmp")) + sorted(n for n in os.listdir(local.root / "layers")
                                                            if n.startswith("layer-"))
@@ -236,23 +249,18 @@ def test_interrupted_pull_leaves_no_half_image_and_retry_succeeds(local: Local) 
     fake = FakeRegistry(built, "cut/me")
     fake.cut_blob = sha(gz)
 
-    async def go() -> tuple[Exception | None, Any]:
-        runner, host = await _serve(fake.app())
+    async def pull_twice(c: RegistryClient, host: str) -> tuple[Exception | None, Any]:
+        err = None
         try:
-            async with RegistryClient() as c:
-                err = None
-                try:
-                    await c.pull(f"{host}/cut/me:latest", local)
-                except Exception as exc:  # noqa: BLE001
-                    err = exc
-                assert local.store.list() == []
-                assert not local.content.exists(sha(gz))
-                assert _leftovers(local) == []
-                fake.cut_blob = None
-                return err, await c.pull(f"{host}/cut/me:latest", local)
-        finally:
-            await runner.cleanup()
-    err, img = asyncio.run(go())
+            await c.pull(f"{host}/cut/me:latest", local)
+        except Exception as exc:  # noqa: BLE001
+            err = exc
+        assert local.store.list() == []
+        assert not local.content.exists(sha(gz))
+        assert _leftovers(local) == []
+        fake.cut_blob = None
+        return err, await c.pull(f"{host}/cut/me:latest", local)
+    err, img = _against(fake, pull_twice)
     assert isinstance(err, BerthError) and f"fetching layer {sha(gz)} failed" in str(err)
     assert img.id == sha(config)
     assert local.content.exists(sha(gz)) and _leftovers(local) == []
@@ -265,15 +273,8 @@ def test_blob_not_matching_its_digest_is_refused(local: Local, index: int) -> No
     fake = FakeRegistry(built, "bad/blob")
     fake.corrupt_blob = built.layer_digests[index]
 
-    async def go() -> None:
-        runner, host = await _serve(fake.app())
-        try:
-            async with RegistryClient() as c:
-                await c.pull(f"{host}/bad/blob:latest", local)
-        finally:
-            await runner.cleanup()
     with pytest.raises(BerthError, match="does not match"):
-        asyncio.run(go())
+        _against(fake, lambda c, host: c.pull(f"{host}/bad/blob:latest", local))
     assert not local.content.exists(built.layer_digests[index])
     assert local.store.list() == [] and _leftovers(local) == []
     if index == 0:
@@ -289,18 +290,9 @@ def test_same_content_other_compression_is_refused_while_streaming(local: Local)
     impostor = gzip.compress(plain, compresslevel=9, mtime=12345)
     assert impostor != built.blobs[d]
     fake = FakeRegistry(built, "bad/recompressed")
-    built.blobs = {**built.blobs}
-
-    async def go() -> None:
-        built.blobs[d] = impostor  # served under the original digest
-        runner, host = await _serve(fake.app())
-        try:
-            async with RegistryClient() as c:
-                await c.pull(f"{host}/bad/recompressed:latest", local)
-        finally:
-            await runner.cleanup()
+    built.blobs = {**built.blobs, d: impostor}  # served under the original digest
     with pytest.raises(BerthError, match="does not match"):
-        asyncio.run(go())
+        _against(fake, lambda c, host: c.pull(f"{host}/bad/recompressed:latest", local))
     assert local.layers.list() == [] and local.store.list() == [] and _leftovers(local) == []
     assert not local.content.exists(d)
 
@@ -434,17 +426,12 @@ def test_single_platform_image_of_another_platform_is_refused_when_asked(local: 
     built = build_image("amd64", compressions=("gzip",))
     fake = FakeRegistry(built, "plat/img")
 
-    async def go(platform: str | None) -> Any:
-        runner, host = await _serve(fake.app())
-        try:
-            async with RegistryClient() as c:
-                return await c.pull(f"{host}/plat/img:latest", local, platform=platform)
-        finally:
-            await runner.cleanup()
+    def pull(platform: str) -> Any:
+        return _against(fake, lambda c, host: c.pull(f"{host}/plat/img:latest", local, platform=platform))
     with pytest.raises(NotFound, match="does not match the specified platform: wanted linux/arm64, actual: linux/amd64"):
-        asyncio.run(go("linux/arm64"))
+        pull("linux/arm64")
     assert local.store.list() == []
-    assert asyncio.run(go("linux/amd64")).id == built.config_id
+    assert pull("linux/amd64").id == built.config_id
 
 
 def test_hub_endpoint_serves_docker_io(tmp_path: Path, local: Local) -> None:
@@ -480,14 +467,7 @@ def test_dropped_download_is_retried(local: Local) -> None:
     fake.cut_blob, fake.cuts_left = built.layer_digests[0], 1   # the streamed first layer breaks once
     msgs: list[dict[str, Any]] = []
 
-    async def go() -> Any:
-        runner, host = await _serve(fake.app())
-        try:
-            async with RegistryClient() as c:
-                return await c.pull(f"{host}/flaky/img:latest", local, None, msgs.append)
-        finally:
-            await runner.cleanup()
-    img = asyncio.run(go())
+    img = _against(fake, lambda c, host: c.pull(f"{host}/flaky/img:latest", local, None, msgs.append))
     assert img.id == built.config_id
     assert any(m.get("status", "").startswith("Retrying in 1 second") for m in msgs), msgs
     assert sum(1 for r in fake.requests if r.endswith(built.layer_digests[0])) == 2
@@ -545,14 +525,7 @@ def test_dropped_upload_is_retried(local: Local) -> None:
     fake = FlakyPushRegistry()
     msgs: list[dict[str, Any]] = []
 
-    async def go() -> tuple[str, int]:
-        runner, host = await _serve(fake.app())
-        try:
-            async with RegistryClient() as c:
-                return await c.push(f"{host}/flaky/push:v1", img, local, None, msgs.append)
-        finally:
-            await runner.cleanup()
-    digest, _ = asyncio.run(go())
+    digest, _ = _against(fake, lambda c, host: c.push(f"{host}/flaky/push:v1", img, local, None, msgs.append))
     assert not fake.cut_first, "the upload was never cut"
     assert any(m.get("status", "").startswith("Retrying in 1 second") for m in msgs), msgs
     manifest = json.loads(fake.manifests["v1"])
@@ -566,14 +539,7 @@ def test_streamed_first_layer_in_every_compression(local: Local, first: str) -> 
     built = build_image(compressions=(first, "gzip"))
     fake = FakeRegistry(built, "stream/img")
 
-    async def go() -> Any:
-        runner, host = await _serve(fake.app())
-        try:
-            async with RegistryClient() as c:
-                return await c.pull(f"{host}/stream/img:latest", local)
-        finally:
-            await runner.cleanup()
-    img = asyncio.run(go())
+    img = _against(fake, lambda c, host: c.pull(f"{host}/stream/img:latest", local))
     layer0 = local.layers.get(img.layers[0])
     assert (Path(layer0.path) / "file0-amd64.txt").read_text() == f"layer 0 {first or 'plain'} amd64\n"
     assert layer0.blob == built.layer_digests[0]
