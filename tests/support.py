@@ -135,6 +135,19 @@ def host_state(token: str) -> HostState:
     return HostState(mounts, links, cgroups, fw, procs)
 
 
+def unmount_under(*dirs: Path | str) -> None:
+    """Lazily unmount every mount at or below `dirs`, deepest first (a few rounds: a lazy
+    unmount can uncover one that was mounted beneath it)."""
+    tops = [str(d).rstrip("/") for d in dirs]
+    for _ in range(3):
+        mounts = [ln.split()[1] for ln in Path("/proc/mounts").read_text().splitlines()]
+        targets = [m for m in mounts if any(m == t or m.startswith(t + "/") for t in tops)]
+        if not targets:
+            return
+        for m in sorted(targets, key=len, reverse=True):
+            subprocess.run(["umount", "-l", m], capture_output=True)
+
+
 def remove_cgroup_tree(parent: str) -> None:
     """Remove the cgroup `parent` and those below it, deepest first, in every hierarchy
     (one still holding a process stays)."""

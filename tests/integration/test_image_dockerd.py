@@ -3,19 +3,16 @@ dockerd; `docker save` output loads into berth, resolves and unpacks to the same
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from berth.config import DaemonConfig
-from berth.engine.db import Database
 from berth.engine.images import ImageService
-from support import RunNames
+from fixtures.images import image_service, save_unpacked
+from support import RunNames, unmount_under
 
 pytestmark = [pytest.mark.root, pytest.mark.peer]
 
@@ -23,14 +20,10 @@ pytestmark = [pytest.mark.root, pytest.mark.peer]
 @pytest.fixture
 def svc(run_names: RunNames) -> Iterator[ImageService]:
     root = run_names.root / "img-dockerd"
-    cfg = DaemonConfig(data_root=root / "data", exec_root=root / "run")
-    cfg.ensure_dirs()
     try:
-        yield ImageService(cfg, Database(cfg.db_path))
+        yield image_service(root)
     finally:
-        for line in reversed(Path("/proc/mounts").read_text().splitlines()):
-            if line.split()[1].startswith(str(root)):
-                subprocess.run(["umount", "-l", line.split()[1]], check=False)
+        unmount_under(root)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -118,11 +111,5 @@ def test_docker_save_loads_into_berth(dockerd, svc: ImageService, busybox_tar: s
     finally:
         svc.snapshots.remove("dockerd-check")
     # and berth's own save of it still carries the same ids
-    out = tmp_path / "again.tar"
-    with open(out, "wb") as f:
-        svc.save(["dockermade/top:2"], f)
-    work = tmp_path / "again"
-    work.mkdir()
-    subprocess.run(["tar", "xf", str(out), "-C", str(work)], check=True)
-    manifest = json.loads((work / "manifest.json").read_text())
+    manifest = save_unpacked(svc, ["dockermade/top:2"], tmp_path / "again")
     assert manifest[0]["Config"].endswith(docker_id[7:])

@@ -14,20 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from berth.config import DaemonConfig
-from berth.engine.db import Database
 from berth.engine.images import ImageService
 from berth.errors import Conflict, InvalidParameter, NotFound
 from berth.image.snapshots import is_mounted
-from support import RunNames
+from fixtures.images import image_service, save_unpacked
+from support import RunNames, unmount_under
 
 pytestmark = pytest.mark.root
-
-
-def _service(root: Path) -> ImageService:
-    cfg = DaemonConfig(data_root=root / "data", exec_root=root / "run")
-    cfg.ensure_dirs()
-    return ImageService(cfg, Database(cfg.db_path))
 
 
 @pytest.fixture
@@ -37,16 +30,13 @@ def svc_root(run_names: RunNames, request: pytest.FixtureRequest) -> Iterator[Pa
     try:
         yield root
     finally:
-        for line in reversed(Path("/proc/mounts").read_text().splitlines()):
-            mnt = line.split()[1]
-            if mnt.startswith(str(root)):
-                subprocess.run(["umount", "-l", mnt], check=False)
+        unmount_under(root)
         shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
 def svc(svc_root: Path) -> ImageService:
-    return _service(svc_root)
+    return image_service(svc_root)
 
 
 def _import(svc: ImageService, busybox_tar: str, repo: str = "busybox", tag: str = "latest", **kw):  # type: ignore[no-untyped-def]
@@ -166,18 +156,11 @@ def test_invalid_tag_refused(svc: ImageService, busybox_tar: str) -> None:
 def test_save_load_round_trip_and_oci_layout(svc_root: Path, svc: ImageService, busybox_tar: str) -> None:
     img = _import(svc, busybox_tar, changes=["CMD [\"sh\"]"])
     svc.tag("busybox", "localhost:5000/team/bb", "v2")
-    archive = svc_root / "out.tar"
-    with open(archive, "wb") as f:
-        svc.save(["busybox", "localhost:5000/team/bb:v2"], f)
-    with tarfile.open(archive) as t:
-        names = set(t.getnames())
-        manifest = json.load(t.extractfile("manifest.json"))  # type: ignore[arg-type]
-    assert {"manifest.json", "index.json", "oci-layout", "repositories"} <= names
+    layout = svc_root / "layout"
+    manifest = save_unpacked(svc, ["busybox", "localhost:5000/team/bb:v2"], layout)
+    assert {"manifest.json", "index.json", "oci-layout", "repositories"} <= {p.name for p in layout.iterdir()}
     assert manifest[0]["RepoTags"] == ["busybox:latest", "localhost:5000/team/bb:v2"]
     # OCI layout readers: skopeo and umoci
-    layout = svc_root / "layout"
-    layout.mkdir()
-    subprocess.run(["tar", "xf", str(archive), "-C", str(layout)], check=True)
     r = subprocess.run(["skopeo", "inspect", f"oci:{layout}:latest"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
@@ -189,13 +172,13 @@ def test_save_load_round_trip_and_oci_layout(svc_root: Path, svc: ImageService, 
     r = subprocess.run(["skopeo", "copy", "--dest-compress", f"oci:{layout}:latest",
                         f"oci:{other}:copied"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    svc2 = _service(svc_root / "second")
-    with open(archive, "rb") as f:
+    svc2 = image_service(svc_root / "second")
+    with open(f"{layout}.tar", "rb") as f:   # the archive save_unpacked wrote
         assert svc2.load(f) == ["busybox:latest", "localhost:5000/team/bb:v2"]
     assert svc2.resolve("localhost:5000/team/bb:v2").id == img.id
     oci_tar = svc_root / "oci.tar"
     subprocess.run(["tar", "cf", str(oci_tar), "-C", str(other), "."], check=True)
-    svc3 = _service(svc_root / "third")
+    svc3 = image_service(svc_root / "third")
     with open(oci_tar, "rb") as f:
         loaded = svc3.load(f)
     assert len(loaded) == 1 and loaded[0].startswith("sha256:")  # ref.name "copied" has no repository
@@ -210,21 +193,16 @@ def test_save_load_round_trip_and_oci_layout(svc_root: Path, svc: ImageService, 
 
 def test_load_of_corrupt_archive_leaves_nothing(svc_root: Path, svc: ImageService, busybox_tar: str) -> None:
     _import(svc, busybox_tar)
-    archive = svc_root / "out.tar"
-    with open(archive, "wb") as f:
-        svc.save(["busybox"], f)
-    # corrupt the layer blob: its diff id no longer matches the config
     work = svc_root / "x"
-    work.mkdir()
-    subprocess.run(["tar", "xf", str(archive), "-C", str(work)], check=True)
-    manifest = json.loads((work / "manifest.json").read_text())
+    manifest = save_unpacked(svc, ["busybox"], work)
+    # corrupt the layer blob: its diff id no longer matches the config
     layer = work / manifest[0]["Layers"][0]
     data = bytearray(layer.read_bytes())
     data[600] ^= 0xFF
     layer.write_bytes(bytes(data))
     bad = svc_root / "bad.tar"
     subprocess.run(["tar", "cf", str(bad), "-C", str(work), "."], check=True)
-    svc2 = _service(svc_root / "second")
+    svc2 = image_service(svc_root / "second")
     with open(bad, "rb") as f, pytest.raises(InvalidParameter):
         svc2.load(f)
     assert svc2.list() == []
@@ -266,7 +244,7 @@ def test_load_compressed_archive(svc_root: Path, svc: ImageService, busybox_tar:
     svc.save(["busybox"], buf)
     data = gzip.compress(buf.getvalue()) if compression == "gzip" else \
         zstandard.ZstdCompressor().compress(buf.getvalue())
-    svc2 = _service(svc_root / "second")
+    svc2 = image_service(svc_root / "second")
     assert svc2.load(io.BytesIO(data)) == ["busybox:latest"]
     assert svc2.resolve("busybox").id == img.id
 
@@ -297,7 +275,7 @@ def test_load_oci_index_selects_platform(svc_root: Path, svc: ImageService, busy
         "size": len(inner), "annotations": {"io.containerd.image.name": "docker.io/library/multi:arch"}}]}))
     out = svc_root / "multi.tar"
     subprocess.run(["tar", "cf", str(out), "-C", str(work), "."], check=True)
-    svc2 = _service(svc_root / "second")
+    svc2 = image_service(svc_root / "second")
     with open(out, "rb") as f:
         assert svc2.load(f) == ["multi:arch"]
     assert svc2.resolve("multi:arch").id == img.id
