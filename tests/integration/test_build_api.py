@@ -413,16 +413,11 @@ def test_scikit_learn_journey_dockerfile(daemon: Any, python_standin: str) -> No
 def test_daemon_crash_mid_build_is_cleaned_up_at_restart(busybox_tar: str) -> None:
     """berthd killed during a RUN step: the step's container (kept alive by its shim) and
     its snapshot are removed when the daemon comes back."""
-    import shutil
-
-    from fixtures.daemon import _cleanup_host, start_daemon
+    from fixtures.daemon import private_daemon
     from support import new_run_names
 
     names = new_run_names()
-    names.root.mkdir(parents=True)
-    h = start_daemon(names)
-    try:
-        h.import_busybox(busybox_tar)
+    with private_daemon(names, busybox_tar) as h:
         s, _ = build_under_way(h.socket, "FROM busybox\nRUN echo $((40+2))-go; sleep 61\n", b"42-go")
         h.kill9()
         s.close()
@@ -439,10 +434,6 @@ def test_daemon_crash_mid_build_is_cleaned_up_at_restart(busybox_tar: str) -> No
         assert list(containers.iterdir()) == []
         assert subprocess.run(["pgrep", "-f", "sleep 61"], capture_output=True).returncode == 1
         assert str(containers) not in Path("/proc/mounts").read_text()
-    finally:
-        h.stop()
-        _cleanup_host(names)
-        shutil.rmtree(names.root, ignore_errors=True)
 
 
 def test_docker_cli_add_host_and_memory_reach_run_steps(daemon: Any, busybox_image: str, tmp_path: Path) -> None:

@@ -4,40 +4,21 @@ daemon lists them, streams their logs, learns exits it missed and stops them."""
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from fixtures.daemon import _cleanup_host, run_cgroups, start_daemon
-from support import busybox_rootfs_tar, new_run_names
+from fixtures.daemon import private_daemon, run_cgroups
+from support import new_run_names
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture
-def own_daemon():
-    names = new_run_names()
-    names.root.mkdir(parents=True)
-    h = None
-    try:
-        h = start_daemon(names)
-        tar = busybox_rootfs_tar(names.root / "bb.tar")
-        h.import_busybox(tar)
+def own_daemon(busybox_tar: str):
+    with private_daemon(new_run_names(), busybox_tar) as h:
         yield h
-    finally:
-        if h is not None:
-            if h.proc is None:
-                try:
-                    h.start()
-                except RuntimeError:
-                    pass
-            if h.proc is not None:
-                h.remove_all_containers()
-            h.stop()
-        _cleanup_host(names)
-        shutil.rmtree(names.root, ignore_errors=True)
 
 
 def _frames(data: bytes) -> bytes:

@@ -17,7 +17,7 @@ import subprocess
 import pytest
 
 from berth.network import firewall, ipam
-from fixtures.daemon import _cleanup_host, start_daemon
+from fixtures.daemon import private_daemon
 from support import RunNames, free_port, http_get, private_names
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("each_docker_cli")]
@@ -227,9 +227,7 @@ def test_daemon_restart_keeps_ipv6(run_names: RunNames, busybox_tar: str) -> Non
     removed and the daemon stopped, no ip6tables chain of its prefix is left."""
     names = private_names(run_names, "r6")
     token = names.firewall_prefix   # also its bridge
-    d = start_daemon(names)
-    try:
-        d.import_busybox(busybox_tar)
+    with private_daemon(names, busybox_tar) as d:
         port = free_port()
         _ok(d.docker("network", "create", "--ipv6", "--subnet", str(_subnet6(run_names, 6)), "r6-net"))
         _ok(d.docker("run", "-d", "--name", "r6-web", "--network", "r6-net", "-p", f"{port}:80", "busybox",
@@ -257,10 +255,4 @@ def test_daemon_restart_keeps_ipv6(run_names: RunNames, busybox_tar: str) -> Non
         d.stop(timeout=90)
         saved = subprocess.run(["ip6tables-save"], capture_output=True, text=True, check=True).stdout
         assert token.upper() not in saved
-    finally:
-        if d.proc is not None:
-            d.remove_all_containers()
-            d.stop()
-        firewall.remove_all(token)
-        _cleanup_host(names)
 

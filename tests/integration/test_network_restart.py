@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from berth.network import firewall
-from fixtures.daemon import _cleanup_host, start_daemon
+from fixtures.daemon import private_daemon
 from support import RunNames, free_port, host_state, http_get, private_names
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -23,9 +23,7 @@ HTTPD = "mkdir -p /www && echo restored > /www/index.html && exec httpd -f -p 80
 def test_daemon_restart_keeps_and_reconciles_networking(run_names: RunNames, busybox_tar: str) -> None:
     names = private_names(run_names, "rs")
     token = names.firewall_prefix   # also its bridge
-    d = start_daemon(names)
-    try:
-        d.import_busybox(busybox_tar)
+    with private_daemon(names, busybox_tar) as d:
         port = free_port()
 
         def ok(*args: str) -> str:
@@ -64,9 +62,3 @@ def test_daemon_restart_keeps_and_reconciles_networking(run_names: RunNames, bus
         left = host_state(token)
         assert (left.links, left.firewall) == ([], []), (left, d.log_tail(30))
         assert [ln for ln in Path("/proc/mounts").read_text().splitlines() if str(names.exec_root / "netns") in ln] == []
-    finally:
-        if d.proc is not None:
-            d.remove_all_containers()
-            d.stop()
-        firewall.remove_all(token)
-        _cleanup_host(names)

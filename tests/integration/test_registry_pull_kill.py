@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import pytest
 from aiohttp import web
 
-from fixtures.daemon import DaemonHandle, start_daemon
-from support import RunNames, free_subnet
+from fixtures.daemon import DaemonHandle, private_daemon
+from support import RunNames, private_names
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -109,14 +109,8 @@ class StallingRegistry:
 
 @pytest.fixture
 def own_daemon(run_names: RunNames) -> Iterator[DaemonHandle]:
-    base = run_names.root / "pullkill"
-    names = RunNames(run_id=run_names.run_id, root=base, bridge=f"bk{run_names.run_id}", subnet=free_subnet(),
-                     firewall_prefix=f"bk{run_names.run_id}", cgroup_parent=f"berth-pk-{run_names.run_id}")
-    d = start_daemon(names)
-    try:
+    with private_daemon(private_names(run_names, "bk")) as d:
         yield d
-    finally:
-        d.stop()
 
 
 def test_pull_killed_midway_leaves_nothing_and_retry_succeeds(own_daemon: DaemonHandle) -> None:
