@@ -100,18 +100,14 @@ def test_exit_code_propagated(rt, box):
     assert res.code == 3
 
 
-def test_missing_command_is_exec_not_found_and_leaves_nothing(rt, box):
-    cid, bundle, sp = box(["no-such-command"])
+@pytest.mark.parametrize("command, error, says", [
+    ("no-such-command", ExecNotFound, "executable file not found"),
+    ("/etc", ExecNotPermitted, "permission denied"),   # a directory
+])
+def test_a_command_that_cannot_run_is_refused_and_leaves_nothing(rt, box, command, error, says):
+    cid, bundle, sp = box([command])
     write(bundle, sp)
-    with pytest.raises(ExecNotFound, match="executable file not found"):
-        rt.create(cid, str(bundle), stdio=(0, 1, 2))
-    assert_clean(rt, cid)
-
-
-def test_directory_as_command_is_not_permitted(rt, box):
-    cid, bundle, sp = box(["/etc"])
-    write(bundle, sp)
-    with pytest.raises(ExecNotPermitted, match="permission denied"):
+    with pytest.raises(error, match=says):
         rt.create(cid, str(bundle), stdio=(0, 1, 2))
     assert_clean(rt, cid)
 
