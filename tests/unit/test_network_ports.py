@@ -1,4 +1,5 @@
 import socket
+from collections.abc import Iterator
 
 import pytest
 
@@ -52,39 +53,42 @@ def test_expand_bindings_with_publish_all():
         expand_bindings({"80/tcp": [{"HostIp": "nope", "HostPort": "1"}]})
 
 
-def test_reservation_refuses_a_taken_port_and_is_all_or_nothing():
-    taken = socket.socket()
-    taken.bind(("127.0.0.1", 0))
-    port = taken.getsockname()[1]
-    res = PortReservations()
+@pytest.fixture
+def res() -> Iterator[PortReservations]:
+    reservations = PortReservations()
     try:
-        first = res.reserve("a", [PortMapping("tcp", 80, "127.0.0.1", 0)])
-        assert first[0].host_port > 0
-        with pytest.raises(BerthError, match=f"Bind for 127.0.0.1:{port} failed: port is already allocated"):
-            res.reserve("b", [PortMapping("tcp", 81, "127.0.0.1", 0), PortMapping("tcp", 80, "127.0.0.1", port)])
-        assert res.owners() == ["a"]
-        # the ephemeral port of the failed reservation was given back: nothing of b is held
-        with pytest.raises(BerthError, match="already allocated"):
-            res.reserve("c", [PortMapping("tcp", 80, "127.0.0.1", first[0].host_port)])
-        res.release("a")
-        again = res.reserve("c", [PortMapping("tcp", 80, "127.0.0.1", first[0].host_port)])
-        assert again[0].host_port == first[0].host_port
+        yield reservations
     finally:
-        res.close()
-        taken.close()
+        reservations.close()
 
 
-def test_reservation_picks_a_free_port_in_a_range():
-    taken = socket.socket()
-    taken.bind(("127.0.0.1", 0))
-    port = taken.getsockname()[1]
-    res = PortReservations()
-    try:
-        got = res.reserve("a", [PortMapping("tcp", 80, "127.0.0.1", port, min(port + 20, 65535))])
-        assert port < got[0].host_port <= port + 20
-    finally:
-        res.close()
-        taken.close()
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback TCP port bound by somebody else for the whole test."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        yield taken.getsockname()[1]
+
+
+def test_reservation_refuses_a_taken_port_and_is_all_or_nothing(res: PortReservations, taken_port: int) -> None:
+    port = taken_port
+    first = res.reserve("a", [PortMapping("tcp", 80, "127.0.0.1", 0)])
+    assert first[0].host_port > 0
+    with pytest.raises(BerthError, match=f"Bind for 127.0.0.1:{port} failed: port is already allocated"):
+        res.reserve("b", [PortMapping("tcp", 81, "127.0.0.1", 0), PortMapping("tcp", 80, "127.0.0.1", port)])
+    assert res.owners() == ["a"]
+    # the ephemeral port of the failed reservation was given back: nothing of b is held
+    with pytest.raises(BerthError, match="already allocated"):
+        res.reserve("c", [PortMapping("tcp", 80, "127.0.0.1", first[0].host_port)])
+    res.release("a")
+    again = res.reserve("c", [PortMapping("tcp", 80, "127.0.0.1", first[0].host_port)])
+    assert again[0].host_port == first[0].host_port
+
+
+def test_reservation_picks_a_free_port_in_a_range(res: PortReservations, taken_port: int) -> None:
+    port = taken_port
+    got = res.reserve("a", [PortMapping("tcp", 80, "127.0.0.1", port, min(port + 20, 65535))])
+    assert port < got[0].host_port <= port + 20
 
 
 def test_settings_ports_shape():
@@ -92,23 +96,19 @@ def test_settings_ports_shape():
     assert ports == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}], "443/tcp": None}
 
 
-def test_dual_stack_reservation_holds_both_families_on_one_port():
-    res = PortReservations()
-    try:
-        got = res.reserve("a", [PortMapping("tcp", 80, "", 0), PortMapping("udp", 53, "127.0.0.1", 0)],
-                          dual_stack=True)
-        assert [(m.proto, m.host_ip) for m in got] == [("tcp", ""), ("tcp", "::"), ("udp", "127.0.0.1")]
-        assert got[0].host_port == got[1].host_port > 0
-        for fam, ip in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
-            with socket.socket(fam) as s, pytest.raises(OSError):
-                s.bind((ip, got[0].host_port))
-        # [::] is proxied from [::1]: that socket listens, the others only hold their port
-        listening = {m.host_ip: s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) for m, s in res.held("a")}
-        assert listening == {"": 0, "::": 1, "127.0.0.1": 0}
-        with pytest.raises(BerthError, match=rf"Bind for \[::\]:{got[0].host_port} failed: port is already"):
-            res.reserve("b", [PortMapping("tcp", 81, "::", got[0].host_port)])
-    finally:
-        res.close()
+def test_dual_stack_reservation_holds_both_families_on_one_port(res: PortReservations) -> None:
+    got = res.reserve("a", [PortMapping("tcp", 80, "", 0), PortMapping("udp", 53, "127.0.0.1", 0)],
+                      dual_stack=True)
+    assert [(m.proto, m.host_ip) for m in got] == [("tcp", ""), ("tcp", "::"), ("udp", "127.0.0.1")]
+    assert got[0].host_port == got[1].host_port > 0
+    for fam, ip in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        with socket.socket(fam) as s, pytest.raises(OSError):
+            s.bind((ip, got[0].host_port))
+    # [::] is proxied from [::1]: that socket listens, the others only hold their port
+    listening = {m.host_ip: s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) for m, s in res.held("a")}
+    assert listening == {"": 0, "::": 1, "127.0.0.1": 0}
+    with pytest.raises(BerthError, match=rf"Bind for \[::\]:{got[0].host_port} failed: port is already"):
+        res.reserve("b", [PortMapping("tcp", 81, "::", got[0].host_port)])
 
 
 def test_ipv6_host_address_needs_a_container_with_ipv6():
