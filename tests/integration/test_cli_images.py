@@ -24,6 +24,14 @@ def berth(daemon, *args: str, config: Path | None = None, input: str | None = No
                           timeout=timeout)
 
 
+def logged_in(daemon, reg, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    """A client config directory (BERTH_CONFIG) logged in to the registry `reg`."""
+    cfg = tmp_path / "cfg"
+    r = berth(daemon, "login", "-u", reg.user, "--password-stdin", reg.host, config=cfg, input=reg.password)
+    assert r.returncode == 0, r.stderr
+    return cfg
+
+
 def test_tag_images_history_inspect_rmi(daemon, busybox_image) -> None:  # type: ignore[no-untyped-def]
     repo = f"clitag{secrets.token_hex(3)}"
     assert berth(daemon, "tag", "busybox", f"{repo}:v1").returncode == 0
@@ -131,10 +139,8 @@ def test_login_push_pull_logout(daemon, busybox_image, berth_registry, tmp_path)
 
 def test_run_pulls_a_missing_image(daemon, busybox_image, berth_registry, tmp_path) -> None:  # type: ignore[no-untyped-def]
     reg = berth_registry
-    cfg = tmp_path / "cfg"
+    cfg = logged_in(daemon, reg, tmp_path)
     ref = f"{reg.host}/cli/auto{secrets.token_hex(2)}:1"
-    assert berth(daemon, "login", "-u", reg.user, "--password-stdin", reg.host, config=cfg,
-                 input=reg.password).returncode == 0
     assert berth(daemon, "tag", "busybox", ref).returncode == 0
     try:
         assert berth(daemon, "push", "-q", ref, config=cfg).returncode == 0
@@ -168,10 +174,8 @@ def test_bootstrap_busybox_and_an_unbuildable_tag(daemon) -> None:  # type: igno
 
 def test_pull_quiet_all_tags_and_search_flags(daemon, busybox_image, berth_registry, tmp_path) -> None:  # type: ignore[no-untyped-def]
     reg = berth_registry
-    cfg = tmp_path / "cfg"
+    cfg = logged_in(daemon, reg, tmp_path)
     repo = f"{reg.host}/cli/tags{secrets.token_hex(2)}"
-    assert berth(daemon, "login", "-u", reg.user, "--password-stdin", reg.host, config=cfg,
-                 input=reg.password).returncode == 0
     refs = [f"{repo}:a", f"{repo}:b"]
     try:
         for t in ("a", "b"):
