@@ -26,12 +26,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from benchlib import timed  # noqa: E402
 
 from fixtures.daemon import _cleanup_host, start_daemon  # noqa: E402
 from fixtures.dockerd import start_dockerd, stop_dockerd  # noqa: E402
@@ -42,13 +44,11 @@ PODMAN = "/usr/bin/podman"
 DOCKERFILE = 'FROM busybox\nRUN echo hi > /x\nCOPY f /f\nCMD ["cat","/x"]\n'
 
 
-def timed(argv: list[str], env: dict[str, str]) -> float:
-    t0 = time.perf_counter()
-    p = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
-    dt = time.perf_counter() - t0
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
-    return dt
+def builds(client: list[str], tag: str, ctx: Path, env: dict[str, str],
+           opts: tuple[str, ...] = ()) -> Callable[[bool], float]:
+    """`client build -q [opts] [--no-cache] -t tag ctx`, timed: cold (True) or cached."""
+    return lambda cold: timed([*client, "build", "-q", *opts, *(["--no-cache"] if cold else []), "-t", tag,
+                               str(ctx)], env, timeout=300)
 
 
 def measure(build: Callable[[bool], float], runs: int) -> tuple[float, float]:
@@ -83,9 +83,7 @@ def main() -> int:
         env_b = dict(berth.env, DOCKER_BUILDKIT="0")
         subprocess.run([DOCKER, "import", str(bb_tar), "busybox:latest"], env=env_b, check=True,
                        capture_output=True)
-        results["berth (legacy API)"] = measure(
-            lambda cold: timed([DOCKER, "build", "-q", *(["--no-cache"] if cold else []), "-t", "bench:b", str(ctx)],
-                               env_b), args.runs)
+        results["berth (legacy API)"] = measure(builds([DOCKER], "bench:b", ctx, env_b), args.runs)
 
         if not {"legacy", "buildkit"} <= set(args.skip):
             dockerd = start_dockerd(names)
@@ -93,14 +91,10 @@ def main() -> int:
                            capture_output=True)
             if "legacy" not in args.skip:
                 env_l = dict(dockerd.env, DOCKER_BUILDKIT="0")
-                results["dockerd legacy"] = measure(
-                    lambda cold: timed([DOCKER, "build", "-q", *(["--no-cache"] if cold else []), "-t", "bench:l",
-                                        str(ctx)], env_l), args.runs)
+                results["dockerd legacy"] = measure(builds([DOCKER], "bench:l", ctx, env_l), args.runs)
             if "buildkit" not in args.skip:
                 env_k = dict(dockerd.env, DOCKER_BUILDKIT="1")
-                results["dockerd BuildKit"] = measure(
-                    lambda cold: timed([DOCKER, "build", "-q", *(["--no-cache"] if cold else []), "-t", "bench:k",
-                                        str(ctx)], env_k), args.runs)
+                results["dockerd BuildKit"] = measure(builds([DOCKER], "bench:k", ctx, env_k), args.runs)
 
         if "podman" not in args.skip:
             pod = [PODMAN, "--root", str(podman_root / "root"), "--runroot", str(podman_root / "run"),
@@ -110,9 +104,7 @@ def main() -> int:
             (podman_root / "tmp").mkdir(parents=True, exist_ok=True)
             subprocess.run([*pod, "import", str(bb_tar), "docker.io/library/busybox:latest"], env=env_p,
                            check=True, capture_output=True)
-            results["podman"] = measure(
-                lambda cold: timed([*pod, "build", "-q", "--network", "host", *(["--no-cache"] if cold else []),
-                                    "-t", "bench:p", str(ctx)], env_p), args.runs)
+            results["podman"] = measure(builds(pod, "bench:p", ctx, env_p, ("--network", "host")), args.runs)
     finally:
         if berth is not None:
             berth.stop()

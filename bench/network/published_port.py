@@ -22,7 +22,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,22 +31,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from benchlib import interleaved  # noqa: E402
 
 from fixtures.daemon import _cleanup_host, start_daemon  # noqa: E402
 from fixtures.dockerd import start_dockerd, stop_dockerd  # noqa: E402
-from support import busybox_rootfs_tar, new_run_names  # noqa: E402
+from support import busybox_rootfs_tar, free_port, new_run_names  # noqa: E402
 
 BERTH = str(REPO / ".venv" / "bin" / "berth")
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 HTTPD = "mkdir -p /www && head -c 1024 /dev/zero | tr '\\0' x > /www/index.html && exec httpd -f -p 80 -h /www"
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("0.0.0.0", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_http(url: str, timeout: float = 20) -> None:
@@ -69,15 +63,6 @@ def wrk_rps(url: str, seconds: int, connections: int) -> float:
     if errors:
         print(f"    (wrk reported: {errors.group(0)})")
     return float(m.group(1))
-
-
-def timed(argv: list[str], env: dict[str, str]) -> float:
-    t0 = time.perf_counter()
-    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
-    dt = time.perf_counter() - t0
-    if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({r.returncode}): {r.stderr.strip()}")
-    return dt
 
 
 def main() -> None:
@@ -130,14 +115,9 @@ def main() -> None:
         dockerd.docker("rm", "-f", "bench-web")
 
         benv = berthd.env
-        cases = {"default bridge": [BERTH, "run", "--rm", "busybox", "true"],
-                 "--network none": [BERTH, "run", "--rm", "--network", "none", "busybox", "true"]}
-        for argv in cases.values():
-            timed(argv, benv)
-        times: dict[str, list[float]] = {k: [] for k in cases}
-        for _ in range(args.runs):
-            for k, argv in cases.items():
-                times[k].append(timed(argv, benv))
+        times = interleaved({"default bridge": ([BERTH, "run", "--rm", "busybox", "true"], benv),
+                             "--network none": ([BERTH, "run", "--rm", "--network", "none", "busybox", "true"], benv)},
+                            args.runs)
         lat = {k: statistics.median(v) * 1000 for k, v in times.items()}
         print(f"berth run --rm busybox true, {args.runs} runs each, medians:")
         for k, v in lat.items():

@@ -31,6 +31,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from benchlib import interleaved  # noqa: E402
 
 from fixtures.daemon import _cleanup_host, start_daemon  # noqa: E402
 from fixtures.dockerd import start_dockerd, stop_dockerd  # noqa: E402
@@ -41,25 +44,24 @@ DOCKER = "/usr/bin/docker"
 PODMAN = "/usr/bin/podman"
 
 
-def rss_kib(pid: int) -> int:
+def _proc_kib(path: str, field: str) -> int:
+    """The `field:` line's KiB in a /proc file (0 if the process is gone)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def rss_kib(pid: int) -> int:
+    return _proc_kib(f"/proc/{pid}/status", "VmRSS")
 
 
 def pss_kib(pid: int) -> int:
     """Proportional set size: pages shared with the template (copy-on-write) count in part."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return _proc_kib(f"/proc/{pid}/smaps_rollup", "Pss")
 
 
 def pids_matching(pred) -> list[int]:
@@ -83,15 +85,6 @@ def _podman_ulimits() -> list[str]:
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return ["--ulimit", f"nofile={min(soft, 1024)}:{min(hard, 1024)}", "--ulimit", "nproc=1024:1024"]
-
-
-def timed(argv: list[str], env: dict[str, str]) -> float:
-    t0 = time.perf_counter()
-    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
-    dt = time.perf_counter() - t0
-    if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({r.returncode}): {r.stderr.strip()}")
-    return dt
 
 
 def main() -> None:
@@ -136,13 +129,7 @@ def main() -> None:
                                                    "busybox", "true"], dict(os.environ))
             else:
                 print(f"podman import failed, skipping podman: {res.stderr.strip()}")
-        # warm-up (page cache, byte-code), not counted
-        for argv, env in cases.values():
-            timed(argv, env)
-        times: dict[str, list[float]] = {k: [] for k in cases}
-        for _ in range(args.runs):
-            for k, (argv, env) in cases.items():
-                times[k].append(timed(argv, env))
+        times = interleaved(cases, args.runs)
         med = {k: statistics.median(v) * 1000 for k, v in times.items()}
         print(f"run --rm busybox true, {args.runs} runs each, medians:")
         for k, v in med.items():
