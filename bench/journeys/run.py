@@ -60,7 +60,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,6 +125,11 @@ class Engine:
             out.append(w)
         return [self.exe, *out]
 
+    def login_argv(self) -> list[str]:
+        """`login` to the run's registry, the password on stdin (docker names the host)."""
+        reg = self.registry
+        return [self.exe, "login", "-u", reg.user, "--password-stdin", *([reg.host] if self.name == "docker" else [])]
+
     def run(self, argv: list[str], cwd: Path = REPO, input: str | None = None,
             timeout: float = 900) -> str:
         r = subprocess.run(argv, cwd=cwd, env=self.env, input=input, capture_output=True, text=True,
@@ -158,12 +163,19 @@ class Engine:
 
 # --- the journeys ------------------------------------------------------------------------------
 
-def hello(e: Engine) -> None:
+def commands(journey: str) -> Iterator[tuple[Path, str]]:
+    """The journey's README lines but its `cd`s, each with the directory it runs in (a `cd`
+    moves it, as in the reader's shell)."""
     cwd = REPO
-    for line in journeys()["hello"]:
+    for line in journeys()[journey]:
         if line.startswith("cd "):
             cwd = (cwd / shlex.split(line)[1]).resolve()
             continue
+        yield cwd, line
+
+
+def hello(e: Engine) -> None:
+    for cwd, line in commands("hello"):
         argv = e.argv(line)
         if argv[1] == "run":
             check = lambda out: "Hello" in out  # noqa: E731
@@ -197,10 +209,7 @@ def nginx(e: Engine) -> None:
             continue
         cmd = words[1]
         if cmd == "login":
-            argv = [e.exe, "login", "-u", reg.user, "--password-stdin"]
-            if e.name == "docker":
-                argv.append(reg.host)
-            e.timed("nginx", "login", argv, input=reg.password, check=lambda out: "Login Succeeded" in out)
+            e.timed("nginx", "login", e.login_argv(), input=reg.password, check=lambda out: "Login Succeeded" in out)
             continue
         if cmd == "search":
             if e.name == "berth":
@@ -220,13 +229,8 @@ def report_check(out: str) -> bool:
 
 def scikit(e: Engine) -> None:
     reg = e.registry
-    e.run([e.exe, "login", "-u", reg.user, "--password-stdin", *([reg.host] if e.name == "docker" else [])],
-          input=reg.password)   # as in the e2e test: logged in before the journey
-    cwd = REPO
-    for line in journeys()["scikit-learn"]:
-        if line.startswith("cd "):
-            cwd = (cwd / shlex.split(line)[1]).resolve()
-            continue
+    e.run(e.login_argv(), input=reg.password)   # as in the e2e test: logged in before the journey
+    for cwd, line in commands("scikit-learn"):
         argv = e.argv(line)
         cmd = argv[1]
         if cmd == "build":
