@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from benchlib import interleaved  # noqa: E402
 
-from fixtures.daemon import _cleanup_host, start_daemon  # noqa: E402
+from fixtures.daemon import private_daemon  # noqa: E402
 from fixtures.dockerd import start_dockerd, stop_dockerd  # noqa: E402
 from support import busybox_rootfs_tar, free_port, new_run_names  # noqa: E402
 
@@ -80,60 +80,51 @@ def main() -> None:
     names = new_run_names()
     names.root.mkdir(parents=True)
     tar = str(busybox_rootfs_tar(names.root / "busybox.tar"))
-    berthd = dockerd = None
-    try:
-        berthd = start_daemon(names)
-        r = berthd.api("POST", "/images/create", params={"fromSrc": "-", "repo": "busybox", "tag": "latest"},
-                       body=Path(tar).read_bytes())
-        assert r.status == 200, r.text
-        dockerd = start_dockerd(names)
-        res = dockerd.docker("import", tar, "busybox:latest", timeout=120)
-        assert res.returncode == 0, res.stderr
+    dockerd = None
+    with private_daemon(names, tar) as berthd:   # at the end: all berthd made, and names.root, removed
+        try:
+            dockerd = start_dockerd(names)
+            res = dockerd.docker("import", tar, "busybox:latest", timeout=120)
+            assert res.returncode == 0, res.stderr
 
-        p_berth, p_docker = free_port(), free_port()
-        r1 = berthd.docker("run", "-d", "--name", "bench-web", "-p", f"{p_berth}:80", "busybox", "sh", "-c", HTTPD)
-        assert r1.returncode == 0, r1.stderr
-        r2 = dockerd.docker("run", "-d", "--name", "bench-web", "-p", f"{p_docker}:80", "busybox", "sh", "-c", HTTPD)
-        assert r2.returncode == 0, r2.stderr
-        urls = {"berth": f"http://127.0.0.1:{p_berth}/", "docker": f"http://127.0.0.1:{p_docker}/"}
-        for u in urls.values():
-            wait_http(u)
-        wrk_rps(urls["berth"], 1, args.connections)     # warm-up
-        wrk_rps(urls["docker"], 1, args.connections)
-        rps: dict[str, list[float]] = {k: [] for k in urls}
-        for i in range(args.rounds):
-            order = list(urls) if i % 2 == 0 else list(reversed(urls))
-            for k in order:
-                rps[k].append(wrk_rps(urls[k], args.seconds, args.connections))
-        med = {k: statistics.median(v) for k, v in rps.items()}
-        print(f"published port, 1 KiB busybox httpd page at 127.0.0.1, wrk -t2 -c{args.connections} "
-              f"-d{args.seconds}s, {args.rounds} rounds, medians:")
-        print(f"  berth  (iptables DNAT)      {med['berth']:9.0f} req/s  {[round(x) for x in rps['berth']]}")
-        print(f"  docker (docker-proxy)       {med['docker']:9.0f} req/s  {[round(x) for x in rps['docker']]}")
-        print(f"  ratio berth/docker: {med['berth'] / med['docker']:.2f}")
-        berthd.docker("rm", "-f", "bench-web")
-        dockerd.docker("rm", "-f", "bench-web")
-
-        benv = berthd.env
-        times = interleaved({"default bridge": ([BERTH, "run", "--rm", "busybox", "true"], benv),
-                             "--network none": ([BERTH, "run", "--rm", "--network", "none", "busybox", "true"], benv)},
-                            args.runs)
-        lat = {k: statistics.median(v) * 1000 for k, v in times.items()}
-        print(f"berth run --rm busybox true, {args.runs} runs each, medians:")
-        for k, v in lat.items():
-            print(f"  {k:16s} {v:7.1f} ms  (min {min(times[k]) * 1000:.1f}, max {max(times[k]) * 1000:.1f})")
-        print(f"  ratio bridge/none: {lat['default bridge'] / lat['--network none']:.2f}"
-              f"  (network set-up costs {lat['default bridge'] - lat['--network none']:.1f} ms)")
-    finally:
-        if dockerd is not None:
+            p_berth, p_docker = free_port(), free_port()
+            r1 = berthd.docker("run", "-d", "--name", "bench-web", "-p", f"{p_berth}:80", "busybox", "sh", "-c", HTTPD)
+            assert r1.returncode == 0, r1.stderr
+            r2 = dockerd.docker("run", "-d", "--name", "bench-web", "-p", f"{p_docker}:80", "busybox", "sh", "-c", HTTPD)
+            assert r2.returncode == 0, r2.stderr
+            urls = {"berth": f"http://127.0.0.1:{p_berth}/", "docker": f"http://127.0.0.1:{p_docker}/"}
+            for u in urls.values():
+                wait_http(u)
+            wrk_rps(urls["berth"], 1, args.connections)     # warm-up
+            wrk_rps(urls["docker"], 1, args.connections)
+            rps: dict[str, list[float]] = {k: [] for k in urls}
+            for i in range(args.rounds):
+                order = list(urls) if i % 2 == 0 else list(reversed(urls))
+                for k in order:
+                    rps[k].append(wrk_rps(urls[k], args.seconds, args.connections))
+            med = {k: statistics.median(v) for k, v in rps.items()}
+            print(f"published port, 1 KiB busybox httpd page at 127.0.0.1, wrk -t2 -c{args.connections} "
+                  f"-d{args.seconds}s, {args.rounds} rounds, medians:")
+            print(f"  berth  (iptables DNAT)      {med['berth']:9.0f} req/s  {[round(x) for x in rps['berth']]}")
+            print(f"  docker (docker-proxy)       {med['docker']:9.0f} req/s  {[round(x) for x in rps['docker']]}")
+            print(f"  ratio berth/docker: {med['berth'] / med['docker']:.2f}")
+            berthd.docker("rm", "-f", "bench-web")
             dockerd.docker("rm", "-f", "bench-web")
-            stop_dockerd(dockerd)
-        if berthd is not None:
-            if berthd.proc is not None:
-                berthd.remove_all_containers()
-            berthd.stop()
-        _cleanup_host(names)
-        shutil.rmtree(names.root, ignore_errors=True)
+
+            benv = berthd.env
+            times = interleaved({"default bridge": ([BERTH, "run", "--rm", "busybox", "true"], benv),
+                                 "--network none": ([BERTH, "run", "--rm", "--network", "none", "busybox", "true"], benv)},
+                                args.runs)
+            lat = {k: statistics.median(v) * 1000 for k, v in times.items()}
+            print(f"berth run --rm busybox true, {args.runs} runs each, medians:")
+            for k, v in lat.items():
+                print(f"  {k:16s} {v:7.1f} ms  (min {min(times[k]) * 1000:.1f}, max {max(times[k]) * 1000:.1f})")
+            print(f"  ratio bridge/none: {lat['default bridge'] / lat['--network none']:.2f}"
+                  f"  (network set-up costs {lat['default bridge'] - lat['--network none']:.1f} ms)")
+        finally:
+            if dockerd is not None:
+                dockerd.docker("rm", "-f", "bench-web")
+                stop_dockerd(dockerd)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from benchlib import interleaved  # noqa: E402
 
-from fixtures.daemon import _cleanup_host, start_daemon  # noqa: E402
+from fixtures.daemon import private_daemon  # noqa: E402
 from fixtures.dockerd import start_dockerd, stop_dockerd  # noqa: E402
 from support import busybox_rootfs_tar, new_run_names  # noqa: E402
 
@@ -99,84 +98,76 @@ def main() -> None:
     names = new_run_names()
     names.root.mkdir(parents=True)
     tar = str(busybox_rootfs_tar(names.root / "busybox.tar"))
-    berthd = dockerd = None
+    dockerd = None
     podman_root = names.root / "podman"
     podman_args = [PODMAN, "--root", str(podman_root / "root"), "--runroot", str(podman_root / "run"),
                    "--cgroup-manager", "cgroupfs", "--events-backend", "none", "--runtime", "runc"]
-    try:
-        berthd = start_daemon(names)
-        time.sleep(1.0)
-        idle_rss = rss_kib(berthd.proc.pid)
-        r = berthd.api("POST", "/images/create", params={"fromSrc": "-", "repo": "busybox", "tag": "latest"},
-                       body=Path(tar).read_bytes())
-        assert r.status == 200, r.text
-        benv = berthd.env
-        cases: dict[str, tuple[list[str], dict[str, str]]] = {
-            "berth": ([BERTH, "run", "--rm", "busybox", "true"], benv),
-            "berth --network none": ([BERTH, "run", "--rm", "--network", "none", "busybox", "true"], benv),
-            # the Go docker CLI against berthd: the engine's share without the berth CLI's start-up
-            "docker CLI -> berthd": ([DOCKER, "run", "--rm", "busybox", "true"], benv),
-        }
-        if not args.skip_docker and os.path.exists("/usr/sbin/dockerd"):
-            dockerd = start_dockerd(names)
-            res = dockerd.docker("import", tar, "busybox:latest", timeout=120)
-            assert res.returncode == 0, res.stderr
-            cases["docker"] = ([DOCKER, "run", "--rm", "busybox", "true"], dockerd.env)
-        if not args.skip_podman and os.path.exists(PODMAN):
-            res = subprocess.run([*podman_args, "import", tar, "busybox:latest"], capture_output=True, text=True)
-            if res.returncode == 0:
-                cases["podman --network none"] = ([*podman_args, "run", "--rm", "--network", "none", *_podman_ulimits(),
-                                                   "busybox", "true"], dict(os.environ))
-            else:
-                print(f"podman import failed, skipping podman: {res.stderr.strip()}")
-        times = interleaved(cases, args.runs)
-        med = {k: statistics.median(v) * 1000 for k, v in times.items()}
-        print(f"run --rm busybox true, {args.runs} runs each, medians:")
-        for k, v in med.items():
-            print(f"  {k:24s} {v:7.1f} ms  (min {min(times[k]) * 1000:.1f}, max {max(times[k]) * 1000:.1f})")
-        for peer in ("docker", "podman --network none"):
-            if peer in med:
-                print(f"  ratio berth/{peer}: {med['berth'] / med[peer]:.2f}"
-                      f"   (berth --network none / {peer}: {med['berth --network none'] / med[peer]:.2f},"
-                      f" docker CLI -> berthd / {peer}: {med['docker CLI -> berthd'] / med[peer]:.2f})")
+    with private_daemon(names) as berthd:   # at the end: all berthd made, and names.root, removed
+        try:
+            time.sleep(1.0)
+            idle_rss = rss_kib(berthd.proc.pid)
+            berthd.import_busybox(tar)
+            benv = berthd.env
+            cases: dict[str, tuple[list[str], dict[str, str]]] = {
+                "berth": ([BERTH, "run", "--rm", "busybox", "true"], benv),
+                "berth --network none": ([BERTH, "run", "--rm", "--network", "none", "busybox", "true"], benv),
+                # the Go docker CLI against berthd: the engine's share without the berth CLI's start-up
+                "docker CLI -> berthd": ([DOCKER, "run", "--rm", "busybox", "true"], benv),
+            }
+            if not args.skip_docker and os.path.exists("/usr/sbin/dockerd"):
+                dockerd = start_dockerd(names)
+                res = dockerd.docker("import", tar, "busybox:latest", timeout=120)
+                assert res.returncode == 0, res.stderr
+                cases["docker"] = ([DOCKER, "run", "--rm", "busybox", "true"], dockerd.env)
+            if not args.skip_podman and os.path.exists(PODMAN):
+                res = subprocess.run([*podman_args, "import", tar, "busybox:latest"], capture_output=True, text=True)
+                if res.returncode == 0:
+                    cases["podman --network none"] = ([*podman_args, "run", "--rm", "--network", "none", *_podman_ulimits(),
+                                                       "busybox", "true"], dict(os.environ))
+                else:
+                    print(f"podman import failed, skipping podman: {res.stderr.strip()}")
+            times = interleaved(cases, args.runs)
+            med = {k: statistics.median(v) * 1000 for k, v in times.items()}
+            print(f"run --rm busybox true, {args.runs} runs each, medians:")
+            for k, v in med.items():
+                print(f"  {k:24s} {v:7.1f} ms  (min {min(times[k]) * 1000:.1f}, max {max(times[k]) * 1000:.1f})")
+            for peer in ("docker", "podman --network none"):
+                if peer in med:
+                    print(f"  ratio berth/{peer}: {med['berth'] / med[peer]:.2f}"
+                          f"   (berth --network none / {peer}: {med['berth --network none'] / med[peer]:.2f},"
+                          f" docker CLI -> berthd / {peer}: {med['docker CLI -> berthd'] / med[peer]:.2f})")
 
-        # memory: idle daemon, a running container's shim beside the peers'
-        print("memory (VmRSS):")
-        print(f"  berthd idle               {idle_rss / 1024:6.1f} MiB")
-        cid = subprocess.run([BERTH, "run", "-d", "busybox", "sleep", "60"], env=benv, capture_output=True,
-                             text=True).stdout.strip() or berthd.api(
-            "GET", "/containers/json").json()[0]["Id"]
-        time.sleep(0.5)
-        shim_dir = str(names.exec_root / "shims" / cid)
-        shims = pids_matching(lambda p, cmd, cwd: cwd == shim_dir and "berth.shim" in cmd)
-        if shims:
-            print(f"  berth shim (running)      {rss_kib(shims[0]) / 1024:6.1f} MiB   (PSS {pss_kib(shims[0]) / 1024:.1f} MiB)")
-        tmpl = pids_matching(lambda p, cmd, cwd: "--template" in cmd and str(names.exec_root) in cmd)
-        if tmpl:
-            print(f"  berth shim template       {rss_kib(tmpl[0]) / 1024:6.1f} MiB (one per daemon)")
-        print(f"  berthd with 1 container   {rss_kib(berthd.proc.pid) / 1024:6.1f} MiB")
-        berthd.api("DELETE", f"/containers/{cid}", params={"force": 1})
-        if dockerd is not None:
-            dcid = dockerd.docker("run", "-d", "busybox", "sleep", "60").stdout.strip()
+            # memory: idle daemon, a running container's shim beside the peers'
+            print("memory (VmRSS):")
+            print(f"  berthd idle               {idle_rss / 1024:6.1f} MiB")
+            cid = subprocess.run([BERTH, "run", "-d", "busybox", "sleep", "60"], env=benv, capture_output=True,
+                                 text=True).stdout.strip() or berthd.api(
+                "GET", "/containers/json").json()[0]["Id"]
             time.sleep(0.5)
-            cs = pids_matching(lambda p, cmd, cwd: "containerd-shim" in cmd and dcid in cmd)
-            if cs:
-                print(f"  containerd-shim-runc-v2   {rss_kib(cs[0]) / 1024:6.1f} MiB   (PSS {pss_kib(cs[0]) / 1024:.1f} MiB)")
-            print(f"  dockerd with 1 container  {rss_kib(dockerd.proc.pid) / 1024:6.1f} MiB")
-            dockerd.docker("rm", "-f", dcid)
-    finally:
-        if dockerd is not None:
-            stop_dockerd(dockerd)
-        if podman_root.exists():
-            subprocess.run([*podman_args, "rm", "-af"], capture_output=True)
-            subprocess.run([*podman_args, "system", "reset", "-f"], capture_output=True)
-            subprocess.run(["umount", "-R", "-l", str(podman_root)], capture_output=True)
-        if berthd is not None:
-            if berthd.proc is not None:
-                berthd.remove_all_containers()
-            berthd.stop()
-        _cleanup_host(names)
-        shutil.rmtree(names.root, ignore_errors=True)
+            shim_dir = str(names.exec_root / "shims" / cid)
+            shims = pids_matching(lambda p, cmd, cwd: cwd == shim_dir and "berth.shim" in cmd)
+            if shims:
+                print(f"  berth shim (running)      {rss_kib(shims[0]) / 1024:6.1f} MiB   (PSS {pss_kib(shims[0]) / 1024:.1f} MiB)")
+            tmpl = pids_matching(lambda p, cmd, cwd: "--template" in cmd and str(names.exec_root) in cmd)
+            if tmpl:
+                print(f"  berth shim template       {rss_kib(tmpl[0]) / 1024:6.1f} MiB (one per daemon)")
+            print(f"  berthd with 1 container   {rss_kib(berthd.proc.pid) / 1024:6.1f} MiB")
+            berthd.api("DELETE", f"/containers/{cid}", params={"force": 1})
+            if dockerd is not None:
+                dcid = dockerd.docker("run", "-d", "busybox", "sleep", "60").stdout.strip()
+                time.sleep(0.5)
+                cs = pids_matching(lambda p, cmd, cwd: "containerd-shim" in cmd and dcid in cmd)
+                if cs:
+                    print(f"  containerd-shim-runc-v2   {rss_kib(cs[0]) / 1024:6.1f} MiB   (PSS {pss_kib(cs[0]) / 1024:.1f} MiB)")
+                print(f"  dockerd with 1 container  {rss_kib(dockerd.proc.pid) / 1024:6.1f} MiB")
+                dockerd.docker("rm", "-f", dcid)
+        finally:
+            if dockerd is not None:
+                stop_dockerd(dockerd)
+            if podman_root.exists():
+                subprocess.run([*podman_args, "rm", "-af"], capture_output=True)
+                subprocess.run([*podman_args, "system", "reset", "-f"], capture_output=True)
+                subprocess.run(["umount", "-R", "-l", str(podman_root)], capture_output=True)
 
 
 if __name__ == "__main__":
