@@ -654,12 +654,17 @@ class ContainerService:
         """After a live `network connect`/`disconnect`: inspect and ps show the container's
         networks as they are now, not as they were when it started."""
         c = self.get(ref)
+        if self._refresh_network_settings(c):
+            self._save(c)
+
+    def _refresh_network_settings(self, c: Container) -> bool:
+        """NetworkSettings as the network service has them now (True if it has a sandbox)."""
         if self.networks is None or not c.net_up or not hasattr(self.networks, "settings"):
-            return
+            return False
         settings = dict(self.networks.settings(c.id))
         settings["_aliases"] = c.network_settings.get("_aliases", {})
         c.network_settings = settings
-        self._save(c)
+        return True
 
     async def _network_down(self, c: Container, forget: bool = False) -> None:
         """Tear the sandbox down (once per start); `forget` also drops the container's
@@ -1041,9 +1046,12 @@ class ContainerService:
                                f'"{self._names[new]}". You have to remove (or rename) that container to be '
                                'able to reuse that name.')
             old = c.name
+            if self.networks is not None:   # other containers resolve the new name at once, as dockerd's
+                await self.networks.rename_container(c.id, new)
             c.name = new
             self._names.pop(old, None)
             self._names[new] = c.id
+            self._refresh_network_settings(c)   # DNSNames carry the name
             self._save(c)   # its own links are stored with its name
             for linker in self._c.values():   # links to it hold its id: only the name they show changes
                 if links.renamed(linker.links, c.id, new):

@@ -933,6 +933,16 @@ class NetworkService:
                 self.db.execute("DELETE FROM net_endpoints WHERE id = ?", (ep["id"],))
                 await self._sync_firewall()
 
+    async def rename_container(self, container_id: str, name: str) -> None:
+        """`docker rename` of a container with a sandbox (a no-op without one: the next
+        start passes the new name). As libnetwork's Sandbox.Rename: every embedded DNS
+        answers the new name at once and the old one no longer (network aliases stay as
+        given, so an alias equal to the old name still resolves); reverse lookups,
+        DNSNames and `network inspect` show the new name. Under the lock, so a start still
+        making its sandbox with the old name is renamed after, not before."""
+        async with self._lock:
+            self.db.execute("UPDATE net_sandboxes SET name = ? WHERE container_id = ?", (name, container_id))
+
     def attached_networks(self, container_id: str) -> list[str]:
         """Names of the networks the container is attached to (live or configured)."""
         return [r["name"] for r in self.db.execute(
