@@ -68,6 +68,7 @@ def test_link_follows_renames_of_target_and_linker(own_daemon) -> None:  # noqa:
     out = _ok(d, "start", "-a", "lk-linker")
     _check_linked(out, ip, ("al", "lk-host", "lk-target2"), "/lk-linker/al")
     assert "lk-target" not in _hosts(out)
+    assert f"{ip}\tal lk-host lk-target2" in out.splitlines()   # one line per link
 
     _ok(d, "rename", "lk-linker", "lk-linker2")
     assert _inspect(d, "lk-linker2")["HostConfig"]["Links"] == ["/lk-target2:/lk-linker2/al"]
@@ -114,3 +115,19 @@ def test_link_alias_on_a_user_network_follows_a_rename(daemon, busybox_image, cl
     assert _inspect(daemon, "lk-ulinker")["HostConfig"]["Links"] == ["/lk-utarget2:/lk-ulinker/ual"]
     out = _ok(daemon, "start", "-a", "lk-ulinker")
     assert "Name:\tual" in out and f"Address: {ip}" in out, out
+
+
+def test_one_hosts_line_per_link(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
+    """dockerd's line: IP, the alias, the target's hostname, its name unless it is the alias
+    (a hostname equal to the alias written twice); --add-host entries come first."""
+    cleanup += ["lk-one", "lk-two"]
+    _ok(daemon, "run", "-d", "--name", "lk-one", "-h", "lk-one-host", "busybox", "sleep", "300")
+    two = _ok(daemon, "run", "-d", "--name", "lk-two", "busybox", "sleep", "300").strip()
+    ip1, ip2 = (_inspect(daemon, n)["NetworkSettings"]["IPAddress"] for n in ("lk-one", "lk-two"))
+    out = _ok(daemon, "run", "--rm", "-h", "lk-me", "--add-host", "lk-extra:10.1.2.3", "--link", "lk-one:al",
+              "--link", "lk-two", "--link", "lk-one:lk-one-host", "busybox", "grep", "-v", "localhost", "/etc/hosts")
+    lines = [line for line in out.splitlines() if line and not line.startswith(("fe00:", "ff0"))]
+    assert lines[0] == "10.1.2.3\tlk-extra", out
+    assert set(lines[1:4]) == {f"{ip1}\tal lk-one-host lk-one", f"{ip2}\tlk-two {two[:12]}",
+                               f"{ip1}\tlk-one-host lk-one-host lk-one"}, out
+    assert lines[4].endswith("\tlk-me") and len(lines) == 5, out

@@ -82,10 +82,11 @@ def renamed(links: list[Link], target_id: str, name: str) -> bool:
 
 
 def start_settings(c: Container, lookup: Callable[[str], Container | None]) -> tuple[list[str], list[str]]:
-    """Legacy links on the default bridge: the /etc/hosts entries (--add-host form: the
-    alias, the target's hostname and name) and the variables (ALIAS_NAME, ALIAS_PORT_...,
-    ALIAS_ENV_...) dockerd gives. On a user network a link is only a name the embedded DNS
-    answers for the linking container. `lookup(id)` is the container or None."""
+    """Legacy links on the default bridge: the /etc/hosts entries (--add-host form, one per
+    link, `ALIAS HOSTNAME NAME:IP`: the hosts file takes the names as they are, one line)
+    and the variables (ALIAS_NAME, ALIAS_PORT_..., ALIAS_ENV_...) dockerd gives. On a user
+    network a link is only a name the embedded DNS answers for the linking container.
+    `lookup(id)` is the container or None."""
     mode = c.host_config.get("NetworkMode") or "default"
     if mode not in ("default", "bridge"):
         return [], []
@@ -99,10 +100,17 @@ def start_settings(c: Container, lookup: Callable[[str], Container | None]) -> t
         ip = ((target.network_settings.get("Networks") or {}).get("bridge") or {}).get("IPAddress")
         if not ip:
             raise InvalidParameter(f"Cannot link to /{target.name}, as it does not belong to the default network")
-        hostname = target.config.get("Hostname") or target.id[:12]
-        hosts += [f"{host}:{ip}" for host in dict.fromkeys([link.alias, hostname, target.name])]
+        hosts.append(f"{' '.join(hosts_names(link.alias, target))}:{ip}")
         variables += env(link.alias, link_name, ip, target.config)
     return hosts, variables
+
+
+def hosts_names(alias: str, target: Container) -> list[str]:
+    """The names of one link's /etc/hosts line, as dockerd writes them (one line per link):
+    the alias, the target's hostname, then its name unless that is the alias (a hostname
+    equal to the alias is written twice, as dockerd does)."""
+    names = [alias, target.config.get("Hostname") or target.id[:12]]
+    return names if alias == target.name else [*names, target.name]
 
 
 def env(alias: str, link_name: str, ip: str, target_config: dict[str, Any]) -> list[str]:
