@@ -14,6 +14,7 @@ from berth.cli.streams import DEFAULT_DETACH_KEYS, parse_detach_keys, pump, term
 
 TYPE_CHECKING = False  # typing's own flag without importing typing (~4 ms on every command)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 
@@ -309,24 +310,8 @@ def cmd_run(ctx: Context, p: Parsed) -> int:
         if p.rm:
             _remove_quietly(ctx, cid)
         raise _as_run_error(exc) from None
-    try:
-        try:
-            ctx.client.post(f"/containers/{cid}/start")
-        except CLIError as exc:
-            stream.close()
-            if pending is not None:
-                pending.close()
-            if p.rm:
-                _remove_quietly(ctx, cid)
-            raise _as_run_error(exc) from None
-        result = _carry_stdio(ctx, stream, tty=p.tty, stdin=want_stdin, keys=keys,
-                              resize_path=f"/containers/{cid}/resize" if p.tty else None,
-                              proxy=_signal_proxy(ctx, cid) if (p.sig_proxy and not p.tty) else None)
-    finally:
-        stream.close()
-    if result == "detached":
-        if pending is not None:
-            pending.close()
+    if _start_attached(ctx, cid, stream, pending, tty=p.tty, stdin=want_stdin, keys=keys, sig_proxy=p.sig_proxy,
+                       on_failure=(lambda: _remove_quietly(ctx, cid)) if p.rm else None):
         return 0
     try:
         if pending is not None:
@@ -350,6 +335,31 @@ def _wait_result(ctx: Context, res: Any) -> int:
             ctx.warn(f"berth: {err['Message']}")
         return int(res.get("StatusCode", 0))
     raise CLIError("the berth daemon's wait answer carried no exit status", 125)
+
+
+def _start_attached(ctx: Context, cid: str, stream: Any, pending: Any, *, tty: bool, stdin: bool, keys: bytes,
+                    sig_proxy: bool, on_failure: Callable[[], None] | None = None) -> bool:
+    """Start the attached container and carry its stdio until its output ends; True if the
+    user detached instead (the pending wait is then closed). A failed start closes the
+    stream and the wait, calls `on_failure` and raises as `run` does."""
+    try:
+        try:
+            ctx.client.post(f"/containers/{cid}/start")
+        except CLIError as exc:
+            stream.close()
+            if pending is not None:
+                pending.close()
+            if on_failure is not None:
+                on_failure()
+            raise _as_run_error(exc) from None
+        result = _carry_stdio(ctx, stream, tty=tty, stdin=stdin, keys=keys,
+                              resize_path=f"/containers/{cid}/resize" if tty else None,
+                              proxy=_signal_proxy(ctx, cid) if (sig_proxy and not tty) else None)
+    finally:
+        stream.close()
+    if result == "detached" and pending is not None:
+        pending.close()
+    return result == "detached"
 
 
 def _carry_stdio(ctx: Context, stream: Any, *, tty: bool, stdin: bool, keys: bytes,
@@ -388,21 +398,7 @@ def cmd_start(ctx: Context, p: Parsed) -> int:
     pending = ctx.client.begin("POST", f"/containers/{cid}/wait", {"condition": "next-exit"})
     stream = ctx.client.hijack(f"/containers/{cid}/attach", {
         "stream": True, "stdin": want_stdin, "stdout": True, "stderr": True})
-    try:
-        try:
-            ctx.client.post(f"/containers/{cid}/start")
-        except CLIError as exc:
-            if pending is not None:
-                pending.close()
-            raise _as_run_error(exc) from None
-        result = _carry_stdio(ctx, stream, tty=tty, stdin=want_stdin, keys=keys,
-                              resize_path=f"/containers/{cid}/resize" if tty else None,
-                              proxy=_signal_proxy(ctx, cid) if not tty else None)
-    finally:
-        stream.close()
-    if result == "detached":
-        if pending is not None:
-            pending.close()
+    if _start_attached(ctx, cid, stream, pending, tty=tty, stdin=want_stdin, keys=keys, sig_proxy=True):
         return 0
     if pending is not None:
         return _wait_result(ctx, pending.first_json())
