@@ -113,7 +113,8 @@ def test_links_on_the_default_bridge(daemon, busybox_image):
         res = daemon.docker("run", "--name", "hc2-linker", "--link", "hc2-target:my-al", "busybox", "sh", "-c",
                             "grep -v localhost /etc/hosts; env")
         assert res.returncode == 0, res.stderr
-        hosts = {line.split()[1]: line.split()[0] for line in res.stdout.splitlines() if "\t" in line}
+        hosts = {name: line.split()[0] for line in res.stdout.splitlines() if "\t" in line
+                 for name in line.split()[1:]}   # one line per link: IP ALIAS HOSTNAME NAME
         assert all(hosts.get(n) == ip for n in ("my-al", tid[:12], "hc2-target")), res.stdout
         env = set(res.stdout.splitlines())
         want = {"MY_AL_NAME=/hc2-linker/my-al", "MY_AL_ENV_FOO=bar", f"MY_AL_PORT=udp://{ip}:53",
