@@ -228,16 +228,6 @@ class Response:
             self._left -= len(data)
         return data
 
-    def read_exact(self, n: int) -> bytes:
-        """n bytes; fewer only at the end of the body."""
-        out = b""
-        while len(out) < n:
-            more = self.read1(n - len(out))
-            if not more:
-                break
-            out += more
-        return out
-
     def read(self) -> bytes:
         try:
             return b"".join(self.chunks())
@@ -552,15 +542,6 @@ class HijackedStream:
             return self.sock.recv(n)
         except (ConnectionResetError, OSError):
             return b""
-
-    def recv_exact(self, n: int) -> bytes:
-        out = b""
-        while len(out) < n:
-            more = self.recv(n - len(out))
-            if not more:
-                break
-            out += more
-        return out
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
