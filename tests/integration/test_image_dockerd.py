@@ -27,25 +27,35 @@ def svc(run_names: RunNames) -> Iterator[ImageService]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def made_by_dockerd(dockerd, busybox_tar: str, repo: str, cmd: str, script: str,  # type: ignore[no-untyped-def]
+                    archive: Path) -> str:
+    """An image dockerd made itself: busybox imported as `<repo>:1` with CMD `cmd`, then a
+    layer committed as `<repo>:2` from a container that ran `script`; written to `archive` by
+    `docker save` and removed from dockerd. Its id."""
+    name = "berth-img-" + repo.rpartition("/")[2]
+    r = dockerd.docker("import", "-c", f"CMD {cmd}", busybox_tar, f"{repo}:1")
+    assert r.returncode == 0, r.stderr
+    try:
+        r = dockerd.docker("run", "--name", name, "--network", "none", f"{repo}:1", "sh", "-c", script)
+        assert r.returncode == 0, r.stderr
+        r = dockerd.docker("commit", "-c", f"CMD {cmd}", name, f"{repo}:2")
+        assert r.returncode == 0, r.stderr
+        image_id = r.stdout.strip()
+        r = dockerd.docker("save", "-o", str(archive), f"{repo}:2")
+        assert r.returncode == 0, r.stderr
+    finally:
+        dockerd.docker("rm", "-f", name)
+        dockerd.docker("rmi", "-f", f"{repo}:2", f"{repo}:1")
+    return image_id
+
+
 # First in the file: berthd is started before dockerd, so that the session's dockerd is
 # stopped before the daemon fixture checks the host for the run's leftovers.
 def test_docker_save_loads_into_berthd_and_runs(daemon, dockerd, busybox_tar: str,  # type: ignore[no-untyped-def]
                                                 tmp_path: Path) -> None:
-    r = dockerd.docker("import", "-c", 'CMD ["cat", "/etc/hostname-from-docker"]', busybox_tar, "dockermade/run:1")
-    assert r.returncode == 0, r.stderr
-    try:
-        r = dockerd.docker("run", "--name", "berth-img-run", "--network", "none", "dockermade/run:1",
-                           "sh", "-c", "echo written-in-docker > /etc/hostname-from-docker")
-        assert r.returncode == 0, r.stderr
-        r = dockerd.docker("commit", "-c", 'CMD ["cat", "/etc/hostname-from-docker"]', "berth-img-run",
-                           "dockermade/run:2")
-        assert r.returncode == 0, r.stderr
-        archive = tmp_path / "docker.tar"
-        r = dockerd.docker("save", "-o", str(archive), "dockermade/run:2")
-        assert r.returncode == 0, r.stderr
-    finally:
-        dockerd.docker("rm", "-f", "berth-img-run")
-        dockerd.docker("rmi", "-f", "dockermade/run:2", "dockermade/run:1")
+    archive = tmp_path / "docker.tar"
+    made_by_dockerd(dockerd, busybox_tar, "dockermade/run", '["cat", "/etc/hostname-from-docker"]',
+                    "echo written-in-docker > /etc/hostname-from-docker", archive)
     r = daemon.docker("load", "-i", str(archive))
     assert r.returncode == 0 and "Loaded image: dockermade/run:2" in r.stdout, r.stderr
     try:
@@ -81,22 +91,9 @@ def test_berth_save_loads_and_runs_in_dockerd(dockerd, svc: ImageService, busybo
 
 def test_docker_save_loads_into_berth(dockerd, svc: ImageService, busybox_tar: str,  # type: ignore[no-untyped-def]
                                       tmp_path: Path) -> None:
-    # an image made by dockerd itself: import, then a layer from a container commit
-    r = dockerd.docker("import", "-c", 'CMD ["sh"]', busybox_tar, "dockermade/base:1")
-    assert r.returncode == 0, r.stderr
-    try:
-        r = dockerd.docker("run", "--name", "berth-img-commit", "--network", "none", "dockermade/base:1",
-                           "sh", "-c", "echo layered > /layered; rm /etc/group; mkdir -p /d/e")
-        assert r.returncode == 0, r.stderr
-        r = dockerd.docker("commit", "berth-img-commit", "dockermade/top:2")
-        assert r.returncode == 0, r.stderr
-        docker_id = r.stdout.strip()
-        archive = tmp_path / "docker.tar"
-        r = dockerd.docker("save", "-o", str(archive), "dockermade/top:2")
-        assert r.returncode == 0, r.stderr
-    finally:
-        dockerd.docker("rm", "-f", "berth-img-commit")
-        dockerd.docker("rmi", "-f", "dockermade/top:2", "dockermade/base:1")
+    archive = tmp_path / "docker.tar"
+    docker_id = made_by_dockerd(dockerd, busybox_tar, "dockermade/top", '["sh"]',
+                                "echo layered > /layered; rm /etc/group; mkdir -p /d/e", archive)
     with open(archive, "rb") as f:
         assert svc.load(f) == ["dockermade/top:2"]
     img = svc.resolve("dockermade/top:2")
