@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -73,6 +74,23 @@ def go(rt: Runtime, box, args: list[str], edit=None):
         edit(sp)
     write(bundle, sp)
     return cid, run(rt, cid, bundle)
+
+
+@contextlib.contextmanager
+def sleeper(rt: Runtime, box, edit=None, start: bool = True):
+    """A `sleep 60` container (its spec changed by `edit` first), created and started unless
+    `start` is off; force-deleted afterwards. Yields (id, init pid, spec)."""
+    cid, bundle, sp = box(["sleep", "60"])
+    if edit:
+        edit(sp)
+    write(bundle, sp)
+    pid = rt.create(cid, str(bundle), stdio=(0, 1, 2))
+    try:
+        if start:
+            rt.start(cid)
+        yield cid, pid, sp
+    finally:
+        rt.delete(cid, force=True)
 
 
 def assert_clean(rt: Runtime, cid: str) -> None:
@@ -251,11 +269,7 @@ def test_delete_force_running_container_leaves_nothing(rt, box):
 
 
 def test_exec_into_running_container(rt, box):
-    cid, bundle, sp = box(["sleep", "60"])
-    write(bundle, sp)
-    pid = rt.create(cid, str(bundle), stdio=(0, 1, 2))
-    try:
-        rt.start(cid)
+    with sleeper(rt, box) as (cid, pid, sp):
         r, w = os.pipe()
         proc = spec.Process(args=["sh", "-c", "echo $$ $(hostname); cat /proc/1/cmdline; echo; exit 5"],
                             env=["PATH=/bin"], cwd="/tmp")
@@ -270,17 +284,11 @@ def test_exec_into_running_container(rt, box):
         with pytest.raises(ExecNotFound):
             rt.exec(cid, spec.Process(args=["nope"], env=["PATH=/bin"]), stdio=(0, 1, 2))
         assert rt.ps(cid) == [pid]
-    finally:
-        rt.delete(cid, force=True)
     assert_clean(rt, cid)
 
 
 def test_join_network_namespace_by_path(rt, box):
-    cid, bundle, sp = box(["sleep", "60"])
-    write(bundle, sp)
-    pid = rt.create(cid, str(bundle), stdio=(0, 1, 2))
-    try:
-        rt.start(cid)
+    with sleeper(rt, box) as (_, pid, _):
         netns = f"/proc/{pid}/ns/net"
 
         def edit(sp2):
@@ -290,8 +298,6 @@ def test_join_network_namespace_by_path(rt, box):
         _, res = go(rt, box, ["readlink", "/proc/self/ns/net"], edit)
         assert res.out.strip() == os.readlink(netns)
         assert os.readlink(netns) != os.readlink("/proc/self/ns/net")
-    finally:
-        rt.delete(cid, force=True)
 
 
 def test_pty_through_console_socket(rt, box, run_names):
@@ -394,12 +400,9 @@ def test_cli_create_start_state_kill_delete(box, run_names):
 
 
 def test_update_limits_of_running_container(rt, box, run_names):
-    cid, bundle, sp = box(["sleep", "60"])
-    sp.linux.resources = spec.Resources(memory=spec.Memory(limit=64 << 20), pids=spec.Pids(limit=50))
-    write(bundle, sp)
-    rt.create(cid, str(bundle), stdio=(0, 1, 2))
-    try:
-        rt.start(cid)
+    def limits(sp):
+        sp.linux.resources = spec.Resources(memory=spec.Memory(limit=64 << 20), pids=spec.Pids(limit=50))
+    with sleeper(rt, box, limits) as (cid, _, _):
         exe = venv_exe("berth-runtime")
         res = subprocess.run([exe, "--root", rt.root, "update", "--memory", "48m", "--pids-limit", "30", cid],
                              capture_output=True, text=True, timeout=30)
@@ -412,19 +415,12 @@ def test_update_limits_of_running_container(rt, box, run_names):
         cpu_dir = rt._cgroup(rt.state(cid))._dir("cpu")
         assert open(f"{cpu_dir}/cpu.shares").read().strip() == "512"
         assert rt.state(cid).config["linux"]["resources"]["memory"]["limit"] == 48 << 20
-    finally:
-        rt.delete(cid, force=True)
     assert_clean(rt, cid)
 
 
 def test_session_keyring_per_container(rt, box):
-    cid, bundle, sp = box(["sleep", "60"])
-    write(bundle, sp)
-    rt.create(cid, str(bundle), stdio=(0, 1, 2))
-    try:
+    with sleeper(rt, box, start=False) as (cid, _, _):
         assert f"_ses.{cid}" in open("/proc/keys").read()
-    finally:
-        rt.delete(cid, force=True)
 
 
 def test_cli_run_with_terminal_relays_a_pty(box, run_names):
@@ -503,19 +499,15 @@ def test_devices_default_and_extra(rt, box):
 
 
 def test_cpu_and_cpuset_limits_written(rt, box):
-    cid, bundle, sp = box(["sleep", "60"])
-    sp.linux.resources = spec.Resources(cpu=spec.CPU(shares=512, quota=50000, period=100000, cpus="0", mems="0"))
-    write(bundle, sp)
-    rt.create(cid, str(bundle), stdio=(0, 1, 2))
-    try:
+    def limits(sp):
+        sp.linux.resources = spec.Resources(cpu=spec.CPU(shares=512, quota=50000, period=100000, cpus="0", mems="0"))
+    with sleeper(rt, box, limits, start=False) as (cid, _, _):
         mgr = rt._cgroup(rt.state(cid))
         read = lambda ctrl, name: open(f"{mgr._dir(ctrl)}/{name}").read().strip()  # noqa: E731
         assert (read("cpu", "cpu.shares"), read("cpu", "cpu.cfs_quota_us"), read("cpu", "cpu.cfs_period_us")) == \
             ("512", "50000", "100000")
         assert (read("cpuset", "cpuset.cpus"), read("cpuset", "cpuset.mems")) == ("0", "0")
         assert open(f"/proc/{rt.state(cid).pid}/status").read().split("Cpus_allowed_list:")[1].split()[0] == "0"
-    finally:
-        rt.delete(cid, force=True)
     assert_clean(rt, cid)
 
 
@@ -563,12 +555,7 @@ def test_bad_input_is_refused_and_leaves_nothing(rt, box, run_names):
 
 
 def test_join_pid_and_ipc_namespaces_by_path(rt, box):
-    cid, bundle, sp = box(["sleep", "60"])
-    write(bundle, sp)
-    pid = rt.create(cid, str(bundle), stdio=(0, 1, 2))
-    try:
-        rt.start(cid)
-
+    with sleeper(rt, box) as (_, pid, _):
         def edit(sp2):
             for ns in sp2.linux.namespaces:
                 if ns.type in ("pid", "ipc"):
@@ -577,8 +564,6 @@ def test_join_pid_and_ipc_namespaces_by_path(rt, box):
         mypid, cmdline, ipc = res.out.splitlines()
         assert mypid != "1" and cmdline == "sleep\x0060\x00"  # the first container's PID 1
         assert ipc == os.readlink(f"/proc/{pid}/ns/ipc")
-    finally:
-        rt.delete(cid, force=True)
 
 
 def test_delete_force_cleans_a_create_killed_half_way(rt, box):
