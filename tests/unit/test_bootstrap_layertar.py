@@ -15,7 +15,8 @@ from berth.bootstrap.layertar import walk, write_layer, write_layer_file
 EPOCH = 1700000000
 
 
-def make_tree(root: Path) -> None:
+def make_tree(root: Path) -> Path:
+    """`root` made, with a small tree of each kind of entry; `root` again."""
     (root / "usr/bin").mkdir(parents=True)
     (root / "etc").mkdir()
     (root / "tmp").mkdir()
@@ -28,6 +29,7 @@ def make_tree(root: Path) -> None:
     (root / "etc/naïve.conf").write_text("unicode name\n")
     (root / ("d" * 120)).mkdir()
     (root / ("d" * 120) / "long").write_text("long path\n")
+    return root
 
 
 def digest_of(root: Path, epoch: int = EPOCH) -> str:
@@ -35,19 +37,13 @@ def digest_of(root: Path, epoch: int = EPOCH) -> str:
 
 
 def test_same_tree_same_digest(tmp_path: Path) -> None:
-    a, b = tmp_path / "a", tmp_path / "b"
-    a.mkdir()
-    b.mkdir()
-    make_tree(a)
-    make_tree(b)
+    a, b = make_tree(tmp_path / "a"), make_tree(tmp_path / "b")
     assert digest_of(a) == digest_of(a)
     assert digest_of(a) == digest_of(b)
 
 
 def test_different_mtimes_same_digest(tmp_path: Path) -> None:
-    root = tmp_path / "r"
-    root.mkdir()
-    make_tree(root)
+    root = make_tree(tmp_path / "r")
     before = digest_of(root)
     for rel in walk(root):
         os.utime(root / rel, (123456, 654321), follow_symlinks=False)
@@ -56,9 +52,7 @@ def test_different_mtimes_same_digest(tmp_path: Path) -> None:
 
 
 def test_content_and_mode_change_digest(tmp_path: Path) -> None:
-    root = tmp_path / "r"
-    root.mkdir()
-    make_tree(root)
+    root = make_tree(tmp_path / "r")
     before = digest_of(root)
     os.chmod(root / "etc/passwd", 0o600)
     after_mode = digest_of(root)
@@ -68,9 +62,7 @@ def test_content_and_mode_change_digest(tmp_path: Path) -> None:
 
 
 def test_tar_entries(tmp_path: Path) -> None:
-    root = tmp_path / "r"
-    root.mkdir()
-    make_tree(root)
+    root = make_tree(tmp_path / "r")
     dest = tmp_path / "layer.tar"
     info = write_layer_file(root, dest, EPOCH)
     data = dest.read_bytes()
@@ -104,9 +96,7 @@ def test_parents_before_children(tmp_path: Path) -> None:
 
 
 def test_docker_archive(tmp_path: Path) -> None:
-    root = tmp_path / "r"
-    root.mkdir()
-    make_tree(root)
+    root = make_tree(tmp_path / "r")
     layer = tmp_path / "layer.tar"
     info = write_layer_file(root, layer, EPOCH)
     cfg = image_config(diff_id=info.diff_id, epoch=EPOCH, env=["PATH=/usr/bin"], cmd=["sh"],
