@@ -116,32 +116,16 @@ def finished_response() -> web.Response:
     return resp
 
 
-DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
-
-
 def parse_detach_keys(spec: str | None) -> bytes:
-    """Docker's detach key spec ("ctrl-p,ctrl-q", "a", "ctrl-@") -> the byte sequence."""
+    """The API's `detachKeys` (None: Docker's default) -> the byte sequence, or dockerd's 400."""
+    from berth import detachkeys
     from berth.errors import InvalidParameter
 
-    spec = DEFAULT_DETACH_KEYS if spec is None else spec
-    if spec == "":
-        return b""
-    out = bytearray()
-    for key in spec.split(","):
-        k = key.strip().lower()
-        if len(k) == 1:
-            out.append(ord(k))
-        elif k.startswith("ctrl-") and len(k) == 6:
-            c = k[5]
-            if "a" <= c <= "z":
-                out.append(ord(c) - ord("a") + 1)
-            elif c in "@[\\]^_":
-                out.append({"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}[c])
-            else:
-                raise InvalidParameter(f"Invalid detach keys ({spec}) provided")
-        else:
-            raise InvalidParameter(f"Invalid detach keys ({spec}) provided")
-    return bytes(out)
+    spec = detachkeys.DEFAULT if spec is None else spec
+    try:
+        return detachkeys.parse(spec)
+    except ValueError:
+        raise InvalidParameter(f"Invalid detach keys ({spec}) provided") from None
 
 
 async def pump(conn: Hijacked, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,

@@ -7,6 +7,8 @@ import os
 import select
 import sys
 
+from berth import detachkeys
+
 TYPE_CHECKING = False  # typing's own flag without importing typing (~4 ms on every command)
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -14,27 +16,12 @@ if TYPE_CHECKING:
 
     from berth.cli.client import HijackedStream, Response
 
-DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
-
-
 def parse_detach_keys(spec: str) -> bytes:
-    """Docker's --detach-keys: `ctrl-p,ctrl-q`, `a,b`, `ctrl-@`..."""
-    out = bytearray()
-    for part in spec.split(","):
-        part = part.strip()
-        if part.startswith("ctrl-") and len(part) == 6:
-            ch = part[5].lower()
-            if "a" <= ch <= "z":
-                out.append(ord(ch) - ord("a") + 1)
-            elif ch in "@[\\]^_":
-                out.append({"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}[ch])
-            else:
-                raise ValueError(f"invalid detach key: {part}")
-        elif len(part) == 1:
-            out.append(ord(part))
-        else:
-            raise ValueError(f"invalid detach key: {part}")
-    return bytes(out)
+    """Docker's --detach-keys -> the byte sequence; ValueError names the bad key."""
+    try:
+        return detachkeys.parse(spec)
+    except ValueError as exc:
+        raise ValueError(f"invalid detach key: {exc}") from None
 
 
 class Demuxer:

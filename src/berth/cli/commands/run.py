@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import sys
 
+from berth import detachkeys
 from berth.cli.client import CLIError, DaemonError, DaemonUnreachable, path_part
 from berth.cli.commands.common import inspect_container, post_each, registry_auth_header
 from berth.cli.context import Context
 from berth.cli.flags import BOOL, LIST, STR, Flag, Parsed, Spec, UsageError
 from berth.cli.runconfig import CONTAINER_FLAGS, RUN_ONLY_FLAGS, create_body, refuse_windows_only
-from berth.cli.streams import DEFAULT_DETACH_KEYS, parse_detach_keys, pump, terminal_size
+from berth.cli.streams import parse_detach_keys, pump, terminal_size
 
 TYPE_CHECKING = False  # typing's own flag without importing typing (~4 ms on every command)
 if TYPE_CHECKING:
@@ -274,7 +275,7 @@ def _remove_quietly(ctx: Context, cid: str) -> None:
 
 def _detach_keys(p: Parsed) -> bytes:
     try:
-        return parse_detach_keys(p.detach_keys or os.environ.get("BERTH_DETACH_KEYS") or DEFAULT_DETACH_KEYS)
+        return parse_detach_keys(p.detach_keys or os.environ.get("BERTH_DETACH_KEYS") or detachkeys.DEFAULT)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
