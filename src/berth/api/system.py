@@ -15,6 +15,7 @@ from aiohttp import web
 from berth import API_VERSION, MIN_API_VERSION, __version__
 from berth.api.app import HEADERS, parse_filters
 from berth.engine import hostconfig
+from berth.engine.stats import meminfo_total
 
 routes = web.RouteTableDef()
 
@@ -51,17 +52,6 @@ def _version() -> dict[str, Any]:
 @routes.get("/version")
 async def version(request: web.Request) -> web.Response:
     return web.json_response(_version())
-
-
-def _meminfo_total() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def _os_name() -> str:
@@ -107,7 +97,7 @@ async def info(request: web.Request) -> web.Response:
         "IndexServerAddress": "https://index.docker.io/v1/",
         "RegistryConfig": {"InsecureRegistryCIDRs": [c for c in cfg.insecure_registries if "/" in c],
                            "IndexConfigs": {}, "Mirrors": list(cfg.registry_mirrors)},
-        "NCPU": os.cpu_count() or 1, "MemTotal": _meminfo_total(), "DockerRootDir": str(cfg.data_root),
+        "NCPU": os.cpu_count() or 1, "MemTotal": meminfo_total(), "DockerRootDir": str(cfg.data_root),
         "HttpProxy": os.environ.get("HTTP_PROXY", ""), "HttpsProxy": os.environ.get("HTTPS_PROXY", ""),
         "NoProxy": os.environ.get("NO_PROXY", ""), "Name": socket.gethostname(), "Labels": [],
         "ExperimentalBuild": False, "ServerVersion": __version__,
