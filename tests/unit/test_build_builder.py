@@ -33,6 +33,7 @@ class FakeRunner:
         self.root = root
         self.images: dict[str, tuple[ImageRef, Path]] = {}
         self.runs: list[RunRequest] = []
+        self.resolved: list[str] = []   # names asked of resolve, in order
         self.tags: dict[str, str] = {}
         self.n = 0
         base = root / "base"
@@ -64,6 +65,7 @@ class FakeRunner:
         return self.images[image_id][1]
 
     async def resolve(self, name: str, *, pull: bool, platform: str | None, emit: Any) -> ImageRef:
+        self.resolved.append(name)
         if name in self.tags:
             return self.images[self.tags[name]][0]
         if name + ":latest" in self.tags:
@@ -263,6 +265,66 @@ def test_onbuild_triggers_run_in_the_child_build(env: Env) -> None:
     assert env.runner.runs[-1].cmd[-1] == "echo from-trigger"
     assert cfg(img).get("OnBuild") is None
     del parent
+
+
+def test_a_stage_only_a_base_images_trigger_names_is_built(env: Env) -> None:
+    env.build("FROM busybox\nONBUILD COPY --from=builder /out /out\n"
+              "ONBUILD RUN --mount=from=builder,source=/out,target=/m cat /m\n", tags=["ob-parent:latest"])
+    env.write({"src.txt": "artifact"})
+    df = ("FROM busybox AS builder\nRUN echo build\nCOPY src.txt /out\n"
+          "FROM busybox AS other\nRUN echo other\n"
+          "FROM ob-parent AS app\nCMD x\n"
+          "FROM busybox\n")
+    before = len(env.runner.resolved)
+    img, text, _ = env.build(df, target="app")
+    assert [r.cmd[-1] for r in env.runner.runs] == ["echo build", "cat /m"]  # not `other`
+    assert (env.runner.fs(img.id) / "out").read_text() == "artifact"
+    assert Path(env.runner.runs[-1].mounts[0]["Source"]).read_text() == "artifact"
+    assert "Step 1/5 : FROM busybox AS builder" in text and "Step 5/5 : CMD x" in text
+    # the base was looked at once, while planning, and not again at its step
+    assert env.runner.resolved[before:] == ["ob-parent", "busybox"]
+
+
+def test_triggers_of_a_stage_base_and_of_stages_added_by_triggers_are_planned(env: Env) -> None:
+    env.write({"d.txt": "deep"})
+    # ONBUILD in the Dockerfile: the stage FROM it runs it, and `dep` comes after the ONBUILD
+    img, _, _ = env.build("FROM busybox AS base\nONBUILD COPY --from=dep /d /d\n"
+                          "FROM busybox AS dep\nCOPY d.txt /d\nFROM base\n")
+    assert (env.runner.fs(img.id) / "d").read_text() == "deep"
+    # a stage a trigger adds runs triggers of its own that name another stage
+    env.build("FROM busybox\nONBUILD COPY --from=deep /d /d\n", tags=["ob-a:latest"])
+    env.build("FROM busybox\nONBUILD COPY --from=mid /d /via-mid\n", tags=["ob-b:latest"])
+    runs = len(env.runner.runs)
+    img, _, _ = env.build("FROM busybox AS deep\nCOPY d.txt /d\nFROM ob-a AS mid\n"
+                          "FROM busybox AS unused\nRUN echo unused\nFROM ob-b\n")
+    assert (env.runner.fs(img.id) / "via-mid").read_text() == "deep"
+    assert len(env.runner.runs) == runs  # `unused` was not built
+
+
+@pytest.mark.parametrize("trigger, df, error", [
+    ("COPY --from=builder /out /out", "FROM ob-err AS builder\n",
+     "invalid from flag value builder: refers to the current or a later stage"),
+    ("COPY --from=builder /out /out", "FROM ob-err AS app\nFROM busybox AS builder\nRUN echo never\n",
+     "invalid from flag value builder: refers to the current or a later stage"),
+    ("RUN --mount=from=1,target=/m true", "FROM busybox AS a\nRUN echo never\nFROM ob-err\n",
+     "--mount=from=1,target=/m: invalid from flag value 1: refers to the current or a later stage"),
+])
+def test_a_trigger_naming_the_current_or_a_later_stage_fails_when_it_runs(env: Env, trigger: str, df: str,
+                                                                          error: str) -> None:
+    env.build(f"FROM busybox\nONBUILD {trigger}\n", tags=["ob-err:latest"])
+    with pytest.raises(InvalidParameter) as ei:
+        env.build(df, target="app" if "AS app" in df else None)
+    assert str(ei.value) == error
+    assert env.runner.runs == [] and "builder" not in env.runner.resolved  # never taken for an image
+
+
+def test_a_from_naming_a_stage_through_a_stage_variable_is_refused_not_pulled(env: Env) -> None:
+    env.write({"x": "x"})
+    with pytest.raises(InvalidParameter, match="^Dockerfile:6: invalid from flag value dep: that stage was not "
+                                               "built: a --from names a stage through global ARGs only"):
+        env.build("FROM busybox AS dep\nCOPY x /x\nFROM busybox AS other\n"
+                  "FROM busybox\nENV SRC=dep\nCOPY --from=$SRC /x /x\n")
+    assert "dep" not in env.runner.resolved
 
 
 def test_run_heredocs(env: Env) -> None:

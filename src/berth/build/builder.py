@@ -239,6 +239,7 @@ class Builder:
         self.meta_env: dict[str, str] = {}
         self.declared: set[str] = set()
         self.stage_results: dict[int, ImageRef] = {}
+        self._bases: dict[int, ImageRef | None] = {}   # base images resolved while planning
         self.stages: list[I.Stage] = []
         self.filename = options.dockerfile
         self._cleanup: list[str] = []
@@ -277,7 +278,7 @@ class Builder:
                            "Dockerfiles itself\n")
         self._init_meta(meta)
         target = self._target_index()
-        needed = self._needed(target)
+        needed = await self._plan(target)
         self.total = sum(1 + len(self.stages[i].instructions) for i in needed)
         for i in needed:
             self.stage_results[i] = await self._build_stage(self.stages[i])
@@ -339,60 +340,139 @@ class Builder:
             raise InvalidParameter(f"failed to reach build target {self.opts.target} in Dockerfile")
         return idx
 
-    def _needed(self, target: int) -> list[int]:
-        deps: dict[int, set[int]] = {}
-        for st in self.stages:
-            d: set[int] = set()
-            base = expand_word(st.base, self.meta_env, self.escape)
-            bi = self._stage_index(base) if not base.isdigit() else None
-            if bi is not None and bi < st.index:
-                d.add(bi)
-            for ins in st.instructions:
-                refs: list[str] = []
-                if isinstance(ins, I.Copy) and ins.from_:
-                    refs.append(expand_word(ins.from_, self.meta_env, self.escape))
-                elif isinstance(ins, I.Run):
-                    # `from` of a --mount never expands (runmount)
-                    refs.extend(f for f in (parse_mount(m).from_ for m in ins.mounts) if f)
-                for ref in refs:
-                    fi = self._stage_index(ref)
-                    if fi is not None:
-                        if fi >= st.index:
-                            raise DockerfileSyntaxError(
-                                f"invalid from flag value {ref}: refers to the current or a later stage",
-                                ins.line, self.filename)
-                        d.add(fi)
-            deps[st.index] = d
+    # --- planning -----------------------------------------------------------------------
+    async def _plan(self, target: int) -> list[int]:
+        """The stages the target needs, in build order: the stages its FROM, COPY --from and
+        RUN --mount from= name, and those the ONBUILD triggers it runs name. The legacy
+        builder builds every stage up to the target, so a trigger finds any earlier stage
+        built; BuildKit (since Dockerfile 1.11) plans as here, reading the base images'
+        triggers before it builds. A stage added this way can add more (its own steps and
+        triggers), hence the loop."""
+        deps = {st.index: self._step_deps(st) for st in self.stages}
+        known: set[int] = set()          # stages whose triggers are in `deps`
+        while True:
+            needed = _reachable(target, deps)
+            todo = sorted(needed - known)
+            if not todo:
+                return sorted(needed)
+            for i in todo:
+                known.add(i)
+                deps[i] |= await self._trigger_deps(self.stages[i], needed)
+
+    def _step_deps(self, st: I.Stage) -> set[int]:
+        """The earlier stages a stage's FROM and own steps name."""
+        d: set[int] = set()
+        bi = self._base_stage(st)
+        if bi is not None:
+            d.add(bi)
+        for ins in st.instructions:
+            for ref in self._from_refs(ins, self.meta_env):
+                fi = self._stage_index(ref)
+                if fi is not None:
+                    if fi >= st.index:
+                        raise DockerfileSyntaxError(
+                            f"invalid from flag value {ref}: refers to the current or a later stage",
+                            ins.line, self.filename)
+                    d.add(fi)
+        return d
+
+    async def _trigger_deps(self, st: I.Stage, needed: set[int]) -> set[int]:
+        """The earlier stages named by the ONBUILD triggers the stage runs. A trigger naming
+        this stage or a later one fails when it runs (_stage_image), as in the legacy
+        builder, which has not built them yet either."""
+        bi = self._base_stage(st)
+        if bi is not None:
+            # FROM a stage: its ONBUILD instructions are the triggers (its own base
+            # image's triggers ran in it and were cleared)
+            triggers = [i.expression for i in self.stages[bi].instructions if isinstance(i, I.OnBuild)]
+            env = self.meta_env
+        elif needed.issuperset(range(st.index)):
+            # every earlier stage is built anyway: the base is resolved at its step, where
+            # the legacy builder shows its pull
+            return set()
+        else:
+            # resolved now (a pull shows before the first step) and kept for its step
+            image = self._bases[st.index] = await self._base_image(st)
+            if image is None:
+                return set()
+            triggers = list(image.inner.get("OnBuild") or [])
+            env = env_to_dict(image.inner.get("Env"))  # what the trigger's --from expands with
         out: set[int] = set()
+        for ins in self._triggers(triggers):
+            for ref in self._from_refs(ins, env):
+                fi = self._stage_index(ref)
+                if fi is not None and fi < st.index:
+                    out.add(fi)
+        return out
 
-        def visit(i: int) -> None:
-            if i in out:
-                return
-            out.add(i)
-            for j in deps[i]:
-                visit(j)
+    def _from_refs(self, ins: I.Instruction, env: dict[str, str]) -> list[str]:
+        """What a step takes files from: a COPY's --from, the from= of a RUN's mounts (a
+        stage name or index, or an image)."""
+        if isinstance(ins, I.Copy) and ins.from_:
+            return [expand_word(ins.from_, env, self.escape)]
+        if isinstance(ins, I.Run):
+            # `from` of a --mount never expands (runmount)
+            return [f for f in (parse_mount(m).from_ for m in ins.mounts) if f]
+        return []
 
-        visit(target)
-        return sorted(out)
+    def _triggers(self, expressions: list[str]) -> list[I.Instruction]:
+        """ONBUILD triggers as instructions, all parsed before any runs (as the legacy
+        builder does)."""
+        out: list[I.Instruction] = []
+        for t in expressions:
+            for node in parse(t, self.filename).nodes:
+                ins = I.parse_instruction(node, self.filename)
+                if isinstance(ins, (I.From, I.OnBuild)):
+                    raise InvalidParameter(f"{ins.keyword} isn't allowed as an ONBUILD trigger")
+                out.append(ins)
+        return out
+
+    def _base_stage(self, stage: I.Stage) -> int | None:
+        """The earlier stage the stage's FROM names (None: an image, or scratch). FROM takes
+        stage names only, never an index."""
+        base = expand_word(stage.base, self.meta_env, self.escape)
+        bi = None if base.isdigit() else self._stage_index(base)
+        return bi if bi is not None and bi < stage.index else None
+
+    async def _base_image(self, stage: I.Stage) -> ImageRef | None:
+        """The image the stage's FROM names (pulled if need be); None for scratch."""
+        base = expand_word(stage.base, self.meta_env, self.escape)
+        if not base:
+            raise DockerfileSyntaxError("base name (" + stage.base + ") should not be blank",
+                                        stage.from_.line, self.filename)
+        if base == "scratch":
+            return None
+        platform = (expand_word(stage.from_.platform, self.meta_env, self.escape)
+                    if stage.from_.platform else self.opts.platform)
+        return await self.runner.resolve(base, pull=self.opts.pull, platform=platform, emit=self._progress)
+
+    def _stage_image(self, ref: str, state: _State) -> ImageRef | None:
+        """The image of the build stage a step's --from or from= names; None when it names
+        no stage (it is an image then)."""
+        si = self._stage_index(ref)
+        if si is None:
+            return None
+        if si >= state.stage.index:  # (only a trigger gets here: _step_deps refuses the rest)
+            raise InvalidParameter(f"invalid from flag value {ref}: refers to the current or a later stage")
+        if si not in self.stage_results:
+            # never pull an image in place of a stage: the plan expands --from with the
+            # global ARGs, so a name made of variables the stage sets was not seen
+            raise InvalidParameter(f"invalid from flag value {ref}: that stage was not built: a --from "
+                                   "names a stage through global ARGs only, not variables the stage sets")
+        return self.stage_results[si]
 
     # --- stages -------------------------------------------------------------------------
     async def _build_stage(self, stage: I.Stage) -> ImageRef:
         self.step += 1
         await self.say(f"Step {self.step}/{self.total} : {stage.from_.text()}\n")
-        base = expand_word(stage.base, self.meta_env, self.escape)
-        if not base:
-            raise DockerfileSyntaxError("base name (" + stage.base + ") should not be blank",
-                                        stage.from_.line, self.filename)
-        platform = (expand_word(stage.from_.platform, self.meta_env, self.escape)
-                    if stage.from_.platform else self.opts.platform)
-        bi = self._stage_index(base)
+        bi = self._base_stage(stage)
         image: ImageRef | None
-        if bi is not None and bi < stage.index and base.lower() == (self.stages[bi].name or ""):
+        if bi is not None:
             image = self.stage_results[bi]
-        elif base == "scratch":
-            image = None
+        elif stage.index in self._bases:
+            image = self._bases.pop(stage.index)
         else:
-            image = await self.runner.resolve(base, pull=self.opts.pull, platform=platform, emit=self._progress)
+            image = await self._base_image(stage)
         if image is not None:
             await self.say(f" ---> {image.id.removeprefix('sha256:')[:12]}\n")
             cfg = copy.deepcopy(image.inner)
@@ -403,13 +483,8 @@ class Builder:
         if triggers:
             state.config["OnBuild"] = None
             await self.say(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n")
-            for t in triggers:
-                nodes = parse(t, self.filename).nodes
-                for node in nodes:
-                    ins = I.parse_instruction(node, self.filename)
-                    if isinstance(ins, (I.From, I.OnBuild)):
-                        raise InvalidParameter(f"{ins.keyword} isn't allowed as an ONBUILD trigger")
-                    await self._dispatch(state, ins)
+            for ins in self._triggers(triggers):
+                await self._dispatch(state, ins)
         for ins in stage.instructions:
             self.step += 1
             await self.say(f"Step {self.step}/{self.total} : {ins.text()}\n")
@@ -781,7 +856,7 @@ class Builder:
                 seen.add(target)
                 m = _RunMount(replace(spec, target=target), raw=raw)
                 if spec.from_:
-                    m.image = await self._mount_from(spec.from_)
+                    m.image = await self._mount_from(spec.from_, state)
                 elif spec.type == "bind":
                     m.context_path = await asyncio.to_thread(self._context_source, spec.source)
             except InvalidParameter as exc:
@@ -789,10 +864,10 @@ class Builder:
             out.append(m)
         return out
 
-    async def _mount_from(self, ref: str) -> ImageRef:
-        si = self._stage_index(ref)
-        if si is not None and si in self.stage_results:
-            return self.stage_results[si]
+    async def _mount_from(self, ref: str, state: _State) -> ImageRef:
+        stage = self._stage_image(ref, state)
+        if stage is not None:
+            return stage
         try:
             return await self.runner.resolve(ref, pull=self.opts.pull, platform=None, emit=self._progress)
         except NotFound:
@@ -916,10 +991,8 @@ class Builder:
         from_ref: ImageRef | None = None
         if ins.from_:
             f = expand_word(ins.from_, env, self.escape)
-            si = self._stage_index(f)
-            if si is not None and si in self.stage_results:
-                from_ref = self.stage_results[si]
-            else:
+            from_ref = self._stage_image(f, state)
+            if from_ref is None:
                 from_ref = await self.runner.resolve(f, pull=self.opts.pull, platform=None, emit=self._progress)
         downloads: dict[str, tuple[str, str]] = {}
         if ins.checksum and not all(x.startswith(("http://", "https://")) for x in srcs_raw):
@@ -1008,6 +1081,18 @@ class Builder:
                 await perform(None)
         except OutsideContext as exc:
             raise InvalidParameter(f"{kw} failed: {exc}") from None
+
+
+def _reachable(target: int, deps: dict[int, set[int]]) -> set[int]:
+    """The target and every stage it depends on, directly or not."""
+    out: set[int] = set()
+    todo = [target]
+    while todo:
+        i = todo.pop()
+        if i not in out:
+            out.add(i)
+            todo.extend(deps[i])
+    return out
 
 
 def _image_source(root: str, source: str) -> str:
