@@ -58,8 +58,10 @@ def link_exists(name: str) -> bool:
 
 def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int = DEFAULT_MTU,
                   gateway6: str = "", prefixlen6: int = 0) -> None:
-    """Create (or adopt) the bridge, give it exactly the gateway address (and the IPv6
-    gateway, when given; its link-local address is left alone), bring it up."""
+    """Create (or adopt) the bridge, give it exactly the gateway addresses given (IPv4
+    and/or IPv6; "" for a family the network does not have, e.g. no IPv4 on an IPv6-only
+    network: then the bridge holds none of that family; its link-local address is left
+    alone), bring it up."""
     with IPRoute() as ipr:
         idx = link_index(ipr, name)
         if idx is None:
@@ -71,7 +73,7 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int = DEFAULT_MT
             assert idx is not None
         if gateway6:
             _sysctl(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "0")
-        _set_addresses(ipr, idx, socket.AF_INET, {(gateway, prefixlen)})
+        _set_addresses(ipr, idx, socket.AF_INET, {(gateway, prefixlen)} if gateway else set())
         _set_addresses(ipr, idx, socket.AF_INET6, {(gateway6, prefixlen6)} if gateway6 else set())
         ipr.link("set", index=idx, mtu=mtu, state="up")
     # published ports reached from 127.0.0.1 are DNAT'ed out of this bridge
@@ -216,11 +218,12 @@ def attach(netns_path: str, bridge: str, host_if: str, ifname: str, address: str
            prefixlen6: int = 0, gateway6: str | None = None,
            link_local: list[tuple[str, int]] = ()) -> None:
     """A veth pair: `host_if` on `bridge`, the peer made directly inside the namespace as
-    `ifname` with `address`, `mac` and (unless `gateway` is None) a default route, and, when
-    given, the IPv6 `address6` (no duplicate address detection: usable when the container
-    starts) and an IPv6 default route via `gateway6`, and the `link_local` (address, prefix
-    length) pairs (--link-local-ip); the namespace's loopback is brought up too. Netlink inside the namespace goes through a thread that joined it (much
-    cheaper than pyroute2's forked helper)."""
+    `ifname` with `mac` and, when given, the IPv4 `address` ("" on an IPv6-only network)
+    with a default route via `gateway` (unless None), the IPv6 `address6` (no duplicate
+    address detection: usable when the container starts) with an IPv6 default route via
+    `gateway6`, and the `link_local` (address, prefix length) pairs (--link-local-ip); the
+    namespace's loopback is brought up too. Netlink inside the namespace goes through a
+    thread that joined it (much cheaper than pyroute2's forked helper)."""
     with IPRoute() as ipr:
         br = link_index(ipr, bridge)
         if br is None:
@@ -244,7 +247,8 @@ def attach(netns_path: str, bridge: str, host_if: str, ifname: str, address: str
                     if lo is not None:
                         ns.link("set", index=lo, state="up")
                     idx = link_index(ns, ifname)
-                    _add_address(ns, idx, address, prefixlen)
+                    if address:
+                        _add_address(ns, idx, address, prefixlen)
                     if address6:
                         _add_address(ns, idx, address6, prefixlen6)
                     for extra, plen in link_local:
@@ -254,7 +258,7 @@ def attach(netns_path: str, bridge: str, host_if: str, ifname: str, address: str
                             raise BerthError(f"error setting interface {ifname} link local IPs to "
                                              f"{extra}/{plen}: {exc.args[-1] if exc.args else exc}") from None
                     ns.link("set", index=idx, state="up")
-                    if gateway:
+                    if address and gateway:
                         ns.route("add", dst="0.0.0.0/0", gateway=gateway)
                     if address6 and gateway6:
                         ns.route("add", dst="::/0", gateway=gateway6, family=socket.AF_INET6)

@@ -71,6 +71,14 @@ def link_local_addresses(ips: list[str]) -> list[tuple[str, int]]:
     return out
 
 
+def family_disabled(version: int, addr: str, network: str) -> str:
+    """berth's words for an address asked for in a family the network does not have (an
+    IPv6 one without --ipv6, an IPv4 one with --ipv4=false)."""
+    how = "with --ipv6" if version == 6 else "without --ipv4=false"
+    return (f"invalid IPv{version} address {addr}: network {network} does not have IPv{version} enabled "
+            f"(create it {how})")
+
+
 def requested(settings: dict | None) -> tuple[list[str], str, str, str, list[str]]:
     """(aliases, IPv4, IPv6, MAC, link-local addresses) an EndpointSettings asks for."""
     ep = settings or {}
@@ -120,8 +128,7 @@ def errors(settings: dict | None, net: NetworkFacts | None, name: str) -> list[s
             errs.append(NO_USER_SUBNET)
         if v6 and not net.ipv6:
             # berth's own words (dockerd's would be NO_USER_SUBNET): the way out is --ipv6
-            errs.append(f"invalid IPv6 address {v6}: network {name} does not have IPv6 enabled "
-                        "(create it with --ipv6)")
+            errs.append(family_disabled(6, v6, name))
         elif v6 and user and not net.static6:
             errs.append(NO_USER_SUBNET)
     return errs

@@ -30,8 +30,9 @@ HOST_BITS = {4: 32, 6: 128}
 
 @dataclass(frozen=True)
 class NetworkRule:
-    """What the firewall needs to know about one bridge network (`subnet6`: its IPv6
-    subnet, "" when IPv6 is not enabled on it)."""
+    """What the firewall needs to know about one bridge network (`subnet`, `subnet6`: its
+    IPv4 and IPv6 subnets, "" for a family not enabled on it: an IPv6-only network has
+    no IPv4 subnet, so no iptables rule)."""
 
     bridge: str
     subnet: str
@@ -95,8 +96,9 @@ def _is_loopback(ip: str) -> bool:
 
 
 def build(prefix: str, networks: list[NetworkRule], ports: list[PortRule], version: int = 4) -> Ruleset:
-    """The rules of one IP version. IPv4 covers every network; IPv6 only those with an IPv6
-    subnet, and nothing at all (no chains, no jumps) when there is none."""
+    """The rules of one IP version, for the networks with a subnet of that version (every
+    network but the IPv6-only ones in IPv4, those with IPv6 in IPv6); IPv6 has nothing at
+    all (no chains, no jumps) when no network has IPv6."""
     networks = [n for n in networks if n.subnet_of(version)]
     ports = [pr for pr in ports if pr.version == version]
     if version == 6 and not networks:

@@ -205,3 +205,11 @@ def allocate(net: IPNet, gateway: IPAddr, taken: Iterable[str | IPAddr],
 def mac_for(addr: IPv4Addr) -> str:
     """Docker's MAC scheme: 02:42 followed by the four address bytes."""
     return "02:42:" + ":".join(f"{b:02x}" for b in addr.packed)
+
+
+def random_mac() -> str:
+    """A random unicast, locally administered MAC, as dockerd's GenerateRandomMAC: for an
+    endpoint without an IPv4 address (on an IPv6-only network) to derive one from."""
+    octets = bytearray(secrets.token_bytes(6))
+    octets[0] = (octets[0] & 0xFE) | 0x02   # unicast (bit 0 clear), locally administered (bit 1 set)
+    return ":".join(f"{b:02x}" for b in octets)

@@ -4,7 +4,8 @@ port already taken is refused before the container starts).
 
 A container with an IPv6 address publishes a port given without a host address on both
 families, as Docker does: `0.0.0.0:P` and `[::]:P`, the same P (two mappings, the second
-with host ip "::"). An explicit host address publishes on that address's family only.
+with host ip "::"); one with no IPv4 address (IPv6-only networks) on `[::]:P` only, as
+dockerd 28 (`only_ipv6`). An explicit host address publishes on that address's family only.
 """
 
 from __future__ import annotations
@@ -181,13 +182,25 @@ def _allocated(ip: str, port: int) -> BerthError:
                       f"{_display(ip)}:{port} failed: port is already allocated")
 
 
-def check_publishable(mappings: list[PortMapping], ipv6: bool) -> None:
-    """Refuse an explicit IPv6 host address for a container without an IPv6 address."""
+def check_publishable(mappings: list[PortMapping], ipv6: bool, ipv4: bool = True) -> None:
+    """Refuse an explicit host address of a family the container has no address of (dockerd
+    would drop such a mapping without a word, leaving the port unpublished)."""
     for m in mappings:
         if m.ipv6 and not ipv6:
             raise InvalidParameter(
                 f"cannot publish port {m.key} on [{m.host_ip}]: the container has no IPv6 address "
                 "(connect it to a network created with --ipv6)")
+        if m.host_ip and not m.ipv6 and not ipv4:
+            raise InvalidParameter(
+                f"cannot publish port {m.key} on {m.host_ip}: the container has no IPv4 address "
+                "(its networks were created with --ipv4=false)")
+
+
+def only_ipv6(mappings: list[PortMapping]) -> list[PortMapping]:
+    """The mappings of a container without an IPv4 address: those given without a host
+    address go to [::] (dockerd 28 makes no 0.0.0.0 binding without a container IPv4
+    address); [::1] then reaches them through the loopback proxy, as any [::] port."""
+    return [m if m.host_ip else dataclasses.replace(m, host_ip="::") for m in mappings]
 
 
 # an ephemeral port the kernel picked for IPv4 may be taken in IPv6: pick again, this often
