@@ -72,6 +72,35 @@ def ipam_by_version(configs: list) -> dict[int, dict]:
     return out
 
 
+# the driver options that stand for EnableIPv4/EnableIPv6 when those are not given (netlabel)
+FAMILY_OPTIONS = {"EnableIPv4": ("com.docker.network.enable_ipv4", True),
+                  "EnableIPv6": ("com.docker.network.enable_ipv6", False)}
+_GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+             "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
+
+
+def address_families(body: dict, options: dict[str, str]) -> tuple[bool, bool, dict[str, str]]:
+    """(IPv4 enabled, IPv6 enabled, the options left) as dockerd's createNetwork settles
+    them: EnableIPv4/EnableIPv6 when given (an option of the same meaning is then dropped,
+    so inspect cannot contradict it), else the driver option (a Go bool, else dockerd's
+    400), else IPv4 on and IPv6 off. EnableIPv4 is API 1.47 (docker 28's --ipv4=false);
+    berth serves 1.45, to which docker 28 negotiates and still sends the field, so it is
+    honoured at every version (dockerd ignores it before 1.47)."""
+    options = dict(options)
+    enabled = []
+    for field_name, (option, default) in FAMILY_OPTIONS.items():
+        if body.get(field_name) is not None:
+            enabled.append(bool(body[field_name]))
+            options.pop(option, None)
+        elif option in options:
+            if options[option] not in _GO_BOOLS:
+                raise InvalidParameter(f"driver-opt \"{option}\" is not a valid bool")
+            enabled.append(_GO_BOOLS[options[option]])
+        else:
+            enabled.append(default)
+    return enabled[0], enabled[1], options
+
+
 @routes.post("/networks/create")
 async def create_network(request: web.Request) -> web.Response:
     body = await _body(request)
@@ -80,17 +109,13 @@ async def create_network(request: web.Request) -> web.Response:
         raise NotFound(f"plugin \"{ipam['Driver']}\" not found")
     configs = ipam_by_version(ipam.get("Config") or [])
     v4, v6 = configs.get(4, {}), configs.get(6, {})
-    if body.get("EnableIPv4") is False:   # API 1.47 (docker 28's --ipv4=false)
-        if not body.get("EnableIPv6"):
-            raise InvalidParameter("IPv4 or IPv6 must be enabled")
-        raise InvalidParameter("IPv6-only networks are not supported by berth: a bridge network always has "
-                               "IPv4 (drop --ipv4=false)")
+    ipv4, ipv6, options = address_families(body, {str(k): str(v) for k, v in (body.get("Options") or {}).items()})
     res = await _svc(request).create(
         name=str(body.get("Name") or ""), driver=str(body.get("Driver") or "bridge"),
         internal=bool(body.get("Internal")), subnet=str(v4.get("Subnet") or ""),
         gateway=str(v4.get("Gateway") or ""), labels=body.get("Labels") or {},
-        options=body.get("Options") or {}, attachable=bool(body.get("Attachable")),
-        ipv6=bool(body.get("EnableIPv6")), subnet6=str(v6.get("Subnet") or ""),
+        options=options, attachable=bool(body.get("Attachable")),
+        ipv4=ipv4, ipv6=ipv6, subnet6=str(v6.get("Subnet") or ""),
         gateway6=str(v6.get("Gateway") or ""))
     events = request.app["daemon"].events
     if events is not None:

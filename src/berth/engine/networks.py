@@ -2,9 +2,10 @@
 embedded DNS, per-container hosts/resolv.conf/hostname).
 
 State: tables `networks` (one row per network, the built-in bridge/host/none included;
-`subnet6`/`gateway6` set when IPv6 is enabled), `net_sandboxes` (one per container with
-live plumbing), `net_endpoints` (one per container x network with an address, an IPv6
-one on IPv6 networks, and a veth), `net_attachments` (the networks a container is
+`subnet`/`gateway` empty on an IPv6-only bridge network, `subnet6`/`gateway6` set when
+IPv6 is enabled), `net_sandboxes` (one per container with live plumbing), `net_endpoints`
+(one per container x network with its addresses, IPv4 and/or IPv6 as the network has,
+and a veth), `net_attachments` (the networks a container is
 configured to join beyond its network mode; they outlive restarts) and `net_meta` (the
 daemon's ULA global id). Kernel work runs in threads; one asyncio lock serialises changes.
 """
@@ -38,6 +39,7 @@ from berth.network.ports import (
     PortReservations,
     check_publishable,
     expand_bindings,
+    only_ipv6,
     settings_ports,
 )
 from berth.network.proxy import LoopbackProxy
@@ -116,11 +118,17 @@ ADDED_COLUMNS = (
     ("net_attachments", "link_local", "TEXT NOT NULL DEFAULT '[]'"),
 )
 AFTER_MIGRATION = """
+CREATE UNIQUE INDEX IF NOT EXISTS net_endpoints_ip ON net_endpoints (network_id, ip) WHERE ip != '';
 CREATE UNIQUE INDEX IF NOT EXISTS net_endpoints_ip6 ON net_endpoints (network_id, ip6) WHERE ip6 != '';
 """
+# net_endpoints as first released is UNIQUE (network_id, ip): one endpoint without an IPv4
+# address ('', on an IPv6-only network) per network. SQLite cannot drop a constraint, so
+# `_migrate` rebuilds the table without it; `net_endpoints_ip` keeps real addresses unique.
+_IP_UNIQUE = re.compile(r",\s*UNIQUE\s*\(\s*network_id\s*,\s*ip\s*\)")
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 BUILTIN = ("bridge", "host", "none")
+PREDEFINED = (*BUILTIN, "default")   # dockerd's network.IsPredefined: no user network takes these names
 
 
 def _bridge():  # pyroute2 only on the daemon's path
@@ -132,6 +140,11 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1e9) % 10**9:09d}Z"
 
 
+def _prefixlen(subnet: str) -> int:
+    """The prefix length of a network's subnet of one family (0: the family is off)."""
+    return ipaddress.ip_network(subnet).prefixlen if subnet else 0
+
+
 def _hash(*parts: str) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()
 
@@ -140,7 +153,22 @@ def _migrate(db: Any) -> None:
     for table, column, decl in ADDED_COLUMNS:
         if column not in {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+    _drop_ip_unique(db)
     db.ensure_schema(AFTER_MIGRATION)
+
+
+def _drop_ip_unique(db: Any) -> None:
+    """Rebuild net_endpoints without its UNIQUE (network_id, ip) (see `_IP_UNIQUE`): the
+    same table as stored (every column added since), rows copied, in one transaction."""
+    row = db.one("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'net_endpoints'")
+    if row is None or not _IP_UNIQUE.search(row["sql"]):
+        return
+    ddl = _IP_UNIQUE.sub("", row["sql"]).replace("net_endpoints", "net_endpoints_rebuilt", 1)
+    with db.transaction() as tx:
+        tx.execute(ddl)
+        tx.execute("INSERT INTO net_endpoints_rebuilt SELECT * FROM net_endpoints")
+        tx.execute("DROP TABLE net_endpoints")   # and its indexes: AFTER_MIGRATION makes them again
+        tx.execute("ALTER TABLE net_endpoints_rebuilt RENAME TO net_endpoints")
 
 
 @dataclass
@@ -256,12 +284,10 @@ class NetworkService:
     async def _ensure_bridge(self, row: Any) -> None:
         """A user network's bridge with its gateway addresses (and IPv6 forwarding on)."""
         br = _bridge()
-        plen6 = ipaddress.ip_network(row["subnet6"]).prefixlen if row["subnet6"] else 0
         if row["subnet6"]:
             await asyncio.to_thread(br.enable_ipv6_forward)
-        await asyncio.to_thread(br.ensure_bridge, row["bridge"], row["gateway"],
-                                ipaddress.ip_network(row["subnet"]).prefixlen, gateway6=row["gateway6"],
-                                prefixlen6=plen6)
+        await asyncio.to_thread(br.ensure_bridge, row["bridge"], row["gateway"], _prefixlen(row["subnet"]),
+                                gateway6=row["gateway6"], prefixlen6=_prefixlen(row["subnet6"]))
 
     def _default_bridge_options(self) -> dict[str, str]:
         return {"com.docker.network.bridge.default_bridge": "true",
@@ -345,10 +371,13 @@ class NetworkService:
                      subnet: str = "", gateway: str = "", labels: dict | None = None,
                      options: dict | None = None, attachable: bool = False,
                      check_duplicate: bool = True, ipv6: bool = False, subnet6: str = "",
-                     gateway6: str = "") -> dict:
-        """A bridge network: its IPv4 subnet (given or chosen from Docker's pools) and, with
-        `ipv6`, an IPv6 one (given, or a /64 of the daemon's ULA /48). Every check comes
-        before anything is made."""
+                     gateway6: str = "", ipv4: bool = True) -> dict:
+        """A bridge network: with `ipv4` (the default) its IPv4 subnet (given or chosen from
+        Docker's pools) and, with `ipv6`, an IPv6 one (given, or a /64 of the daemon's ULA
+        /48); at least one of the two (an IPv6-only network: `ipv4=False, ipv6=True`, as
+        dockerd 28's EnableIPv4). Every check comes before anything is made."""
+        if name in PREDEFINED:   # dockerd's PredefinedNetworkError, checked first (its words, space and all)
+            raise Forbidden(f"operation is not permitted on predefined {name} network ")
         if not name or not _NAME.match(name):
             raise InvalidParameter(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         driver = driver or "bridge"
@@ -356,15 +385,19 @@ class NetworkService:
             if driver in ("host", "null"):
                 raise Forbidden(f"only one instance of \"{driver}\" network is allowed")
             raise NotFound(f"plugin \"{driver}\" not found")
-        if (subnet6 or gateway6) and not ipv6:
-            raise InvalidParameter(f"IPv6 subnet or gateway {subnet6 or gateway6} given to a network without "
-                                   "IPv6: enable it (--ipv6, EnableIPv6)")
+        if not ipv4 and not ipv6:
+            raise InvalidParameter("IPv4 or IPv6 must be enabled")   # dockerd's bridge driver
+        for family, given, enabled in (("IPv4", subnet or gateway, ipv4), ("IPv6", subnet6 or gateway6, ipv6)):
+            if given and not enabled:
+                raise InvalidParameter(f"{family} subnet or gateway {given} given to a network without "
+                                       f"{family}: enable it (--{family.lower()}, Enable{family})")
         async with self._lock:
             if self.db.one("SELECT 1 FROM networks WHERE name = ?", (name,)):
                 raise Conflict(f"network with name {name} already exists")
             bridges = [r["bridge"] for r in self.db.execute("SELECT bridge FROM networks WHERE bridge != ''")]
-            net, gw = self._pick_subnet(4, subnet, gateway, bridges)
-            net6 = gw6 = None
+            net = gw = net6 = gw6 = None
+            if ipv4:
+                net, gw = self._pick_subnet(4, subnet, gateway, bridges)
             if ipv6:
                 net6, gw6 = self._pick_subnet(6, subnet6, gateway6, bridges)
             net_id = secrets.token_hex(32)
@@ -378,7 +411,7 @@ class NetworkService:
                 "INSERT INTO networks (id, name, driver, bridge, subnet, gateway, internal, attachable, labels, "
                 "options, created, subnet6, gateway6, subnet_static, subnet6_static) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (net_id, name, driver, dev, str(net), str(gw), int(internal), int(attachable),
+                (net_id, name, driver, dev, str(net or ""), str(gw or ""), int(internal), int(attachable),
                  json.dumps(labels or {}), json.dumps(options or {}), _now(), str(net6 or ""), str(gw6 or ""),
                  int(bool(subnet)), int(bool(subnet6))))
             try:
@@ -441,20 +474,22 @@ class NetworkService:
             await self._sync_firewall()
 
     def _view(self, row: Any) -> dict:
-        plen = ipaddress.ip_network(row["subnet"]).prefixlen if row["subnet"] else 0
-        plen6 = ipaddress.ip_network(row["subnet6"]).prefixlen if row["subnet6"] else 0
+        plen, plen6 = _prefixlen(row["subnet"]), _prefixlen(row["subnet6"])
         containers: dict[str, dict] = {}
         for ep in self.db.execute(
                 "SELECT e.*, s.name AS cname FROM net_endpoints e LEFT JOIN net_sandboxes s "
                 "ON s.container_id = e.container_id WHERE e.network_id = ?", (row["id"],)):
             containers[ep["container_id"]] = {
                 "Name": ep["cname"] or "", "EndpointID": ep["id"], "MacAddress": ep["mac"],
-                "IPv4Address": f"{ep['ip']}/{plen}", "IPv6Address": f"{ep['ip6']}/{plen6}" if ep["ip6"] else ""}
+                "IPv4Address": f"{ep['ip']}/{plen}" if ep["ip"] else "",
+                "IPv6Address": f"{ep['ip6']}/{plen6}" if ep["ip6"] else ""}
         ipam_cfg = [{"Subnet": row[sub], "Gateway": row[gw]}
                     for sub, gw in (("subnet", "gateway"), ("subnet6", "gateway6")) if row[sub]]
         return {
             "Name": row["name"], "Id": row["id"], "Created": row["created"], "Scope": "local",
-            "Driver": row["driver"], "EnableIPv4": True, "EnableIPv6": bool(row["subnet6"]),
+            # a bridge network without an IPv4 subnet is IPv6-only; host and none count as IPv4 (dockerd's default)
+            "Driver": row["driver"], "EnableIPv4": row["driver"] != "bridge" or bool(row["subnet"]),
+            "EnableIPv6": bool(row["subnet6"]),
             "IPAM": {"Driver": "default", "Options": None if row["builtin"] else {}, "Config": ipam_cfg},
             "Internal": bool(row["internal"]), "Attachable": bool(row["attachable"]), "Ingress": False,
             "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": containers,
@@ -613,9 +648,12 @@ class NetworkService:
                 mappings = []  # internal networks have no way in either
             wanted = self._wanted_networks(container_id, _Wanted(primary, list(aliases or []), ipv4_address,
                                                                  ipv6_address, mac_address, list(link_local_ips or [])))
-            has_v6 = any(w.net["subnet6"] for w in wanted)
-            check_publishable(mappings, has_v6)
-            reserved = self.ports.reserve(container_id, mappings, dual_stack=has_v6)   # a taken port fails first
+            has_v4, has_v6 = any(w.net["subnet"] for w in wanted), any(w.net["subnet6"] for w in wanted)
+            check_publishable(mappings, has_v6, has_v4)
+            if not has_v4:
+                mappings = only_ipv6(mappings)
+            # a taken port fails first
+            reserved = self.ports.reserve(container_id, mappings, dual_stack=has_v4 and has_v6)
             try:
                 sandbox, endpoints = await self._prepare_bridged(
                     container_id, name, hostname, domainname, wanted, reserved,
@@ -758,7 +796,7 @@ class NetworkService:
         await asyncio.to_thread(_bridge().create_netns, path)
         endpoints = [self._add_endpoint(container_id, w, seq) for seq, w in enumerate(wanted)]
         user_net = any(not w.net["builtin"] for w in wanted)
-        addresses = [ep["ip"] for ep in endpoints] + [ep["ip6"] for ep in endpoints if ep["ip6"]]
+        addresses = [ep["ip"] for ep in endpoints if ep["ip"]] + [ep["ip6"] for ep in endpoints if ep["ip6"]]
         hosts = netfiles.hosts_file(hostname, domainname, addresses, extra)
         resolv = netfiles.resolv_conf(self._host_resolv(), dns, dns_search, dns_options, embedded=user_net)
         files = self._write_files(container_id, hosts, resolv, hostname)
@@ -786,45 +824,54 @@ class NetworkService:
 
     def _add_endpoint(self, container_id: str, want: _Wanted, seq: int) -> dict[str, Any]:
         """Choose the addresses, MAC and interface names of a container on `want.net` and
-        record them. An IPv6 network gives an IPv6 address too (`ipv6` if asked for); the
-        first such endpoint that is not internal carries the container's IPv6 default route.
-        The MAC is the one asked for (dockerd lets two endpoints share one) or Docker's
-        02:42 + IPv4 address; link-local addresses are added beside the others."""
-        net, aliases, ipv4, ipv6 = want.net, want.aliases, want.ipv4, want.ipv6
-        if ipv6 and not net["subnet6"]:
-            raise InvalidParameter(f"invalid IPv6 address {ipv6}: network {net['name']} does not have IPv6 "
-                                   "enabled (create it with --ipv6)")
-        ip = self._allocate(net, "ip", "subnet", "gateway", ipv4)
-        ip6 = self._allocate(net, "ip6", "subnet6", "gateway6", ipv6) if net["subnet6"] else ""
+        record them: an address of each family the network has (see `_address`). The MAC
+        is the one asked for (dockerd lets two endpoints share one), else Docker's 02:42 +
+        IPv4 address, or a random one without IPv4 (dockerd 28); link-local addresses are
+        added beside the others."""
+        net = want.net
+        ip, gateway = self._address(container_id, net, 4, want.ipv4)
+        ip6, gateway6 = self._address(container_id, net, 6, want.ipv6)
         used = {r["ifname"] for r in self.db.execute("SELECT ifname FROM net_endpoints WHERE container_id = ?",
                                                      (container_id,))}
         n = seq
         while f"eth{n}" in used:
             n += 1
-        routed6 = self.db.one(
-            "SELECT 1 FROM net_endpoints e JOIN networks n ON n.id = e.network_id "
-            "WHERE e.container_id = ? AND e.ip6 != '' AND n.internal = 0", (container_id,)) is not None
-        ep = {"id": secrets.token_hex(32), "network_id": net["id"], "ip": ip, "ip6": ip6,
-              "mac": epcheck.parse_mac(want.mac) if want.mac else ipam.mac_for(ipaddress.IPv4Address(ip)),
+        if want.mac:
+            mac = epcheck.parse_mac(want.mac)
+        else:
+            mac = ipam.mac_for(ipaddress.IPv4Address(ip)) if ip else ipam.random_mac()
+        ep = {"id": secrets.token_hex(32), "network_id": net["id"], "ip": ip, "ip6": ip6, "mac": mac,
               "link_local": epcheck.link_local_addresses(want.link_local),
               "host_if": self._veth_name(container_id, net["id"]), "ifname": f"eth{n}", "seq": seq,
-              "bridge": net["bridge"], "prefixlen": ipaddress.ip_network(net["subnet"]).prefixlen,
-              "prefixlen6": ipaddress.ip_network(net["subnet6"]).prefixlen if ip6 else 0,
-              "gateway": None if net["internal"] or seq > 0 else net["gateway"],
-              "gateway6": None if net["internal"] or routed6 or not ip6 else net["gateway6"]}
+              "bridge": net["bridge"], "prefixlen": _prefixlen(net["subnet"]),
+              "prefixlen6": _prefixlen(net["subnet6"]), "gateway": gateway, "gateway6": gateway6}
         self.db.execute(
             "INSERT INTO net_endpoints (id, container_id, network_id, ip, mac, host_if, ifname, aliases, seq, ip6, "
             "ipam) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (ep["id"], container_id, net["id"], ep["ip"], ep["mac"], ep["host_if"], ep["ifname"],
-             json.dumps(aliases), seq, ip6, _ipam_config(ipv4, ipv6, want.link_local)))
+            (ep["id"], container_id, net["id"], ip, mac, ep["host_if"], ep["ifname"],
+             json.dumps(want.aliases), seq, ip6, _ipam_config(want.ipv4, want.ipv6, want.link_local)))
         return ep
 
-    def _allocate(self, net: Any, col: str, subnet_col: str, gateway_col: str, preferred: str) -> str:
-        """A free address of `net`'s subnet of one family (`preferred` if given and free)."""
+    def _address(self, container_id: str, net: Any, version: int, asked: str) -> tuple[str, str | None]:
+        """(address, gateway of the default route it carries or None) of a container on
+        `net` in one IP family: `asked` if given and free, else the lowest free one; ("",
+        None) when the network does not have the family (then an address asked for is
+        refused). The container's first non-internal endpoint with an address of a family
+        carries that family's default route, so with an IPv6-only first network the IPv4
+        route goes through the next network with IPv4, as dockerd picks a gateway per family."""
+        col, subnet, gateway = ("ip", "subnet", "gateway") if version == 4 else ("ip6", "subnet6", "gateway6")
+        if not net[subnet]:
+            if asked:
+                raise InvalidParameter(epcheck.family_disabled(version, asked, net["name"]))
+            return "", None
         taken = [r[col] for r in self.db.execute(f"SELECT {col} FROM net_endpoints WHERE network_id = ? "
                                                  f"AND {col} != ''", (net["id"],))]
-        return str(ipam.allocate(ipaddress.ip_network(net[subnet_col]), ipaddress.ip_address(net[gateway_col]),
-                                 taken, preferred or None))
+        addr = ipam.allocate(ipaddress.ip_network(net[subnet]), ipaddress.ip_address(net[gateway]), taken,
+                             asked or None)
+        routed = self.db.one(
+            f"SELECT 1 FROM net_endpoints e JOIN networks n ON n.id = e.network_id "
+            f"WHERE e.container_id = ? AND e.{col} != '' AND n.internal = 0", (container_id,)) is not None
+        return str(addr), None if net["internal"] or routed else net[gateway]
 
     async def _plumb_endpoint(self, container_id: str, ep: dict[str, Any]) -> None:
         await asyncio.to_thread(_bridge().attach, self._netns_path(container_id), ep["bridge"], ep["host_if"],
@@ -992,14 +1039,15 @@ class NetworkService:
             "DNSNames": None}
         if ep is None:
             return es
-        plen = ipaddress.ip_network(ep["subnet"]).prefixlen
         aliases = json.loads(ep["aliases"])
         es.update({"MacAddress": ep["mac"], "EndpointID": ep["id"], "IPAMConfig": json.loads(ep["ipam"] or "null"),
-                   "Gateway": "" if ep["internal"] else ep["gateway"], "IPAddress": ep["ip"],
-                   "IPPrefixLen": plen, "Aliases": aliases or None})
+                   "Aliases": aliases or None})
+        if ep["ip"]:   # none on an IPv6-only network: IPAddress "", as dockerd shows it
+            es.update({"Gateway": "" if ep["internal"] else ep["gateway"], "IPAddress": ep["ip"],
+                       "IPPrefixLen": _prefixlen(ep["subnet"])})
         if ep["ip6"]:
             es.update({"GlobalIPv6Address": ep["ip6"],
-                       "GlobalIPv6PrefixLen": ipaddress.ip_network(ep["subnet6"]).prefixlen,
+                       "GlobalIPv6PrefixLen": _prefixlen(ep["subnet6"]),
                        "IPv6Gateway": "" if ep["internal"] else ep["gateway6"]})
         if not ep["builtin"]:
             names = [n for n in [sb["name"] if sb else "", *aliases, ep["container_id"][:12],

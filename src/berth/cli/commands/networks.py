@@ -128,7 +128,7 @@ LS = Spec("network ls", "[OPTIONS]", [
     Flag("quiet", BOOL, "q", help="Only display network IDs"),
 ], max_args=0, help="List networks")
 
-NET_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+NET_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv4": "IPV4",
                "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT"}
 
 
@@ -142,6 +142,7 @@ def cmd_ls(ctx: Context, p: Parsed) -> int:
         return 0
     rows = [{"ID": fmt.short_id(n.get("Id", "")) if trunc else n.get("Id", ""), "Name": n.get("Name", ""),
              "Driver": n.get("Driver", ""), "Scope": n.get("Scope", "local"),
+             "IPv4": "true" if n.get("EnableIPv4") else "false",   # docker's: false where the daemon omits it
              "IPv6": "true" if n.get("EnableIPv6") else "false",
              "Internal": "true" if n.get("Internal") else "false",
              "Labels": ",".join(f"{k}={v}" for k, v in sorted((n.get("Labels") or {}).items())),
