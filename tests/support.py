@@ -171,6 +171,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def ok(r: subprocess.CompletedProcess) -> str:
+    """The stdout of a command that must have succeeded (else its args, stdout and stderr)."""
+    assert r.returncode == 0, (r.args, r.stdout, r.stderr)
+    return r.stdout
+
+
+def host_ipv6() -> str | None:
+    """The host's own global IPv6 address on its default route, if it has one."""
+    words = subprocess.run(["ip", "-6", "-o", "route", "get", "2001:db8::1"], capture_output=True,
+                           text=True).stdout.split()
+    return words[words.index("src") + 1] if "src" in words else None
+
+
+def host_links() -> set[str]:
+    """The names of the host's network devices."""
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return {ln.split(":")[1].strip().split("@")[0] for ln in out.splitlines()}
+
+
+def ula_subnet(names: RunNames, n: int) -> ipaddress.IPv6Network:
+    """The test run's own IPv6 /64 number `n` (fdRR:RRRR:<n>::/64 from the run id), so
+    concurrent runs never collide."""
+    rid = names.run_id
+    return ipaddress.IPv6Network(f"fd{rid[:2]}:{rid[2:6]}:{n:x}::/64")
+
+
 def host_address() -> str:
     """The host's own IPv4 address on its default route (not loopback)."""
     words = subprocess.run(["ip", "-4", "-o", "route", "get", "192.0.2.1"], capture_output=True,

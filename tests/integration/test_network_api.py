@@ -14,7 +14,7 @@ import pytest
 
 from berth.network import firewall
 from fixtures.daemon import DOCKER_CLI, shim_processes
-from support import free_port, host_address, http_get
+from support import free_port, host_address, http_get, ok
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("each_docker_cli")]
 
@@ -23,23 +23,19 @@ HTTPD = "mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -
 
 
 
-def _ok(r: subprocess.CompletedProcess) -> str:
-    assert r.returncode == 0, (r.args, r.stdout, r.stderr)
-    return r.stdout
-
 
 def test_docker_cli_network_commands(daemon, cleanup) -> None:  # noqa: ANN001
     d = daemon
     cleanup += ["net:nt-a", "net:nt-b", "net:nt-dangling"]
-    net_id = _ok(d.docker("network", "create", "--driver", "bridge", "--subnet", "10.213.0.0/24",
+    net_id = ok(d.docker("network", "create", "--driver", "bridge", "--subnet", "10.213.0.0/24",
                           "--gateway", "10.213.0.254", "--label", "team=net", "nt-a")).strip()
     assert len(net_id) == 64
-    info = json.loads(_ok(d.docker("network", "inspect", "nt-a")))[0]
+    info = json.loads(ok(d.docker("network", "inspect", "nt-a")))[0]
     assert info["Id"] == net_id and info["Driver"] == "bridge" and info["Labels"] == {"team": "net"}
     assert info["IPAM"]["Config"] == [{"Subnet": "10.213.0.0/24", "Gateway": "10.213.0.254"}]
-    names = _ok(d.docker("network", "ls", "--format", "{{.Name}}")).split()
+    names = ok(d.docker("network", "ls", "--format", "{{.Name}}")).split()
     assert {"bridge", "host", "none", "nt-a"} <= set(names)
-    assert _ok(d.docker("network", "ls", "-q", "--filter", "label=team=net")).split() == [net_id[:12]]
+    assert ok(d.docker("network", "ls", "-q", "--filter", "label=team=net")).split() == [net_id[:12]]
     r = d.docker("network", "create", "--subnet", "10.213.0.128/25", "nt-overlap")
     assert r.returncode != 0 and "overlaps" in r.stderr
     r = d.docker("network", "create", "--subnet", "10.213.0.7/99", "nt-bad")
@@ -48,34 +44,34 @@ def test_docker_cli_network_commands(daemon, cleanup) -> None:  # noqa: ANN001
     assert r.returncode != 0 and "already exists" in r.stderr
     r = d.docker("network", "rm", "bridge")
     assert r.returncode != 0 and "pre-defined" in r.stderr
-    _ok(d.docker("network", "create", "--internal", "nt-b"))
-    assert json.loads(_ok(d.docker("network", "inspect", "nt-b")))[0]["Internal"] is True
-    _ok(d.docker("network", "create", "nt-dangling"))
-    pruned = _ok(d.docker("network", "prune", "-f", "--filter", "label=team=nobody"))
+    ok(d.docker("network", "create", "--internal", "nt-b"))
+    assert json.loads(ok(d.docker("network", "inspect", "nt-b")))[0]["Internal"] is True
+    ok(d.docker("network", "create", "nt-dangling"))
+    pruned = ok(d.docker("network", "prune", "-f", "--filter", "label=team=nobody"))
     assert "nt-dangling" not in pruned
-    _ok(d.docker("network", "rm", "nt-a", "nt-b"))
+    ok(d.docker("network", "rm", "nt-a", "nt-b"))
     r = d.docker("network", "inspect", "nt-a")
     # the 20.10 CLI words a 404 itself; newer ones print dockerd's message
     says = "No such network" if d.docker_cli == DOCKER_CLI else "network nt-a not found"
     assert r.returncode != 0 and says in r.stderr, r.stderr
-    assert "nt-dangling" in _ok(d.docker("network", "prune", "-f"))
-    assert "nt-dangling" not in _ok(d.docker("network", "ls"))
+    assert "nt-dangling" in ok(d.docker("network", "prune", "-f"))
+    assert "nt-dangling" not in ok(d.docker("network", "ls"))
 
 
 def test_docker_cli_volume_commands(daemon, cleanup) -> None:  # noqa: ANN001
     d = daemon
     cleanup += ["vol:nt-vol", "vol:nt-vol2"]
-    assert _ok(d.docker("volume", "create", "--label", "k=v", "nt-vol")).strip() == "nt-vol"
-    info = json.loads(_ok(d.docker("volume", "inspect", "nt-vol")))[0]
+    assert ok(d.docker("volume", "create", "--label", "k=v", "nt-vol")).strip() == "nt-vol"
+    info = json.loads(ok(d.docker("volume", "inspect", "nt-vol")))[0]
     assert info["Name"] == "nt-vol" and info["Driver"] == "local" and info["Labels"] == {"k": "v"}
     assert info["Mountpoint"] == str(d.names.data_root / "volumes" / "nt-vol" / "_data")
-    assert "nt-vol" in _ok(d.docker("volume", "ls", "-q")).split()
-    assert _ok(d.docker("volume", "ls", "-q", "--filter", "label=k=v")).split() == ["nt-vol"]
-    _ok(d.docker("volume", "create", "nt-vol2"))
-    assert "nt-vol2" not in _ok(d.docker("volume", "prune", "-f"))       # named: only with all=true
+    assert "nt-vol" in ok(d.docker("volume", "ls", "-q")).split()
+    assert ok(d.docker("volume", "ls", "-q", "--filter", "label=k=v")).split() == ["nt-vol"]
+    ok(d.docker("volume", "create", "nt-vol2"))
+    assert "nt-vol2" not in ok(d.docker("volume", "prune", "-f"))       # named: only with all=true
     r = d.api("POST", "/volumes/prune", params={"filters": {"all": ["true"], "label": ["k=v"]}})
     assert r.status == 200 and r.json()["VolumesDeleted"] == ["nt-vol"]
-    _ok(d.docker("volume", "rm", "nt-vol2"))
+    ok(d.docker("volume", "rm", "nt-vol2"))
     r = d.docker("volume", "inspect", "nt-vol2")
     assert r.returncode != 0 and "no such volume" in r.stderr.lower()
 
@@ -84,12 +80,12 @@ def test_published_port_serves_httpd(daemon, busybox_image, cleanup) -> None:  #
     d = daemon
     port = free_port()
     cleanup.append("nt-web")
-    _ok(d.docker("run", "-d", "--name", "nt-web", "-p", f"{port}:80", busybox_image, "sh", "-c",
+    ok(d.docker("run", "-d", "--name", "nt-web", "-p", f"{port}:80", busybox_image, "sh", "-c",
                  HTTPD.format(text="published")))
     assert http_get(f"http://127.0.0.1:{port}/") == "published\n"
     assert http_get(f"http://{host_address()}:{port}/") == "published\n"
-    assert f"0.0.0.0:{port}" in _ok(d.docker("port", "nt-web", "80"))
-    ports = json.loads(_ok(d.docker("inspect", "nt-web")))[0]["NetworkSettings"]["Ports"]
+    assert f"0.0.0.0:{port}" in ok(d.docker("port", "nt-web", "80"))
+    ports = json.loads(ok(d.docker("inspect", "nt-web")))[0]["NetworkSettings"]["Ports"]
     assert ports["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": str(port)}]
     # the same host port again: refused, the second container does not run, nothing leaks
     cleanup.append("nt-web2")
@@ -98,7 +94,7 @@ def test_published_port_serves_httpd(daemon, busybox_image, cleanup) -> None:  #
     r = d.docker("run", "-d", "--name", "nt-web2", "-p", f"{port}:80", busybox_image, "sleep", "60")
     assert r.returncode != 0
     assert f"Bind for 0.0.0.0:{port} failed: port is already allocated" in r.stderr
-    state = json.loads(_ok(d.docker("inspect", "nt-web2")))[0]["State"]
+    state = json.loads(ok(d.docker("inspect", "nt-web2")))[0]["State"]
     assert not state["Running"]
     assert firewall.current_rules(d.names.firewall_prefix) == rules
     assert sorted(p.name for p in (d.names.exec_root / "netns").iterdir()) == netns
@@ -111,9 +107,9 @@ def test_default_network_reaches_debian_mirror_and_pypi(daemon, busybox_image) -
     # what `pip download six` does: the simple index, then a wheel, over HTTPS, from the
     # container's network namespace (busybox's own TLS cannot talk to this host's proxy, so
     # the host's curl runs inside the container's netns; the lead's e2e runs pip itself)
-    cid = _ok(daemon.docker("run", "-d", busybox_image, "sleep", "60")).strip()
+    cid = ok(daemon.docker("run", "-d", busybox_image, "sleep", "60")).strip()
     try:
-        netns = json.loads(_ok(daemon.docker("inspect", cid)))[0]["NetworkSettings"]["SandboxKey"]
+        netns = json.loads(ok(daemon.docker("inspect", cid)))[0]["NetworkSettings"]["SandboxKey"]
         assert netns.startswith(str(daemon.names.exec_root))
 
         def curl(*args: str) -> subprocess.CompletedProcess[str]:
@@ -133,11 +129,11 @@ def test_default_network_reaches_debian_mirror_and_pypi(daemon, busybox_image) -
 def test_user_network_names_and_isolation(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
     d = daemon
     cleanup += ["net:nt-front", "net:nt-back", "nt-srv"]
-    _ok(d.docker("network", "create", "nt-front"))
-    _ok(d.docker("network", "create", "nt-back"))
-    _ok(d.docker("run", "-d", "--name", "nt-srv", "--network", "nt-front", "--network-alias", "www",
+    ok(d.docker("network", "create", "nt-front"))
+    ok(d.docker("network", "create", "nt-back"))
+    ok(d.docker("run", "-d", "--name", "nt-srv", "--network", "nt-front", "--network-alias", "www",
                  busybox_image, "sh", "-c", HTTPD.format(text="by-name")))
-    srv_ip = json.loads(_ok(d.docker("inspect", "nt-srv")))[0]["NetworkSettings"]["Networks"]["nt-front"]["IPAddress"]
+    srv_ip = json.loads(ok(d.docker("inspect", "nt-srv")))[0]["NetworkSettings"]["Networks"]["nt-front"]["IPAddress"]
     assert srv_ip
     script = "for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O- http://{host}/ && exit 0; sleep 0.3; done; exit 1"
     for host in ("nt-srv", "www"):
@@ -150,21 +146,21 @@ def test_user_network_names_and_isolation(daemon, busybox_image, cleanup) -> Non
     assert srv_ip not in r.stdout.split("nt-srv", 1)[-1] and "by-name" not in r.stdout
     assert "wget=0" not in r.stdout and "wget=" in r.stdout, r.stdout
     # connect the running server to nt-back too: now reachable from there by name
-    _ok(d.docker("network", "connect", "nt-back", "nt-srv"))
+    ok(d.docker("network", "connect", "nt-back", "nt-srv"))
     r = d.docker("run", "--rm", "--network", "nt-back", busybox_image, "sh", "-c", script.format(host="nt-srv"))
     assert r.stdout == "by-name\n", r.stderr
     # inspect shows the network connected while running, with the address it got
-    nets = json.loads(_ok(d.docker("inspect", "nt-srv")))[0]["NetworkSettings"]["Networks"]
-    back = json.loads(_ok(d.docker("network", "inspect", "nt-back")))[0]["Containers"]
+    nets = json.loads(ok(d.docker("inspect", "nt-srv")))[0]["NetworkSettings"]["Networks"]
+    back = json.loads(ok(d.docker("network", "inspect", "nt-back")))[0]["Containers"]
     assert set(nets) == {"nt-front", "nt-back"}, nets
     assert [nets["nt-back"]["IPAddress"]] == [c["IPv4Address"].split("/")[0] for c in back.values()]
     r = d.docker("network", "rm", "nt-back")
     assert r.returncode != 0
-    _ok(d.docker("network", "disconnect", "nt-back", "nt-srv"))
-    nets = json.loads(_ok(d.docker("inspect", "nt-srv")))[0]["NetworkSettings"]["Networks"]
+    ok(d.docker("network", "disconnect", "nt-back", "nt-srv"))
+    nets = json.loads(ok(d.docker("inspect", "nt-srv")))[0]["NetworkSettings"]["Networks"]
     assert set(nets) == {"nt-front"}, nets
     # the hosts and resolv.conf a container gets
-    out = _ok(d.docker("run", "--rm", "--network", "nt-front", "--hostname", "box", "--add-host", "extra:10.1.1.1",
+    out = ok(d.docker("run", "--rm", "--network", "nt-front", "--hostname", "box", "--add-host", "extra:10.1.1.1",
                        busybox_image, "sh", "-c", "cat /etc/hostname /etc/hosts /etc/resolv.conf"))
     assert out.startswith("box\n") and "10.1.1.1\textra" in out and "nameserver 127.0.0.11" in out
 
@@ -172,7 +168,7 @@ def test_user_network_names_and_isolation(daemon, busybox_image, cleanup) -> Non
 def test_internal_network_has_no_way_out(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
     d = daemon
     cleanup += ["net:nt-sealed"]
-    _ok(d.docker("network", "create", "--internal", "nt-sealed"))
+    ok(d.docker("network", "create", "--internal", "nt-sealed"))
     r = d.docker("run", "--rm", "--network", "nt-sealed", busybox_image, "sh", "-c",
                  "ip route; timeout 4 wget -q -O- http://deb.debian.org/ && echo LEAKED; "
                  f"ping -c1 -W2 {host_address()} && echo LEAKED; exit 0")
@@ -183,29 +179,29 @@ def test_internal_network_has_no_way_out(daemon, busybox_image, cleanup) -> None
 def test_named_volume_data_survives_the_container(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
     d = daemon
     cleanup += ["vol:nt-data"]
-    _ok(d.docker("run", "--rm", "-v", "nt-data:/data", busybox_image, "sh", "-c", "echo kept > /data/file"))
-    assert _ok(d.docker("run", "--rm", "-v", "nt-data:/data:ro", busybox_image, "cat", "/data/file")) == "kept\n"
+    ok(d.docker("run", "--rm", "-v", "nt-data:/data", busybox_image, "sh", "-c", "echo kept > /data/file"))
+    assert ok(d.docker("run", "--rm", "-v", "nt-data:/data:ro", busybox_image, "cat", "/data/file")) == "kept\n"
     r = d.docker("run", "--rm", "-v", "nt-data:/data:ro", busybox_image, "sh", "-c", "echo x > /data/file")
     assert r.returncode != 0
     # in use -> 409; anonymous volumes go with rm -v
     cleanup.append("nt-holder")
-    _ok(d.docker("create", "--name", "nt-holder", "-v", "nt-data:/data", "-v", "/scratch", busybox_image, "true"))
+    ok(d.docker("create", "--name", "nt-holder", "-v", "nt-data:/data", "-v", "/scratch", busybox_image, "true"))
     r = d.docker("volume", "rm", "nt-data")
     assert r.returncode != 0 and "in use" in r.stderr
-    mounts = json.loads(_ok(d.docker("inspect", "nt-holder")))[0]["Mounts"]
+    mounts = json.loads(ok(d.docker("inspect", "nt-holder")))[0]["Mounts"]
     anon = [m["Name"] for m in mounts if m["Destination"] == "/scratch"]
     assert len(anon) == 1 and len(anon[0]) == 64
-    _ok(d.docker("rm", "-v", "nt-holder"))
-    assert anon[0] not in _ok(d.docker("volume", "ls", "-q")).split()
-    assert "nt-data" in _ok(d.docker("volume", "ls", "-q")).split()
+    ok(d.docker("rm", "-v", "nt-holder"))
+    assert anon[0] not in ok(d.docker("volume", "ls", "-q")).split()
+    assert "nt-data" in ok(d.docker("volume", "ls", "-q")).split()
 
 
 def test_publish_all_exposed_ports(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
     d = daemon
     cleanup.append("nt-puball")
-    _ok(d.docker("run", "-d", "--name", "nt-puball", "-P", "--expose", "80", "--expose", "53/udp", busybox_image,
+    ok(d.docker("run", "-d", "--name", "nt-puball", "-P", "--expose", "80", "--expose", "53/udp", busybox_image,
                  "sh", "-c", HTTPD.format(text="all-published")))
-    ports = json.loads(_ok(d.docker("inspect", "nt-puball")))[0]["NetworkSettings"]["Ports"]
+    ports = json.loads(ok(d.docker("inspect", "nt-puball")))[0]["NetworkSettings"]["Ports"]
     assert set(ports) == {"80/tcp", "53/udp"}
     host_port = int(ports["80/tcp"][0]["HostPort"])
     assert host_port > 0 and int(ports["53/udp"][0]["HostPort"]) > 0
@@ -215,41 +211,41 @@ def test_publish_all_exposed_ports(daemon, busybox_image, cleanup) -> None:  # n
 def test_connect_before_start_dns_flags_and_modes(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
     d = daemon
     cleanup += ["net:nt-one", "net:nt-two", "nt-multi"]
-    _ok(d.docker("network", "create", "nt-one"))
-    _ok(d.docker("network", "create", "nt-two"))
-    _ok(d.docker("create", "--name", "nt-multi", "--network", "nt-one", busybox_image, "sleep", "300"))
-    _ok(d.docker("network", "connect", "--alias", "second", "nt-two", "nt-multi"))
-    _ok(d.docker("start", "nt-multi"))
-    nets = json.loads(_ok(d.docker("inspect", "nt-multi")))[0]["NetworkSettings"]["Networks"]
+    ok(d.docker("network", "create", "nt-one"))
+    ok(d.docker("network", "create", "nt-two"))
+    ok(d.docker("create", "--name", "nt-multi", "--network", "nt-one", busybox_image, "sleep", "300"))
+    ok(d.docker("network", "connect", "--alias", "second", "nt-two", "nt-multi"))
+    ok(d.docker("start", "nt-multi"))
+    nets = json.loads(ok(d.docker("inspect", "nt-multi")))[0]["NetworkSettings"]["Networks"]
     assert set(nets) == {"nt-one", "nt-two"}
     assert nets["nt-two"]["Aliases"] == ["second"]
-    two = json.loads(_ok(d.docker("network", "inspect", "nt-two")))[0]["Containers"]
+    two = json.loads(ok(d.docker("network", "inspect", "nt-two")))[0]["Containers"]
     assert len(two) == 1
-    out = _ok(d.docker("run", "--rm", "--network", "nt-two", busybox_image, "nslookup", "second"))
+    out = ok(d.docker("run", "--rm", "--network", "nt-two", busybox_image, "nslookup", "second"))
     assert list(two.values())[0]["IPv4Address"].split("/")[0] in out
     # --dns / --dns-search / --dns-option on the default bridge
-    out = _ok(d.docker("run", "--rm", "--dns", "192.0.2.53", "--dns-search", "corp.example",
+    out = ok(d.docker("run", "--rm", "--dns", "192.0.2.53", "--dns-search", "corp.example",
                        "--dns-option", "ndots:3", busybox_image, "cat", "/etc/resolv.conf"))
     assert out.splitlines()[0] == "nameserver 192.0.2.53"
     assert "search corp.example" in out and "options ndots:3" in out
     # --network none: loopback only; --network host: the host's interfaces
-    out = _ok(d.docker("run", "--rm", "--network", "none", busybox_image, "ip", "-o", "link"))
+    out = ok(d.docker("run", "--rm", "--network", "none", busybox_image, "ip", "-o", "link"))
     assert [ln.split(":")[1].strip() for ln in out.splitlines()] == ["lo"]
-    out = _ok(d.docker("run", "--rm", "--network", "host", busybox_image, "ip", "-o", "link"))
+    out = ok(d.docker("run", "--rm", "--network", "host", busybox_image, "ip", "-o", "link"))
     assert d.names.bridge in out
     # container:<name> shares the other's network namespace
     ip = nets["nt-one"]["IPAddress"]
-    out = _ok(d.docker("run", "--rm", "--network", "container:nt-multi", busybox_image, "ip", "-o", "-4", "addr"))
+    out = ok(d.docker("run", "--rm", "--network", "container:nt-multi", busybox_image, "ip", "-o", "-4", "addr"))
     assert ip in out
 
 
 def test_fixed_address_on_a_user_subnet(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
     d = daemon
     cleanup += ["net:nt-fixed", "nt-fixed1"]
-    _ok(d.docker("network", "create", "--subnet", "10.214.7.0/24", "nt-fixed"))
-    _ok(d.docker("run", "-d", "--name", "nt-fixed1", "--network", "nt-fixed", "--ip", "10.214.7.77", busybox_image,
+    ok(d.docker("network", "create", "--subnet", "10.214.7.0/24", "nt-fixed"))
+    ok(d.docker("run", "-d", "--name", "nt-fixed1", "--network", "nt-fixed", "--ip", "10.214.7.77", busybox_image,
                  "sleep", "60"))
-    nets = json.loads(_ok(d.docker("inspect", "nt-fixed1")))[0]["NetworkSettings"]["Networks"]
+    nets = json.loads(ok(d.docker("inspect", "nt-fixed1")))[0]["NetworkSettings"]["Networks"]
     assert nets["nt-fixed"]["IPAddress"] == "10.214.7.77"
     r = d.docker("run", "--rm", "--network", "nt-fixed", "--ip", "10.214.7.77", busybox_image, "true")
     assert r.returncode != 0 and "in use" in r.stderr
@@ -260,7 +256,7 @@ def test_net_sysctls_may_name_the_containers_interface(daemon, busybox_image) ->
     eth0 exists by then (the interfaces are made before the create, not beside it)."""
     r = daemon.docker("run", "--rm", "--sysctl", "net.ipv4.conf.eth0.rp_filter=2", busybox_image,
                       "cat", "/proc/sys/net/ipv4/conf/eth0/rp_filter")
-    assert _ok(r) == "2\n"
+    assert ok(r) == "2\n"
 
 
 def _run_links(d) -> list[str]:  # noqa: ANN001
@@ -276,8 +272,8 @@ def test_failed_plumbing_fails_the_start_and_leaves_nothing(daemon, busybox_imag
     created container, its shim, netns, veths, ports and rules are all gone."""
     d = daemon
     cleanup += ["nt-unplumbed", "net:nt-nobridge"]
-    _ok(d.docker("network", "create", "nt-nobridge"))
-    gateway = json.loads(_ok(d.docker("network", "inspect", "nt-nobridge")))[0]["IPAM"]["Config"][0]["Gateway"]
+    ok(d.docker("network", "create", "nt-nobridge"))
+    gateway = json.loads(ok(d.docker("network", "inspect", "nt-nobridge")))[0]["IPAM"]["Config"][0]["Gateway"]
     addrs = subprocess.run(["ip", "-o", "-4", "addr"], capture_output=True, text=True).stdout.splitlines()
     bridge = next(ln.split()[1] for ln in addrs if f" {gateway}/" in ln)
     subprocess.run(["ip", "link", "del", bridge], check=True)
@@ -289,8 +285,8 @@ def test_failed_plumbing_fails_the_start_and_leaves_nothing(daemon, busybox_imag
     r = d.docker("run", "-d", "--name", "nt-unplumbed", "--network", "nt-nobridge", "-p", f"{port}:80",
                  busybox_image, "sleep", "60")
     assert r.returncode != 0 and f"bridge {bridge} does not exist" in r.stderr, r.stderr
-    cid = _ok(d.docker("inspect", "-f", "{{.Id}}", "nt-unplumbed")).strip()
-    assert _ok(d.docker("inspect", "-f", "{{.State.Running}}", "nt-unplumbed")).strip() == "false"
+    cid = ok(d.docker("inspect", "-f", "{{.Id}}", "nt-unplumbed")).strip()
+    assert ok(d.docker("inspect", "-f", "{{.State.Running}}", "nt-unplumbed")).strip() == "false"
     assert cid not in shim_processes(d.names).values()
     assert sorted(p.name for p in netns_dir.iterdir()) == netns
     assert firewall.current_rules(d.names.firewall_prefix) == rules
@@ -303,17 +299,17 @@ def test_nothing_of_ours_left_after_removal(daemon, busybox_image) -> None:  # n
     """After the containers and networks of this module are gone, the host holds only the
     default bridge and its base rules: no veth, no netns mount, no DNAT, no user bridge."""
     d = daemon
-    _ok(d.docker("network", "create", "nt-last"))
+    ok(d.docker("network", "create", "nt-last"))
     port = free_port()
-    _ok(d.docker("run", "-d", "--name", "nt-last", "--network", "nt-last", "-p", f"{port}:80", busybox_image,
+    ok(d.docker("run", "-d", "--name", "nt-last", "--network", "nt-last", "-p", f"{port}:80", busybox_image,
                  "sleep", "300"))
-    _ok(d.docker("rm", "-f", "nt-last"))
-    _ok(d.docker("network", "rm", "nt-last"))
-    mine = [c for c in _ok(d.docker("ps", "-aq", "--filter", "name=nt-")).split() if c]
+    ok(d.docker("rm", "-f", "nt-last"))
+    ok(d.docker("network", "rm", "nt-last"))
+    mine = [c for c in ok(d.docker("ps", "-aq", "--filter", "name=nt-")).split() if c]
     assert mine == []
     netns_dir = d.names.exec_root / "netns"
     left_ns = [p.name for p in netns_dir.iterdir()] if netns_dir.exists() else []
-    running = set(_ok(d.docker("ps", "-q", "--no-trunc")).split())
+    running = set(ok(d.docker("ps", "-q", "--no-trunc")).split())
     assert [n for n in left_ns if n not in running] == []
     assert [ln for ln in Path("/proc/mounts").read_text().splitlines()
             if str(netns_dir) in ln and not any(c in ln for c in running)] == []
@@ -330,7 +326,7 @@ def test_ipv4_cannot_be_disabled_without_ipv6(daemon) -> None:  # noqa: ANN001
     """EnableIPv4: false (docker 28's --ipv4=false) without IPv6: refused, no network made
     (IPv6-only networks: test_network_ipv6only.py)."""
     d = daemon
-    before = _ok(d.docker("network", "ls", "-q"))
+    before = ok(d.docker("network", "ls", "-q"))
     r = d.api("POST", "/networks/create", json={"Name": "nt-nov4", "EnableIPv4": False})
     assert r.status == 400 and "IPv4 or IPv6 must be enabled" in r.json()["message"], (r.status, r.json())
-    assert _ok(d.docker("network", "ls", "-q")) == before
+    assert ok(d.docker("network", "ls", "-q")) == before

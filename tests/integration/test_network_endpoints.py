@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import pytest
 
-from support import venv_exe
+from support import ok, venv_exe
 
 pytestmark = [pytest.mark.root]
 
@@ -26,10 +26,6 @@ MAC = "02:42:ac:11:00:99"
 
 
 
-
-def _ok(r: subprocess.CompletedProcess) -> str:
-    assert r.returncode == 0, (r.args, r.stdout, r.stderr)
-    return r.stdout
 
 
 def _clients(daemon) -> list[Callable[..., subprocess.CompletedProcess]]:  # noqa: ANN001
@@ -49,28 +45,28 @@ def _create(daemon, name: str, key: str, settings: dict, image: str) -> tuple[in
 
 
 def _names(daemon) -> set[str]:  # noqa: ANN001
-    return set(_ok(daemon.docker("ps", "-a", "--format", "{{.Names}}")).split())
+    return set(ok(daemon.docker("ps", "-a", "--format", "{{.Names}}")).split())
 
 
 def test_mac_address_on_the_default_bridge_and_a_user_network(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
     d = daemon
     cleanup += ["net:ep-mac", "ep-mac-a", "ep-mac-b"]
-    _ok(d.docker("network", "create", "ep-mac"))
+    ok(d.docker("network", "create", "ep-mac"))
     for n, docker in enumerate(_clients(d)):
         mac = f"02:42:ac:11:00:{0x90 + n:02x}"
-        assert _ok(docker("run", "--rm", "--mac-address", mac, busybox_image,
+        assert ok(docker("run", "--rm", "--mac-address", mac, busybox_image,
                           "cat", "/sys/class/net/eth0/address")).strip() == mac, docker
-        assert _ok(docker("run", "--rm", "--network", "ep-mac", "--mac-address", mac.upper(), busybox_image,
+        assert ok(docker("run", "--rm", "--network", "ep-mac", "--mac-address", mac.upper(), busybox_image,
                           "cat", "/sys/class/net/eth0/address")).strip() == mac, docker
-    _ok(d.docker("run", "-d", "--name", "ep-mac-a", "--mac-address", MAC, busybox_image, "sleep", "300"))
-    info = json.loads(_ok(d.docker("inspect", "ep-mac-a")))[0]
+    ok(d.docker("run", "-d", "--name", "ep-mac-a", "--mac-address", MAC, busybox_image, "sleep", "300"))
+    info = json.loads(ok(d.docker("inspect", "ep-mac-a")))[0]
     ns = info["NetworkSettings"]
     assert ns["Networks"]["bridge"]["MacAddress"] == ns["MacAddress"] == info["Config"]["MacAddress"] == MAC
     assert list(ns["Networks"]) == ["bridge"]   # the `default` key reached the default bridge
     # the same MAC again, on a user network: dockerd takes it (it checks no uniqueness)
-    _ok(d.docker("run", "-d", "--name", "ep-mac-b", "--network", "ep-mac", "--mac-address", MAC, busybox_image,
+    ok(d.docker("run", "-d", "--name", "ep-mac-b", "--network", "ep-mac", "--mac-address", MAC, busybox_image,
                  "sleep", "300"))
-    info = json.loads(_ok(d.docker("inspect", "ep-mac-b")))[0]
+    info = json.loads(ok(d.docker("inspect", "ep-mac-b")))[0]
     assert info["NetworkSettings"]["Networks"]["ep-mac"]["MacAddress"] == info["Config"]["MacAddress"] == MAC
     assert info["NetworkSettings"]["MacAddress"] == ""   # legacy field: the default bridge only
 
@@ -98,8 +94,8 @@ def test_malformed_mac_or_link_local_refused_leaving_nothing(daemon, busybox_ima
 def test_fixed_addresses_only_on_user_subnets(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
     d = daemon
     cleanup += ["net:ep-auto"]
-    _ok(d.docker("network", "create", "ep-auto"))
-    gateway = json.loads(_ok(d.docker("network", "inspect", "ep-auto")))[0]["IPAM"]["Config"][0]["Gateway"]
+    ok(d.docker("network", "create", "ep-auto"))
+    gateway = json.loads(ok(d.docker("network", "inspect", "ep-auto")))[0]["IPAM"]["Config"][0]["Gateway"]
     before = _names(d)
     for key in ("default", "bridge"):
         assert _create(d, "ep-fixed", key, {"IPAMConfig": {"IPv4Address": "172.17.0.50"}}, busybox_image) == \
@@ -126,25 +122,25 @@ def test_fixed_addresses_only_on_user_subnets(daemon, busybox_image, cleanup) ->
 def test_link_local_addresses_on_the_interface(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
     d = daemon
     cleanup += ["net:ep-ll", "ep-ll"]
-    _ok(d.docker("network", "create", "ep-ll"))
+    ok(d.docker("network", "create", "ep-ll"))
     for docker in _clients(d):
-        out = _ok(docker("run", "--rm", "--network", "bridge", "--link-local-ip", "169.254.7.7", busybox_image,
+        out = ok(docker("run", "--rm", "--network", "bridge", "--link-local-ip", "169.254.7.7", busybox_image,
                          "ip", "-4", "-o", "addr", "show", "eth0"))
         assert "inet 169.254.7.7/16" in out
-    _ok(d.docker("run", "-d", "--name", "ep-ll", "--network", "ep-ll", "--link-local-ip", "169.254.8.8",
+    ok(d.docker("run", "-d", "--name", "ep-ll", "--network", "ep-ll", "--link-local-ip", "169.254.8.8",
                  busybox_image, "sleep", "300"))
-    assert "inet 169.254.8.8/16" in _ok(d.docker("exec", "ep-ll", "ip", "-4", "-o", "addr", "show", "eth0"))
-    net = json.loads(_ok(d.docker("inspect", "ep-ll")))[0]["NetworkSettings"]["Networks"]["ep-ll"]
+    assert "inet 169.254.8.8/16" in ok(d.docker("exec", "ep-ll", "ip", "-4", "-o", "addr", "show", "eth0"))
+    net = json.loads(ok(d.docker("inspect", "ep-ll")))[0]["NetworkSettings"]["Networks"]["ep-ll"]
     assert net["IPAMConfig"] == {"LinkLocalIPs": ["169.254.8.8"]}
 
 
 def test_live_connect_with_mac_and_link_local(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
     d = daemon
     cleanup += ["net:ep-live", "net:ep-live-auto", "ep-live"]
-    _ok(d.docker("network", "create", "--subnet", "10.217.3.0/24", "ep-live"))
-    _ok(d.docker("network", "create", "ep-live-auto"))
-    _ok(d.docker("run", "-d", "--name", "ep-live", busybox_image, "sleep", "300"))
-    cid = _ok(d.docker("inspect", "-f", "{{.Id}}", "ep-live")).strip()
+    ok(d.docker("network", "create", "--subnet", "10.217.3.0/24", "ep-live"))
+    ok(d.docker("network", "create", "ep-live-auto"))
+    ok(d.docker("run", "-d", "--name", "ep-live", busybox_image, "sleep", "300"))
+    cid = ok(d.docker("inspect", "-f", "{{.Id}}", "ep-live")).strip()
     # dockerd's refusals on connect: a fixed address on the default bridge or an automatic subnet
     r = d.docker("network", "connect", "--ip", "172.17.0.9", "bridge", "ep-live")
     assert r.returncode != 0 and "user specified IP address is supported on user defined networks only" in r.stderr
@@ -157,13 +153,13 @@ def test_live_connect_with_mac_and_link_local(daemon, busybox_image, cleanup) ->
         "MacAddress": MAC, "Aliases": ["live"],
         "IPAMConfig": {"IPv4Address": "10.217.3.9", "LinkLocalIPs": ["169.254.9.9"]}}})
     assert r.status == 200, r.text
-    out = _ok(d.docker("exec", "ep-live", "sh", "-c", "cat /sys/class/net/eth1/address; ip -4 -o addr show eth1"))
+    out = ok(d.docker("exec", "ep-live", "sh", "-c", "cat /sys/class/net/eth1/address; ip -4 -o addr show eth1"))
     assert out.startswith(MAC + "\n") and "inet 10.217.3.9/24" in out and "inet 169.254.9.9/16" in out
-    nets = json.loads(_ok(d.docker("inspect", "ep-live")))[0]["NetworkSettings"]["Networks"]
+    nets = json.loads(ok(d.docker("inspect", "ep-live")))[0]["NetworkSettings"]["Networks"]
     assert nets["ep-live"]["MacAddress"] == MAC
     assert nets["ep-live"]["IPAMConfig"] == {"IPv4Address": "10.217.3.9", "LinkLocalIPs": ["169.254.9.9"]}
     assert set(nets) == {"bridge", "ep-live"}
-    _ok(d.docker("network", "disconnect", "ep-live", "ep-live"))
+    ok(d.docker("network", "disconnect", "ep-live", "ep-live"))
 
 
 def test_create_on_several_networks_joins_them_all_at_start(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
@@ -171,19 +167,19 @@ def test_create_on_several_networks_joins_them_all_at_start(daemon, busybox_imag
     --network b`): the container starts on every one, with the settings given for each."""
     d = daemon
     cleanup += ["net:ep-one", "net:ep-two", "ep-multi", "ep-multi28"]
-    _ok(d.docker("network", "create", "--subnet", "10.231.1.0/24", "ep-one"))
-    _ok(d.docker("network", "create", "--subnet", "10.231.2.0/24", "ep-two"))
+    ok(d.docker("network", "create", "--subnet", "10.231.1.0/24", "ep-one"))
+    ok(d.docker("network", "create", "--subnet", "10.231.2.0/24", "ep-two"))
     r = d.api("POST", "/containers/create?name=ep-multi", json={
         "Image": busybox_image, "Cmd": ["sleep", "300"], "HostConfig": {"NetworkMode": "ep-one"},
         "NetworkingConfig": {"EndpointsConfig": {
             "ep-one": {}, "ep-two": {"Aliases": ["second"], "IPAMConfig": {"IPv4Address": "10.231.2.50"}}}}})
     assert r.status == 201, r.json()
-    _ok(d.docker("start", "ep-multi"))
-    addrs = _ok(d.docker("exec", "ep-multi", "ip", "-o", "-4", "addr"))
+    ok(d.docker("start", "ep-multi"))
+    addrs = ok(d.docker("exec", "ep-multi", "ip", "-o", "-4", "addr"))
     assert "10.231.1." in addrs and "10.231.2.50/24" in addrs, addrs
-    nets = json.loads(_ok(d.docker("inspect", "ep-multi")))[0]["NetworkSettings"]["Networks"]
+    nets = json.loads(ok(d.docker("inspect", "ep-multi")))[0]["NetworkSettings"]["Networks"]
     assert set(nets) == {"ep-one", "ep-two"} and nets["ep-two"]["IPAddress"] == "10.231.2.50"
-    out = _ok(d.docker("run", "--rm", "--network", "ep-two", busybox_image, "nslookup", "second"))
+    out = ok(d.docker("run", "--rm", "--network", "ep-two", busybox_image, "nslookup", "second"))
     assert "10.231.2.50" in out
     # the berth CLI, as docker 28's: repeated --network, the advanced form for the second
     cleanup.append("ep-multi-cli")
@@ -191,7 +187,7 @@ def test_create_on_several_networks_joins_them_all_at_start(daemon, busybox_imag
                         "--network", "name=ep-two,alias=third,ip=10.231.2.60", busybox_image, "sleep", "300"],
                        capture_output=True, text=True, env=d.env, timeout=120)
     assert r.returncode == 0, r.stderr
-    nets = json.loads(_ok(d.docker("inspect", "ep-multi-cli")))[0]["NetworkSettings"]["Networks"]
+    nets = json.loads(ok(d.docker("inspect", "ep-multi-cli")))[0]["NetworkSettings"]["Networks"]
     assert set(nets) == {"ep-one", "ep-two"} and nets["ep-two"]["IPAddress"] == "10.231.2.60", nets
     assert "third" in nets["ep-two"]["Aliases"]
     if os.path.exists(DOCKER28):
@@ -199,14 +195,14 @@ def test_create_on_several_networks_joins_them_all_at_start(daemon, busybox_imag
                             "--network", "ep-two", busybox_image, "sleep", "300"],
                            capture_output=True, text=True, env=d.env, timeout=120)
         assert r.returncode == 0, r.stderr
-        nets = json.loads(_ok(d.docker("inspect", "ep-multi28")))[0]["NetworkSettings"]["Networks"]
+        nets = json.loads(ok(d.docker("inspect", "ep-multi28")))[0]["NetworkSettings"]["Networks"]
         assert set(nets) == {"ep-one", "ep-two"}, nets
 
 
 def test_create_on_several_networks_refused_leaves_nothing(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
     d = daemon
     cleanup += ["net:ep-three", "ep-bad"]
-    _ok(d.docker("network", "create", "ep-three"))
+    ok(d.docker("network", "create", "ep-three"))
     before = _names(d)
     for mode, other, status in (("ep-three", "ep-nowhere", 404), ("host", "ep-three", 400),
                                 ("none", "ep-three", 400)):
@@ -216,5 +212,5 @@ def test_create_on_several_networks_refused_leaves_nothing(daemon, busybox_image
         assert r.status == status, (mode, other, r.status, r.json())
         assert _names(d) == before
     # nothing recorded for a container that does not exist: the network can go
-    _ok(d.docker("network", "rm", "ep-three"))
+    ok(d.docker("network", "rm", "ep-three"))
     cleanup.remove("net:ep-three")

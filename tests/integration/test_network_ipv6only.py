@@ -22,7 +22,7 @@ import pytest
 
 from berth.network import firewall
 from fixtures.daemon import DOCKER_CLI, private_daemon
-from support import RunNames, free_port, http_get, private_names
+from support import RunNames, free_port, host_ipv6, host_links, http_get, ok, private_names, ula_subnet
 
 pytestmark = [pytest.mark.root]
 
@@ -41,18 +41,10 @@ def d(daemon):  # noqa: ANN001, ANN201
     daemon.docker_cli = DOCKER_CLI
 
 
-def _subnet6(names: RunNames, n: int) -> ipaddress.IPv6Network:
-    rid = names.run_id
-    return ipaddress.IPv6Network(f"fd{rid[:2]}:{rid[2:6]}:6{n:x}::/64")
-
-
-def _ok(r: subprocess.CompletedProcess) -> str:
-    assert r.returncode == 0, (r.args, r.stdout, r.stderr)
-    return r.stdout
 
 
 def _inspect(d, kind: str, name: str) -> dict:  # noqa: ANN001
-    return json.loads(_ok(d.docker(kind, "inspect", name)))[0]
+    return json.loads(ok(d.docker(kind, "inspect", name)))[0]
 
 
 def _addresses(dev: str, family: str) -> list[str]:
@@ -62,46 +54,36 @@ def _addresses(dev: str, family: str) -> list[str]:
     return [ln.split()[3] for ln in out.splitlines()]
 
 
-def _links() -> set[str]:
-    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    return {ln.split(":")[1].strip().split("@")[0] for ln in out.splitlines()}
-
-
-def _host_ipv6() -> str | None:
-    """The host's own global IPv6 address on its default route, if it has one."""
-    words = subprocess.run(["ip", "-6", "-o", "route", "get", "2001:db8::1"], capture_output=True,
-                           text=True).stdout.split()
-    return words[words.index("src") + 1] if "src" in words else None
 
 
 def _bridge_of(d, net: str) -> str:  # noqa: ANN001
     """The host bridge of a network (berth names it <stem>-<id prefix>)."""
     net_id = _inspect(d, "network", net)["Id"]
     stem = re.sub(r"[^a-z0-9]", "", d.names.firewall_prefix.lower())[:8]
-    return next(ln for ln in _links() if ln.startswith(f"{stem}-") and net_id.startswith(ln.partition("-")[2]))
+    return next(ln for ln in host_links() if ln.startswith(f"{stem}-") and net_id.startswith(ln.partition("-")[2]))
 
 
 def test_ipv6_only_network_container_names_and_inspect(d, busybox_image, cleanup) -> None:  # noqa: ANN001
-    sub6 = _subnet6(d.names, 1)
+    sub6 = ula_subnet(d.names, 0x60 + 1)
     gw6 = str(sub6.network_address + 1)
     cleanup += ["net:v6o-auto", "net:v6o", "v6o-srv"]
     # no subnet given (docker 28's CLI): one ULA /64 of the daemon's, nothing of IPv4
-    _ok(d.docker("network", "create", "--ipv4=false", "--ipv6", "v6o-auto"))
+    ok(d.docker("network", "create", "--ipv4=false", "--ipv6", "v6o-auto"))
     auto = _inspect(d, "network", "v6o-auto")
     assert (auto["EnableIPv4"], auto["EnableIPv6"]) == (False, True)
     assert [ipaddress.ip_network(c["Subnet"]).version for c in auto["IPAM"]["Config"]] == [6]
     # a given subnet (berth's CLI this time); the bridge holds the IPv6 gateway and no IPv4 address
-    _ok(d.cli("network", "create", "--ipv4=false", "--ipv6", "--subnet", str(sub6), "v6o"))
+    ok(d.cli("network", "create", "--ipv4=false", "--ipv6", "--subnet", str(sub6), "v6o"))
     net = _inspect(d, "network", "v6o")
     assert net["IPAM"]["Config"] == [{"Subnet": str(sub6), "Gateway": gw6}]
     bridge = _bridge_of(d, "v6o")
     assert _addresses(bridge, "-4") == [] and _addresses(bridge, "-6") == [f"{gw6}/64"]
-    listed = _ok(d.docker("network", "ls", "--filter", "name=v6o", "--format", "{{.Name}} {{.IPv4}} {{.IPv6}}"))
+    listed = ok(d.docker("network", "ls", "--filter", "name=v6o", "--format", "{{.Name}} {{.IPv4}} {{.IPv6}}"))
     assert sorted(listed.splitlines()) == ["v6o false true", "v6o-auto false true"]
-    assert "IPV4" in _ok(d.cli("network", "ls", "--format", "table {{.Name}}\t{{.IPv4}}"))
+    assert "IPV4" in ok(d.cli("network", "ls", "--format", "table {{.Name}}\t{{.IPv4}}"))
     assert _inspect(d, "network", "bridge")["EnableIPv4"] is True   # the default bridge keeps IPv4
 
-    _ok(d.docker("run", "-d", "--name", "v6o-srv", "--network", "v6o", "--network-alias", "web6", busybox_image,
+    ok(d.docker("run", "-d", "--name", "v6o-srv", "--network", "v6o", "--network-alias", "web6", busybox_image,
                  "sh", "-c", HTTPD.format(text="v6-only")))
     settings = _inspect(d, "container", "v6o-srv")["NetworkSettings"]
     ep = settings["Networks"]["v6o"]
@@ -114,7 +96,7 @@ def test_ipv6_only_network_container_names_and_inspect(d, busybox_image, cleanup
     members = _inspect(d, "network", "v6o")["Containers"]
     assert [(m["IPv4Address"], m["IPv6Address"]) for m in members.values()] == [("", f"{srv6}/64")]
     # in the container: only the IPv6 address, its route via the gateway, the embedded DNS
-    out = _ok(d.docker("exec", "v6o-srv", "sh", "-c",
+    out = ok(d.docker("exec", "v6o-srv", "sh", "-c",
                        "ip -4 addr show eth0; echo ---; ip -4 route; echo ---; ip -6 addr show eth0; "
                        "ip -6 route; cat /etc/hosts /etc/resolv.conf"))
     v4addr, v4route, rest = out.split("---\n")
@@ -126,7 +108,7 @@ def test_ipv6_only_network_container_names_and_inspect(d, busybox_image, cleanup
                           "nslookup -type=AAAA v6o-srv 127.0.0.11", "echo ===",
                           "(nslookup -type=A v6o-srv 127.0.0.11; true)", "echo ===",
                           "wget -q -O- http://v6o-srv/"])
-    aaaa, a, page = _ok(d.docker("run", "--rm", "--network", "v6o", busybox_image, "sh", "-c", script)).split(
+    aaaa, a, page = ok(d.docker("run", "--rm", "--network", "v6o", busybox_image, "sh", "-c", script)).split(
         "===\n")
     assert srv6 in aaaa and page == "v6-only\n", (aaaa, page)
     assert not re.search(r"Address: \d+\.\d+\.\d+\.\d+", a.split("v6o-srv", 1)[-1]), a   # no A record
@@ -139,14 +121,14 @@ def test_ipv6_only_network_container_names_and_inspect(d, busybox_image, cleanup
 
 def test_published_ports_answer_on_ipv6_only(d, busybox_image, cleanup) -> None:  # noqa: ANN001
     cleanup += ["net:v6o-pub", "v6o-web"]
-    _ok(d.docker("network", "create", "--ipv4=false", "--ipv6", "--subnet", str(_subnet6(d.names, 2)), "v6o-pub"))
+    ok(d.docker("network", "create", "--ipv4=false", "--ipv6", "--subnet", str(ula_subnet(d.names, 0x60 + 2)), "v6o-pub"))
     port = free_port()
-    _ok(d.docker("run", "-d", "--name", "v6o-web", "--network", "v6o-pub", "-p", f"{port}:80", busybox_image,
+    ok(d.docker("run", "-d", "--name", "v6o-web", "--network", "v6o-pub", "-p", f"{port}:80", busybox_image,
                  "sh", "-c", HTTPD.format(text="published")))
     ports = _inspect(d, "container", "v6o-web")["NetworkSettings"]["Ports"]["80/tcp"]
     assert ports == [{"HostIp": "::", "HostPort": str(port)}]   # no 0.0.0.0 binding without IPv4 (dockerd 28)
     assert http_get(f"http://[::1]:{port}/") == "published\n"   # berthd's [::1] relay
-    host6 = _host_ipv6()
+    host6 = host_ipv6()
     if host6:
         assert http_get(f"http://[{host6}]:{port}/") == "published\n"
     with socket.socket() as s:   # IPv4 has nothing there
@@ -156,13 +138,13 @@ def test_published_ports_answer_on_ipv6_only(d, busybox_image, cleanup) -> None:
                for r in firewall.current_rules(d.names.firewall_prefix, version=6))
     assert not any(f"--dport {port} " in r for r in firewall.current_rules(d.names.firewall_prefix))
     # an IPv4 host address for it: refused, nothing made
-    before = (_ok(d.docker("ps", "-aq")), firewall.current_rules(d.names.firewall_prefix))
+    before = (ok(d.docker("ps", "-aq")), firewall.current_rules(d.names.firewall_prefix))
     r = d.docker("run", "-d", "--name", "v6o-v4pub", "--network", "v6o-pub", "-p", f"127.0.0.1:{free_port()}:80",
                  busybox_image, "sleep", "30")
     d.docker("rm", "-f", "v6o-v4pub")
     assert r.returncode != 0 and "has no IPv4 address" in r.stderr, r.stderr
-    assert (_ok(d.docker("ps", "-aq")), firewall.current_rules(d.names.firewall_prefix)) == before
-    _ok(d.docker("rm", "-f", "v6o-web"))
+    assert (ok(d.docker("ps", "-aq")), firewall.current_rules(d.names.firewall_prefix)) == before
+    ok(d.docker("rm", "-f", "v6o-web"))
     with socket.socket(socket.AF_INET6) as s:   # the port was given back
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("::", port))
@@ -170,26 +152,26 @@ def test_published_ports_answer_on_ipv6_only(d, busybox_image, cleanup) -> None:
 
 def test_a_dual_stack_network_connected_later_brings_ipv4(d, busybox_image, cleanup) -> None:  # noqa: ANN001
     cleanup += ["net:v6o-first", "net:v6o-dual", "v6o-two"]
-    _ok(d.docker("network", "create", "--ipv4=false", "--ipv6", "--subnet", str(_subnet6(d.names, 3)),
+    ok(d.docker("network", "create", "--ipv4=false", "--ipv6", "--subnet", str(ula_subnet(d.names, 0x60 + 3)),
                  "v6o-first"))
-    _ok(d.docker("network", "create", "--ipv6", "--subnet", str(_subnet6(d.names, 4)), "v6o-dual"))
-    _ok(d.docker("run", "-d", "--name", "v6o-two", "--network", "v6o-first", busybox_image, "sleep", "300"))
-    assert _ok(d.docker("exec", "v6o-two", "ip", "-4", "route")).strip() == ""
-    _ok(d.docker("network", "connect", "v6o-dual", "v6o-two"))
+    ok(d.docker("network", "create", "--ipv6", "--subnet", str(ula_subnet(d.names, 0x60 + 4)), "v6o-dual"))
+    ok(d.docker("run", "-d", "--name", "v6o-two", "--network", "v6o-first", busybox_image, "sleep", "300"))
+    assert ok(d.docker("exec", "v6o-two", "ip", "-4", "route")).strip() == ""
+    ok(d.docker("network", "connect", "v6o-dual", "v6o-two"))
     nets = _inspect(d, "container", "v6o-two")["NetworkSettings"]["Networks"]
     assert nets["v6o-first"]["IPAddress"] == "" and nets["v6o-dual"]["IPAddress"]
     gw4 = _inspect(d, "network", "v6o-dual")["IPAM"]["Config"]
     gw4 = next(c["Gateway"] for c in gw4 if ipaddress.ip_network(c["Subnet"]).version == 4)
-    out = _ok(d.docker("exec", "v6o-two", "sh", "-c", "ip -4 route; ip -6 route"))
-    first_gw6 = str(_subnet6(d.names, 3).network_address + 1)
+    out = ok(d.docker("exec", "v6o-two", "sh", "-c", "ip -4 route; ip -6 route"))
+    first_gw6 = str(ula_subnet(d.names, 0x60 + 3).network_address + 1)
     # IPv4's default route through the network that has IPv4; IPv6's stays with the first network
     assert f"default via {gw4}" in out and f"default via {first_gw6}" in out, out
 
 
 def test_refusals_as_dockerd_with_nothing_made(d, busybox_image, cleanup) -> None:  # noqa: ANN001
-    sub6 = _subnet6(d.names, 5)
+    sub6 = ula_subnet(d.names, 0x60 + 5)
     cleanup += ["net:v6o-plain", "net:v6o-opt"]
-    before = (_ok(d.docker("network", "ls", "-q")), _links(), firewall.current_rules(d.names.firewall_prefix))
+    before = (ok(d.docker("network", "ls", "-q")), host_links(), firewall.current_rules(d.names.firewall_prefix))
     for body, status, says in (
             ({"EnableIPv4": False}, 400, "IPv4 or IPv6 must be enabled"),
             ({"EnableIPv4": False, "EnableIPv6": False}, 400, "IPv4 or IPv6 must be enabled"),
@@ -205,9 +187,9 @@ def test_refusals_as_dockerd_with_nothing_made(d, busybox_image, cleanup) -> Non
     assert r.returncode != 0 and "IPv4 or IPv6 must be enabled" in r.stderr, r.stderr
     r = d.docker("network", "create", "--ipv4=false", "--ipv6", "bridge")
     assert r.returncode != 0 and "predefined bridge network" in r.stderr, r.stderr
-    assert (_ok(d.docker("network", "ls", "-q")), _links(), firewall.current_rules(d.names.firewall_prefix)) == before
+    assert (ok(d.docker("network", "ls", "-q")), host_links(), firewall.current_rules(d.names.firewall_prefix)) == before
     # --ip on an IPv6-only network: it has no user-configured IPv4 subnet (dockerd's words)
-    _ok(d.docker("network", "create", "--ipv4=false", "--ipv6", "--subnet", str(sub6), "v6o-plain"))
+    ok(d.docker("network", "create", "--ipv4=false", "--ipv6", "--subnet", str(sub6), "v6o-plain"))
     r = d.docker("run", "--rm", "--network", "v6o-plain", "--ip", "10.231.78.5", busybox_image, "true")
     assert r.returncode != 0 and "user configured subnets" in r.stderr, r.stderr
     # the driver option stands for EnableIPv4 when that is not given (and is kept in Options)
@@ -228,9 +210,9 @@ def test_daemon_restart_keeps_an_ipv6_only_network(run_names: RunNames, busybox_
     with private_daemon(names, busybox_tar) as h:
         h.docker_cli = DOCKER28
         port = free_port()
-        _ok(h.docker("network", "create", "--ipv4=false", "--ipv6", "--subnet", str(_subnet6(run_names, 6)),
+        ok(h.docker("network", "create", "--ipv4=false", "--ipv6", "--subnet", str(ula_subnet(run_names, 0x60 + 6)),
                      "r6o-net"))
-        _ok(h.docker("run", "-d", "--name", "r6o-web", "--network", "r6o-net", "-p", f"{port}:80", "busybox",
+        ok(h.docker("run", "-d", "--name", "r6o-web", "--network", "r6o-net", "-p", f"{port}:80", "busybox",
                      "sh", "-c", HTTPD.format(text="restored")))
         srv6 = _inspect(h, "container", "r6o-web")["NetworkSettings"]["Networks"]["r6o-net"]["GlobalIPv6Address"]
         bridge = _bridge_of(h, "r6o-net")
@@ -238,12 +220,12 @@ def test_daemon_restart_keeps_an_ipv6_only_network(run_names: RunNames, busybox_
         h.start()
         assert _addresses(bridge, "-4") == [] and _addresses(bridge, "-6")
         assert http_get(f"http://[::1]:{port}/") == "restored\n"
-        out = _ok(h.docker("run", "--rm", "--network", "r6o-net", "busybox", "sh", "-c",
+        out = ok(h.docker("run", "--rm", "--network", "r6o-net", "busybox", "sh", "-c",
                            RETRY.format(cmd="nslookup -type=AAAA r6o-web 127.0.0.11")))
         assert srv6 in out, out
-        _ok(h.docker("rm", "-f", "r6o-web"))
-        _ok(h.docker("network", "rm", "r6o-net"))
+        ok(h.docker("rm", "-f", "r6o-web"))
+        ok(h.docker("network", "rm", "r6o-net"))
         h.stop(timeout=90)
-    assert bridge not in _links()
+    assert bridge not in host_links()
     saved = subprocess.run(["ip6tables-save"], capture_output=True, text=True, check=True).stdout
     assert names.firewall_prefix.upper() not in saved

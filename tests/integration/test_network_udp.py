@@ -17,7 +17,7 @@ import time
 import pytest
 
 from berth.network import firewall
-from support import host_address
+from support import host_address, ok
 
 pytestmark = [pytest.mark.root]
 
@@ -31,10 +31,6 @@ while True:
     s.sendto(b"echo:" + data, peer)
 """
 
-
-def _ok(r: subprocess.CompletedProcess) -> str:
-    assert r.returncode == 0, (r.args, r.stdout, r.stderr)
-    return r.stdout
 
 
 def _free_udp_port() -> int:
@@ -64,8 +60,8 @@ def test_published_udp_port_answers_on_loopback_and_host_address(daemon, busybox
     rules_before = firewall.current_rules(d.names.firewall_prefix)
     listener = None
     try:
-        _ok(d.docker("run", "-d", "--name", name, "-p", f"{port}:5000/udp", busybox_image, "sleep", "120"))
-        info = json.loads(_ok(d.docker("inspect", name)))[0]["NetworkSettings"]
+        ok(d.docker("run", "-d", "--name", name, "-p", f"{port}:5000/udp", busybox_image, "sleep", "120"))
+        info = json.loads(ok(d.docker("inspect", name)))[0]["NetworkSettings"]
         assert info["Ports"]["5000/udp"] == [{"HostIp": "0.0.0.0", "HostPort": str(port)}]
         listener = subprocess.Popen(["nsenter", f"--net={info['SandboxKey']}", sys.executable, "-c", ECHO],
                                     stdout=subprocess.PIPE, text=True)
@@ -93,10 +89,10 @@ def test_published_udp_port_answers_on_ipv6_loopback(daemon, busybox_image) -> N
     name, net = "nt-udp6", "nt-udp6-net"
     listener = None
     try:
-        _ok(d.docker("network", "create", "--ipv6", net))
-        _ok(d.docker("run", "-d", "--name", name, "--network", net, "-p", f"{port}:5000/udp", busybox_image,
+        ok(d.docker("network", "create", "--ipv6", net))
+        ok(d.docker("run", "-d", "--name", name, "--network", net, "-p", f"{port}:5000/udp", busybox_image,
                      "sleep", "120"))
-        info = json.loads(_ok(d.docker("inspect", name)))[0]["NetworkSettings"]
+        info = json.loads(ok(d.docker("inspect", name)))[0]["NetworkSettings"]
         assert {"HostIp": "::", "HostPort": str(port)} in info["Ports"]["5000/udp"]
         listener = subprocess.Popen(["nsenter", f"--net={info['SandboxKey']}", sys.executable, "-c", ECHO6],
                                     stdout=subprocess.PIPE, text=True)

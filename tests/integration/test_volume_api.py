@@ -4,17 +4,14 @@ anonymous volumes filled from the image, --mount/--tmpfs/bind mounts, local driv
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
+from support import ok
+
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("each_docker_cli")]
 
-
-def _ok(r: subprocess.CompletedProcess) -> str:
-    assert r.returncode == 0, (r.args, r.stdout, r.stderr)
-    return r.stdout
 
 
 @pytest.fixture
@@ -34,11 +31,11 @@ def made(daemon) -> Iterator[list[str]]:  # noqa: ANN001
 def test_image_volume_becomes_an_anonymous_volume_filled_from_the_image(daemon, busybox_tar, made) -> None:  # noqa: ANN001
     d = daemon
     made += ["img:nt-volimg:latest", "nt-volc"]
-    _ok(d.docker("import", "--change", "VOLUME /etc", busybox_tar, "nt-volimg:latest"))
-    _ok(d.docker("create", "--name", "nt-volc", "nt-volimg:latest", "sh", "-c",
+    ok(d.docker("import", "--change", "VOLUME /etc", busybox_tar, "nt-volimg:latest"))
+    ok(d.docker("create", "--name", "nt-volc", "nt-volimg:latest", "sh", "-c",
                  "grep -q '^root:' /etc/passwd && echo added > /etc/added"))
-    _ok(d.docker("start", "-a", "nt-volc"))
-    mounts = json.loads(_ok(d.docker("inspect", "nt-volc")))[0]["Mounts"]
+    ok(d.docker("start", "-a", "nt-volc"))
+    mounts = json.loads(ok(d.docker("inspect", "nt-volc")))[0]["Mounts"]
     assert len(mounts) == 1 and mounts[0]["Type"] == "volume" and mounts[0]["Destination"] == "/etc"
     name = mounts[0]["Name"]
     src = mounts[0]["Source"]
@@ -47,10 +44,10 @@ def test_image_volume_becomes_an_anonymous_volume_filled_from_the_image(daemon, 
     with open(f"{src}/added") as f:
         assert f.read() == "added\n"                        # written by the container
     # restarting keeps the same anonymous volume; rm -v removes it
-    _ok(d.docker("start", "-a", "nt-volc"))
-    assert json.loads(_ok(d.docker("inspect", "nt-volc")))[0]["Mounts"][0]["Name"] == name
-    _ok(d.docker("rm", "-v", "nt-volc"))
-    assert name not in _ok(d.docker("volume", "ls", "-q")).split()
+    ok(d.docker("start", "-a", "nt-volc"))
+    assert json.loads(ok(d.docker("inspect", "nt-volc")))[0]["Mounts"][0]["Name"] == name
+    ok(d.docker("rm", "-v", "nt-volc"))
+    assert name not in ok(d.docker("volume", "ls", "-q")).split()
 
 
 def test_mount_flags_bind_tmpfs_and_readonly(daemon, busybox_image, tmp_path, made) -> None:  # noqa: ANN001
@@ -59,7 +56,7 @@ def test_mount_flags_bind_tmpfs_and_readonly(daemon, busybox_image, tmp_path, ma
     host.mkdir()
     (host / "in.txt").write_text("from host\n")
     made += ["vol:nt-mnt"]
-    out = _ok(d.docker("run", "--rm",
+    out = ok(d.docker("run", "--rm",
                        "--mount", f"type=bind,source={host},target=/h,readonly",
                        "--mount", "type=volume,source=nt-mnt,target=/v",
                        "--mount", "type=tmpfs,target=/t,tmpfs-size=1048576",
@@ -79,17 +76,17 @@ def test_mount_flags_bind_tmpfs_and_readonly(daemon, busybox_image, tmp_path, ma
 def test_local_driver_tmpfs_volume(daemon, busybox_image, made) -> None:  # noqa: ANN001
     d = daemon
     made += ["vol:nt-tmpvol", "nt-tmpc"]
-    _ok(d.docker("volume", "create", "--driver", "local", "--opt", "type=tmpfs", "--opt", "device=tmpfs",
+    ok(d.docker("volume", "create", "--driver", "local", "--opt", "type=tmpfs", "--opt", "device=tmpfs",
                  "--opt", "o=size=1m", "nt-tmpvol"))
-    info = json.loads(_ok(d.docker("volume", "inspect", "nt-tmpvol")))[0]
+    info = json.loads(ok(d.docker("volume", "inspect", "nt-tmpvol")))[0]
     assert info["Options"] == {"type": "tmpfs", "device": "tmpfs", "o": "size=1m"}
-    _ok(d.docker("run", "--name", "nt-tmpc", "-v", "nt-tmpvol:/data", busybox_image, "sh", "-c",
+    ok(d.docker("run", "--name", "nt-tmpc", "-v", "nt-tmpvol:/data", busybox_image, "sh", "-c",
                  "echo in-tmpfs > /data/f"))
     mp = info["Mountpoint"]
     mounted = [ln for ln in open("/proc/mounts").read().splitlines() if f" {mp} " in ln]
     assert mounted and mounted[0].startswith("tmpfs ")
-    _ok(d.docker("rm", "nt-tmpc"))
-    _ok(d.docker("volume", "rm", "nt-tmpvol"))
+    ok(d.docker("rm", "nt-tmpc"))
+    ok(d.docker("volume", "rm", "nt-tmpvol"))
     assert not [ln for ln in open("/proc/mounts").read().splitlines() if f" {mp} " in ln]
     r = d.docker("volume", "create", "--opt", "bogus=1", "nt-badopt")
     assert r.returncode != 0 and "invalid option" in r.stderr
