@@ -9,12 +9,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from berth import API_VERSION, MIN_API_VERSION
 from berth.errors import BerthError
+
+if TYPE_CHECKING:
+    from berth.registry.client.platform import Platform
 
 log = logging.getLogger("berth.api")
 
@@ -23,6 +26,12 @@ _VERSIONED = re.compile(r"^/v(\d+\.\d+)(/.*)$")
 
 def _vtuple(v: str) -> tuple[int, ...]:
     return tuple(int(x) for x in v.split("."))
+
+
+def api_version(request: web.Request) -> tuple[int, ...]:
+    """The API version the request was made at (its /vX.Y, else the newest we serve), as a
+    tuple to compare with: dockerd gates fields and parameters on it (`versions.LessThan`)."""
+    return _vtuple(str(request.get("api_version") or API_VERSION))
 
 
 @web.middleware
@@ -140,6 +149,29 @@ def qint(request: web.Request, name: str, default: int | None = None) -> int | N
         return int(v)
     except ValueError as exc:
         raise InvalidParameter(f"invalid value for {name}: {v!r}") from exc
+
+
+def decode_platform(raw: str) -> Platform:
+    """A JSON-encoded OCI platform query value (`{"os":"linux","architecture":"arm64"}`),
+    checked as dockerd's httputils.DecodePlatform: 400 for what is not one."""
+    import json
+
+    from berth.errors import InvalidParameter
+    from berth.registry.client.platform import Platform
+
+    try:
+        p = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidParameter(f"failed to parse platform: {exc}") from None
+    if not isinstance(p, dict):
+        raise InvalidParameter(f"failed to parse platform: json: cannot unmarshal {type(p).__name__} "
+                               "into Go value of type v1.Platform")
+    os_, arch = str(p.get("os") or ""), str(p.get("architecture") or "")
+    if not (os_ or arch) and (p.get("variant") or p.get("os.version") or p.get("os.features")):
+        raise InvalidParameter("optional platform fields provided, but OS and Architecture are missing")
+    if not (os_ and arch):
+        raise InvalidParameter("both OS and Architecture must be provided")
+    return Platform(os_, arch, str(p.get("variant") or ""))
 
 
 def _headers() -> dict[str, str]:

@@ -14,8 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth import API_VERSION
-from berth.api.app import parse_filters, service
+from berth.api.app import api_version, parse_filters, service
 from berth.api.streams import CHUNK, json_line, progress_stream, spool_body
 from berth.errors import BerthError, InvalidParameter, NotFound
 from berth.image import reference
@@ -39,38 +38,56 @@ def _bool(request: web.Request, name: str, default: bool = False) -> bool:
 _FILTERS = frozenset({"dangling", "label", "label!", "before", "since", "reference", "until"})
 
 
-def _version(request: web.Request) -> tuple[int, ...]:
-    v = str(request.get("api_version") or API_VERSION)
-    try:
-        return tuple(int(x) for x in v.split("."))
-    except ValueError:
-        return tuple(int(x) for x in API_VERSION.split("."))
+def summary_at(img: dict[str, Any], version: tuple[int, ...]) -> dict[str, Any]:
+    """One `GET /images/json` entry in the shape of API `version`, as dockerd's router
+    makes it: `<none>` placeholders for untagged images before 1.43 (empty lists from
+    then on), VirtualSize only before 1.44, and Containers -1 (not counted) before 1.51."""
+    if version < (1, 43):
+        if not img["RepoTags"] and not img["RepoDigests"]:
+            img["RepoTags"], img["RepoDigests"] = ["<none>:<none>"], ["<none>@<none>"]
+        else:  # dockerd of those versions answers null for an empty list
+            img["RepoTags"] = img["RepoTags"] or None
+            img["RepoDigests"] = img["RepoDigests"] or None
+    if version >= (1, 44):
+        img.pop("VirtualSize", None)
+    if version < (1, 51):
+        img["Containers"] = -1
+    return img
+
+
+def inspect_at(data: dict[str, Any], version: tuple[int, ...]) -> dict[str, Any]:
+    """`GET /images/{name}/json` in the shape of API `version` (dockerd's getImagesByName):
+    VirtualSize, and the zero time for a missing Created, only before 1.44 (Created is
+    left out from then on); Container and ContainerConfig only before 1.45."""
+    if version < (1, 44):
+        data["VirtualSize"] = data["Size"]
+        data["Created"] = data.get("Created") or "0001-01-01T00:00:00Z"
+    else:
+        data.pop("VirtualSize", None)
+        if not data.get("Created"):
+            data.pop("Created", None)
+    if version >= (1, 45):
+        data.pop("Container", None)
+        data.pop("ContainerConfig", None)
+    return data
 
 
 @routes.get("/images/json")
 async def list_images(request: web.Request) -> web.Response:
     """As dockerd's router: `all` shows intermediate images; `digests` is accepted and
     RepoDigests are always answered (dockerd ignores the flag too); `shared-size` from
-    API 1.42; the legacy `filter=` before 1.41; `<none>` placeholders for untagged
-    images before 1.43, empty lists from then on; VirtualSize only before 1.44."""
+    API 1.42; the legacy `filter=` before 1.41. `manifests` (API 1.47) fills `Manifests`
+    only on a multi-platform image store (containerd's); berth keeps one platform per
+    image, as dockerd's graphdriver store does, which leaves the field out too."""
     svc = _svc(request)
-    version = _version(request)
+    version = api_version(request)
     filters = parse_filters(request, _FILTERS)
     if version < (1, 41) and request.query.get("filter"):
         filters.setdefault("reference", []).append(request.query["filter"])
     _bool(request, "digests")
     shared = version >= (1, 42) and _bool(request, "shared-size")
     out = await asyncio.to_thread(svc.filter_list, _bool(request, "all"), filters, shared)
-    for img in out:
-        if version < (1, 43):
-            if not img["RepoTags"] and not img["RepoDigests"]:
-                img["RepoTags"], img["RepoDigests"] = ["<none>:<none>"], ["<none>@<none>"]
-            else:  # dockerd of those versions answers null for an empty list
-                img["RepoTags"] = img["RepoTags"] or None
-                img["RepoDigests"] = img["RepoDigests"] or None
-        if version >= (1, 44):
-            img.pop("VirtualSize", None)
-    return web.json_response(out)
+    return web.json_response([summary_at(img, version) for img in out])
 
 
 @routes.get("/images/get")
@@ -193,7 +210,8 @@ async def _pull(request: web.Request, image: str) -> web.StreamResponse:
 @routes.get(r"/images/{name:.+}/json")
 async def inspect(request: web.Request) -> web.Response:
     svc = _svc(request)
-    return web.json_response(await asyncio.to_thread(svc.inspect, request.match_info["name"]))
+    data = await asyncio.to_thread(svc.inspect, request.match_info["name"])
+    return web.json_response(inspect_at(data, api_version(request)))
 
 
 @routes.get(r"/images/{name:.+}/history")

@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
 
-from berth.api.app import parse_filters, service
+from berth.api.app import api_version, decode_platform, parse_filters, service
 from berth.api.streams import progress_stream
-from berth.errors import InvalidParameter
+from berth.errors import InvalidParameter, NotFound
 from berth.image import reference
 from berth.registry.auth_config import decode_registry_auth
+from berth.registry.client.platform import Platform, normalize_arch
 
 routes = web.RouteTableDef()
 
@@ -22,15 +24,32 @@ def _svc(request: web.Request) -> Any:
 
 @routes.post(r"/images/{name:.+}/push")
 async def push(request: web.Request) -> web.StreamResponse:
+    """No tag pushes every tag of the repository. `platform` (API 1.46, JSON; dockerd
+    ignores it before) names the platform to push: berth keeps one platform per image, so,
+    as dockerd's graphdriver store, it only checks that the image is of that platform."""
     svc = _svc(request)
     name = request.match_info["name"]
     tag = request.query.get("tag", "")
     ref = f"{name}:{tag}" if tag else name
     r = reference.parse(ref, default_tag=False)  # 400 for a bad name before streaming
-    if not r.tag:
-        pass  # every tag of the repository
+    raw_platform = request.query.get("platform")
+    if raw_platform and api_version(request) >= (1, 46):
+        want = decode_platform(raw_platform)
+        image = await asyncio.to_thread(service(request, "images", "image").resolve, r.full)
+        check_platform(image, r.full, want)
     auth = decode_registry_auth(request.headers.get("X-Registry-Auth"))
     return await progress_stream(request, lambda progress: svc.push(ref, auth, progress))
+
+
+def check_platform(image: Any, ref: str, want: Platform) -> None:
+    """dockerd's GetImage with a platform: the image must be of it (os, architecture,
+    variant; `arm64` takes `arm64/v8`), else 404 in its words."""
+    cfg = image.config
+    if Platform(want.os, normalize_arch(want.architecture), want.variant).matches(cfg):
+        return
+    actual = "/".join(str(cfg[k]) for k in ("os", "architecture", "variant") if cfg.get(k))
+    raise NotFound(f"image with reference {ref} was found but does not match the specified platform: "
+                   f"wanted {want}, actual: {actual}")
 
 
 def _bool_filter(name: str, vals: list[str]) -> bool:
