@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.app import HEADERS, parse_filters, qbool, qint
+from berth.api.app import HEADERS, api_version, parse_filters, qbool, qint
 from berth.api.streams import MULTIPLEXED, RAW, finished_response, hijack, parse_detach_keys, pump
 from berth.engine.humanize import parse_time
 from berth.errors import InvalidParameter
@@ -69,7 +69,15 @@ async def list_containers(request: web.Request) -> web.Response:
         for c in out:
             c["SizeRw"] = await asyncio.to_thread(svc.size_rw, c["Id"])
             c["SizeRootFs"] = c["SizeRw"]
-    return web.json_response(out)
+    return web.json_response([summary_at(c, api_version(request)) for c in out])
+
+
+def summary_at(c: dict[str, Any], version: tuple[int, ...]) -> dict[str, Any]:
+    """One `GET /containers/json` entry in the shape of API `version`, as dockerd's
+    router makes it: HostConfig.Annotations only from 1.46."""
+    if version < (1, 46):
+        c["HostConfig"].pop("Annotations", None)
+    return c
 
 
 @routes.get("/containers/{id}/changes")

@@ -64,10 +64,19 @@ def summary(c: Container) -> dict[str, Any]:
         "Id": c.id, "Names": ["/" + c.name], "Image": c.config.get("Image", ""), "ImageID": c.image_id,
         "Command": " ".join(_args(c)), "Created": int(parse_time(c.created) or 0), "Ports": ports,
         "Labels": c.config.get("Labels") or {}, "State": c.state.get("Status", "created"),
-        "Status": status_string(c.state), "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode", "default")},
+        "Status": status_string(c.state), "HostConfig": _summary_host_config(c.host_config),
         "NetworkSettings": {"Networks": c.network_settings.get("Networks") or {}},
         "Mounts": c.mounts,
     }
+
+
+def _summary_host_config(hc: dict[str, Any]) -> dict[str, Any]:
+    """The summary's HostConfig: NetworkMode, and Annotations when set (dockerd's
+    `omitempty`; the API leaves them out before 1.46)."""
+    out: dict[str, Any] = {"NetworkMode": hc.get("NetworkMode", "default")}
+    if hc.get("Annotations"):
+        out["Annotations"] = dict(hc["Annotations"])
+    return out
 
 
 def listed(c: Container, stopped_too: bool, filters: dict[str, list[str]],
