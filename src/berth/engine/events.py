@@ -23,10 +23,10 @@ class Event:
             "Actor": {"ID": self.actor_id, "Attributes": dict(self.attributes)},
             "scope": "local", "time": self.time_nano // 1_000_000_000, "timeNano": self.time_nano,
         }
-        if self.type == "container":
+        if self.type in ("container", "image"):   # dockerd's deprecated fields, kept for these two
             d["status"] = self.action
             d["id"] = self.actor_id
-            if "image" in self.attributes:
+            if self.type == "container" and "image" in self.attributes:
                 d["from"] = self.attributes["image"]
         return d
 

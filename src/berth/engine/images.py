@@ -246,6 +246,9 @@ class ImageService:
                                architecture=base.get("architecture") or host_arch(),
                                os_=base.get("os") or "linux", extra=extra)
         img = self.store.create(doc, tags=list(tags), parent=parent.id if parent else "")
+        # every image made here is announced, tagged or not (API 1.46; dockerd's builder
+        # had only `tag`, so an untagged build went unseen), as dockerd's LogImageEvent
+        self._event("create", img.id, name=img.id)
         for t in tags:
             self._event("tag", img.id, name=t)
         return img
