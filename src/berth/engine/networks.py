@@ -1032,9 +1032,10 @@ class NetworkService:
         return s
 
     def _endpoint_settings(self, network_id: str, ep: Any, sb: Any) -> dict:
+        # no GwPriority: dockerd 27 (API 1.47) has none, and 28 leaves a 0 out (omitempty)
         es: dict[str, Any] = {
             "IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "", "DriverOpts": None,
-            "GwPriority": 0, "NetworkID": network_id, "EndpointID": "", "Gateway": "", "IPAddress": "",
+            "NetworkID": network_id, "EndpointID": "", "Gateway": "", "IPAddress": "",
             "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
             "DNSNames": None}
         if ep is None:
