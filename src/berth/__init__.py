@@ -1,5 +1,5 @@
 """berth: a Docker-compatible container platform."""
 
 __version__ = "0.1.0"
-API_VERSION = "1.45"
+API_VERSION = "1.47"
 MIN_API_VERSION = "1.24"

@@ -7,22 +7,24 @@ import time
 
 import pytest
 
+from berth import API_VERSION
+
 pytestmark = pytest.mark.root
 
 
 def test_ping_get_and_head(daemon):
     r = daemon.api("GET", "/_ping")
     assert r.status == 200 and r.text == "OK"
-    assert r.headers["api-version"] == "1.45"
+    assert r.headers["api-version"] == API_VERSION
     r = daemon.api("HEAD", "/_ping")
-    assert r.status == 200 and r.headers["api-version"] == "1.45"
+    assert r.status == 200 and r.headers["api-version"] == API_VERSION
     r = daemon.api("GET", "/v1.41/_ping")
     assert r.status == 200
 
 
 def test_version_and_negotiation(daemon):
     v = daemon.api("GET", "/version").json()
-    assert v["ApiVersion"] == "1.45" and v["MinAPIVersion"] == "1.24" and v["Os"] == "linux"
+    assert v["ApiVersion"] == API_VERSION and v["MinAPIVersion"] == "1.24" and v["Os"] == "linux"
     assert daemon.api("GET", "/v1.40/version").status == 200
     r = daemon.api("GET", "/v1.99/version")
     assert r.status == 400 and "too new" in r.json()["message"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from berth import API_VERSION
 from support import venv_exe
 
 pytestmark = pytest.mark.root
@@ -23,7 +24,7 @@ def berth(daemon, *args: str, cwd: Path | None = None, input: str | None = None,
 def test_version_and_info(daemon) -> None:  # type: ignore[no-untyped-def]
     v = berth(daemon, "version")
     assert v.returncode == 0 and "Client:" in v.stdout and "Server: " in v.stdout
-    assert berth(daemon, "version", "--format", "{{.Server.ApiVersion}}").stdout.strip() == "1.45"
+    assert berth(daemon, "version", "--format", "{{.Server.ApiVersion}}").stdout.strip() == API_VERSION
     info = berth(daemon, "info", "--format", "{{json .DockerRootDir}}")
     assert json.loads(info.stdout) == str(daemon.names.data_root)
 

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from berth import API_VERSION
 from fixtures.daemon import DOCKER_CLI, run_cgroups, shim_processes
 from support import Terminal, host_state
 
@@ -21,7 +22,7 @@ def test_version(daemon):
     r = daemon.docker("version", "--format", "{{json .}}")
     assert r.returncode == 0, r.stderr
     v = json.loads(r.stdout)
-    assert v["Server"]["ApiVersion"] == "1.45"
+    assert v["Server"]["ApiVersion"] == API_VERSION
 
 
 def test_run_rm_echo(daemon, busybox_image):

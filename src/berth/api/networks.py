@@ -83,9 +83,9 @@ def address_families(body: dict, options: dict[str, str]) -> tuple[bool, bool, d
     """(IPv4 enabled, IPv6 enabled, the options left) as dockerd's createNetwork settles
     them: EnableIPv4/EnableIPv6 when given (an option of the same meaning is then dropped,
     so inspect cannot contradict it), else the driver option (a Go bool, else dockerd's
-    400), else IPv4 on and IPv6 off. EnableIPv4 is API 1.47 (docker 28's --ipv4=false);
-    berth serves 1.45, to which docker 28 negotiates and still sends the field, so it is
-    honoured at every version (dockerd ignores it before 1.47)."""
+    400), else IPv4 on and IPv6 off. EnableIPv4 is API 1.48 (docker 28's --ipv4=false);
+    berth serves 1.47, to which docker 28 negotiates and still sends the field, so it is
+    honoured at every version (dockerd 28 ignores it before 1.48)."""
     options = dict(options)
     enabled = []
     for field_name, (option, default) in FAMILY_OPTIONS.items():
