@@ -67,6 +67,8 @@ def test_same_files_as_dockerds_classic_builder(daemon: Any, busybox_image: str,
     (tmp_path / "child").mkdir()
     (tmp_path / "child/Dockerfile").write_text(CHILD.format(parent="onbuild-parent:cli"))
     for engine in (daemon, dockerd):
+        # the classic builder keeps the other stages' step images: remove every image made here
+        images_before = set(engine.docker("images", "-aq", "--no-trunc").stdout.split())
         try:
             p = docker_build(engine, tmp_path / "parent", "-t", "onbuild-parent:cli")
             assert p.returncode == 0, p.stdout + p.stderr
@@ -76,3 +78,5 @@ def test_same_files_as_dockerds_classic_builder(daemon: Any, busybox_image: str,
             assert (out.returncode, out.stdout) == (0, "built\ndep\n"), (engine, out.stderr)
         finally:
             rmi(engine, "onbuild-child:cli", "onbuild-parent:cli")
+            made = set(engine.docker("images", "-aq", "--no-trunc").stdout.split()) - images_before
+            rmi(engine, *made)
