@@ -14,6 +14,7 @@ from __future__ import annotations
 import _socket
 import os
 
+from berth import API_VERSION
 from berth.cli import wirejson
 
 TYPE_CHECKING = False  # typing's own flag without importing typing (~4 ms on every command)
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 DEFAULT_HOST = "unix:///run/berth/berth.sock"
-API_VERSION = "1.45"
 
 
 class CLIError(Exception):
