@@ -131,6 +131,27 @@ def service(request: web.Request, name: str, what: str) -> Any:
     return svc
 
 
+async def json_object(request: web.Request, what: str = "the request body") -> dict[str, Any]:
+    """A request's JSON object body: none, blank or `null` give {}; anything else that is not
+    a JSON object is refused (400) naming `what`."""
+    import json
+
+    from berth.errors import InvalidParameter
+
+    raw = await request.read() if request.can_read_body else b""
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidParameter(f"{what} is not valid JSON: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidParameter(f"{what} must be a JSON object, not {type(data).__name__}")
+    return data
+
+
 def qbool(request: web.Request, name: str, default: bool = False) -> bool:
     """Docker's boolean query values: 1/true/True (anything else but 0/false/empty is true)."""
     v = request.query.get(name)

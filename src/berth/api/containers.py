@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.app import HEADERS, api_version, parse_filters, qbool, qint
+from berth.api.app import HEADERS, api_version, json_object, parse_filters, qbool, qint
 from berth.api.streams import MULTIPLEXED, RAW, finished_response, hijack, parse_detach_keys, pump
 from berth.engine.humanize import parse_time
 from berth.errors import InvalidParameter
@@ -20,22 +20,6 @@ routes = web.RouteTableDef()
 def _svc(request: web.Request) -> Any:
     return request.app["daemon"].containers
 
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidParameter(f"invalid JSON: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise InvalidParameter("invalid JSON: expected an object")
-    return data
 
 
 def _time_param(v: str | None) -> float | None:
@@ -52,7 +36,7 @@ def _time_param(v: str | None) -> float | None:
 
 @routes.post("/containers/create")
 async def create(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await json_object(request)
     name = request.query.get("name") or None
     warnings: list[str] = []
     cid = await _svc(request).create(name, body, warnings=warnings)
@@ -167,7 +151,7 @@ async def resize(request: web.Request) -> web.Response:
 
 @routes.post("/containers/{id}/update")
 async def update(request: web.Request) -> web.Response:
-    warnings = await _svc(request).update(request.match_info["id"], await _body(request))
+    warnings = await _svc(request).update(request.match_info["id"], await json_object(request))
     return web.json_response({"Warnings": warnings})
 
 

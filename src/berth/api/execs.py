@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
-from berth.api.app import qint
+from berth.api.app import json_object, qint
 from berth.api.streams import finished_response, hijack, pump
-from berth.errors import BerthError, InvalidParameter
+from berth.errors import BerthError
 from berth.shim.protocol import frame
 
 routes = web.RouteTableDef()
@@ -19,20 +18,10 @@ def _svc(request: web.Request) -> Any:
     return request.app["daemon"].containers
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read() if request.can_read_body else b""
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidParameter(f"invalid JSON: {exc}") from None
-    return data if isinstance(data, dict) else {}
-
 
 @routes.post("/containers/{id}/exec")
 async def exec_create(request: web.Request) -> web.Response:
-    eid = _svc(request).exec_create(request.match_info["id"], await _body(request))
+    eid = _svc(request).exec_create(request.match_info["id"], await json_object(request))
     return web.json_response({"Id": eid}, status=201)
 
 
@@ -40,7 +29,7 @@ async def exec_create(request: web.Request) -> web.Response:
 async def exec_start(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     eid = request.match_info["id"]
-    body = await _body(request)
+    body = await json_object(request)
     e = svc.get_exec(eid)
     detach = bool(body.get("Detach"))
     tty = bool(body.get("Tty")) or e.config["Tty"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -14,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.app import api_version, parse_filters, service
+from berth.api.app import api_version, json_object, parse_filters, service
 from berth.api.streams import CHUNK, json_line, progress_stream, spool_body
 from berth.errors import BerthError, InvalidParameter, NotFound
 from berth.image import reference
@@ -276,15 +275,7 @@ async def commit(request: web.Request) -> web.Response:
         raise InvalidParameter("container is required (container=...)")
     repo = request.query.get("repo", "")
     tags = [svc.tag_ref(repo, request.query.get("tag", ""))] if repo else []
-    body: dict[str, Any] = {}
-    raw = await request.read()
-    if raw.strip():
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            raise InvalidParameter("commit body is not JSON") from None
-        if body is not None and not isinstance(body, dict):
-            raise InvalidParameter("commit body must be a JSON object")
+    body = await json_object(request, "the commit's body")
     info = await asyncio.to_thread(d.containers.inspect, cid)
     full_id = info["Id"]
     parent_id = info.get("Image") or ""

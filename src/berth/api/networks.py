@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.app import parse_filters, service
+from berth.api.app import json_object, parse_filters, service
 from berth.errors import InvalidParameter, NotFound
 from berth.network.endpoint import requested
 
@@ -16,17 +16,6 @@ routes = web.RouteTableDef()
 def _svc(request: web.Request) -> Any:
     return service(request, "networks", "network")
 
-
-async def _body(request: web.Request) -> dict:
-    if not request.can_read_body:
-        return {}
-    try:
-        body = await request.json()
-    except ValueError:
-        raise InvalidParameter("invalid JSON body") from None
-    if not isinstance(body, dict):
-        raise InvalidParameter("the request body must be a JSON object")
-    return body
 
 
 async def _container(request: web.Request, ref: str) -> tuple[str, str]:
@@ -103,7 +92,7 @@ def address_families(body: dict, options: dict[str, str]) -> tuple[bool, bool, d
 
 @routes.post("/networks/create")
 async def create_network(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await json_object(request)
     ipam = body.get("IPAM") or {}
     if ipam.get("Driver") not in (None, "", "default"):
         raise NotFound(f"plugin \"{ipam['Driver']}\" not found")
@@ -137,7 +126,7 @@ async def remove_network(request: web.Request) -> web.Response:
 
 @routes.post("/networks/{id}/connect")
 async def connect_network(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await json_object(request)
     cid, name = await _container(request, str(body.get("Container") or ""))
     aliases, ipv4, ipv6, mac, link_local = requested(body.get("EndpointConfig"))
     svc = _svc(request)
@@ -153,7 +142,7 @@ async def connect_network(request: web.Request) -> web.Response:
 
 @routes.post("/networks/{id}/disconnect")
 async def disconnect_network(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await json_object(request)
     cid, _ = await _container(request, str(body.get("Container") or ""))
     svc = _svc(request)
     await svc.disconnect(request.match_info["id"], cid, force=bool(body.get("Force")))

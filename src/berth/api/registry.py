@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.app import api_version, decode_platform, parse_filters, service
+from berth.api.app import api_version, decode_platform, json_object, parse_filters, service
 from berth.api.streams import progress_stream
 from berth.errors import InvalidParameter, NotFound
 from berth.image import reference
@@ -92,10 +92,5 @@ async def search(request: web.Request) -> web.Response:
 @routes.post("/auth")
 async def auth(request: web.Request) -> web.Response:
     svc = _svc(request)
-    try:
-        body = await request.json()
-    except ValueError:
-        raise InvalidParameter("the request body must be an AuthConfig JSON object") from None
-    if not isinstance(body, dict):
-        raise InvalidParameter("the request body must be an AuthConfig JSON object")
+    body = await json_object(request, "the AuthConfig")
     return web.json_response(await svc.login({str(k).lower(): v for k, v in body.items()}))

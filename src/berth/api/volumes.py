@@ -7,8 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.app import parse_filters, service
-from berth.api.networks import _body
+from berth.api.app import json_object, parse_filters, service
 
 routes = web.RouteTableDef()
 
@@ -37,7 +36,7 @@ async def inspect_volume(request: web.Request) -> web.Response:
 
 @routes.post("/volumes/create")
 async def create_volume(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await json_object(request)
     vol = await asyncio.to_thread(_svc(request).create, str(body.get("Name") or ""),
                                   str(body.get("Driver") or "local"), body.get("DriverOpts") or {},
                                   body.get("Labels") or {})
