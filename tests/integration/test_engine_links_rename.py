@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fixtures.daemon import _cleanup_host, start_daemon
+from fixtures.daemon import private_daemon
 from support import RunNames, private_names
 
 pytestmark = pytest.mark.root
@@ -43,15 +43,8 @@ def _check_linked(output: str, ip: str, names: tuple[str, ...], link_name: str) 
 @pytest.fixture
 def own_daemon(run_names: RunNames, busybox_tar: str) -> Iterator:
     """A berthd of this module's own: one test restarts it."""
-    d = start_daemon(private_names(run_names, "lk"))
-    try:
-        d.import_busybox(busybox_tar)
+    with private_daemon(private_names(run_names, "lk"), busybox_tar) as d:
         yield d
-    finally:
-        if d.proc is not None:
-            d.remove_all_containers()
-            d.stop()
-        _cleanup_host(d.names)
 
 
 def test_link_follows_renames_of_target_and_linker(own_daemon) -> None:  # noqa: ANN001
