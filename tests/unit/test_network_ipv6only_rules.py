@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import socket
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,14 +49,6 @@ def test_ports_of_a_container_without_ipv4() -> None:
         with pytest.raises(InvalidParameter, match=rf"on {host_ip}: the container has no IPv4 address"):
             check_publishable([PortMapping("tcp", 80, host_ip, 8080)], ipv6=True, ipv4=False)
 
-
-@pytest.fixture
-def res() -> Iterator[PortReservations]:
-    reservations = PortReservations()
-    try:
-        yield reservations
-    finally:
-        reservations.close()
 
 
 def test_an_ipv6_only_container_holds_its_port_on_ipv6_alone(res: PortReservations) -> None:

@@ -53,14 +53,6 @@ def test_expand_bindings_with_publish_all():
         expand_bindings({"80/tcp": [{"HostIp": "nope", "HostPort": "1"}]})
 
 
-@pytest.fixture
-def res() -> Iterator[PortReservations]:
-    reservations = PortReservations()
-    try:
-        yield reservations
-    finally:
-        reservations.close()
-
 
 @pytest.fixture
 def taken_port() -> Iterator[int]:
