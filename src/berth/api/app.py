@@ -1,7 +1,7 @@
 """The Engine API application: versioned paths, Docker's error shape, route tables per area.
 
 Each area module (system, containers, exec, images, build, networks, volumes, registry)
-exposes `routes = web.RouteTableDef()`; handlers reach the daemon as request.app["daemon"].
+exposes `routes = web.RouteTableDef()`; handlers reach the daemon as request.app[DAEMON].
 """
 
 from __future__ import annotations
@@ -24,6 +24,11 @@ log = logging.getLogger("berth.api")
 _VERSIONED = re.compile(r"^/v(\d+\.\d+)(/.*)$")
 
 
+# aiohttp's typed keys: the daemon behind the routes, and the API version a request was made at
+DAEMON: web.AppKey[Any] = web.AppKey("daemon")
+API_VERSION_KEY: web.RequestKey[str] = web.RequestKey("api_version", str)
+
+
 def _vtuple(v: str) -> tuple[int, ...]:
     return tuple(int(x) for x in v.split("."))
 
@@ -31,7 +36,7 @@ def _vtuple(v: str) -> tuple[int, ...]:
 def api_version(request: web.Request) -> tuple[int, ...]:
     """The API version the request was made at (its /vX.Y, else the newest we serve), as a
     tuple to compare with: dockerd gates fields and parameters on it (`versions.LessThan`)."""
-    return _vtuple(str(request.get("api_version") or API_VERSION))
+    return _vtuple(str(request.get(API_VERSION_KEY) or API_VERSION))
 
 
 @web.middleware
@@ -48,7 +53,7 @@ async def version_middleware(request: web.Request, handler):  # type: ignore[no-
             return json_error(
                 f"client version {version} is too old. Minimum supported API version is {MIN_API_VERSION}, "
                 "please upgrade your client to a newer version", 400)
-    request["api_version"] = version
+    request[API_VERSION_KEY] = version
     resp = await handler(request)
     return resp
 
@@ -125,7 +130,7 @@ def parse_filters(request: web.Request, allowed: Collection[str] | None = None, 
 def service(request: web.Request, name: str, what: str) -> Any:
     """The daemon's `name` service (images, networks, builder, ...); while it has none, the
     answer is 503 "<what> service unavailable"."""
-    svc = getattr(request.app["daemon"], name, None)
+    svc = getattr(request.app[DAEMON], name, None)
     if svc is None:
         raise web.HTTPServiceUnavailable(text=f"{what} service unavailable")
     return svc
@@ -222,7 +227,7 @@ def build_app(daemon: object) -> web.Application:
     if getattr(getattr(daemon, "config", None), "debug", False):
         middlewares.insert(0, timing_middleware)
     app = web.Application(middlewares=middlewares, client_max_size=0)
-    app["daemon"] = daemon
+    app[DAEMON] = daemon
     for mod in (system, containers, execs, images, build, networks, volumes, registry):
         for route in mod.routes:
             assert isinstance(route, web.RouteDef)

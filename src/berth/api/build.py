@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.app import parse_filters, service
+from berth.api.app import DAEMON, parse_filters, service
 from berth.api.streams import json_line, spool_body
 from berth.build.builder import BuildError, BuildOptions
 from berth.build.cache import PRUNE_FILTERS
@@ -167,7 +167,7 @@ async def _cancel_on_disconnect(request: web.Request, task: asyncio.Future[Any])
 
 @routes.post("/build")
 async def build(request: web.Request) -> web.StreamResponse:
-    d = request.app["daemon"]
+    d = request.app[DAEMON]
     svc = _svc(request)
     opts = options_from_request(request)
     tmp_dir = str(svc.config.tmp_dir)

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.app import HEADERS, api_version, json_object, parse_filters, qbool, qint
+from berth.api.app import DAEMON, HEADERS, api_version, json_object, parse_filters, qbool, qint
 from berth.api.streams import MULTIPLEXED, RAW, finished_response, hijack, parse_detach_keys, pump
 from berth.engine.humanize import parse_time
 from berth.errors import InvalidParameter
@@ -18,7 +18,7 @@ routes = web.RouteTableDef()
 
 
 def _svc(request: web.Request) -> Any:
-    return request.app["daemon"].containers
+    return request.app[DAEMON].containers
 
 
 

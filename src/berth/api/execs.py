@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.app import json_object, qint
+from berth.api.app import DAEMON, json_object, qint
 from berth.api.streams import finished_response, hijack, pump
 from berth.errors import BerthError
 from berth.shim.protocol import frame
@@ -15,7 +15,7 @@ routes = web.RouteTableDef()
 
 
 def _svc(request: web.Request) -> Any:
-    return request.app["daemon"].containers
+    return request.app[DAEMON].containers
 
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.app import api_version, json_object, parse_filters, service
+from berth.api.app import DAEMON, api_version, json_object, parse_filters, service
 from berth.api.streams import CHUNK, json_line, progress_stream, spool_body
 from berth.errors import BerthError, InvalidParameter, NotFound
 from berth.image import reference
@@ -268,7 +268,7 @@ async def remove(request: web.Request) -> web.Response:
 
 @routes.post("/commit")
 async def commit(request: web.Request) -> web.Response:
-    d = request.app["daemon"]
+    d = request.app[DAEMON]
     svc = _svc(request)
     cid = request.query.get("container", "")
     if not cid:

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.app import json_object, parse_filters, service
+from berth.api.app import DAEMON, json_object, parse_filters, service
 from berth.errors import InvalidParameter, NotFound
 from berth.network.endpoint import requested
 
@@ -20,7 +20,7 @@ def _svc(request: web.Request) -> Any:
 
 async def _container(request: web.Request, ref: str) -> tuple[str, str]:
     """(full id, name) of a container given by name or id, through the container service."""
-    containers = request.app["daemon"].containers
+    containers = request.app[DAEMON].containers
     if not ref:
         raise InvalidParameter("a container is required")
     if containers is None:
@@ -106,7 +106,7 @@ async def create_network(request: web.Request) -> web.Response:
         options=options, attachable=bool(body.get("Attachable")),
         ipv4=ipv4, ipv6=ipv6, subnet6=str(v6.get("Subnet") or ""),
         gateway6=str(v6.get("Gateway") or ""))
-    events = request.app["daemon"].events
+    events = request.app[DAEMON].events
     if events is not None:
         events.publish("network", "create", res["Id"], name=str(body.get("Name")),
                        type=str(body.get("Driver") or "bridge"))
@@ -118,7 +118,7 @@ async def remove_network(request: web.Request) -> web.Response:
     svc = _svc(request)
     info = await svc.inspect(request.match_info["id"])
     await svc.remove(info["Id"])
-    events = request.app["daemon"].events
+    events = request.app[DAEMON].events
     if events is not None:
         events.publish("network", "destroy", info["Id"], name=info["Name"], type=info["Driver"])
     return web.Response(status=204)
@@ -132,8 +132,8 @@ async def connect_network(request: web.Request) -> web.Response:
     svc = _svc(request)
     await svc.connect(request.match_info["id"], cid, aliases=aliases, ipv4_address=ipv4, name=name,
                       ipv6_address=ipv6, mac_address=mac, link_local_ips=link_local)
-    request.app["daemon"].containers.network_changed(cid)
-    events = request.app["daemon"].events
+    request.app[DAEMON].containers.network_changed(cid)
+    events = request.app[DAEMON].events
     if events is not None:
         info = await svc.inspect(request.match_info["id"])
         events.publish("network", "connect", info["Id"], container=cid, name=info["Name"], type=info["Driver"])
@@ -146,8 +146,8 @@ async def disconnect_network(request: web.Request) -> web.Response:
     cid, _ = await _container(request, str(body.get("Container") or ""))
     svc = _svc(request)
     await svc.disconnect(request.match_info["id"], cid, force=bool(body.get("Force")))
-    request.app["daemon"].containers.network_changed(cid)
-    events = request.app["daemon"].events
+    request.app[DAEMON].containers.network_changed(cid)
+    events = request.app[DAEMON].events
     if events is not None:
         info = await svc.inspect(request.match_info["id"])
         events.publish("network", "disconnect", info["Id"], container=cid, name=info["Name"],

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from berth import API_VERSION, MIN_API_VERSION, __version__
-from berth.api.app import HEADERS, parse_filters
+from berth.api.app import DAEMON, HEADERS, parse_filters
 from berth.engine import hostconfig
 from berth.engine.stats import meminfo_total
 
@@ -66,7 +66,7 @@ def _os_name() -> str:
 
 @routes.get("/info")
 async def info(request: web.Request) -> web.Response:
-    d = request.app["daemon"]
+    d = request.app[DAEMON]
     cfg = d.config
     running = paused = stopped = 0
     if d.containers is not None:
@@ -126,7 +126,7 @@ def _parse_time(v: str | None) -> int | None:
 
 @routes.get("/events")
 async def events(request: web.Request) -> web.StreamResponse:
-    bus = request.app["daemon"].events
+    bus = request.app[DAEMON].events
     filters = parse_filters(request)
     since = _parse_time(request.query.get("since"))
     until = _parse_time(request.query.get("until"))
@@ -162,7 +162,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/system/df")
 async def system_df(request: web.Request) -> web.Response:
-    d = request.app["daemon"]
+    d = request.app[DAEMON]
     images: list[dict[str, Any]] = []
     if d.images is not None:
         try:

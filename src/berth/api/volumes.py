@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.app import json_object, parse_filters, service
+from berth.api.app import DAEMON, json_object, parse_filters, service
 
 routes = web.RouteTableDef()
 
@@ -17,7 +17,7 @@ def _svc(request: web.Request) -> Any:
 
 
 def _publish(request: web.Request, action: str, name: str) -> None:
-    events = request.app["daemon"].events
+    events = request.app[DAEMON].events
     if events is not None:
         events.publish("volume", action, name, driver="local")
 

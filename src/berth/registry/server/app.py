@@ -29,6 +29,7 @@ log = logging.getLogger("berth.registry.server")
 
 MAX_MANIFEST_SIZE = 4 << 20
 API_HEADERS = {"Docker-Distribution-API-Version": "registry/2.0"}
+USER: web.RequestKey[str] = web.RequestKey("user", str)  # who the request was authorized as
 
 _UPLOAD = re.compile(r"^(?P<name>.+)/blobs/uploads/(?P<uid>[^/]*)$")
 _BLOB = re.compile(r"^(?P<name>.+)/blobs/(?P<digest>[^/]+)$")
@@ -117,7 +118,7 @@ class Registry:
             raise
         finally:
             creds = basic_credentials(request.headers.get("Authorization"))
-            user = request.get("user", creds[0] if creds else "")
+            user = request.get(USER, creds[0] if creds else "")
             log.info('%s %s "%s %s" %d %.1fms', request.remote, user or "-", request.method,
                      request.path_qs, status, (time.monotonic() - start) * 1000)
 
@@ -126,7 +127,7 @@ class Registry:
 
     def _authorize(self, request: web.Request, needed: list[Scope]) -> None:
         realm_base = f"{request.scheme}://{request.host}"
-        request["user"] = self.auth.authorize(request.headers.get("Authorization"), needed, realm_base)
+        request[USER] = self.auth.authorize(request.headers.get("Authorization"), needed, realm_base)
 
     def _writable(self) -> None:
         if self.settings.read_only:
@@ -498,7 +499,7 @@ class Registry:
             requested = parse_scopes(scopes)
         except ValueError as exc:
             return RegistryError("UNSUPPORTED", str(exc), status=400).response()
-        request["user"] = user or ""
+        request[USER] = user or ""
         return web.json_response(self.auth.issue(user, requested))
 
     async def _search(self, request: web.Request) -> web.StreamResponse:
