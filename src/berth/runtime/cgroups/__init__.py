@@ -139,7 +139,12 @@ def _start_holder(hold: float) -> None:
 
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
     caller = os.getpid()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:  # e.g. the caller's pids limit: the move then waits itself
+        os.close(rfd)
+        os.close(wfd)
+        return
     if pid == 0:  # pragma: no cover - the holder
         try:
             os.close(wfd)
