@@ -61,3 +61,17 @@ def test_an_empty_or_null_body_is_no_fields(body: bytes) -> None:
 def test_a_body_that_is_not_a_json_object_is_400(body: bytes, says: str) -> None:
     status, answer, got = asyncio.run(_post(body))
     assert status == 400 and answer["message"].startswith(says) and got == []
+
+
+@pytest.mark.parametrize("query, default, want", [
+    ("", False, False), ("", True, True),                      # absent: the default
+    ("?x=", True, False), ("?x=%20", True, False),              # present but blank: false
+    ("?x=1", False, True), ("?x=True", False, True), ("?x=yes", False, True),
+    ("?x=0", True, False), ("?x=No", True, False), ("?x=FALSE", True, False), ("?x=none", True, False),
+])
+def test_qbool_is_dockerds_bool_value_or_default(query: str, default: bool, want: bool) -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from berth.api.app import qbool
+
+    assert qbool(make_mocked_request("GET", "/p" + query), "x", default) is want

@@ -158,11 +158,12 @@ async def json_object(request: web.Request, what: str = "the request body") -> d
 
 
 def qbool(request: web.Request, name: str, default: bool = False) -> bool:
-    """Docker's boolean query values: 1/true/True (anything else but 0/false/empty is true)."""
+    """dockerd's BoolValueOrDefault: `default` when the parameter is absent; else anything but
+    ""/0/no/false/none (any case, spaces trimmed) is true."""
     v = request.query.get(name)
     if v is None:
         return default
-    return v.strip().lower() not in ("", "0", "false", "no")
+    return v.strip().lower() not in ("", "0", "no", "false", "none")
 
 
 def qint(request: web.Request, name: str, default: int | None = None) -> int | None:

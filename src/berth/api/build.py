@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.app import DAEMON, parse_filters, service
+from berth.api.app import DAEMON, parse_filters, qbool, service
 from berth.api.streams import json_line, spool_body
 from berth.build.builder import BuildError, BuildOptions
 from berth.build.cache import PRUNE_FILTERS
@@ -25,13 +25,6 @@ routes = web.RouteTableDef()
 
 def _svc(request: web.Request) -> Any:
     return service(request, "builder", "build")
-
-
-def _bool(request: web.Request, name: str, default: bool = False) -> bool:
-    v = request.query.get(name)
-    if v is None or v == "":
-        return default
-    return v.lower() not in ("0", "false", "no")
 
 
 def _json_map(request: web.Request, name: str) -> dict[str, Any]:
@@ -84,7 +77,7 @@ def _check_unsupported(request: web.Request) -> None:
         # dockerd takes security options on build on Windows only (credential specs)
         raise InvalidParameter("The daemon on this platform does not support setting security "
                                "options on build")
-    if _bool(request, "squash"):
+    if qbool(request, "squash"):
         raise InvalidParameter("squash is only supported with experimental mode")
 
 
@@ -135,21 +128,21 @@ def options_from_request(request: web.Request) -> BuildOptions:
     if ulimits:
         hc["Ulimits"] = ulimits
     cache_from = [str(x) for x in _json_list(request, "cachefrom", "error reading cache-from images")]
-    force_remove = _bool(request, "forcerm")
+    force_remove = qbool(request, "forcerm")
     return BuildOptions(
         dockerfile=q.get("dockerfile") or "Dockerfile",
         tags=tags,
         build_args=build_args,
-        no_cache=_bool(request, "nocache"),
+        no_cache=qbool(request, "nocache"),
         target=q.get("target") or None,
-        quiet=_bool(request, "q"),
+        quiet=qbool(request, "q"),
         labels=labels,
         network_mode=q.get("networkmode") or None,
-        pull=_bool(request, "pull"),
+        pull=qbool(request, "pull"),
         platform=q.get("platform") or None,
         run_host_config=hc,
         # dockerd: rm defaults to true, forcerm implies it
-        remove=force_remove or _bool(request, "rm", default=True),
+        remove=force_remove or not request.query.get("rm") or qbool(request, "rm"),  # dockerd: blank rm is true
         force_remove=force_remove,
         cache_from=cache_from,
     )
@@ -222,7 +215,7 @@ async def prune(request: web.Request) -> web.Response:
     except ValueError:
         raise InvalidParameter(f"keep-storage is in bytes and expects an integer, got {raw}: "
                                f'strconv.Atoi: parsing "{raw}": invalid syntax') from None
-    result = await asyncio.to_thread(svc.prune, _bool(request, "all"), filters, keep)
+    result = await asyncio.to_thread(svc.prune, qbool(request, "all"), filters, keep)
     return web.json_response(result)
 
 

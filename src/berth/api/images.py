@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from berth.api.app import DAEMON, api_version, json_object, parse_filters, service
+from berth.api.app import DAEMON, api_version, json_object, parse_filters, qbool, service
 from berth.api.streams import CHUNK, json_line, progress_stream, spool_body
 from berth.errors import BerthError, InvalidParameter, NotFound
 from berth.image import reference
@@ -24,14 +24,6 @@ routes = web.RouteTableDef()
 
 def _svc(request: web.Request) -> Any:
     return service(request, "images", "image")
-
-
-def _bool(request: web.Request, name: str, default: bool = False) -> bool:
-    """dockerd's BoolValue: anything but ""/0/no/false/none is true."""
-    v = request.query.get(name)
-    if v is None or v.strip() == "":
-        return default
-    return v.strip().lower() not in ("0", "false", "no", "none")
 
 
 _FILTERS = frozenset({"dangling", "label", "label!", "before", "since", "reference", "until"})
@@ -83,9 +75,8 @@ async def list_images(request: web.Request) -> web.Response:
     filters = parse_filters(request, _FILTERS)
     if version < (1, 41) and request.query.get("filter"):
         filters.setdefault("reference", []).append(request.query["filter"])
-    _bool(request, "digests")
-    shared = version >= (1, 42) and _bool(request, "shared-size")
-    out = await asyncio.to_thread(svc.filter_list, _bool(request, "all"), filters, shared)
+    shared = version >= (1, 42) and qbool(request, "shared-size")
+    out = await asyncio.to_thread(svc.filter_list, qbool(request, "all"), filters, shared)
     return web.json_response([summary_at(img, version) for img in out])
 
 
@@ -100,7 +91,7 @@ async def save_many(request: web.Request) -> web.StreamResponse:
 @routes.post("/images/load")
 async def load(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
-    quiet = _bool(request, "quiet")
+    quiet = qbool(request, "quiet")
     path = await spool_body(request, str(svc.config.tmp_dir), "load-")
     try:
         def run() -> list[str]:
@@ -262,7 +253,7 @@ async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
 async def remove(request: web.Request) -> web.Response:
     svc = _svc(request)
     records = await asyncio.to_thread(svc.delete, request.match_info["name"],
-                                      _bool(request, "force"), not _bool(request, "noprune"))
+                                      qbool(request, "force"), not qbool(request, "noprune"))
     return web.json_response(records)
 
 
@@ -294,11 +285,11 @@ async def commit(request: web.Request) -> web.Response:
     for k, v in (body or {}).items():
         if v not in (None, "", [], {}):
             cfg[k] = v
-    pause = _bool(request, "pause", True)
+    pause = not request.query.get("pause", "").strip() or qbool(request, "pause")  # dockerd: blank is true
     paused = False
     if pause and (info.get("State") or {}).get("Running") and hasattr(d.containers, "pause"):
         try:
-            await _maybe_await(d.containers.pause(full_id))
+            await d.containers.pause(full_id)
             paused = True
         except BerthError:
             paused = False
@@ -311,11 +302,6 @@ async def commit(request: web.Request) -> web.Response:
     finally:
         if paused:
             with contextlib.suppress(BerthError):
-                await _maybe_await(d.containers.unpause(full_id))
+                await d.containers.unpause(full_id)
     return web.json_response({"Id": img.id}, status=201)
 
-
-async def _maybe_await(v: Any) -> Any:
-    if asyncio.iscoroutine(v):
-        return await v
-    return v

@@ -25,14 +25,8 @@ async def _container(request: web.Request, ref: str) -> tuple[str, str]:
         raise InvalidParameter("a container is required")
     if containers is None:
         return ref, ""
-    info = await _maybe_await(containers.inspect(ref))
+    info = containers.inspect(ref)
     return info["Id"], str(info.get("Name") or "").lstrip("/")
-
-
-async def _maybe_await(v: Any) -> Any:
-    if hasattr(v, "__await__"):
-        return await v
-    return v
 
 
 @routes.get("/networks")
