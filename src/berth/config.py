@@ -23,7 +23,7 @@ class DaemonConfig:
     # Default bridge network: device name and subnet ("" = pick one free of host routes).
     bridge: str = "berth0"
     bridge_subnet: str = ""
-    # Prefix of berth's own firewall chains / nftables table (upper-cased for iptables).
+    # Prefix of berth's own firewall chains (upper-cased for iptables).
     firewall_prefix: str = "berth"
     # Parent cgroup under every controller: containers live at /<cgroup_parent>/<id>.
     cgroup_parent: str = "berth"

@@ -38,7 +38,7 @@ def both(daemon, *args: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def subject(daemon, busybox_image):  # type: ignore[no-untyped-def]
-    from fixtures.registry import free_port
+    from support import free_port
 
     name = f"parity-{secrets.token_hex(3)}"
     vol = f"parityvol{secrets.token_hex(3)}"

@@ -58,7 +58,7 @@ def test_network_and_volume_commands(daemon, busybox_image) -> None:  # type: ig
 
 
 def test_port_mapping_is_listed(daemon, busybox_image) -> None:  # type: ignore[no-untyped-def]
-    from fixtures.registry import free_port
+    from support import free_port
 
     name = f"port-{secrets.token_hex(3)}"
     hp = free_port()

@@ -369,7 +369,8 @@ def test_push_compresses_mounts_and_skips(request: pytest.FixtureRequest, local:
 
 
 def test_mirror_serves_docker_io_and_a_dead_mirror_is_skipped(tmp_path: Path, local: Local) -> None:
-    from fixtures.registry import free_port, start_berth_registry
+    from fixtures.registry import start_berth_registry
+    from support import free_port
     with start_berth_registry(tmp_path, token_auth=True, anonymous_pull=True) as mirror:
         built = build_image(compressions=("gzip",))
         upload_built(mirror, "library/mirrored", built)

@@ -116,7 +116,7 @@ class Runtime:
         loaded from that bundle). Returns the init's pid; the init waits for `start`."""
         from berth.runtime import cgroups
         # the init's move into its cgroups comes in a few ms: take the kernel's wait now;
-        # the holding thread stops once the init is moved, or whenever create ends
+        # the holder process stops once the init is moved, or whenever create ends
         cgroups.prime_attach(hold=5.0)
         try:
             return self._create(cid, bundle, stdio, console_socket, pid_file, no_pivot, preserve_fds,
