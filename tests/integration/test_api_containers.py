@@ -240,6 +240,31 @@ def test_rename_pause_top_stats_kill(daemon, busybox_image, cleanup):
     assert r.status == 409 and "is not running" in r.json()["message"]
 
 
+def test_stats_read_the_limits_and_usage_the_runtime_applies(daemon, busybox_image, cleanup):
+    """A CPU-bound container with -m 64m --cpus 0.5: stats show the memory limit, user-mode
+    CPU time and CFS throttling (read through the runtime's cgroup manager)."""
+    cid = create(daemon, ["sh", "-c", "while :; do :; done"],
+                 host_config={"Memory": 64 << 20, "NanoCpus": 500_000_000, "PidsLimit": 50})
+    cleanup.append(cid)
+    assert daemon.api("POST", f"/containers/{cid}/start").status == 204
+    deadline = time.monotonic() + 20
+    while True:  # wait (not a timing assertion) until the quota has bitten at least once
+        st = daemon.api("GET", f"/containers/{cid}/stats", params={"stream": 0}).json()
+        if st["cpu_stats"]["throttling_data"]["throttled_periods"] > 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert st["memory_stats"]["limit"] == 64 << 20
+    assert st["pids_stats"]["limit"] == 50 and st["pids_stats"]["current"] >= 1
+    usage = st["cpu_stats"]["cpu_usage"]
+    assert usage["usage_in_usermode"] > 0 and usage["total_usage"] > 0
+    throttling = st["cpu_stats"]["throttling_data"]
+    assert throttling["periods"] > 0 and throttling["throttled_periods"] > 0
+    assert daemon.api("POST", f"/containers/{cid}/kill").status == 204
+    daemon.api("POST", f"/containers/{cid}/wait")
+    stopped = daemon.api("GET", f"/containers/{cid}/stats", params={"stream": 0}).json()
+    assert stopped["memory_stats"] == {} and stopped["pids_stats"] == {"current": 0}
+
+
 def test_restart_policies(daemon, busybox_image, cleanup):
     cid = create(daemon, ["sh", "-c", "exit 1"], host_config={"RestartPolicy": {"Name": "on-failure",
                                                                                   "MaximumRetryCount": 2}})

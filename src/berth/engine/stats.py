@@ -1,5 +1,5 @@
-"""`docker top` and `docker stats`: a container's processes and resource use, read from its
-cgroups (v1 hierarchies, as the runtime makes them) and /proc.
+"""`docker top` and `docker stats`: a container's processes and resource use, read through the
+runtime's cgroup manager (v1 hierarchies or the v2 tree, whichever the host has) and /proc.
 
 `cgroup_parent` is also where the container service puts a container's cgroups at start.
 """
@@ -14,6 +14,7 @@ from typing import Any
 from berth.engine.container import Container
 from berth.engine.humanize import ZERO_TIME
 from berth.errors import Conflict, InvalidParameter
+from berth.runtime.errors import RuntimeFailure
 from berth.shim.protocol import rfc3339_nano
 
 
@@ -22,19 +23,21 @@ def cgroup_parent(host_config: dict[str, Any], default: str) -> str:
     return (host_config.get("CgroupParent") or default).strip("/")
 
 
-def _cgroup_dir(c: Container, default_parent: str, ctrl: str) -> Path:
-    return Path("/sys/fs/cgroup") / ctrl / cgroup_parent(c.host_config, default_parent) / c.id
+def _cgroups(c: Container, default_parent: str) -> Any:
+    """The runtime's manager of the container's cgroups (v1 hierarchies or the v2 tree, as
+    the host has them; the path is the one specgen gives the runtime)."""
+    from berth.runtime import cgroups
+
+    return cgroups.manager_for(f"/{cgroup_parent(c.host_config, default_parent)}/{c.id}", c.id)
 
 
 def pids(c: Container, default_parent: str) -> list[int]:
     """The container's processes (host pids)."""
-    for ctrl in ("pids", "memory", "cpu,cpuacct", "freezer"):
-        p = _cgroup_dir(c, default_parent, ctrl) / "cgroup.procs"
-        try:
-            return [int(x) for x in p.read_text().split()]
-        except OSError:
-            continue
-    return [c.state["Pid"]] if c.state.get("Pid") else []
+    try:
+        procs = _cgroups(c, default_parent).procs()
+    except (RuntimeFailure, OSError):
+        procs = []
+    return procs or ([c.state["Pid"]] if c.state.get("Pid") else [])
 
 
 async def top(c: Container, default_parent: str, ps_args: str = "-ef") -> dict[str, Any]:
@@ -62,41 +65,43 @@ async def top(c: Container, default_parent: str, ps_args: str = "-ef") -> dict[s
 
 
 def stats(c: Container, default_parent: str) -> dict[str, Any]:
-    """One sample in the Engine API's stats shape (`precpu_stats` left for the caller)."""
-    def rd(ctrl: str, name: str) -> int:
-        try:
-            return int((_cgroup_dir(c, default_parent, ctrl) / name).read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return 0
-
+    """One sample in the Engine API's stats shape (`precpu_stats` left for the caller), from
+    the runtime's reading of the container's cgroups."""
     running = c.running
-    mem_usage = rd("memory", "memory.usage_in_bytes") if running else 0
-    mem_limit = rd("memory", "memory.limit_in_bytes") if running else 0
-    mstat: dict[str, int] = {}
-    try:
-        for ln in (_cgroup_dir(c, default_parent, "memory") / "memory.stat").read_text().splitlines():
-            k, v = ln.split()
-            mstat[k] = int(v)
-    except (OSError, ValueError):
-        pass
+    sample: dict[str, Any] = {}
+    if running:
+        try:
+            sample = _cgroups(c, default_parent).stats()
+        except (RuntimeFailure, OSError):
+            pass
+    mem = sample.get("memory") or {}
+    cpu = sample.get("cpu") or {}
+    usage = cpu.get("usage") or {}
+    throttling = cpu.get("throttling") or {}
+    pids_now = sample.get("pids") or {}
+    mem_limit = mem.get("limit") or 0
     if mem_limit > (1 << 62) or mem_limit == 0:
         mem_limit = meminfo_total()
-    cpu_total = rd("cpu,cpuacct", "cpuacct.usage") or rd("cpuacct", "cpuacct.usage")
-    system = _system_cpu_usage()
-    ncpu = os.cpu_count() or 1
+    cpu_usage: dict[str, Any] = {"total_usage": usage.get("total") or 0,
+                                 "usage_in_kernelmode": usage.get("kernel") or 0,
+                                 "usage_in_usermode": usage.get("user") or 0}
+    if usage.get("percpu"):
+        cpu_usage["percpu_usage"] = usage["percpu"]
     return {
         "read": rfc3339_nano(), "preread": ZERO_TIME, "name": "/" + c.name, "id": c.id,
-        "pids_stats": {"current": rd("pids", "pids.current"),
-                       **({"limit": rd("pids", "pids.max")} if running and rd("pids", "pids.max") else {})},
+        "pids_stats": {"current": pids_now.get("current") or 0,
+                       **({"limit": pids_now["limit"]} if pids_now.get("limit") else {})},
         "blkio_stats": {"io_service_bytes_recursive": None, "io_serviced_recursive": None},
         "num_procs": 0, "storage_stats": {},
-        "cpu_stats": {"cpu_usage": {"total_usage": cpu_total, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
-                      "system_cpu_usage": system, "online_cpus": ncpu,
-                      "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}},
+        "cpu_stats": {"cpu_usage": cpu_usage, "system_cpu_usage": _system_cpu_usage(),
+                      "online_cpus": os.cpu_count() or 1,
+                      "throttling_data": {"periods": throttling.get("periods") or 0,
+                                          "throttled_periods": throttling.get("throttled_periods") or 0,
+                                          "throttled_time": throttling.get("throttled_time") or 0}},
         "precpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}},
-        "memory_stats": {"usage": mem_usage, "limit": mem_limit, "stats": mstat,
-                         "max_usage": rd("memory", "memory.max_usage_in_bytes"),
-                         "failcnt": rd("memory", "memory.failcnt")} if running else {},
+        "memory_stats": {"usage": mem.get("usage") or 0, "limit": mem_limit, "stats": mem.get("stats") or {},
+                         "max_usage": mem.get("max_usage") or 0, "failcnt": mem.get("failcnt") or 0}
+        if running else {},
         "networks": _net_dev(c.state.get("Pid") or 0) if running else {},
     }
 
