@@ -42,7 +42,7 @@ def test_canonical_json_is_sorted_and_compact() -> None:
 
 
 @pytest.mark.parametrize("bad", [b"[]", b"not json", b'{"schemaVersion": 1}',
-                                 b'{"schemaVersion": 2, "config": {"digest": "x"}}'])
+                                 b'{"schemaVersion": 2, "config": {"size": 1}}'])
 def test_bad_manifests_refused(bad: bytes) -> None:
     with pytest.raises(ValueError):
         spec.parse_manifest_or_index(bad)
@@ -51,7 +51,47 @@ def test_bad_manifests_refused(bad: bytes) -> None:
 def test_media_type_compression() -> None:
     assert spec.compression_of(spec.DOCKER_LAYER_GZIP) == "gzip"
     assert spec.compression_of(spec.OCI_LAYER_ZSTD) == "zstd"
-    assert spec.compression_of(spec.OCI_LAYER) == ""
+    assert spec.compression_of("application/vnd.docker.image.rootfs.diff.tar.zstd") == "zstd"
+    assert spec.compression_of(spec.OCI_LAYER) == spec.compression_of(spec.DOCKER_LAYER) == ""
+    assert spec.compression_of("application/octet-stream") == "?"
+
+
+@pytest.mark.parametrize("bad", [None, "x", [], {}, {"size": 1}, {"digest": 5, "size": 1},
+                                 {"digest": D1, "size": "1"}, {"digest": D1, "size": 1.0},
+                                 {"digest": D1, "size": None}, {"digest": D1, "size": 1, "annotations": 5},
+                                 {"digest": D1, "size": 1, "annotations": "ab"},
+                                 {"digest": D1, "size": 1, "urls": 5}])
+def test_descriptor_types_are_strict(bad: object) -> None:
+    with pytest.raises(ValueError):
+        spec.Descriptor.from_dict(bad)
+
+
+def test_descriptor_fields() -> None:
+    d = spec.Descriptor.from_dict({"digest": D1})
+    assert (d.media_type, d.size, d.annotations, d.urls, d.foreign) == ("", 0, None, None, False)
+    full = {"mediaType": spec.DOCKER_FOREIGN_LAYER, "digest": D1, "size": 3, "annotations": {"a": "b"},
+            "platform": {"os": "windows"}, "urls": ["https://x"], "artifactType": "application/x-sig"}
+    d = spec.Descriptor.from_dict(full)
+    assert d.foreign and d.to_dict() == full
+    assert spec.Descriptor(spec.OCI_LAYER_NONDIST_GZIP, D1, 1).foreign
+    assert not spec.Descriptor(spec.OCI_LAYER_GZIP, D1, 1).foreign
+
+
+@pytest.mark.parametrize(("doc", "problem"), [
+    ({"schemaVersion": 2, "mediaType": spec.OCI_INDEX}, "'manifests' list"),
+    ({"schemaVersion": 2, "manifests": "x"}, "'manifests' list"),
+    ({"schemaVersion": 2, "config": {"digest": D1, "size": 1}, "layers": None}, "'layers' must be a list"),
+    ({"schemaVersion": 2, "config": {"digest": D1, "size": 1}, "subject": {}}, "descriptor"),
+])
+def test_manifest_structure_is_checked(doc: dict[str, object], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        spec.parse_manifest_or_index(json.dumps(doc).encode())
+
+
+def test_document_annotations_that_are_no_object_are_ignored() -> None:
+    m = spec.parse_manifest_or_index(json.dumps({"schemaVersion": 2, "mediaType": 5, "annotations": "x",
+                                                 "config": {"digest": D1, "size": 1}}).encode())
+    assert isinstance(m, spec.Manifest) and m.annotations is None and m.media_type == spec.OCI_MANIFEST
 
 
 def test_chain_ids() -> None:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from berth.errors import InvalidParameter, NotFound
+from berth.image import spec
 from berth.registry import mediatypes as mt
 from berth.registry.client.endpoints import endpoints, is_insecure, search_endpoint
 from berth.registry.client.platform import Platform, parse_platform, select
@@ -15,11 +16,11 @@ from berth.registry.names import name_problem
 from berth.registry.server.search import Repo, rank, search_response
 
 
-def _d(arch: str, os: str = "linux", variant: str | None = None, digest: str = "") -> mt.Descriptor:
+def _d(arch: str, os: str = "linux", variant: str | None = None, digest: str = "") -> spec.Descriptor:
     p = {"os": os, "architecture": arch}
     if variant:
         p["variant"] = variant
-    return mt.Descriptor(mt.OCI_MANIFEST, digest or f"sha256:{arch}{variant or ''}{os}", 1, platform=p)
+    return spec.Descriptor(mt.OCI_MANIFEST, digest or f"sha256:{arch}{variant or ''}{os}", 1, platform=p)
 
 
 def test_platform_selection() -> None:
@@ -97,11 +98,33 @@ def test_manifest_parsing() -> None:
                     "layers": [{"mediaType": mt.DOCKER_FOREIGN_LAYER, "digest": "sha256:" + "b" * 64,
                                 "size": 1, "urls": ["https://x"]}]}).encode()
     pm = mt.parse_manifest(m, mt.DOCKER_MANIFEST)
-    assert pm.media_type == mt.DOCKER_MANIFEST and pm.layers[0].foreign and not pm.is_index
+    assert isinstance(pm, spec.Manifest) and pm.media_type == mt.DOCKER_MANIFEST and pm.layers[0].foreign
     with pytest.raises(ValueError, match="does not match"):
         mt.parse_manifest(m, mt.OCI_MANIFEST)
     with pytest.raises(ValueError, match="schema 1"):
         mt.parse_manifest(b'{"schemaVersion":1}')
     idx = mt.parse_manifest(json.dumps({"schemaVersion": 2, "manifests": []}).encode())
-    assert idx.is_index and idx.media_type == mt.OCI_INDEX
-    assert mt.layer_compression(mt.OCI_LAYER_ZSTD) == "zstd" and mt.layer_compression(mt.OCI_LAYER) == ""
+    assert isinstance(idx, spec.Index) and idx.media_type == mt.OCI_INDEX
+
+
+@pytest.mark.parametrize(("doc", "content_type", "problem"), [
+    ({"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": {"digest": "sha256:" + "a" * 64, "size": 1}},
+     mt.OCI_INDEX, "does not match"),
+    ({"schemaVersion": 2, "mediaType": "application/x-foo"}, None, "unsupported manifest media type"),
+    ({"schemaVersion": 2, "mediaType": mt.OCI_INDEX}, None, "'manifests' list"),
+    ({"schemaVersion": 2, "config": {"digest": "sha256:" + "a" * 64, "size": 1, "annotations": 5}}, None,
+     "annotations"),
+])
+def test_registry_refuses(doc: dict[str, object], content_type: str | None, problem: str) -> None:
+    # always a ValueError: the server answers it with 400 MANIFEST_INVALID, not a 500
+    with pytest.raises(ValueError, match=problem):
+        mt.parse_manifest(json.dumps(doc).encode(), content_type)
+
+
+def test_registry_keeps_subject_and_artifact_type_of_an_index() -> None:
+    d = {"mediaType": mt.OCI_MANIFEST, "digest": "sha256:" + "c" * 64, "size": 7}
+    idx = mt.parse_manifest(json.dumps({"schemaVersion": 2, "manifests": [d], "subject": d,
+                                        "artifactType": "application/x-sig"}).encode())
+    assert isinstance(idx, spec.Index) and idx.subject == spec.Descriptor.from_dict(d)
+    assert idx.artifact_type == "application/x-sig"
+    assert spec.parse_manifest_or_index(idx.to_bytes()) == idx

@@ -35,6 +35,7 @@ from berth.image.spec import (
     Manifest,
     canonical_json,
     hex_of,
+    json_object,
     parse_manifest_or_index,
     sha256_digest,
 )
@@ -314,7 +315,7 @@ def load(svc: Any, stream: IO[bytes]) -> list[str]:
                 entries.append((_read(work, e["Config"]), list(e.get("Layers") or []), tags))
         elif os.path.isfile(os.path.join(work, "index.json")):
             try:
-                idx = Index.from_dict(json.loads(_read(work, "index.json")))
+                idx = Index.from_dict(json_object(_read(work, "index.json")))
             except ValueError as exc:
                 raise InvalidParameter(f"index.json: {exc}") from None
             for d in idx.manifests:

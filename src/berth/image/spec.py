@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,8 @@ LAYER_TYPES = (OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_LAYER_NONDIST_GZIP
 
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name"
+# The prefix of the non-distributable layer types (deprecated by image-spec 1.1).
+OCI_NONDIST_PREFIX = "application/vnd.oci.image.layer.nondistributable."
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -49,16 +52,33 @@ def hex_of(digest: str) -> str:
 
 
 def compression_of(media_type: str) -> str:
-    """'gzip', 'zstd' or '' for a layer media type."""
-    if media_type.endswith("+gzip") or media_type.endswith(".tar.gzip"):
+    """'gzip', 'zstd' or '' (plain tar) from a layer media type; '?' when it says nothing."""
+    if media_type.endswith("gzip"):
         return "gzip"
-    if media_type.endswith("+zstd"):
+    if media_type.endswith("zstd"):
         return "zstd"
-    return ""
+    if media_type in (OCI_LAYER, DOCKER_LAYER):
+        return ""
+    return "?"
+
+
+def _optional(d: dict[str, Any], key: str, kind: Callable[[Any], Any]) -> Any:
+    """`d[key]` made a dict or a list (None when absent). Whatever converts is taken, as the
+    registry always has (it keeps serving what it stored); anything else is a ValueError."""
+    value = d.get(key)
+    if value is None:
+        return None
+    try:
+        return kind(value or ())
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"descriptor {key}: {exc}") from None
 
 
 @dataclass
 class Descriptor:
+    """An OCI content descriptor, the one model for the image store, archives and the
+    registry client and server (containerd's ocispec.Descriptor)."""
+
     media_type: str
     digest: str
     size: int
@@ -80,13 +100,64 @@ class Descriptor:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Descriptor:
-        try:
-            return cls(media_type=d.get("mediaType", ""), digest=d["digest"], size=int(d["size"]),
-                       annotations=d.get("annotations"), platform=d.get("platform"),
-                       urls=d.get("urls"), artifact_type=d.get("artifactType"))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"invalid descriptor {d!r}: {exc}") from None
+    def from_dict(cls, d: Any) -> Descriptor:
+        """As Go's JSON decoding into ocispec.Descriptor: the digest must be a string and the
+        size an integer (0 when absent, as distribution and containerd take it)."""
+        if not isinstance(d, dict) or not isinstance(d.get("digest"), str) \
+                or not isinstance(d.get("size", 0), int):
+            raise ValueError("descriptor needs a digest and an integer size")
+        return cls(media_type=str(d.get("mediaType", "")), digest=d["digest"], size=int(d.get("size", 0)),
+                   annotations=_optional(d, "annotations", dict), platform=d.get("platform"),
+                   urls=_optional(d, "urls", list), artifact_type=d.get("artifactType"))
+
+    @property
+    def foreign(self) -> bool:
+        """Layers a registry need not hold (Windows base layers and the like)."""
+        return self.media_type == DOCKER_FOREIGN_LAYER or self.media_type.startswith(OCI_NONDIST_PREFIX)
+
+
+def json_object(data: bytes) -> dict[str, Any]:
+    """A manifest or index document as JSON; ValueError when it is not a JSON object."""
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise ValueError(f"manifest is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ValueError("manifest must be a JSON object")
+    return doc
+
+
+def _check_schema_version(d: dict[str, Any]) -> None:
+    if d.get("schemaVersion") != 2:
+        raise ValueError("manifest schemaVersion must be 2")
+
+
+def _media_type(d: dict[str, Any], default: str) -> str:
+    """The document's own mediaType when it declares one, else what its referrer said."""
+    declared = d.get("mediaType")
+    return declared if isinstance(declared, str) and declared else default
+
+
+def _shared_fields(d: dict[str, Any]) -> dict[str, Any]:
+    """What a manifest and an index both may carry, as keyword arguments. Annotations that
+    are not an object and a subject that is not one are ignored, not refused: the registry
+    has always stored such documents and keeps serving them."""
+    a, s = d.get("annotations"), d.get("subject")
+    return {"annotations": dict(a) if isinstance(a, dict) else None,
+            "subject": Descriptor.from_dict(s) if isinstance(s, dict) else None,
+            "artifact_type": d.get("artifactType")}
+
+
+def _shared_json(annotations: dict[str, str] | None, subject: Descriptor | None,
+                 artifact_type: str | None) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    if annotations:
+        d["annotations"] = dict(annotations)
+    if subject:
+        d["subject"] = subject.to_dict()
+    if artifact_type:
+        d["artifactType"] = artifact_type
+    return d
 
 
 @dataclass
@@ -101,16 +172,9 @@ class Manifest:
     artifact_type: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"schemaVersion": 2, "mediaType": self.media_type,
-                             "config": self.config.to_dict(),
-                             "layers": [x.to_dict() for x in self.layers]}
-        if self.annotations:
-            d["annotations"] = dict(self.annotations)
-        if self.subject:
-            d["subject"] = self.subject.to_dict()
-        if self.artifact_type:
-            d["artifactType"] = self.artifact_type
-        return d
+        return {"schemaVersion": 2, "mediaType": self.media_type, "config": self.config.to_dict(),
+                "layers": [x.to_dict() for x in self.layers],
+                **_shared_json(self.annotations, self.subject, self.artifact_type)}
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.to_dict(), indent=3).encode() if self.media_type == DOCKER_MANIFEST \
@@ -118,16 +182,15 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], media_type: str | None = None) -> Manifest:
-        if d.get("schemaVersion") != 2:
-            raise ValueError("manifest schemaVersion must be 2")
-        mt = d.get("mediaType") or media_type or OCI_MANIFEST
+        _check_schema_version(d)
         if "config" not in d:
-            raise ValueError("manifest has no config")
-        return cls(config=Descriptor.from_dict(d["config"]),
-                   layers=[Descriptor.from_dict(x) for x in d.get("layers") or []],
-                   media_type=mt, annotations=d.get("annotations"),
-                   subject=Descriptor.from_dict(d["subject"]) if d.get("subject") else None,
-                   artifact_type=d.get("artifactType"))
+            raise ValueError("image manifest needs a 'config' descriptor")
+        config = Descriptor.from_dict(d["config"])
+        layers = d.get("layers", [])
+        if not isinstance(layers, list):
+            raise ValueError("'layers' must be a list")
+        return cls(config=config, layers=[Descriptor.from_dict(x) for x in layers],
+                   media_type=_media_type(d, media_type or OCI_MANIFEST), **_shared_fields(d))
 
 
 @dataclass
@@ -137,34 +200,33 @@ class Index:
     manifests: list[Descriptor] = field(default_factory=list)
     media_type: str = OCI_INDEX
     annotations: dict[str, str] | None = None
+    subject: Descriptor | None = None
+    artifact_type: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"schemaVersion": 2, "mediaType": self.media_type,
-                             "manifests": [m.to_dict() for m in self.manifests]}
-        if self.annotations:
-            d["annotations"] = dict(self.annotations)
-        return d
+        return {"schemaVersion": 2, "mediaType": self.media_type,
+                "manifests": [m.to_dict() for m in self.manifests],
+                **_shared_json(self.annotations, self.subject, self.artifact_type)}
 
     def to_bytes(self) -> bytes:
         return canonical_json(self.to_dict())
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], media_type: str | None = None) -> Index:
-        if d.get("schemaVersion") != 2:
-            raise ValueError("index schemaVersion must be 2")
-        return cls(manifests=[Descriptor.from_dict(x) for x in d.get("manifests") or []],
-                   media_type=d.get("mediaType") or media_type or OCI_INDEX,
-                   annotations=d.get("annotations"))
+        _check_schema_version(d)
+        entries = d.get("manifests")
+        if not isinstance(entries, list):
+            raise ValueError("index needs a 'manifests' list")
+        return cls(manifests=[Descriptor.from_dict(x) for x in entries],
+                   media_type=_media_type(d, media_type or OCI_INDEX), **_shared_fields(d))
 
 
 def parse_manifest_or_index(data: bytes, media_type: str | None = None) -> Manifest | Index:
-    try:
-        d = json.loads(data)
-    except ValueError as exc:
-        raise ValueError(f"manifest is not JSON: {exc}") from None
-    if not isinstance(d, dict):
-        raise ValueError("manifest is not a JSON object")
-    mt = d.get("mediaType") or media_type or ""
+    """A manifest or index whose type its referrer may know (`media_type`), else told by
+    its own mediaType or its keys. The registry's stricter checks are in
+    berth.registry.mediatypes.parse_manifest."""
+    d = json_object(data)
+    mt = _media_type(d, media_type or "")
     if mt in INDEX_TYPES or ("manifests" in d and "config" not in d):
         return Index.from_dict(d, mt or OCI_INDEX)
     return Manifest.from_dict(d, mt or OCI_MANIFEST)

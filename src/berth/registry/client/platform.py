@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from berth.errors import InvalidParameter, NotFound
-from berth.registry.mediatypes import Descriptor
+from berth.image.spec import Descriptor
 
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm",
          "armv6l": "arm", "i386": "386", "i686": "386", "ppc64le": "ppc64le", "s390x": "s390x",

@@ -16,6 +16,7 @@ import aiohttp
 from berth import errors
 from berth.image.layers import chain_ids
 from berth.image.reference import Reference
+from berth.image.spec import Descriptor, Index
 from berth.registry import mediatypes as mt
 from berth.registry.client.platform import Platform, normalize_arch, select
 from berth.registry.client.progress import Reporter, short
@@ -90,22 +91,21 @@ class Puller:
             pm = mt.parse_manifest(body, ctype)
         except ValueError as exc:
             raise errors.InvalidParameter(f"{ref.familiar}: {exc}") from None
-        if pm.is_index:
+        if isinstance(pm, Index):
             chosen = select(pm.manifests, self.platform)
             body, ctype, _ = await fetch_manifest(self.session, repo, chosen.digest)
             try:
                 pm = mt.parse_manifest(body, ctype or chosen.media_type)
             except ValueError as exc:
                 raise errors.InvalidParameter(f"{ref.familiar}: {exc}") from None
-            if pm.is_index:
+            if isinstance(pm, Index):
                 raise errors.InvalidParameter(f"{ref.familiar}: nested indexes are not supported")
-        assert pm.config is not None
         config = await self._config(repo, pm.config)
         try:
             cfg = json.loads(config)
         except ValueError:
             raise errors.InvalidParameter(f"{ref.familiar}: image config is not JSON") from None
-        if self.explicit_platform and not pm.is_index:
+        if self.explicit_platform:
             have = Platform(str(cfg.get("os", "")), normalize_arch(str(cfg.get("architecture", ""))),
                             str(cfg.get("variant") or ""))
             if not self.platform.matches({"os": have.os, "architecture": have.architecture,
@@ -138,7 +138,7 @@ class Puller:
                               else f"Status: Downloaded newer image for {shown}")
         return img
 
-    async def _config(self, repo: str, desc: mt.Descriptor) -> bytes:
+    async def _config(self, repo: str, desc: Descriptor) -> bytes:
         content = self.images.content
         if content.exists(desc.digest):
             return content.read_bytes(desc.digest)
@@ -155,7 +155,7 @@ class Puller:
             raise errors.InvalidParameter(f"image config digest {actual} does not match {desc.digest}")
         return data
 
-    async def _layers(self, repo: str, layers: list[mt.Descriptor], diff_ids: list[str],
+    async def _layers(self, repo: str, layers: list[Descriptor], diff_ids: list[str],
                       chains: list[str]) -> None:
         sem = asyncio.Semaphore(CONCURRENT_DOWNLOADS)
         tasks: list[asyncio.Task[bool] | None] = []
@@ -188,19 +188,19 @@ class Puller:
                     t.cancel()
             await asyncio.gather(*(t for t in tasks if t is not None), return_exceptions=True)
 
-    def _apply(self, d: mt.Descriptor, parent: str | None, diff_id: str) -> None:
+    def _apply(self, d: Descriptor, parent: str | None, diff_id: str) -> None:
         with self.images.content.open(d.digest) as f:
             self.images.layers.apply(f, parent, blob=d.digest, media_type=d.media_type or None,
                                      expected_diff_id=diff_id)
 
-    def _apply_stream(self, pipe: Pipe, d: mt.Descriptor, parent: str | None, diff_id: str) -> None:
+    def _apply_stream(self, pipe: Pipe, d: Descriptor, parent: str | None, diff_id: str) -> None:
         try:
             self.images.layers.apply(pipe, parent, blob=d.digest, media_type=d.media_type or None,
                                      expected_diff_id=diff_id)
         finally:
             pipe.close()
 
-    async def _download(self, repo: str, d: mt.Descriptor, sem: asyncio.Semaphore,
+    async def _download(self, repo: str, d: Descriptor, sem: asyncio.Semaphore,
                         stream_apply: tuple[str | None, str] | None = None) -> bool:
         """Fetch a layer blob into the content store (verified), retrying a dropped
         connection (DOWNLOAD_ATTEMPTS in all, as docker retries). With `stream_apply` (parent
@@ -217,7 +217,7 @@ class Puller:
                 await asyncio.sleep(attempt)
         raise AssertionError("unreachable")
 
-    async def _download_once(self, repo: str, d: mt.Descriptor, sem: asyncio.Semaphore,
+    async def _download_once(self, repo: str, d: Descriptor, sem: asyncio.Semaphore,
                              stream_apply: tuple[str | None, str] | None = None) -> bool:
         content = self.images.content
         sid = short(d.digest)

@@ -16,6 +16,7 @@ import aiohttp
 
 from berth import errors
 from berth.image.reference import Reference
+from berth.image.spec import compression_of
 from berth.registry import mediatypes as mt
 from berth.registry.client.compress import gzip_file
 from berth.registry.client.progress import Reporter, short
@@ -95,7 +96,7 @@ class Pusher:
                         os.unlink(p.temp)
                     except FileNotFoundError:
                         pass
-        compressions = {mt.layer_compression(p.media_type) for p in plans}
+        compressions = {compression_of(p.media_type) for p in plans}
         oci = "zstd" in compressions or "" in compressions or "?" in compressions
         config_bytes: bytes = image.config_bytes
         config_digest = image.id
@@ -105,7 +106,7 @@ class Pusher:
             "mediaType": mt.OCI_MANIFEST if oci else mt.DOCKER_MANIFEST,
             "config": {"mediaType": mt.OCI_CONFIG if oci else mt.DOCKER_CONFIG,
                        "digest": config_digest, "size": len(config_bytes)},
-            "layers": [{"mediaType": _manifest_media(mt.layer_compression(p.media_type), oci),
+            "layers": [{"mediaType": _manifest_media(compression_of(p.media_type), oci),
                         "digest": p.digest, "size": p.size} for p in plans],
         }
         data = json.dumps(manifest, indent=3).encode()
@@ -125,7 +126,7 @@ class Pusher:
         layer = self.images.layers.get(chain)
         content = self.images.content
         media = layer.media_type or ""
-        if layer.blob and content.exists(layer.blob) and mt.layer_compression(media) in ("gzip", "zstd"):
+        if layer.blob and content.exists(layer.blob) and compression_of(media) in ("gzip", "zstd"):
             return LayerPlan(layer.diff_id, chain, layer.blob, media, content.size(layer.blob), layer.blob)
         cached = self.cache.compressed(layer.diff_id) if self.cache else None
         if cached:
@@ -149,7 +150,7 @@ class Pusher:
         def run() -> Any:
             layer = self.images.layers.get(p.chain)
             content = self.images.content
-            if layer.blob and content.exists(layer.blob) and mt.layer_compression(layer.media_type or "") == "":
+            if layer.blob and content.exists(layer.blob) and compression_of(layer.media_type or "") == "":
                 # the plain tar is a file: the compressor reads it directly
                 with open(content.path(layer.blob), "rb") as f:
                     return gzip_file(f, str(content.tmp))

@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
+from berth.image.spec import Index, Manifest
 from berth.registry import mediatypes as mt
 from berth.registry.names import name_problem, valid_digest, valid_tag
 from berth.registry.scope import CATALOG, Scope, parse_scopes, repository
@@ -377,19 +378,7 @@ class Registry:
         if tag is None and digest != ref:
             raise RegistryError("DIGEST_INVALID", f"manifest digest {digest} does not match {ref}",
                                 detail={"expected": ref, "actual": digest})
-        missing: list[str] = []
-        for d in ([pm.config] if pm.config else []) + pm.layers:
-            if d.foreign:
-                continue
-            if not valid_digest(d.digest):
-                raise RegistryError("MANIFEST_INVALID", f"manifest invalid: bad digest {d.digest!r}")
-            if not self.driver.blob_linked(name, d.digest):
-                missing.append(d.digest)
-        for d in pm.manifests:
-            if not valid_digest(d.digest):
-                raise RegistryError("MANIFEST_INVALID", f"manifest invalid: bad digest {d.digest!r}")
-            if self.driver.manifest_media_type(name, d.digest) is None:
-                missing.append(d.digest)
+        missing = self._unknown_references(name, pm)
         if missing:
             raise RegistryError("MANIFEST_BLOB_UNKNOWN", f"manifest references blobs unknown to "
                                 f"repository {name}: {', '.join(missing)}", detail={"digests": missing})
@@ -403,7 +392,7 @@ class Registry:
                    "Content-Length": "0"}
         if pm.subject:
             desc: dict[str, Any] = {"mediaType": pm.media_type, "digest": digest, "size": len(body)}
-            artifact = pm.raw.get("artifactType") or (pm.config.media_type if pm.config else "")
+            artifact = pm.artifact_type or (pm.config.media_type if isinstance(pm, Manifest) else "")
             if artifact:
                 desc["artifactType"] = artifact
             if pm.annotations:
@@ -412,16 +401,27 @@ class Registry:
             headers["OCI-Subject"] = pm.subject.digest
         return web.Response(status=201, headers=headers)
 
-    def _description_of(self, name: str, pm: mt.ParsedManifest, depth: int = 0) -> str | None:
-        if mt.DESCRIPTION_KEY in pm.annotations:
+    def _unknown_references(self, name: str, pm: Manifest | Index) -> list[str]:
+        """What `pm` refers to that the repository lacks: an index's manifests, a manifest's
+        config and layers (foreign layers need not be held)."""
+        refs = pm.manifests if isinstance(pm, Index) else [d for d in (pm.config, *pm.layers) if not d.foreign]
+        for d in refs:
+            if not valid_digest(d.digest):
+                raise RegistryError("MANIFEST_INVALID", f"manifest invalid: bad digest {d.digest!r}")
+        if isinstance(pm, Index):
+            return [d.digest for d in refs if self.driver.manifest_media_type(name, d.digest) is None]
+        return [d.digest for d in refs if not self.driver.blob_linked(name, d.digest)]
+
+    def _description_of(self, name: str, pm: Manifest | Index, depth: int = 0) -> str | None:
+        if pm.annotations and mt.DESCRIPTION_KEY in pm.annotations:
             return pm.annotations[mt.DESCRIPTION_KEY]
         try:
-            if pm.config is not None and pm.config.size < (1 << 20):
+            if isinstance(pm, Manifest) and pm.config.size < (1 << 20):
                 cfg = json.loads(self.driver.read_blob(pm.config.digest))
                 labels = ((cfg.get("config") or {}).get("Labels") or {}) if isinstance(cfg, dict) else {}
                 if isinstance(labels, dict) and mt.DESCRIPTION_KEY in labels:
                     return str(labels[mt.DESCRIPTION_KEY])
-            if pm.manifests and depth == 0:
+            if isinstance(pm, Index) and pm.manifests and depth == 0:
                 child = pm.manifests[0]
                 sub = mt.parse_manifest(self.driver.read_blob(child.digest), child.media_type or None)
                 return self._description_of(name, sub, depth + 1)

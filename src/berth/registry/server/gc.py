@@ -12,6 +12,7 @@ import shutil
 import time
 from dataclasses import dataclass
 
+from berth.image.spec import Index
 from berth.registry import mediatypes as mt
 from berth.registry.server.storage import FilesystemDriver
 
@@ -47,10 +48,11 @@ def mark(driver: FilesystemDriver) -> set[str]:
                     pm = mt.parse_manifest(data, driver.manifest_media_type(repo, d))
                 except ValueError:
                     continue
-                if pm.config:
+                if isinstance(pm, Index):
+                    stack.extend(m.digest for m in pm.manifests)
+                else:
                     marked.add(pm.config.digest)
-                marked.update(layer.digest for layer in pm.layers)
-                stack.extend(m.digest for m in pm.manifests)
+                    marked.update(layer.digest for layer in pm.layers)
                 if pm.subject:
                     stack.append(pm.subject.digest)
     return marked
