@@ -12,6 +12,9 @@ from berth.errors import InvalidParameter
 
 VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
+# moby's validTmpfsOptions: the only TmpfsOptions.Options (API 1.46) a Mounts tmpfs takes
+TMPFS_OPTIONS = ("exec", "noexec")
+TMPFS_INVALID = 'invalid mount config for type "tmpfs": '
 
 
 @dataclass
@@ -179,15 +182,27 @@ def from_api_mount(m: dict) -> MountSpec:
         spec.volume_options = dict(dc.get("Options") or {})
     elif kind == "tmpfs":
         if spec.source:
-            raise InvalidParameter("invalid mount config for type \"tmpfs\": field Source must be empty")
+            raise InvalidParameter(TMPFS_INVALID + "field Source must be empty")
         to = m.get("TmpfsOptions") or {}
         if to.get("SizeBytes"):
             spec.tmpfs_options.append(f"size={int(to['SizeBytes'])}")
         if to.get("Mode"):
             spec.tmpfs_options.append(f"mode={int(to['Mode']):o}")
+        spec.tmpfs_options += [tmpfs_option(o) for o in to.get("Options") or []]
     else:
         raise InvalidParameter(f"invalid mount config: mount type unknown: {kind!r}")
     return spec
+
+
+def tmpfs_option(option: object) -> str:
+    """One TmpfsOptions.Options entry (`["exec"]`, or a [name, value] pair) as the mount
+    option it adds, checked as moby's validateTmpfsOptions checks it (only exec and noexec:
+    they override the default noexec, as dockerd merges them after its defaults)."""
+    if not isinstance(option, list) or not 1 <= len(option) <= 2:
+        raise InvalidParameter(TMPFS_INVALID + "invalid option array length")
+    if option[0] not in TMPFS_OPTIONS:
+        raise InvalidParameter(f"{TMPFS_INVALID}invalid option: {option[0]}")
+    return "=".join(str(o) for o in option)
 
 
 def parse_tmpfs(target: str, options: str) -> MountSpec:
