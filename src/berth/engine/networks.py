@@ -116,6 +116,10 @@ ADDED_COLUMNS = (
     ("net_endpoints", "ipam", "TEXT NOT NULL DEFAULT ''"),   # the IPAMConfig asked for (JSON)
     ("net_attachments", "mac", "TEXT NOT NULL DEFAULT ''"),
     ("net_attachments", "link_local", "TEXT NOT NULL DEFAULT '[]'"),
+    # the endpoint's DriverOpts (JSON; '' none); on an attachment '' is "not given": the
+    # create's EndpointsConfig entry for the network applies (see `_driver_opts`)
+    ("net_endpoints", "driver_opts", "TEXT NOT NULL DEFAULT ''"),
+    ("net_attachments", "driver_opts", "TEXT NOT NULL DEFAULT ''"),
 )
 AFTER_MIGRATION = """
 CREATE UNIQUE INDEX IF NOT EXISTS net_endpoints_ip ON net_endpoints (network_id, ip) WHERE ip != '';
@@ -181,6 +185,7 @@ class _Wanted:
     ipv6: str
     mac: str = ""
     link_local: list[str] = field(default_factory=list)
+    driver_opts: dict[str, str] = field(default_factory=dict)
 
 
 def _ipam_config(ipv4: str, ipv6: str, link_local: list[str]) -> str:
@@ -603,16 +608,21 @@ class NetworkService:
                               publish_all: bool = False, dns_options: list[str] | None = None,
                               ipv4_address: str = "", ipv6_address: str = "",
                               mac_address: str = "", link_local_ips: list[str] | None = None,
-                              background: bool = False) -> Sandbox:
+                              driver_opts: dict[str, str] | None = None, background: bool = False) -> Sandbox:
         """Build the container's network sandbox (see docs/architecture.md).
 
         With `background`, a bridged sandbox is returned as soon as what the runtime needs
         to create the container exists (the namespace, the addresses chosen, the files);
         the veths, routes, embedded DNS and rules are made meanwhile by `sandbox.ready`,
         which the caller awaits (`sandbox.plumbed()`) before the container's process runs.
-        A failed plumbing tears the sandbox down itself; a teardown waits for it."""
+        A failed plumbing tears the sandbox down itself; a teardown waits for it.
+
+        `driver_opts` are the DriverOpts of the network mode's endpoint (None: those of the
+        create's EndpointsConfig entry, as recorded); their sysctls are set on its interface."""
         mode = network_mode or "default"
-        if not name or exposed_ports is None or not (ipv4_address or ipv6_address or mac_address or link_local_ips):
+        known: dict[str, Any] = {}
+        if driver_opts is None or not name or exposed_ports is None or \
+                not (ipv4_address or ipv6_address or mac_address or link_local_ips):
             known = self._container_record(container_id)
             name = name or known.get("name", "")
             if not (ipv4_address or ipv6_address or mac_address or link_local_ips):
@@ -622,6 +632,7 @@ class NetworkService:
                 exposed_ports = known.get("exposed") or None
                 publish_all = publish_all or bool(known.get("publish_all"))
                 dns_options = dns_options or known.get("dns_options") or None
+        recorded = known.get("endpoints") or {}
         name = name.lstrip("/")
         hostname = hostname or container_id[:12]
         dns, dns_search = list(dns or []), list(dns_search or [])
@@ -646,8 +657,9 @@ class NetworkService:
             mappings = expand_bindings(port_bindings, exposed_ports, publish_all)
             if mappings and primary["internal"]:
                 mappings = []  # internal networks have no way in either
-            wanted = self._wanted_networks(container_id, _Wanted(primary, list(aliases or []), ipv4_address,
-                                                                 ipv6_address, mac_address, list(link_local_ips or [])))
+            first = _Wanted(primary, list(aliases or []), ipv4_address, ipv6_address, mac_address,
+                            list(link_local_ips or []), self._driver_opts(driver_opts, mode, recorded))
+            wanted = self._wanted_networks(container_id, first, recorded)
             has_v4, has_v6 = any(w.net["subnet"] for w in wanted), any(w.net["subnet6"] for w in wanted)
             check_publishable(mappings, has_v6, has_v4)
             if not has_v4:
@@ -668,9 +680,21 @@ class NetworkService:
             if plumbing is None:
                 self._lock.release()
         sandbox.ready = plumbing
-        if not background:
+        # endpoint sysctls may take an IPv6 address away (disable_ipv6): then the start waits
+        # for them, and the settings and /etc/hosts are made again without it
+        if not background or any(ep["sysctls"] and ep["ip6"] for ep in endpoints):
             await sandbox.plumbed()
+            if any(ep.get("released6") for ep in endpoints):
+                sandbox.settings = self._settings(container_id)
+                netfiles.write_atomic(self._container_dir(container_id) / "hosts",
+                                      self._hosts(hostname, domainname, endpoints, extra))
         return sandbox
+
+    @staticmethod
+    def _hosts(hostname: str, domainname: str, endpoints: list[dict[str, Any]], extra: list) -> str:
+        """/etc/hosts of a bridged container: its addresses on every network."""
+        addresses = [ep["ip"] for ep in endpoints if ep["ip"]] + [ep["ip6"] for ep in endpoints if ep["ip6"]]
+        return netfiles.hosts_file(hostname, domainname, addresses, extra)
 
     def _container_record(self, container_id: str) -> dict[str, Any]:
         """What the container service recorded (name, exposed ports, -P, DNS options), for
@@ -768,20 +792,32 @@ class NetworkService:
                              other["hostname"], other["domainname"], files=files)
         return Sandbox(other["netns"], other["mode"] == "host", files, self._settings(container_id))
 
-    def _wanted_networks(self, container_id: str, first: _Wanted) -> list[_Wanted]:
+    def _wanted_networks(self, container_id: str, first: _Wanted, recorded: dict[str, Any]) -> list[_Wanted]:
         """The networks a starting container joins: its network mode's first, then those it
-        was connected to while stopped (each with its aliases, requested addresses, MAC)."""
+        was connected to while stopped (each with its aliases, requested addresses, MAC and
+        DriverOpts; `recorded` is the create's EndpointsConfig)."""
         wanted = [first]
         for att in self.db.execute("SELECT * FROM net_attachments WHERE container_id = ?", (container_id,)):
             link_local = json.loads(att["link_local"])
-            if att["network_id"] == first.net["id"]:   # connected before start to its own network
+            net = first.net if att["network_id"] == first.net["id"] else self._row(att["network_id"])
+            opts = self._driver_opts(json.loads(att["driver_opts"]) if att["driver_opts"] else None, net["name"],
+                                     recorded)
+            if net is first.net:   # connected before start to its own network
                 merged = list(dict.fromkeys([*first.aliases, *json.loads(att["aliases"])]))
                 wanted[0] = _Wanted(first.net, merged, first.ipv4 or att["ipv4"], first.ipv6 or att["ipv6"],
-                                    first.mac or att["mac"], first.link_local or link_local)
+                                    first.mac or att["mac"], first.link_local or link_local,
+                                    first.driver_opts or opts)
             else:
-                wanted.append(_Wanted(self._row(att["network_id"]), json.loads(att["aliases"]), att["ipv4"],
-                                      att["ipv6"], att["mac"], link_local))
+                wanted.append(_Wanted(net, json.loads(att["aliases"]), att["ipv4"], att["ipv6"], att["mac"],
+                                      link_local, opts))
         return wanted
+
+    def _driver_opts(self, given: dict[str, str] | None, network: str, recorded: dict[str, Any]) -> dict[str, str]:
+        """An endpoint's DriverOpts: as given, else (None: not passed; the engine passes none
+        yet) those of the create's EndpointsConfig entry for `network` (`recorded`)."""
+        if given is None:
+            given = self.endpoint_for(network, recorded).get("DriverOpts")
+        return dict(given or {})
 
     async def _prepare_bridged(self, container_id: str, name: str, hostname: str, domainname: str,
                                wanted: list[_Wanted], mappings: list[PortMapping],
@@ -796,8 +832,7 @@ class NetworkService:
         await asyncio.to_thread(_bridge().create_netns, path)
         endpoints = [self._add_endpoint(container_id, w, seq) for seq, w in enumerate(wanted)]
         user_net = any(not w.net["builtin"] for w in wanted)
-        addresses = [ep["ip"] for ep in endpoints if ep["ip"]] + [ep["ip6"] for ep in endpoints if ep["ip6"]]
-        hosts = netfiles.hosts_file(hostname, domainname, addresses, extra)
+        hosts = self._hosts(hostname, domainname, endpoints, extra)
         resolv = netfiles.resolv_conf(self._host_resolv(), dns, dns_search, dns_options, embedded=user_net)
         files = self._write_files(container_id, hosts, resolv, hostname)
         self.db.execute("UPDATE net_sandboxes SET files = ? WHERE container_id = ?",
@@ -844,12 +879,14 @@ class NetworkService:
               "link_local": epcheck.link_local_addresses(want.link_local),
               "host_if": self._veth_name(container_id, net["id"]), "ifname": f"eth{n}", "seq": seq,
               "bridge": net["bridge"], "prefixlen": _prefixlen(net["subnet"]),
-              "prefixlen6": _prefixlen(net["subnet6"]), "gateway": gateway, "gateway6": gateway6}
+              "prefixlen6": _prefixlen(net["subnet6"]), "gateway": gateway, "gateway6": gateway6,
+              "sysctls": epcheck.endpoint_sysctls(want.driver_opts)}
         self.db.execute(
             "INSERT INTO net_endpoints (id, container_id, network_id, ip, mac, host_if, ifname, aliases, seq, ip6, "
-            "ipam) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "ipam, driver_opts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (ep["id"], container_id, net["id"], ip, mac, ep["host_if"], ep["ifname"],
-             json.dumps(want.aliases), seq, ip6, _ipam_config(want.ipv4, want.ipv6, want.link_local)))
+             json.dumps(want.aliases), seq, ip6, _ipam_config(want.ipv4, want.ipv6, want.link_local),
+             json.dumps(want.driver_opts) if want.driver_opts else ""))
         return ep
 
     def _address(self, container_id: str, net: Any, version: int, asked: str) -> tuple[str, str | None]:
@@ -874,10 +911,13 @@ class NetworkService:
         return str(addr), None if net["internal"] or routed else net[gateway]
 
     async def _plumb_endpoint(self, container_id: str, ep: dict[str, Any]) -> None:
-        await asyncio.to_thread(_bridge().attach, self._netns_path(container_id), ep["bridge"], ep["host_if"],
-                                ep["ifname"], ep["ip"], ep["prefixlen"], ep["gateway"], ep["mac"],
-                                address6=ep["ip6"], prefixlen6=ep["prefixlen6"], gateway6=ep["gateway6"],
-                                link_local=ep["link_local"])
+        kept6 = await asyncio.to_thread(
+            _bridge().attach, self._netns_path(container_id), ep["bridge"], ep["host_if"], ep["ifname"], ep["ip"],
+            ep["prefixlen"], ep["gateway"], ep["mac"], address6=ep["ip6"], prefixlen6=ep["prefixlen6"],
+            gateway6=ep["gateway6"], link_local=ep["link_local"], sysctls=ep["sysctls"])
+        if not kept6:   # an endpoint sysctl (disable_ipv6) took it away: released, as libnetwork does
+            self.db.execute("UPDATE net_endpoints SET ip6 = '' WHERE id = ?", (ep["id"],))
+            ep["ip6"], ep["released6"] = "", True
 
     async def _attach(self, container_id: str, want: _Wanted, seq: int) -> None:
         """Connect a running container to one more network."""
@@ -919,9 +959,11 @@ class NetworkService:
 
     async def connect(self, id_or_name: str, container_id: str, aliases: list[str] | None = None,
                       ipv4_address: str = "", name: str = "", ipv6_address: str = "",
-                      mac_address: str = "", link_local_ips: list[str] | None = None) -> None:
+                      mac_address: str = "", link_local_ips: list[str] | None = None,
+                      driver_opts: dict[str, str] | None = None) -> None:
         """Connect a container (running: now; else at its next start) with the endpoint
-        settings checked as dockerd's connect checks them."""
+        settings checked as dockerd's connect checks them. `driver_opts` None: not given
+        (those of the create's EndpointsConfig entry for the network apply)."""
         link_local = list(link_local_ips or [])
         async with self._lock:
             net = self._row(id_or_name)
@@ -933,7 +975,7 @@ class NetworkService:
                 raise Forbidden(f"container sharing network namespace with another container or host "
                                 f"cannot be connected to {net['name']} network")
             # checked before the endpoint exists, as dockerd: a bad setting is answered first
-            settings = {"Aliases": aliases, "MacAddress": mac_address,
+            settings = {"Aliases": aliases, "MacAddress": mac_address, "DriverOpts": driver_opts,
                         "IPAMConfig": {"IPv4Address": ipv4_address, "IPv6Address": ipv6_address,
                                        "LinkLocalIPs": link_local}}
             epcheck.check(settings, self._facts(net["id"]), net["name"])
@@ -944,16 +986,18 @@ class NetworkService:
                 raise Forbidden(f"endpoint with name {name or container_id[:12]} already exists in network "
                                 f"{net['name']}")
             self.db.execute("INSERT INTO net_attachments (container_id, network_id, aliases, ipv4, ipv6, mac, "
-                            "link_local) VALUES (?,?,?,?,?,?,?)",
+                            "link_local, driver_opts) VALUES (?,?,?,?,?,?,?,?)",
                             (container_id, net["id"], json.dumps(aliases or []), ipv4_address, ipv6_address,
-                             mac_address, json.dumps(link_local)))
+                             mac_address, json.dumps(link_local), "" if driver_opts is None else json.dumps(driver_opts)))
             if sb is None:
                 return
             seq = (self.db.one("SELECT MAX(seq) AS m FROM net_endpoints WHERE container_id = ?",
                                (container_id,))["m"] or 0) + 1
+            opts = self._driver_opts(driver_opts, net["name"],
+                                     self._container_record(container_id).get("endpoints") or {})
             try:
                 await self._attach(container_id, _Wanted(net, list(aliases or []), ipv4_address, ipv6_address,
-                                                         mac_address, link_local), seq)
+                                                         mac_address, link_local, opts), seq)
             except BaseException:
                 self.db.execute("DELETE FROM net_attachments WHERE container_id = ? AND network_id = ?",
                                 (container_id, net["id"]))
@@ -1042,7 +1086,7 @@ class NetworkService:
             return es
         aliases = json.loads(ep["aliases"])
         es.update({"MacAddress": ep["mac"], "EndpointID": ep["id"], "IPAMConfig": json.loads(ep["ipam"] or "null"),
-                   "Aliases": aliases or None})
+                   "Aliases": aliases or None, "DriverOpts": json.loads(ep["driver_opts"] or "null")})
         if ep["ip"]:   # none on an IPv6-only network: IPAddress "", as dockerd shows it
             es.update({"Gateway": "" if ep["internal"] else ep["gateway"], "IPAddress": ep["ip"],
                        "IPPrefixLen": _prefixlen(ep["subnet"])})

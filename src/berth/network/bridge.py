@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import posixpath
 import select
 import socket
 import threading
@@ -216,14 +217,18 @@ def release_netns_dir(path: str) -> None:
 def attach(netns_path: str, bridge: str, host_if: str, ifname: str, address: str, prefixlen: int,
            gateway: str | None, mac: str, mtu: int = DEFAULT_MTU, address6: str = "",
            prefixlen6: int = 0, gateway6: str | None = None,
-           link_local: list[tuple[str, int]] = ()) -> None:
+           link_local: list[tuple[str, int]] = (), sysctls: list[str] = ()) -> bool:
     """A veth pair: `host_if` on `bridge`, the peer made directly inside the namespace as
     `ifname` with `mac` and, when given, the IPv4 `address` ("" on an IPv6-only network)
     with a default route via `gateway` (unless None), the IPv6 `address6` (no duplicate
     address detection: usable when the container starts) with an IPv6 default route via
     `gateway6`, and the `link_local` (address, prefix length) pairs (--link-local-ip); the
     namespace's loopback is brought up too. Netlink inside the namespace goes through a
-    thread that joined it (much cheaper than pyroute2's forked helper)."""
+    thread that joined it (much cheaper than pyroute2's forked helper).
+
+    The endpoint's `sysctls` (`net.X.Y.IFNAME.Z=V`) are set once the addresses are on, as
+    libnetwork does; one of them (disable_ipv6) may take the IPv6 address away: then there
+    is no IPv6 route either, and False is returned (libnetwork releases the address)."""
     with IPRoute() as ipr:
         br = link_index(ipr, bridge)
         if br is None:
@@ -241,7 +246,7 @@ def attach(netns_path: str, bridge: str, host_if: str, ifname: str, address: str
             ipr.link("set", index=hidx, master=br, state="up")
             _sysctl(f"/sys/class/net/{host_if}/brport/hairpin_mode", "1")
 
-            def configure() -> None:
+            def configure() -> bool:
                 with IPRoute() as ns:
                     lo = link_index(ns, "lo")
                     if lo is not None:
@@ -257,16 +262,66 @@ def attach(netns_path: str, bridge: str, host_if: str, ifname: str, address: str
                         except NetlinkError as exc:   # e.g. an IPv6 one where IPv6 is off
                             raise BerthError(f"error setting interface {ifname} link local IPs to "
                                              f"{extra}/{plen}: {exc.args[-1] if exc.args else exc}") from None
+                    try:
+                        set_interface_sysctls(ifname, sysctls)
+                    except BerthError as exc:
+                        raise BerthError(f"failed to add interface {host_if} to sandbox: {exc}") from None
+                    kept6 = bool(address6) and (not sysctls or _has_address(ns, idx, address6))
                     ns.link("set", index=idx, state="up")
                     if address and gateway:
                         ns.route("add", dst="0.0.0.0/0", gateway=gateway)
-                    if address6 and gateway6:
+                    if kept6 and gateway6:
                         ns.route("add", dst="::/0", gateway=gateway6, family=socket.AF_INET6)
-            in_netns(netns_path, configure)
+                    return kept6 or not address6
+            return in_netns(netns_path, configure)
         except BaseException:
             with contextlib.suppress(NetlinkError):
                 ipr.link("del", ifname=host_if)
             raise
+
+
+def _has_address(ipr: IPRoute, idx: int, address: str) -> bool:
+    return any(a.get_attr("IFA_ADDRESS") == address for a in ipr.get_addr(index=idx, family=socket.AF_INET6))
+
+
+def _go_error(op: str, path: str, exc: OSError) -> str:
+    """An OSError as Go's *PathError words it (`write PATH: invalid argument`)."""
+    return f"{op} {path}: {os.strerror(exc.errno).lower() if exc.errno else exc}"
+
+
+def set_interface_sysctls(ifname: str, sysctls: list[str]) -> None:
+    """libnetwork's setSysctls, in the calling thread's network namespace (/proc/sys/net is
+    the namespace of the thread that opens it): `net.X.Y.IFNAME.Z=V` is written to
+    /proc/sys/net/X/Y/<ifname>/Z, unless it holds V already (/proc/sys/net may be
+    read-only). Errors are libnetwork's; a path outside /proc/sys/net is no sysctl file."""
+    for sysctl in sysctls:
+        key, eq, value = sysctl.partition("=")
+        if not eq:
+            raise BerthError(f"expected sysctl '{sysctl}' to have format name=value")
+        parts = key.split(".")
+        if len(parts) != 5:
+            raise BerthError(f"expected sysctl '{sysctl}' to have format net.X.Y.IFNAME.Z")
+        # joined as Go's filepath.Join: an absolute part does not restart the path
+        path = posixpath.normpath("/".join(["/proc/sys", *parts[:3], ifname, parts[4]]))
+        if not path.startswith("/proc/sys/net/") or not os.path.isfile(path):
+            raise BerthError(f"{path} is not a sysctl file")
+        try:
+            with open(path) as f:
+                current = f.read().strip()
+        except OSError as exc:
+            raise BerthError(f"unable to read '{path}': {_go_error('read', path, exc)}") from None
+        if current == value:
+            continue
+        op = "open"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+            try:
+                op = "write"
+                os.write(fd, value.encode())
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise BerthError(f"unable to write to '{path}': {_go_error(op, path, exc)}") from None
 
 
 def detach(host_if: str) -> None:

@@ -2,9 +2,10 @@
 `EndpointConfig` of a `network connect`), worded as dockerd words them. Pure: the caller
 says what it knows of the network.
 
-dockerd (daemon/container_operations.go `validateEndpointSettings`) collects the address
-and alias errors and joins them (moby's multierror); a malformed MAC address is answered
-on its own; libnetwork later refuses a link-local address outside 169.254/16 or fe80::/10.
+dockerd (daemon/container_operations.go `validateEndpointSettings`) collects the address,
+alias and per-endpoint sysctl errors and joins them (moby's multierror); a malformed MAC
+address is answered on its own; libnetwork later refuses a link-local address outside
+169.254/16 or fe80::/10.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ USER_NETWORKS_ONLY = "user specified IP address is supported on user defined net
 NO_USER_SUBNET = "user specified IP address is supported only when connecting to networks with user configured subnets"
 ALIAS_USER_NETWORKS_ONLY = "network-scoped alias is supported only for containers in user defined networks"
 PREDEFINED = ("default", "bridge", "host", "none")
+# libnetwork's netlabel.EndpointSysctls (API 1.46): DriverOpts key whose value is a comma-
+# separated list of `net.X.Y.IFNAME.Z=V`, set on the endpoint's interface in the container
+SYSCTLS_OPT = "com.docker.network.endpoint.sysctls"
+SYSCTL_FAMILIES = ("ipv4", "ipv6", "mpls")
 
 # Go's net.ParseMAC spellings of an EUI-48 (the only length a veth takes)
 _MAC = (re.compile(r"^[0-9a-fA-F]{2}([:-])(?:[0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}$"),
@@ -87,6 +92,29 @@ def requested(settings: dict | None) -> tuple[list[str], str, str, str, list[str
             str(ep.get("MacAddress") or ""), [str(a) for a in ipam.get("LinkLocalIPs") or []])
 
 
+def endpoint_sysctls(driver_opts: dict | None) -> list[str]:
+    """The sysctls an endpoint's DriverOpts set on its interface, as libnetwork's
+    Endpoint.getSysctls reads them (none unless the option is a string)."""
+    value = (driver_opts or {}).get(SYSCTLS_OPT)
+    return value.split(",") if isinstance(value, str) else []
+
+
+def _sysctl_errors(driver_opts: dict | None) -> list[str]:
+    """validateEndpointSettings' check of the per-endpoint sysctls: each names the
+    interface as IFNAME (or `ifname`: the docker CLI lower-cases its --network field) in
+    an ipv4, ipv6 or mpls sysctl. An empty option counts (as one empty sysctl)."""
+    opts = driver_opts or {}
+    if SYSCTLS_OPT not in opts:
+        return []
+    errs = []
+    for sysctl in str(opts[SYSCTLS_OPT]).split(","):
+        parts = sysctl.split(".", 4)
+        if len(parts) != 5 or parts[1] not in SYSCTL_FAMILIES or parts[3] not in ("IFNAME", "ifname"):
+            errs.append(f"unrecognised network interface sysctl '{sysctl}'; represent 'net.X.Y.ethN.Z=V' as "
+                        "'net.X.Y.IFNAME.Z=V', 'X' must be 'ipv4', 'ipv6' or 'mpls'")
+    return errs
+
+
 def _address_errors(ipam: dict) -> list[str]:
     """EndpointIPAMConfig.Validate: each address parses, in its family, and is specified."""
     errs = []
@@ -131,7 +159,7 @@ def errors(settings: dict | None, net: NetworkFacts | None, name: str) -> list[s
             errs.append(family_disabled(6, v6, name))
         elif v6 and user and not net.static6:
             errs.append(NO_USER_SUBNET)
-    return errs
+    return errs + _sysctl_errors(ep.get("DriverOpts"))
 
 
 def check(settings: dict | None, net: NetworkFacts | None, name: str, prefix: str = "") -> None:
