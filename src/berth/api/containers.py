@@ -12,7 +12,8 @@ from aiohttp import web
 from berth.api.app import DAEMON, HEADERS, api_version, json_object, parse_filters, qbool, qint
 from berth.api.streams import MULTIPLEXED, RAW, finished_response, hijack, parse_detach_keys, pump
 from berth.engine.humanize import parse_time
-from berth.errors import InvalidParameter
+from berth.errors import BerthError, InvalidParameter
+from berth.network.endpoint import SYSCTLS_OPT
 
 routes = web.RouteTableDef()
 
@@ -38,9 +39,91 @@ def _time_param(v: str | None) -> float | None:
 async def create(request: web.Request) -> web.Response:
     body = await json_object(request)
     name = request.query.get("name") or None
+    ours = create_request(body, api_version(request))
     warnings: list[str] = []
     cid = await _svc(request).create(name, body, warnings=warnings)
-    return web.json_response({"Id": cid, "Warnings": warnings}, status=201)
+    return web.json_response({"Id": cid, "Warnings": warnings + ours}, status=201)
+
+
+def create_request(body: dict[str, Any], version: tuple[int, ...]) -> list[str]:
+    """What dockerd 27's router does to a create before the daemon sees it (in place):
+    NetworkMode "" or "default" becomes "bridge", and interface sysctls of
+    HostConfig.Sysctls move to the endpoint (`_migrate_sysctls`). Neither is gated on the
+    API version in dockerd 27 (20.10 recorded "default"; 28 refuses the sysctls from API
+    1.48, which berth does not serve). dockerd also re-keys the EndpointsConfig entry
+    `default` (the docker CLI's, without --network) as `bridge`, so its errors name
+    `bridge`; berth keeps the key (the engine takes either), only the migration uses that
+    entry as dockerd would. Returns the router's warnings, which come after the daemon's."""
+    hc = body.get("HostConfig")
+    if hc is None:
+        hc = body["HostConfig"] = {}
+    net = body.get("NetworkingConfig")
+    if net is None:
+        net = body["NetworkingConfig"] = {}
+    if not isinstance(hc, dict) or not isinstance(net, dict):
+        return []   # the daemon refuses the body
+    endpoints = net["EndpointsConfig"] = dict(net.get("EndpointsConfig") or {})
+    key = ""   # the network mode's EndpointsConfig key, when not its name
+    if not hc.get("NetworkMode") or hc["NetworkMode"] == "default":
+        hc["NetworkMode"] = "bridge"
+        key = "default" if "default" in endpoints else ""
+    warning = _migrate_sysctls(hc, endpoints, version, key)
+    return [warning] if warning else []
+
+
+def _migrate_sysctls(hc: dict[str, Any], endpoints: dict[str, Any], version: tuple[int, ...], key: str) -> str:
+    """dockerd's handleSysctlBC: `net.X.Y.ethN.Z` sysctls name an interface that does not
+    exist when the runtime applies HostConfig.Sysctls, so those for eth0 move to the
+    DriverOpts (SYSCTLS_OPT, as `net.X.Y.IFNAME.Z=V`) of the network mode's endpoint, ahead
+    of what it had, with a warning; another ethN is refused (which interface it becomes is
+    not known). Containers sharing the host's or another container's namespace keep theirs."""
+    mode = str(hc.get("NetworkMode") or "")
+    sysctls = hc.get("Sysctls")
+    if mode == "host" or mode.startswith("container:") or not isinstance(sysctls, dict):
+        return ""
+    moved: list[str] = []
+    settings: list[str] = []
+    ep: dict[str, Any] | None = None
+    for name, value in sysctls.items():
+        parts = name.split(".", 4)
+        if len(parts) != 5 or parts[0] != "net" or not parts[3].startswith("eth"):
+            continue
+        if ep is None:
+            ep = _endpoint_of_mode(key or mode, endpoints, version, name)
+        if parts[3] != "eth0":
+            # dockerd's plain error: a 500
+            raise BerthError(f"unable to determine network endpoint for sysctl {name}, use driver option "
+                             f"'{SYSCTLS_OPT}' to set per-interface sysctls")
+        moved.append(name)
+        settings.append(f"net.{parts[1]}.{parts[2]}.IFNAME.{parts[4]}={value}")
+    if ep is None:
+        return ""
+    option = ",".join(settings)
+    warning = (f"Migrated sysctl {json.dumps(','.join(moved), ensure_ascii=False)} to "
+               f"DriverOpts{{{json.dumps(SYSCTLS_OPT)}:{json.dumps(option, ensure_ascii=False)}}}.")
+    opts = ep["DriverOpts"] = dict(ep.get("DriverOpts") or {})
+    if SYSCTLS_OPT in opts:   # the endpoint's own settings come last: they win
+        option += "," + str(opts[SYSCTLS_OPT])
+    opts[SYSCTLS_OPT] = option
+    left = {k: v for k, v in sysctls.items() if k not in moved}
+    if left:
+        hc["Sysctls"] = left
+    else:
+        hc.pop("Sysctls")   # dockerd's omitempty: an emptied map is not shown
+    return warning
+
+
+def _endpoint_of_mode(key: str, endpoints: dict[str, Any], version: tuple[int, ...], sysctl: str) -> dict[str, Any]:
+    """dockerd's epConfigForNetMode: the EndpointsConfig entry of the network mode (`key`:
+    as NetworkMode names the network), made when there is none; before API 1.44 (one entry
+    at most) whichever there is; else it must be keyed so (`sysctl` is for the error)."""
+    if endpoints and version < (1, 44):
+        key = next(iter(endpoints))
+    elif endpoints and key not in endpoints:
+        raise InvalidParameter(f"unable to find a network for sysctl {sysctl}: HostConfig.NetworkMode must match "
+                               "the identity of a network in NetworkSettings.Networks")
+    ep = endpoints[key] = dict(endpoints.get(key) or {})
+    return ep
 
 
 @routes.get("/containers/json")
