@@ -6,15 +6,41 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from berth.engine.container import Container
-from berth.engine.humanize import parse_time, status_string
+from berth.engine.humanize import ZERO_TIME, parse_time, status_string
+from berth.errors import InvalidParameter
 
 _NETWORK_DEFAULTS = {"Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
                      "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "IPAddress": "",
                      "IPv6Gateway": "", "MacAddress": "", "IPPrefixLen": 0, "GlobalIPv6PrefixLen": 0}
+
+
+# what dockerd's releaseNetwork clears when a container stops (cleanOperationalData)
+_OPERATIONAL = {"EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": ""}
+
+
+def released_network_settings(ns: dict[str, Any]) -> dict[str, Any]:
+    """NetworkSettings of a container whose network was torn down, as dockerd leaves them:
+    no ports, and the operational data of each endpoint (and of the legacy top level)
+    cleared; the sandbox's id and key, the network ids and aliases stay, and so does a MAC
+    address the user asked for on that network."""
+    wanted = ns.get("_aliases") or {}
+    out = dict(ns, Ports={})
+    out.update({k: v for k, v in _OPERATIONAL.items() if k in ns})
+    networks = {}
+    for name, ep in (ns.get("Networks") or {}).items():
+        ep = dict(ep or {})
+        ep.update({k: v for k, v in _OPERATIONAL.items() if k in ep})
+        if "MacAddress" in ep:
+            ep["MacAddress"] = str((wanted.get(name) or {}).get("MacAddress") or "")
+        networks[name] = ep
+    out["Networks"] = networks
+    return out
 
 
 def _args(c: Container) -> list[str]:
@@ -79,26 +105,105 @@ def _summary_host_config(hc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def listed(c: Container, stopped_too: bool, filters: dict[str, list[str]],
-           image_id: Callable[[str], str | None]) -> bool:
-    """Whether ps shows the container (`stopped_too`: ps -a); `image_id(ref)` resolves an
-    `ancestor` filter (None if unknown)."""
+# `docker ps` filters dockerd accepts (daemon/list.go), and the values some of them take
+PS_FILTERS = frozenset({"ancestor", "before", "exited", "id", "isolation", "label", "name", "status", "health",
+                        "since", "volume", "network", "is-task", "publish", "expose"})
+_STATES = frozenset({"created", "running", "paused", "restarting", "removing", "exited", "dead"})
+_HEALTH = frozenset({"starting", "healthy", "unhealthy", "none"})
+
+
+@dataclass
+class PsFilter:
+    """A ps request's filters, checked and folded as dockerd's foldFilter does."""
+
+    filters: dict[str, list[str]]
+    exited: set[int] = field(default_factory=set)
+    publish: set[str] = field(default_factory=set)    # "8080/tcp": published (host) ports
+    expose: set[str] = field(default_factory=set)     # "80/tcp": container ports
+    before: str = ""                                  # container ids: list only older ones
+    since: str = ""                                   # ... only newer ones
+    all: bool = False                                 # a status filter lists stopped ones too
+
+
+def fold_ps_filters(filters: dict[str, list[str]], container_id: Callable[[str], str]) -> PsFilter:
+    """Check `filters` and fold them; `container_id(ref)` resolves before/since (raising
+    NotFound as dockerd does). Bad keys and values are InvalidParameter in dockerd's words."""
+    for key in filters:
+        if key not in PS_FILTERS:
+            raise InvalidParameter(f"invalid filter '{key}'")
+    pf = PsFilter(filters)
+    for v in filters.get("exited", []):
+        try:
+            pf.exited.add(int(v))
+        except ValueError:
+            raise InvalidParameter(f"invalid filter 'exited={v}'") from None
+    for v in filters.get("status", []):
+        if v not in _STATES:
+            raise InvalidParameter(f"invalid filter 'status={v}'")
+        pf.all = True
+    for v in filters.get("health", []):
+        if v not in _HEALTH:
+            raise InvalidParameter(f"Unrecognised filter value for health: {v}")
+    tasks = set(filters.get("is-task", []))
+    if tasks and tasks not in ({"true"}, {"false"}):
+        raise InvalidParameter(f"invalid filter 'is-task={sorted(tasks)[0]}'")
+    for key, ports in (("publish", pf.publish), ("expose", pf.expose)):
+        for v in filters.get(key, []):
+            ports.update(_port_filter(key, v))
+    for v in filters.get("before", []):
+        pf.before = container_id(v)
+    for v in filters.get("since", []):
+        pf.since = container_id(v)
+    return pf
+
+
+def _port_filter(key: str, value: str) -> list[str]:
+    """`80`, `80/udp`, `8000-8080/tcp` -> ["80/tcp", ...] (nat's default protocol is tcp)."""
+    if ":" in value:
+        raise InvalidParameter(f"filter for '{key}' should not contain ':': {value}")
+    port, _, proto = value.partition("/")
+    first, _, last = port.partition("-")
+    try:
+        start, end = int(first), int(last or first)
+    except ValueError:
+        raise InvalidParameter(f"error while looking up for {key} {value}: invalid port range") from None
+    if not 0 <= start <= end <= 65535:
+        raise InvalidParameter(f"error while looking up for {key} {value}: invalid port range")
+    return [f"{n}/{(proto or 'tcp').lower()}" for n in range(start, end + 1)]
+
+
+def listed(c: Container, stopped_too: bool, pf: PsFilter, image_id: Callable[[str], str | None]) -> bool:
+    """Whether ps shows the container (`stopped_too`: ps -a, or a limit); `image_id(ref)`
+    resolves an `ancestor` filter (None if unknown). before/since are the caller's: they
+    depend on the listing's order."""
+    filters = pf.filters
     st = c.state.get("Status", "created")
-    if not stopped_too and not filters.get("status") and st not in ("running", "paused", "restarting"):
+    nets = c.network_settings.get("Networks") or {}
+    if not (stopped_too or pf.all) and st not in ("running", "paused", "restarting"):
         return False
     checks: dict[str, Callable[[list[str]], bool]] = {
         "status": lambda want: st in want,
         "id": lambda want: any(c.id.startswith(x) for x in want),
         "name": lambda want: any(_name_match(x, c.name) for x in want),
         "label": lambda want: match_labels(c, want),
-        "exited": lambda want: st == "exited" and str(c.state.get("ExitCode")) in want,
+        "exited": lambda want: st == "exited" and c.state.get("ExitCode") in pf.exited
+                               and not str(c.state.get("StartedAt") or ZERO_TIME).startswith("0001-"),
         "ancestor": lambda want: any(_is_ancestor(c, a, image_id) for a in want),
         "health": lambda want: (c.state.get("Health") or {}).get("Status", "none") in want,
-        "network": lambda want: bool(set((c.network_settings.get("Networks") or {}).keys()) & set(want)),
-        "volume": lambda want: bool(({m.get("Name") for m in c.mounts} | {m.get("Destination") for m in c.mounts})
-                                    & set(want)),
+        "network": lambda want: any(w in nets or any(n.get("NetworkID", "").startswith(w) for n in nets.values())
+                                    for w in want),
+        "volume": lambda want: bool(({m.get("Name") or m.get("Source") for m in c.mounts}
+                                     | {m.get("Destination") for m in c.mounts}) & set(want)),
+        "is-task": lambda want: want[0] == "false",   # berth runs no swarm tasks
+        "isolation": lambda want: (c.host_config.get("Isolation") or "default").lower() in want,
     }
-    return all(check(filters[key]) for key, check in checks.items() if filters.get(key))
+    if not all(check(filters[key]) for key, check in checks.items() if filters.get(key)):
+        return False
+    if pf.publish or pf.expose:
+        ports = summary(c)["Ports"]
+        return any(f"{p.get('PublicPort', 0)}/{p['Type']}" in pf.publish
+                   or f"{p['PrivatePort']}/{p['Type']}" in pf.expose for p in ports)
+    return True
 
 
 def prunable(c: Container, filters: dict[str, list[str]] | None) -> bool:

@@ -683,6 +683,7 @@ class ContainerService:
             if asyncio.iscoroutine(res):
                 await res
             c.net_up = False
+            c.network_settings = containerjson.released_network_settings(c.network_settings)
         except Exception:  # noqa: BLE001
             log.exception("network teardown of %s failed", c.id[:12])
 
@@ -1130,10 +1131,20 @@ class ContainerService:
 
     def list(self, all: bool = False, filters: dict[str, list[str]] | None = None,
              limit: int = -1, hidden: bool = False) -> list[dict[str, Any]]:
-        cs = sorted(self._c.values(), key=lambda c: c.created, reverse=True)
-        out = [containerjson.summary(c) for c in cs if (hidden or not c.hidden)
-               and containerjson.listed(c, all, filters or {}, self._image_id)]
-        return out[:limit] if limit and limit > 0 else out
+        pf = containerjson.fold_ps_filters(filters or {}, lambda ref: self.get(ref).id)
+        out = []
+        before = pf.before
+        for c in sorted(self._c.values(), key=lambda c: c.created, reverse=True):
+            if before:  # newest first: skip down to the `before` container, then list
+                before = "" if c.id == before else before
+                continue
+            if c.id == pf.since:
+                break
+            if (hidden or not c.hidden) and containerjson.listed(c, all or (limit or 0) > 0, pf, self._image_id):
+                out.append(containerjson.summary(c))
+                if limit and 0 < limit == len(out):
+                    break
+        return out
 
     def _image_id(self, ref: str) -> str | None:
         if self.images is None:
