@@ -230,5 +230,12 @@ def test_diff_and_size(daemon, busybox_image):
         assert not {"A /etc/hosts", "A /etc/hostname", "A /etc/resolv.conf"} & lines, lines
         r = daemon.docker("ps", "-a", "-s", "--format", "{{.Size}}", "-f", f"name={name}")
         assert r.returncode == 0 and not r.stdout.startswith("0B")
+        # SizeRootFs is the writable layer plus the image's layers (docker ps -s: "(virtual N)")
+        listed = daemon.api("GET", "/containers/json", params={"all": 1, "size": 1,
+                                                               "filters": json.dumps({"name": [name]})}).json()
+        image_size = daemon.api("GET", f"/images/{listed[0]['ImageID']}/json").json()["Size"]
+        assert listed[0]["SizeRw"] > 0 and listed[0]["SizeRootFs"] == listed[0]["SizeRw"] + image_size
+        inspected = daemon.api("GET", f"/containers/{name}/json", params={"size": 1}).json()
+        assert (inspected["SizeRw"], inspected["SizeRootFs"]) == (listed[0]["SizeRw"], listed[0]["SizeRootFs"])
     finally:
         daemon.docker("rm", "-f", name)

@@ -134,8 +134,7 @@ async def list_containers(request: web.Request) -> web.Response:
     out = svc.list(qbool(request, "all") or limit > 0, filters, limit)
     if qbool(request, "size"):
         for c in out:
-            c["SizeRw"] = await asyncio.to_thread(svc.size_rw, c["Id"])
-            c["SizeRootFs"] = c["SizeRw"]
+            c["SizeRw"], c["SizeRootFs"] = await asyncio.to_thread(svc.sizes, c["Id"])
     return web.json_response([summary_at(c, api_version(request)) for c in out])
 
 
@@ -162,8 +161,7 @@ async def inspect(request: web.Request) -> web.Response:
     svc = _svc(request)
     data = svc.inspect(request.match_info["id"])
     if qbool(request, "size"):
-        data["SizeRw"] = await asyncio.to_thread(svc.size_rw, data["Id"])
-        data["SizeRootFs"] = data["SizeRw"]
+        data["SizeRw"], data["SizeRootFs"] = await asyncio.to_thread(svc.sizes, data["Id"])
     return web.json_response(data)
 
 

@@ -1100,8 +1100,18 @@ class ContainerService:
         c = self.get(ref)
         return containerfs.changes(self._upper(c), c.lower_dirs)
 
-    def size_rw(self, ref: str) -> int:
-        return containerfs.size(self._upper(self.get(ref)))
+    def sizes(self, ref: str) -> tuple[int, int]:
+        """(SizeRw, SizeRootFs): the writable layer's bytes, and those plus the image's (its
+        layers'), as dockerd's GetContainerLayerSize."""
+        c = self.get(ref)
+        rw = containerfs.size(self._upper(c))
+        image_size = 0
+        if self.images is not None and c.image_id:
+            try:
+                image_size = int(self.images.get(c.image_id).size)
+            except Exception:  # noqa: BLE001 - an image removed under a container counts 0
+                image_size = 0
+        return rw, rw + image_size
 
     async def archive(self, ref: str, path: str, want_tar: bool) -> tuple[dict[str, Any], Any]:
         """(Docker's path stat, async iterator of tar bytes or None)."""
