@@ -92,6 +92,21 @@ def test_endpoint_sysctls_from_docker28(daemon, busybox_image, cleanup) -> None:
         assert out.strip() == "1", net
 
 
+def test_network_connect_driver_opt_reaches_the_interface(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
+    """`docker network connect --driver-opt` (the connect route's EndpointConfig.DriverOpts)
+    sets the endpoint sysctls on the new interface of a running container."""
+    d = daemon
+    cleanup += ["net:a146-conn", "a146-connected"]
+    ok(d.docker("network", "create", "a146-conn"))
+    ok(d.docker("run", "-d", "--name", "a146-connected", busybox_image, "sleep", "300"))
+    ok(d.docker("network", "connect", "--driver-opt", f"{SYSCTLS}=net.ipv4.conf.IFNAME.log_martians=1",
+                "a146-conn", "a146-connected"))
+    assert ok(d.docker("exec", "a146-connected", "cat", MARTIANS.format("eth1"))).strip() == "1"
+    assert ok(d.docker("exec", "a146-connected", "cat", MARTIANS.format("eth0"))).strip() == "0"
+    eps = _inspect(d, "a146-connected")["NetworkSettings"]["Networks"]
+    assert eps["a146-conn"]["DriverOpts"] == {SYSCTLS: "net.ipv4.conf.IFNAME.log_martians=1"}
+
+
 def test_endpoint_sysctls_refused_at_create_or_failing_the_start(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
     d = daemon
     cleanup += ["net:a146-bad", "a146-nosuch"]

@@ -123,9 +123,13 @@ async def connect_network(request: web.Request) -> web.Response:
     body = await json_object(request)
     cid, name = await _container(request, str(body.get("Container") or ""))
     aliases, ipv4, ipv6, mac, link_local = requested(body.get("EndpointConfig"))
+    driver_opts = (body.get("EndpointConfig") or {}).get("DriverOpts")
+    if driver_opts is not None and not isinstance(driver_opts, dict):
+        raise InvalidParameter("EndpointConfig.DriverOpts must be an object")
     svc = _svc(request)
     await svc.connect(request.match_info["id"], cid, aliases=aliases, ipv4_address=ipv4, name=name,
-                      ipv6_address=ipv6, mac_address=mac, link_local_ips=link_local)
+                      ipv6_address=ipv6, mac_address=mac, link_local_ips=link_local,
+                      driver_opts=None if driver_opts is None else {str(k): str(v) for k, v in driver_opts.items()})
     request.app[DAEMON].containers.network_changed(cid)
     events = request.app[DAEMON].events
     if events is not None:
