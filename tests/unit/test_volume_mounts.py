@@ -60,3 +60,28 @@ def test_resolve_in_root_keeps_symlinks_inside(tmp_path):
     assert resolve_in_root(str(root), "/link/data") == str(root / "real" / "data")
     assert resolve_in_root(str(root), "/escape/passwd") == str(root) + "/etc/passwd"
     assert resolve_in_root(str(root), "/") == str(root) + "/"
+
+
+@pytest.mark.parametrize("mount, says", [
+    ({"Type": "bind", "Source": "/tmp", "Target": "/x", "VolumeOptions": {"NoCopy": True}},
+     'invalid mount config for type "bind": field VolumeOptions must not be specified'),
+    ({"Type": "bind", "Source": "/tmp", "Target": "/x", "TmpfsOptions": {}},
+     'invalid mount config for type "bind": field TmpfsOptions must not be specified'),
+    ({"Type": "volume", "Target": "/x", "BindOptions": {"Propagation": "rshared"}},
+     'invalid mount config for type "volume": field BindOptions must not be specified'),
+    ({"Type": "tmpfs", "Target": "/x", "VolumeOptions": {}},
+     'invalid mount config for type "tmpfs": field VolumeOptions must not be specified'),
+    ({"Type": "tmpfs", "Source": "/src", "Target": "/x"},
+     'invalid mount config for type "tmpfs": field Source must not be specified'),
+])
+def test_options_of_another_mount_type_are_refused_as_moby(mount: dict, says: str) -> None:
+    with pytest.raises(InvalidParameter) as exc:
+        mounts.from_api_mount(mount)
+    assert str(exc.value) == says
+
+
+def test_a_mount_types_own_options_are_taken() -> None:
+    assert mounts.from_api_mount({"Type": "tmpfs", "Target": "/x", "TmpfsOptions": {"SizeBytes": 1024}}) \
+        .tmpfs_options == ["size=1024"]
+    assert mounts.from_api_mount({"Type": "bind", "Source": "/tmp", "Target": "/x",
+                                  "BindOptions": {"Propagation": "rslave"}}).propagation == "rslave"

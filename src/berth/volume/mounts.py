@@ -160,6 +160,10 @@ def from_api_mount(m: dict) -> MountSpec:
         raise InvalidParameter("invalid mount config: Target must not be empty")
     spec = MountSpec(kind, _target(target, target), source=m.get("Source") or "",
                      readonly=bool(m.get("ReadOnly")))
+    # moby's validateExclusiveOptions: each type's options only on that type
+    for field_, owner in (("BindOptions", "bind"), ("VolumeOptions", "volume"), ("TmpfsOptions", "tmpfs")):
+        if kind != owner and m.get(field_) is not None and kind in ("bind", "volume", "tmpfs"):
+            raise InvalidParameter(f"invalid mount config for type \"{kind}\": field {field_} must not be specified")
     if kind == "bind":
         if not spec.source:
             raise InvalidParameter("invalid mount config for type \"bind\": field Source must not be empty")
@@ -182,7 +186,7 @@ def from_api_mount(m: dict) -> MountSpec:
         spec.volume_options = dict(dc.get("Options") or {})
     elif kind == "tmpfs":
         if spec.source:
-            raise InvalidParameter(TMPFS_INVALID + "field Source must be empty")
+            raise InvalidParameter(TMPFS_INVALID + "field Source must not be specified")
         to = m.get("TmpfsOptions") or {}
         if to.get("SizeBytes"):
             spec.tmpfs_options.append(f"size={int(to['SizeBytes'])}")
