@@ -41,8 +41,9 @@ def test_default_network_mode_is_bridge(hc: dict | None, version: tuple[int, ...
     body = _body(copy.deepcopy(hc), {"default": {"MacAddress": "02:42:ac:11:00:09"}})
     assert create_request(body, version) == []
     assert body["HostConfig"]["NetworkMode"] == "bridge"
-    # the docker CLI's `default` entry keeps its key (berth's errors name it; see create_request)
-    assert body["NetworkingConfig"]["EndpointsConfig"] == {"default": {"MacAddress": "02:42:ac:11:00:09"}}
+    # the docker CLI's `default` entry is re-keyed `bridge`; an endpoint MAC predates 1.44
+    mac = "02:42:ac:11:00:09" if version >= (1, 44) else ""
+    assert body["NetworkingConfig"]["EndpointsConfig"] == {"bridge": {"MacAddress": mac}}
 
 
 def test_migration_into_the_default_entry() -> None:
@@ -51,8 +52,8 @@ def test_migration_into_the_default_entry() -> None:
     for endpoints in ({"default": {"MacAddress": "m"}}, {"default": {"MacAddress": "m"}, "bridge": {}}):
         body = _body({"NetworkMode": "default", "Sysctls": {"net.ipv4.conf.eth0.forwarding": "0"}}, endpoints)
         assert len(create_request(body, MODERN)) == 1
-        assert body["NetworkingConfig"]["EndpointsConfig"]["default"] == {
-            "MacAddress": "m", "DriverOpts": {SYSCTLS: "net.ipv4.conf.IFNAME.forwarding=0"}}
+        assert body["NetworkingConfig"]["EndpointsConfig"] == {"bridge": {
+            "MacAddress": "m", "DriverOpts": {SYSCTLS: "net.ipv4.conf.IFNAME.forwarding=0"}}}
     # NetworkMode "bridge" itself is not re-keyed: its entry must be `bridge`
     body = _body({"NetworkMode": "bridge", "Sysctls": {"net.ipv4.conf.eth0.forwarding": "0"}}, {"default": {}})
     with pytest.raises(InvalidParameter, match="^unable to find a network for sysctl"):

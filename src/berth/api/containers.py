@@ -50,10 +50,10 @@ def create_request(body: dict[str, Any], version: tuple[int, ...]) -> list[str]:
     NetworkMode "" or "default" becomes "bridge", and interface sysctls of
     HostConfig.Sysctls move to the endpoint (`_migrate_sysctls`). Neither is gated on the
     API version in dockerd 27 (20.10 recorded "default"; 28 refuses the sysctls from API
-    1.48, which berth does not serve). dockerd also re-keys the EndpointsConfig entry
-    `default` (the docker CLI's, without --network) as `bridge`, so its errors name
-    `bridge`; berth keeps the key (the engine takes either), only the migration uses that
-    entry as dockerd would. Returns the router's warnings, which come after the daemon's."""
+    1.48, which berth does not serve). The EndpointsConfig entry `default` (the docker
+    CLI's, without --network) is re-keyed `bridge` with it, so errors name `bridge`; and an
+    endpoint MacAddress from a client below API 1.44 is zeroed (the field came in 1.44).
+    Returns the router's warnings, which come after the daemon's."""
     hc = body.get("HostConfig")
     if hc is None:
         hc = body["HostConfig"] = {}
@@ -63,15 +63,19 @@ def create_request(body: dict[str, Any], version: tuple[int, ...]) -> list[str]:
     if not isinstance(hc, dict) or not isinstance(net, dict):
         return []   # the daemon refuses the body
     endpoints = net["EndpointsConfig"] = dict(net.get("EndpointsConfig") or {})
-    key = ""   # the network mode's EndpointsConfig key, when not its name
+    if version < (1, 44):   # endpoint MACs came in 1.44: dockerd zeroes them for older clients
+        for name, ep in endpoints.items():
+            if isinstance(ep, dict) and ep.get("MacAddress"):
+                endpoints[name] = dict(ep, MacAddress="")
     if not hc.get("NetworkMode") or hc["NetworkMode"] == "default":
         hc["NetworkMode"] = "bridge"
-        key = "default" if "default" in endpoints else ""
-    warning = _migrate_sysctls(hc, endpoints, version, key)
+        if "default" in endpoints:   # the docker CLI's key without --network
+            endpoints["bridge"] = endpoints.pop("default")
+    warning = _migrate_sysctls(hc, endpoints, version)
     return [warning] if warning else []
 
 
-def _migrate_sysctls(hc: dict[str, Any], endpoints: dict[str, Any], version: tuple[int, ...], key: str) -> str:
+def _migrate_sysctls(hc: dict[str, Any], endpoints: dict[str, Any], version: tuple[int, ...]) -> str:
     """dockerd's handleSysctlBC: `net.X.Y.ethN.Z` sysctls name an interface that does not
     exist when the runtime applies HostConfig.Sysctls, so those for eth0 move to the
     DriverOpts (SYSCTLS_OPT, as `net.X.Y.IFNAME.Z=V`) of the network mode's endpoint, ahead
@@ -89,7 +93,7 @@ def _migrate_sysctls(hc: dict[str, Any], endpoints: dict[str, Any], version: tup
         if len(parts) != 5 or parts[0] != "net" or not parts[3].startswith("eth"):
             continue
         if ep is None:
-            ep = _endpoint_of_mode(key or mode, endpoints, version, name)
+            ep = _endpoint_of_mode(mode, endpoints, version, name)
         if parts[3] != "eth0":
             # dockerd's plain error: a 500
             raise BerthError(f"unable to determine network endpoint for sysctl {name}, use driver option "
