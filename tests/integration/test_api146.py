@@ -18,10 +18,10 @@ import subprocess
 from collections.abc import Callable, Iterator
 
 import pytest
-from test_network_service import Env
+from test_network_service import Env, network_service
 
 from berth.errors import InvalidParameter
-from support import RunNames, host_state, ok
+from support import RunNames, ok
 
 pytestmark = [pytest.mark.root]
 
@@ -205,16 +205,10 @@ def test_host_mode_keeps_its_sysctls(daemon, busybox_image, cleanup) -> None:  #
 
 @pytest.fixture
 def netsvc(run_names: RunNames) -> Iterator[Env]:
-    """A NetworkService of the test's own (test_network_service's), for what the API
-    cannot reach yet: `network connect` with DriverOpts (the route passes none)."""
-    e = Env(run_names)
-    try:
-        e.run(e.svc.start())
+    """A NetworkService of the test's own (test_network_service's), to drive `connect` with
+    DriverOpts directly (the API route's test is test_network_connect_driver_opt_...)."""
+    with network_service(run_names) as e:
         yield e
-    finally:
-        e.close()
-        left = host_state(e.token)
-        assert (left.mounts, left.links, left.firewall, left.processes) == ([], [], [], []), left
 
 
 def test_live_connect_with_driver_opts(netsvc: Env) -> None:

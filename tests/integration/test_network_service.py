@@ -7,6 +7,7 @@ daemon's) so it never collides with the `daemon` fixture of the same run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -84,8 +85,10 @@ class Env:
             self.loop.close()
 
 
-@pytest.fixture(scope="module")
-def env(run_names: RunNames) -> Iterator[Env]:
+@contextlib.contextmanager
+def network_service(run_names: RunNames) -> Iterator[Env]:
+    """A started NetworkService of the test's own; afterwards nothing of it may be left on
+    the host (mounts, links, firewall rules, processes)."""
     e = Env(run_names)
     try:
         e.run(e.svc.start())
@@ -95,6 +98,12 @@ def env(run_names: RunNames) -> Iterator[Env]:
         left = host_state(e.token)
         assert (left.mounts, left.links, left.firewall, left.processes) == ([], [], [], []), left
         assert [ln for ln in Path("/proc/mounts").read_text().splitlines() if str(e.root) in ln] == []
+
+
+@pytest.fixture(scope="module")
+def env(run_names: RunNames) -> Iterator[Env]:
+    with network_service(run_names) as e:
+        yield e
 
 
 def _cid(n: int) -> str:
