@@ -21,7 +21,7 @@ import pytest
 from test_network_service import Env, network_service
 
 from berth.errors import InvalidParameter
-from support import RunNames, ok
+from support import RunNames, container_names, ok
 
 pytestmark = [pytest.mark.root]
 
@@ -54,9 +54,6 @@ def _run(daemon, name: str, image: str, cmd: list[str], **kw) -> tuple[dict, str
 def _inspect(daemon, name: str) -> dict:  # noqa: ANN001
     return json.loads(ok(daemon.docker("inspect", name)))[0]
 
-
-def _names(daemon) -> set[str]:  # noqa: ANN001
-    return set(ok(daemon.docker("ps", "-a", "--format", "{{.Names}}")).split())
 
 
 def test_endpoint_sysctls_on_each_interface(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
@@ -111,7 +108,7 @@ def test_endpoint_sysctls_refused_at_create_or_failing_the_start(daemon, busybox
     d = daemon
     cleanup += ["net:a146-bad", "a146-nosuch"]
     ok(d.docker("network", "create", "a146-bad"))
-    before = _names(d)
+    before = container_names(d)
     status, answer = _create(d, "a146-refused", busybox_image, ["true"], host_config={"NetworkMode": "a146-bad"},
                              endpoints={"a146-bad": {"DriverOpts": {SYSCTLS: "net.ipv4.conf.eth0.log_martians=1,"
                                                                               "kernel.x.y.IFNAME.z=1"}}})
@@ -120,7 +117,7 @@ def test_endpoint_sysctls_refused_at_create_or_failing_the_start(daemon, busybox
         "invalid config for network a146-bad: invalid endpoint settings:\n"
         f"* unrecognised network interface sysctl 'net.ipv4.conf.eth0.log_martians=1'{word}\n"
         f"* unrecognised network interface sysctl 'kernel.x.y.IFNAME.z=1'{word}"))
-    assert _names(d) == before
+    assert container_names(d) == before
     # well formed, but no such sysctl: the start fails as dockerd's, leaving no interface
     status, answer = _create(d, "a146-nosuch", busybox_image, ["true"], host_config={"NetworkMode": "a146-bad"},
                              endpoints={"a146-bad": {"DriverOpts": {SYSCTLS: "net.ipv4.conf.IFNAME.nosuch=1"}}})
@@ -167,12 +164,12 @@ def test_interface_sysctls_from_both_clis(daemon, busybox_image) -> None:  # noq
                    "cat", MARTIANS.format("eth0"))
         assert r.returncode == 0 and r.stdout.strip() == "1", r.stderr
         assert 'WARNING: Migrated sysctl "net.ipv4.conf.eth0.log_martians"' in r.stderr
-        before = _names(daemon)
+        before = container_names(daemon)
         r = docker("run", "--rm", "--sysctl", "net.ipv4.conf.eth1.log_martians=1", busybox_image, "true")
         assert r.returncode != 0
         assert ("unable to determine network endpoint for sysctl net.ipv4.conf.eth1.log_martians, use driver "
                 f"option '{SYSCTLS}' to set per-interface sysctls") in r.stderr
-        assert _names(daemon) == before
+        assert container_names(daemon) == before
 
 
 def test_migration_needs_the_mode_endpoint(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
@@ -180,7 +177,7 @@ def test_migration_needs_the_mode_endpoint(daemon, busybox_image, cleanup) -> No
     cleanup += ["net:a146-key"]
     ok(d.docker("network", "create", "a146-key"))
     net_id = json.loads(ok(d.docker("network", "inspect", "a146-key")))[0]["Id"]
-    before = _names(d)
+    before = container_names(d)
     # keyed by the network's id while NetworkMode names it: ambiguous from API 1.44
     status, answer = _create(d, "a146-key", busybox_image, ["true"],
                              host_config={"NetworkMode": "a146-key",
@@ -189,7 +186,7 @@ def test_migration_needs_the_mode_endpoint(daemon, busybox_image, cleanup) -> No
     assert (status, answer["message"]) == (400, (
         "unable to find a network for sysctl net.ipv4.conf.eth0.log_martians: HostConfig.NetworkMode must match "
         "the identity of a network in NetworkSettings.Networks"))
-    assert _names(d) == before
+    assert container_names(d) == before
 
 
 def test_host_mode_keeps_its_sysctls(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
@@ -256,12 +253,12 @@ def test_tmpfs_mount_options(daemon, busybox_image, cleanup, version: str) -> No
 
 def test_tmpfs_mount_options_refused(daemon, busybox_image) -> None:  # noqa: ANN001
     d = daemon
-    before = _names(d)
+    before = container_names(d)
     for options, why in (([["uid", "0"]], "invalid option: uid"), ([[]], "invalid option array length"),
                          ([["exec", "1", "2"]], "invalid option array length")):
         status, answer = _create(d, "a146-tmpfs-bad", busybox_image, ["true"], host_config=_tmpfs(options))
         assert (status, answer["message"]) == (400, f'invalid mount config for type "tmpfs": {why}')
-    assert _names(d) == before
+    assert container_names(d) == before
 
 
 @pytest.mark.parametrize("version", ["/v1.41", "/v1.47"])

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import pytest
 
-from support import ok, venv_exe
+from support import container_names, ok, venv_exe
 
 pytestmark = [pytest.mark.root]
 
@@ -43,9 +43,6 @@ def _create(daemon, name: str, key: str, settings: dict, image: str) -> tuple[in
         "Image": image, "Cmd": ["true"], "NetworkingConfig": {"EndpointsConfig": {key: settings}}})
     return r.status, r.json().get("message", "")
 
-
-def _names(daemon) -> set[str]:  # noqa: ANN001
-    return set(ok(daemon.docker("ps", "-a", "--format", "{{.Names}}")).split())
 
 
 def test_mac_address_on_the_default_bridge_and_a_user_network(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
@@ -73,7 +70,7 @@ def test_mac_address_on_the_default_bridge_and_a_user_network(daemon, busybox_im
 
 def test_malformed_mac_or_link_local_refused_leaving_nothing(daemon, busybox_image) -> None:  # noqa: ANN001
     d = daemon
-    before = _names(d)
+    before = container_names(d)
     # the docker CLI checks a MAC itself; the API (and berth's CLI) reach the daemon
     assert _create(d, "ep-badmac", "default", {"MacAddress": "zz:42:ac:11:00:99"}, busybox_image) == \
         (400, "invalid config for network bridge: invalid MAC address zz:42:ac:11:00:99")   # re-keyed, as dockerd 25+
@@ -88,7 +85,7 @@ def test_malformed_mac_or_link_local_refused_leaving_nothing(daemon, busybox_ima
     r = d.docker("run", "--rm", "--name", "ep-badmode", "--network", "none", "--mac-address", MAC, busybox_image,
                  "true")
     assert r.returncode != 0 and "conflicting options: mac-address and the network mode" in r.stderr
-    assert _names(d) == before
+    assert container_names(d) == before
 
 
 def test_fixed_addresses_only_on_user_subnets(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
@@ -96,7 +93,7 @@ def test_fixed_addresses_only_on_user_subnets(daemon, busybox_image, cleanup) ->
     cleanup += ["net:ep-auto"]
     ok(d.docker("network", "create", "ep-auto"))
     gateway = json.loads(ok(d.docker("network", "inspect", "ep-auto")))[0]["IPAM"]["Config"][0]["Gateway"]
-    before = _names(d)
+    before = container_names(d)
     for key in ("default", "bridge"):
         assert _create(d, "ep-fixed", key, {"IPAMConfig": {"IPv4Address": "172.17.0.50"}}, busybox_image) == \
             (400, "invalid config for network bridge: invalid endpoint settings:\n"   # `default` is re-keyed
@@ -116,7 +113,7 @@ def test_fixed_addresses_only_on_user_subnets(daemon, busybox_image, cleanup) ->
         assert r.returncode != 0 and ("invalid config for network ep-auto: invalid endpoint settings:\nuser "
                                       "specified IP address is supported only when connecting to networks with "
                                       "user configured subnets") in r.stderr
-    assert _names(d) == before
+    assert container_names(d) == before
 
 
 def test_link_local_addresses_on_the_interface(daemon, busybox_image, cleanup) -> None:  # noqa: ANN001
@@ -203,14 +200,14 @@ def test_create_on_several_networks_refused_leaves_nothing(daemon, busybox_image
     d = daemon
     cleanup += ["net:ep-three", "ep-bad"]
     ok(d.docker("network", "create", "ep-three"))
-    before = _names(d)
+    before = container_names(d)
     for mode, other, status in (("ep-three", "ep-nowhere", 404), ("host", "ep-three", 400),
                                 ("none", "ep-three", 400)):
         r = d.api("POST", "/containers/create?name=ep-bad", json={
             "Image": busybox_image, "Cmd": ["true"], "HostConfig": {"NetworkMode": mode},
             "NetworkingConfig": {"EndpointsConfig": {mode: {}, other: {}}}})
         assert r.status == status, (mode, other, r.status, r.json())
-        assert _names(d) == before
+        assert container_names(d) == before
     # nothing recorded for a container that does not exist: the network can go
     ok(d.docker("network", "rm", "ep-three"))
     cleanup.remove("net:ep-three")
