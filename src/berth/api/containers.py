@@ -135,7 +135,7 @@ async def list_containers(request: web.Request) -> web.Response:
     filters = parse_filters(request)
     limit = qint(request, "limit", -1) or -1
     svc = _svc(request)
-    out = svc.list(qbool(request, "all") or limit > 0, filters, limit)
+    out = svc.list(qbool(request, "all"), filters, limit)   # a limit lists stopped ones too (the engine)
     if qbool(request, "size"):
         for c in out:
             c["SizeRw"], c["SizeRootFs"] = await asyncio.to_thread(svc.sizes, c["Id"])
